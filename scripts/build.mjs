@@ -1,0 +1,10 @@
+// Build: AssemblyScript kernels to build/*.wasm (if sources exist), then TypeScript to dist/.
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const run = (cmd, args) => execFileSync(cmd, args, { stdio: "inherit" });
+const asmDir = "src/kernels/assembly";
+if (existsSync(join(asmDir, "build.mjs"))) run(process.execPath, [join(asmDir, "build.mjs")]);
+run(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"]);
+mkdirSync("build", { recursive: true });

@@ -1,0 +1,5 @@
+// Library entry point.
+export * from "./spec/types.js";
+export * from "./kvcache/dtypes.js";
+export * from "./kvcache/bytes.js";
+export { UserError } from "./errors.js";

@@ -1,0 +1,39 @@
+// Storage types for the KV cache and for weights, and their exact byte sizes.
+// Block-quantised types (q8_0, q4_0, q4_K, ...) store a row of n values in ceil(n / blockValues)
+// blocks of blockBytes each; int8 stores one byte per value plus one f32 scale per row.
+
+export interface DtypeInfo {
+  name: string;
+  blockValues: number; // values per block, 1 for plain types
+  blockBytes: number; // bytes per block
+  rowOverheadBytes: number; // extra bytes per row (int8: its f32 scale)
+  note: string;
+}
+
+export const DTYPES: Record<string, DtypeInfo> = {
+  f32: { name: "f32", blockValues: 1, blockBytes: 4, rowOverheadBytes: 0, note: "IEEE float32" },
+  f16: { name: "f16", blockValues: 1, blockBytes: 2, rowOverheadBytes: 0, note: "IEEE float16" },
+  bf16: { name: "bf16", blockValues: 1, blockBytes: 2, rowOverheadBytes: 0, note: "bfloat16" },
+  fp8: { name: "fp8", blockValues: 1, blockBytes: 1, rowOverheadBytes: 0, note: "e4m3/e5m2, per-tensor scale (vLLM)" },
+  int8: { name: "int8", blockValues: 1, blockBytes: 1, rowOverheadBytes: 4, note: "int8 with one f32 scale per row (per token, per head)" },
+  q8_0: { name: "q8_0", blockValues: 32, blockBytes: 34, rowOverheadBytes: 0, note: "ggml: 32 int8 + f16 scale" },
+  q4_0: { name: "q4_0", blockValues: 32, blockBytes: 18, rowOverheadBytes: 0, note: "ggml: 32 4-bit + f16 scale" },
+  // k-quants use 256-value super-blocks (ggml-common.h block_q4_K: 2 f16 + 12 scale bytes + 128 nibbles).
+  q4_k: { name: "q4_k", blockValues: 256, blockBytes: 144, rowOverheadBytes: 0, note: "ggml block_q4_K: 4.5 bits/value" },
+  q6_k: { name: "q6_k", blockValues: 256, blockBytes: 210, rowOverheadBytes: 0, note: "ggml block_q6_K: 6.5625 bits/value" },
+};
+
+export type DtypeName = keyof typeof DTYPES;
+
+/** Looks up a dtype by name (case-insensitive); throws a message that lists the valid names. */
+export function dtypeInfo(name: string): DtypeInfo {
+  const d = DTYPES[name.toLowerCase()];
+  if (!d) throw new RangeError(`unknown dtype "${name}"; expected one of ${Object.keys(DTYPES).join(", ")}`);
+  return d;
+}
+
+/** Exact bytes to store one row of `values` values, e.g. rowBytes("q8_0", 128) = 4 × 34 = 136. */
+export function rowBytes(dtype: string, values: number): number {
+  const d = dtypeInfo(dtype);
+  return Math.ceil(values / d.blockValues) * d.blockBytes + d.rowOverheadBytes;
+}

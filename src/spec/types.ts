@@ -1,0 +1,65 @@
+// The one normalised description of a model. Config readers (HF config.json, GGUF metadata,
+// presets) produce it; the planner, runtime, converter and trainer consume it. Nothing outside
+// src/spec/ reads raw config fields.
+
+/** Attention shape of one decoder layer. */
+export interface LayerSpec {
+  numHeads: number; // query heads, e.g. 32
+  numKvHeads: number; // key/value heads, e.g. 8 (1 = MQA, numHeads = MHA)
+  headDim: number; // e.g. 128; may differ from hidden/heads (Gemma: 256)
+  window: number | null; // sliding-window length in tokens, null = global attention
+}
+
+/** Multi-head latent attention (DeepSeek-V2/V3): the cache holds a latent, not per-head K/V. */
+export interface MlaSpec {
+  kvLoraRank: number; // e.g. 512, the compressed KV latent cached per token
+  qkRopeHeadDim: number; // e.g. 64, the decoupled RoPE key cached per token
+  qkNopeHeadDim: number; // e.g. 128
+  vHeadDim: number; // e.g. 128
+  qLoraRank: number | null; // e.g. 1536, null when queries are not compressed
+}
+
+export type MlpKind = "swiglu" | "geglu" | "gelu" | "relu";
+
+export interface MlpSpec {
+  kind: MlpKind; // swiglu: gate/up/down; gelu: fc/proj (GPT-2)
+  intermediateSize: number; // e.g. 11008
+  numExperts: number; // 1 = dense; Mixtral: 8
+  expertsPerToken: number; // Mixtral: 2
+  sharedExperts: number; // DeepSeek: 2, else 0
+  moeIntermediateSize: number | null; // expert width when it differs from intermediateSize
+  firstDenseLayers: number; // DeepSeek: leading layers that stay dense
+}
+
+export type PositionKind = "rope" | "learned" | "alibi";
+
+export interface ModelSpec {
+  name: string; // e.g. "Llama-2-7B"
+  family: string; // HF model_type, e.g. "llama", "gpt2", "gpt_bigcode", "gemma"
+  numLayers: number; // e.g. 32
+  hiddenSize: number; // e.g. 4096
+  vocabSize: number; // e.g. 32000
+  numHeads: number; // uniform query heads (layers[i] may override)
+  numKvHeads: number;
+  headDim: number;
+  layers: LayerSpec[]; // length numLayers
+  mla: MlaSpec | null;
+  mlp: MlpSpec;
+  norm: "rmsnorm" | "layernorm";
+  normEps: number; // e.g. 1e-5
+  positions: PositionKind;
+  ropeTheta: number; // e.g. 10000
+  ropeScaling: Record<string, unknown> | null; // e.g. { rope_type: "llama3", factor: 8, ... }
+  maxPositions: number; // max_position_embeddings, e.g. 4096
+  tieWordEmbeddings: boolean;
+  qkvBias: boolean; // Qwen2: true
+  attnOutBias: boolean; // GPT-2: true
+  mlpBias: boolean; // GPT-2: true
+}
+
+/** 1 = MQA, numHeads = MHA, otherwise GQA; "mla" when the cache is a latent. */
+export function attentionKind(spec: ModelSpec): "mha" | "gqa" | "mqa" | "mla" {
+  if (spec.mla) return "mla";
+  if (spec.numKvHeads === spec.numHeads) return "mha";
+  return spec.numKvHeads === 1 ? "mqa" : "gqa";
+}
