@@ -1,0 +1,55 @@
+// The narrow kernel interface. Kernels see flat memory (byte offsets into one Arena memory) and
+// sizes, never model concepts. The plain-TS reference backend and the WASM SIMD backend both
+// implement it, and a native backend could sit behind it later.
+//
+// Legend: T query positions, H query heads, K kv heads, G = H/K, D head dim, S cached rows.
+
+/** A run of cached rows. K rows of kv head k: kPtr + k*headStride + r*rowStride, r < rows. */
+export interface KvSegment {
+  kPtr: number; // byte offset of row 0 of kv head 0
+  vPtr: number;
+  rows: number; // valid rows in this segment
+  headStride: number; // bytes between kv heads' row 0
+  firstPos: number; // position of row 0; row r sits at firstPos + r
+  kScalePtr?: number; // int8 only: f32 scale of row r of head k at kScalePtr + 4*(k*scaleHeadStride + r)
+  vScalePtr?: number;
+  scaleHeadStride?: number; // in scales (f32 elements)
+}
+
+export type KvDtype = "f32" | "f16" | "bf16" | "int8";
+
+/** One sequence's attention over its cache. T = 1 is a decode step. */
+export interface AttentionCall {
+  q: number; // byte ptr, f32 [T, H, D]
+  out: number; // byte ptr, f32 [T, H, D]
+  T: number;
+  H: number;
+  K: number; // must divide H; query head h reads kv head floor(h / (H / K))
+  D: number;
+  qPos0: number; // query t sits at position qPos0 + t; keys with pos > its position are masked
+  scale: number; // usually 1 / sqrt(D)
+  window: number | null; // keys with pos <= qPos - window are masked (Mistral convention)
+  kvDtype: KvDtype;
+  segments: KvSegment[];
+}
+
+export type WeightDtype = "f32" | "f16" | "bf16";
+
+/** out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]); the PyTorch Linear layout. */
+export interface MatmulCall {
+  x: number; // f32 [M, Kin]
+  w: number; // wDtype [N, Kin]
+  bias: number; // f32 [N], or 0 for none
+  out: number; // f32 [M, N]
+  M: number;
+  N: number;
+  Kin: number;
+  wDtype: WeightDtype;
+}
+
+export interface Kernels {
+  readonly name: string; // "reference", "wasm-simd", "wasm-relaxed-simd"
+  readonly threads: number;
+  attention(call: AttentionCall): void;
+  matmul(call: MatmulCall): void;
+}
