@@ -55,6 +55,17 @@ export interface ModelSpec {
   qkvBias: boolean; // Qwen2: true
   attnOutBias: boolean; // GPT-2: true
   mlpBias: boolean; // GPT-2: true
+  // Optional details (added by the spec readers; older hand-built specs may omit them).
+  normsPerLayer?: number; // norms inside each block: 2 for Llama, 4 for Gemma-2, 1 for Falcon-7B (parallel attn)
+  qkNorm?: boolean; // per-head RMSNorm on q and k (Qwen3, Gemma-3)
+  partialRotaryFactor?: number; // fraction of headDim that is rotated, e.g. 0.25 for Pythia; 1 = all
+  parallelResidual?: boolean; // attention and MLP read the same input (Falcon, GPT-NeoX)
+  queryPreAttnScalar?: number | null; // Gemma-2: scores are scaled by 1/sqrt(this) instead of 1/sqrt(headDim)
+  attnLogitSoftcapping?: number | null; // Gemma-2: 50
+  finalLogitSoftcapping?: number | null; // Gemma-2: 30
+  activation?: string; // the config's activation name, e.g. "silu", "gelu_pytorch_tanh"
+  source?: string; // where the spec came from, e.g. "preset llama-2-7b" or a file path
+  notes?: string[]; // defaults that were assumed while reading the config
 }
 
 /** 1 = MQA, numHeads = MHA, otherwise GQA; "mla" when the cache is a latent. */

@@ -1,0 +1,64 @@
+// The GPU catalog (gpus.json, every field with its source) and custom GPUs given by numbers. Pure.
+import { UserError } from "../errors.js";
+import { closestNames } from "../spec/presets.js";
+import data from "./gpus.json" with { type: "json" };
+
+export interface GpuSpec {
+  id: string; // e.g. "a100-80gb", or "custom"
+  name: string; // e.g. "NVIDIA A100 80GB SXM"
+  memoryBytes: number; // e.g. 80 GiB = 85899345920
+  bandwidthBytesPerSecond: number; // e.g. 2.039e12
+  tflopsBf16: number | null; // dense bf16 tensor TFLOP/s, e.g. 312; null when unknown (no compute check)
+  sources: Record<string, string>;
+}
+
+const GiB = 1024 ** 3;
+
+interface GpuEntry {
+  name: string;
+  aliases: string[];
+  memoryGiB: number;
+  bandwidthGBs: number;
+  tflopsBf16: number;
+  sources: Record<string, string>;
+}
+
+const CATALOG: GpuSpec[] = Object.entries(data.gpus as Record<string, GpuEntry>).map(([id, g]) => ({
+  id,
+  name: g.name,
+  memoryBytes: Math.round(g.memoryGiB * GiB),
+  bandwidthBytesPerSecond: g.bandwidthGBs * 1e9,
+  tflopsBf16: g.tflopsBf16,
+  sources: g.sources,
+}));
+const ALIASES = new Map<string, string>(Object.entries(data.gpus as Record<string, GpuEntry>).flatMap(([id, g]) => [[id, id], ...g.aliases.map((a): [string, string] => [a, id])]));
+
+export function listGpus(): GpuSpec[] {
+  return CATALOG;
+}
+
+/** A catalog GPU by id or alias (case-insensitive); unknown names throw suggesting the closest ids. */
+export function gpuByName(name: string): GpuSpec {
+  const id = ALIASES.get(name.trim().toLowerCase());
+  const gpu = id ? CATALOG.find((g) => g.id === id) : undefined;
+  if (!gpu) {
+    throw new UserError(`unknown GPU "${name}"; did you mean ${closestNames(name, CATALOG.map((g) => g.id), 3).join(", ")}? (or give --gpu-memory-gib and --gpu-bandwidth-gbs)`);
+  }
+  return gpu;
+}
+
+/** A GPU described by numbers: memory in GiB, bandwidth in GB/s (1e9 B/s), optional dense TFLOP/s. */
+export function customGpu(opts: { memoryGiB: number; bandwidthGBs: number; tflops?: number | null; name?: string }): GpuSpec {
+  const { memoryGiB, bandwidthGBs, tflops = null } = opts;
+  if (!(memoryGiB > 0) || !Number.isFinite(memoryGiB)) throw new UserError(`--gpu-memory-gib: ${memoryGiB} is not a positive number of GiB`);
+  if (!(bandwidthGBs > 0) || !Number.isFinite(bandwidthGBs)) throw new UserError(`--gpu-bandwidth-gbs: ${bandwidthGBs} is not a positive number of GB/s`);
+  if (tflops !== null && (!(tflops > 0) || !Number.isFinite(tflops))) throw new UserError(`--gpu-tflops: ${tflops} is not a positive number of TFLOP/s`);
+  return {
+    id: "custom",
+    name: opts.name ?? `custom (${memoryGiB} GiB, ${bandwidthGBs} GB/s${tflops ? `, ${tflops} TFLOP/s` : ""})`,
+    memoryBytes: Math.round(memoryGiB * GiB),
+    bandwidthBytesPerSecond: bandwidthGBs * 1e9,
+    tflopsBf16: tflops,
+    sources: { memory: "user", bandwidth: "user", tflops: "user" },
+  };
+}

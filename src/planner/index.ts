@@ -1,0 +1,13 @@
+// The planner's public surface (pure; safe to bundle for the browser). Node-only pieces (loadSpec,
+// chart rendering to files) live in src/spec/load.ts and src/planner/render.ts.
+export { plan, decodeEstimate, activationBytesPerGpu, resolvePlanOptions, searchMaxContext, MAX_CONTEXT_LIMIT } from "./plan.js";
+export type { PlanOptions, PlanResult, VariantPlan, DecodeEstimate, ActivationModel, ResolvedPlanOptions } from "./plan.js";
+export { listGpus, gpuByName, customGpu } from "./gpus.js";
+export type { GpuSpec } from "./gpus.js";
+export { paramCounts, weightBytes, tensorTable } from "./params.js";
+export type { ParamCounts, ParamGroup, TensorEntry, WeightBytes } from "./params.js";
+export { specFromHfConfig } from "../spec/hf.js";
+export { specFromGgufMetadata } from "../spec/gguf.js";
+export { listPresets, presetNames, presetSpec, findPreset, closestNames } from "../spec/presets.js";
+export type { Preset } from "../spec/presets.js";
+export { withKvHeads, parseKvHeads, kvHeadsLabel, divisors } from "../spec/variant.js";

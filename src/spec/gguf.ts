@@ -1,0 +1,124 @@
+// GGUF metadata → ModelSpec. Keys are llama.cpp's: `<arch>.block_count`, `<arch>.attention.head_count_kv`
+// (a number, or an array with one entry per layer), `<arch>.attention.key_length` (head dim when it is not
+// embedding_length / head_count), `<arch>.attention.sliding_window`, `<arch>.expert_count`, ...
+// Pure: takes the metadata object (as parsed by @huggingface/gguf), no file access.
+import { UserError } from "../errors.js";
+import type { LayerSpec, MlaSpec, MlpKind, ModelSpec } from "./types.js";
+import { checkInt, type Json } from "./fields.js";
+
+// Architectures whose GGUF feed-forward is ungated (llama.cpp LLM_FFN_SEQ rather than LLM_FFN_PAR).
+const SEQ_FFN = new Set(["gpt2", "starcoder", "falcon", "gptneox", "gptj", "bloom", "mpt", "phi2", "starcoder2"]);
+const LAYERNORM_ARCH = SEQ_FFN;
+
+/**
+ * Normalises GGUF metadata into a ModelSpec.
+ * @param meta metadata keyed by GGUF names, e.g. { "general.architecture": "llama", "llama.block_count": 32, ... }
+ * @param sourceName the file it came from, for messages
+ * @param tensorNames optional tensor names: a missing `output.weight` means tied embeddings
+ */
+export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames?: string[]): ModelSpec {
+  const arch = meta["general.architecture"];
+  if (typeof arch !== "string") throw new UserError(`${sourceName}: missing GGUF key general.architecture; expected a string such as "llama"`);
+  const key = (k: string) => `${arch}.${k}`;
+  const get = (k: string) => {
+    const v = meta[key(k)];
+    return typeof v === "bigint" ? Number(v) : v;
+  };
+  const req = (k: string, min = 1): number => {
+    const v = get(k);
+    if (v === undefined || v === null) throw new UserError(`${sourceName}: missing GGUF key ${key(k)}; expected an integer >= ${min}`);
+    return checkInt(sourceName, key(k), v, min);
+  };
+  const opt = (k: string, min = 1): number | null => {
+    const v = get(k);
+    return v === undefined || v === null ? null : checkInt(sourceName, key(k), v, min);
+  };
+  const notes: string[] = [];
+  const numLayers = req("block_count");
+  const hiddenSize = req("embedding_length");
+  const headCount = get("attention.head_count");
+  const numHeads = Array.isArray(headCount) ? Math.max(...headCount.map((h, i) => checkInt(sourceName, `${key("attention.head_count")}[${i}]`, h))) : req("attention.head_count");
+  const kvRaw = get("attention.head_count_kv");
+  const kvPerLayer: number[] = Array.isArray(kvRaw)
+    ? kvRaw.map((h, i) => checkInt(sourceName, `${key("attention.head_count_kv")}[${i}]`, typeof h === "bigint" ? Number(h) : h))
+    : Array.from({ length: numLayers }, () => (kvRaw === undefined ? numHeads : checkInt(sourceName, key("attention.head_count_kv"), kvRaw)));
+  if (kvPerLayer.length !== numLayers) throw new UserError(`${sourceName}: ${key("attention.head_count_kv")} has ${kvPerLayer.length} entries; expected ${numLayers}`);
+  for (const kv of kvPerLayer) {
+    if (numHeads % kv !== 0) throw new UserError(`${sourceName}: head_count ${numHeads} is not divisible by head_count_kv ${kv}; expected a divisor`);
+  }
+  const kvLora = opt("attention.kv_lora_rank");
+  let mla: MlaSpec | null = null;
+  let headDim: number;
+  if (kvLora !== null) {
+    const rope = req("rope.dimension_count");
+    const keyLength = opt("attention.key_length_mla") ?? req("attention.key_length");
+    mla = { kvLoraRank: kvLora, qkRopeHeadDim: rope, qkNopeHeadDim: keyLength - rope, vHeadDim: opt("attention.value_length_mla") ?? req("attention.value_length"), qLoraRank: opt("attention.q_lora_rank") };
+    headDim = keyLength;
+  } else {
+    const keyLength = opt("attention.key_length");
+    if (keyLength !== null) headDim = keyLength;
+    else if (hiddenSize % numHeads === 0) headDim = hiddenSize / numHeads;
+    else throw new UserError(`${sourceName}: embedding_length ${hiddenSize} is not divisible by head_count ${numHeads} and ${key("attention.key_length")} is missing`);
+  }
+  const window = opt("attention.sliding_window");
+  const pattern = opt("attention.sliding_window_pattern");
+  const windowOf = (i: number): number | null => {
+    if (window === null) return null;
+    if (arch === "gemma2") return i % 2 === 0 ? window : null; // llama.cpp: even layers slide
+    if (arch === "gemma3") return (i + 1) % (pattern ?? 6) === 0 ? null : window;
+    if (pattern !== null) return (i + 1) % pattern === 0 ? null : window;
+    return window;
+  };
+  const layers: LayerSpec[] = kvPerLayer.map((kv, i) => ({ numHeads, numKvHeads: mla ? numHeads : kv, headDim, window: windowOf(i) }));
+  const vocabFromTokens = Array.isArray(meta["tokenizer.ggml.tokens"]) ? (meta["tokenizer.ggml.tokens"] as unknown[]).length : null;
+  const vocabSize = opt("vocab_size") ?? vocabFromTokens;
+  if (vocabSize === null) throw new UserError(`${sourceName}: missing ${key("vocab_size")} and tokenizer.ggml.tokens; expected a vocabulary size`);
+  const numExperts = opt("expert_count") ?? 1;
+  const ffn = get("feed_forward_length");
+  const intermediateSize = Array.isArray(ffn) ? Math.max(...ffn.map(Number)) : req("feed_forward_length");
+  const kind: MlpKind = SEQ_FFN.has(arch) ? "gelu" : arch.startsWith("gemma") ? "geglu" : "swiglu";
+  const eps = meta[key("attention.layer_norm_rms_epsilon")] ?? meta[key("attention.layer_norm_epsilon")] ?? 1e-5;
+  const ctx = opt("context_length");
+  if (ctx === null) notes.push("context_length absent: assumed 2048");
+  const tied = tensorNames ? !tensorNames.includes("output.weight") : false;
+  if (!tensorNames) notes.push("tensor list not given: assumed untied output weights");
+  const name = typeof meta["general.name"] === "string" ? (meta["general.name"] as string) : sourceName;
+  const ropeDims = opt("rope.dimension_count");
+  return {
+    name,
+    family: arch,
+    numLayers,
+    hiddenSize,
+    vocabSize,
+    numHeads,
+    numKvHeads: mla ? numHeads : Math.max(...kvPerLayer),
+    headDim,
+    layers,
+    mla,
+    mlp: {
+      kind,
+      intermediateSize,
+      numExperts,
+      expertsPerToken: numExperts > 1 ? req("expert_used_count") : 1,
+      sharedExperts: opt("expert_shared_count", 0) ?? 0,
+      moeIntermediateSize: numExperts > 1 ? opt("expert_feed_forward_length") : null,
+      firstDenseLayers: numExperts > 1 ? opt("leading_dense_block_count", 0) ?? 0 : 0,
+    },
+    norm: LAYERNORM_ARCH.has(arch) ? "layernorm" : "rmsnorm",
+    normEps: Number(eps),
+    positions: arch === "gpt2" || arch === "starcoder" ? "learned" : arch === "bloom" || arch === "mpt" ? "alibi" : "rope",
+    ropeTheta: Number(meta[key("rope.freq_base")] ?? 10000),
+    ropeScaling: typeof meta[key("rope.scaling.type")] === "string" ? { rope_type: meta[key("rope.scaling.type")], factor: meta[key("rope.scaling.factor")] } : null,
+    maxPositions: ctx ?? 2048,
+    tieWordEmbeddings: tied,
+    qkvBias: tensorNames ? tensorNames.some((n) => /^blk\.0\.attn_(q|qkv)\.bias$/.test(n)) : arch === "qwen2",
+    attnOutBias: tensorNames ? tensorNames.includes("blk.0.attn_output.bias") : false,
+    mlpBias: tensorNames ? tensorNames.includes("blk.0.ffn_down.bias") : false,
+    normsPerLayer: arch === "gemma2" || arch === "gemma3" ? 4 : arch === "falcon" && kvPerLayer[0] === 1 ? 1 : 2,
+    partialRotaryFactor: ropeDims !== null && !mla ? ropeDims / headDim : 1,
+    attnLogitSoftcapping: typeof meta[key("attn_logit_softcapping")] === "number" ? (meta[key("attn_logit_softcapping")] as number) : null,
+    finalLogitSoftcapping: typeof meta[key("final_logit_softcapping")] === "number" ? (meta[key("final_logit_softcapping")] as number) : null,
+    source: sourceName,
+    notes,
+  };
+}

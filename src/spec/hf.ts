@@ -1,0 +1,253 @@
+// HF config.json → ModelSpec. This is the one place that knows the naming quirks of HF configs:
+//   n_head / n_layer / n_embd / n_positions / n_inner  (GPT-2, gpt_bigcode)
+//   num_key_value_heads absent = MHA; num_kv_heads, multi_query and new_decoder_architecture (Falcon)
+//   explicit head_dim (Gemma: 256 ≠ hidden/heads)
+//   sliding_window + use_sliding_window (Qwen2: false = unused), layer_types, Gemma-2 alternation
+//   MLA (kv_lora_rank, qk_rope_head_dim, ...), MoE (num_local_experts, n_routed_experts, ...)
+//   tie_word_embeddings defaults that differ per family
+// Pure: takes the parsed object, never touches the file system (the web page uses it too).
+import { UserError } from "../errors.js";
+import type { LayerSpec, MlaSpec, MlpKind, MlpSpec, ModelSpec, PositionKind } from "./types.js";
+import { bool, has, int, isObject, num, optInt, optNum, pick, str, type FieldSource, type Json } from "./fields.js";
+
+// Families whose MLP is a plain two-matrix MLP (fc → act → proj) rather than a gated one.
+const NON_GATED = new Set(["gpt2", "gpt_bigcode", "falcon", "gpt_neox", "gptj", "opt", "bloom", "phi", "starcoder2", "mpt", "RefinedWeb", "RefinedWebModel"]);
+// Families that use LayerNorm (weight + bias); everything else here uses RMSNorm.
+const LAYERNORM = NON_GATED;
+// Families whose config class defaults tie_word_embeddings to false (PretrainedConfig's default is true).
+const UNTIED_BY_DEFAULT = new Set([
+  "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gpt_neox", "deepseek_v2", "deepseek_v3",
+  "olmo", "olmo2", "granite", "internlm2", "starcoder2", "gptj", "mpt", "exaone", "minicpm",
+]);
+// Families where a missing intermediate size means 4 × hidden (the config classes' default).
+const FOUR_X_MLP = new Set(["gpt2", "gpt_bigcode", "falcon", "gptj", "bloom", "opt", "RefinedWeb", "RefinedWebModel"]);
+
+/**
+ * Normalises a parsed HF config.json into a ModelSpec.
+ * @param json the parsed config object
+ * @param sourceName the file (or preset) it came from; every error message starts with it
+ * @example specFromHfConfig({ model_type: "llama", hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
+ *   intermediate_size: 11008, vocab_size: 32000, max_position_embeddings: 4096 }, "config.json").numKvHeads // 32 (MHA)
+ */
+export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
+  if (!isObject(json)) throw new UserError(`${sourceName}: expected a JSON object (an HF config.json), got ${Array.isArray(json) ? "an array" : typeof json}`);
+  // Multimodal wrappers (Gemma-3, Llava, Mistral-3, Llama-4) keep the language model in text_config.
+  let obj: Json = json;
+  if (!has({ obj, file: sourceName }, "num_hidden_layers") && !has({ obj, file: sourceName }, "n_layer") && isObject(json.text_config)) {
+    obj = { ...json.text_config, model_type: json.text_config.model_type ?? json.model_type };
+    sourceName = `${sourceName} (text_config)`;
+  }
+  const src: FieldSource = { obj, file: sourceName };
+  const notes: string[] = [];
+  const family = str(src, ["model_type"]) ?? "unknown";
+  const name = str(src, ["_name_or_path", "name"]) || sourceName;
+
+  const numLayers = int(src, ["num_hidden_layers", "n_layer", "num_layers", "n_layers"], { what: "decoder layers" });
+  const hiddenSize = int(src, ["hidden_size", "n_embd", "d_model"], { what: "model width" });
+  const numHeads = int(src, ["num_attention_heads", "n_head", "n_heads", "num_heads"], { what: "query heads" });
+  const vocabSize = int(src, ["vocab_size", "n_vocab", "padded_vocab_size"], { what: "vocabulary size" });
+  const numKvHeads = readKvHeads(src, family, numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    throw new UserError(`${sourceName}: num_attention_heads ${numHeads} is not divisible by the KV head count ${numKvHeads}; expected a divisor of ${numHeads}`);
+  }
+  const mla = readMla(src);
+  let headDim: number;
+  if (mla) headDim = mla.qkNopeHeadDim + mla.qkRopeHeadDim;
+  else if (has(src, "head_dim") || has(src, "kv_channels")) headDim = int(src, ["head_dim", "kv_channels"]);
+  else {
+    if (hiddenSize % numHeads !== 0) {
+      throw new UserError(`${sourceName}: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and head_dim is not set; expected head_dim`);
+    }
+    headDim = hiddenSize / numHeads;
+  }
+
+  const windows = readWindows(src, family, numLayers);
+  const layers: LayerSpec[] = windows.map((window) => ({ numHeads, numKvHeads: mla ? numHeads : numKvHeads, headDim, window }));
+  const maxPositions = readMaxPositions(src, family, notes);
+  const { ropeTheta, ropeScaling } = readRope(src);
+  const activation = str(src, ["hidden_activation", "hidden_act", "activation_function", "hidden_activation_function"]) ?? "silu";
+  const mlp = readMlp(src, family, hiddenSize, activation, numLayers, notes);
+  const layerNorm = LAYERNORM.has(family);
+  const falconNew = family === "falcon" && bool(src, ["new_decoder_architecture"], false);
+  const bias = bool(src, ["bias"], false); // Falcon's one switch for every linear bias
+  const attentionBias = bool(src, ["attention_bias"], family === "gpt_neox");
+  const qkvBias = family === "qwen2" || family === "qwen2_moe" || family === "gpt2" || family === "gpt_bigcode" || (family === "falcon" ? bias : attentionBias);
+  const attnOutBias = family === "gpt2" || family === "gpt_bigcode" || (family === "falcon" ? bias : family.startsWith("qwen2") ? false : attentionBias);
+  const mlpBias = family === "gpt2" || family === "gpt_bigcode" || family === "gpt_neox" || (family === "falcon" ? bias : bool(src, ["mlp_bias"], false));
+  const parallelResidual = family === "falcon" ? bool(src, ["parallel_attn"], true) : bool(src, ["use_parallel_residual"], family === "gpt_neox");
+
+  return {
+    name,
+    family,
+    numLayers,
+    hiddenSize,
+    vocabSize,
+    numHeads,
+    numKvHeads: mla ? numHeads : numKvHeads,
+    headDim,
+    layers,
+    mla,
+    mlp,
+    norm: layerNorm ? "layernorm" : "rmsnorm",
+    normEps: num(src, ["rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps", "norm_epsilon", "layernorm_epsilon"], 1e-5, { positive: true }),
+    positions: readPositions(src, family),
+    ropeTheta,
+    ropeScaling,
+    maxPositions,
+    tieWordEmbeddings: bool(src, ["tie_word_embeddings"], !UNTIED_BY_DEFAULT.has(family)),
+    qkvBias,
+    attnOutBias,
+    mlpBias,
+    normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : family === "falcon" ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : 2,
+    qkNorm: family === "qwen3" || family === "qwen3_moe" || family.startsWith("gemma3") || family === "olmo2",
+    partialRotaryFactor: num(src, ["partial_rotary_factor", "rotary_pct"], 1, { positive: true }),
+    parallelResidual,
+    queryPreAttnScalar: optNum(src, ["query_pre_attn_scalar"]),
+    attnLogitSoftcapping: optNum(src, ["attn_logit_softcapping"]),
+    finalLogitSoftcapping: optNum(src, ["final_logit_softcapping"]),
+    activation,
+    source: sourceName,
+    notes,
+  };
+}
+
+/** KV heads: num_key_value_heads, else num_kv_heads, else multi_query (1), else MHA. */
+function readKvHeads(src: FieldSource, family: string, numHeads: number): number {
+  const multiQuery = bool(src, ["multi_query"], family === "gpt_bigcode"); // GPTBigCodeConfig defaults to true
+  if (family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel") {
+    // transformers' FalconAttention: new_decoder_architecture → num_kv_heads; else multi_query → 1; else MHA.
+    if (bool(src, ["new_decoder_architecture"], false)) return int(src, ["num_kv_heads", "n_head_kv", "num_key_value_heads"], { fallback: numHeads });
+    if (has(src, "n_head_kv")) return int(src, ["n_head_kv"]);
+    return multiQuery ? 1 : numHeads;
+  }
+  const explicit = optInt(src, ["num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num"]);
+  if (explicit !== null) {
+    if (has(src, "multi_query") && multiQuery && explicit !== 1) {
+      throw new UserError(`${src.file}: multi_query is true but the KV head count is ${explicit}; expected 1 or multi_query false`);
+    }
+    if (explicit > numHeads) throw new UserError(`${src.file}: KV head count ${explicit} exceeds num_attention_heads ${numHeads}; expected at most ${numHeads}`);
+    return explicit;
+  }
+  return multiQuery ? 1 : numHeads;
+}
+
+function readMla(src: FieldSource): MlaSpec | null {
+  if (!has(src, "kv_lora_rank")) return null;
+  return {
+    kvLoraRank: int(src, ["kv_lora_rank"]),
+    qkRopeHeadDim: int(src, ["qk_rope_head_dim"], { what: "MLA decoupled RoPE key width" }),
+    qkNopeHeadDim: int(src, ["qk_nope_head_dim"], { what: "MLA per-head key width without RoPE" }),
+    vHeadDim: int(src, ["v_head_dim"], { what: "MLA per-head value width" }),
+    qLoraRank: optInt(src, ["q_lora_rank"]),
+  };
+}
+
+/** Per-layer sliding windows (null = global attention). */
+function readWindows(src: FieldSource, family: string, numLayers: number): (number | null)[] {
+  const all = (w: number | null) => Array.from({ length: numLayers }, () => w);
+  if (bool(src, ["use_sliding_window"], true) === false) return all(null); // Qwen2: the window is configured but unused
+  const windowHit = pick(src, ["sliding_window", "sliding_window_size", "attention_window_size"]);
+  const window = windowHit ? int(src, [windowHit.key]) : null;
+  const layerTypes = src.obj.layer_types;
+  if (Array.isArray(layerTypes)) {
+    if (layerTypes.length !== numLayers) {
+      throw new UserError(`${src.file}: layer_types has ${layerTypes.length} entries; expected ${numLayers} (num_hidden_layers)`);
+    }
+    return layerTypes.map((t, i) => {
+      if (t === "full_attention" || t === "attention" || t === "global") return null;
+      if (t === "sliding_attention" || t === "sliding" || t === "local") {
+        if (window === null) throw new UserError(`${src.file}: layer_types[${i}] is "${t}" but sliding_window is missing; expected a window length`);
+        return window;
+      }
+      throw new UserError(`${src.file}: layer_types[${i}] is ${JSON.stringify(t)}; expected "full_attention" or "sliding_attention"`);
+    });
+  }
+  if (family === "gemma2") {
+    // transformers' Gemma2: even layers (0, 2, ...) slide, odd layers are global.
+    const w = window ?? 4096;
+    return Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? w : null));
+  }
+  const pattern = optInt(src, ["sliding_window_pattern"]);
+  if (pattern !== null && window !== null) {
+    // Gemma-3: every pattern-th layer is global, the others slide.
+    return Array.from({ length: numLayers }, (_, i) => ((i + 1) % pattern === 0 ? null : window));
+  }
+  if (window === null) return all(null);
+  if (family.startsWith("qwen2") || family.startsWith("qwen3")) {
+    // Qwen2 with use_sliding_window true: layers from max_window_layers on slide.
+    const first = int(src, ["max_window_layers"], { min: 0, fallback: 0 });
+    return Array.from({ length: numLayers }, (_, i) => (i >= first ? window : null));
+  }
+  return all(window);
+}
+
+function readMaxPositions(src: FieldSource, family: string, notes: string[]): number {
+  const hit = optInt(src, ["max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx", "model_max_length"]);
+  if (hit !== null) return hit;
+  if (family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel") {
+    notes.push("max_position_embeddings absent: FalconConfig's default 2048");
+    return 2048;
+  }
+  return int(src, ["max_position_embeddings"], { what: "context length" });
+}
+
+function readRope(src: FieldSource): { ropeTheta: number; ropeScaling: Record<string, unknown> | null } {
+  // transformers v5 folds rope_theta and rope_scaling into rope_parameters.
+  const params = isObject(src.obj.rope_parameters) ? src.obj.rope_parameters : null;
+  let ropeTheta = num(src, ["rope_theta", "rotary_emb_base", "rope_embedding_base"], 10000, { positive: true });
+  if (params && typeof params.rope_theta === "number") ropeTheta = params.rope_theta;
+  let ropeScaling: Record<string, unknown> | null = isObject(src.obj.rope_scaling) ? src.obj.rope_scaling : null;
+  if (!ropeScaling && params) {
+    const { rope_theta: _theta, ...rest } = params;
+    const type = rest.rope_type ?? rest.type;
+    ropeScaling = type && type !== "default" ? rest : null;
+  }
+  return { ropeTheta, ropeScaling };
+}
+
+function readPositions(src: FieldSource, family: string): PositionKind {
+  if (family === "gpt2" || family === "gpt_bigcode" || family === "opt") return "learned";
+  if (family === "bloom" || family === "mpt" || bool(src, ["alibi"], false)) return "alibi";
+  return "rope";
+}
+
+function mlpKind(family: string, activation: string): MlpKind {
+  const act = activation.toLowerCase();
+  const gated = !NON_GATED.has(family);
+  if (act.startsWith("relu")) return "relu";
+  if (act === "silu" || act === "swish" || act === "swiglu") return gated ? "swiglu" : "gelu";
+  if (act.startsWith("gelu")) return gated ? "geglu" : "gelu";
+  return gated ? "swiglu" : "gelu";
+}
+
+function readMlp(src: FieldSource, family: string, hiddenSize: number, activation: string, numLayers: number, notes: string[]): MlpSpec {
+  const keys = ["intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim"];
+  let intermediateSize: number;
+  if (pick(src, keys)) intermediateSize = int(src, keys);
+  else if (FOUR_X_MLP.has(family)) {
+    intermediateSize = 4 * hiddenSize;
+    notes.push(`intermediate size absent: 4 × hidden = ${intermediateSize} (the ${family} default)`);
+  } else intermediateSize = int(src, keys, { what: "MLP width" });
+
+  const numExperts = optInt(src, ["num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"]) ?? 1;
+  const expertsPerToken = numExperts > 1 ? int(src, ["num_experts_per_tok", "moe_top_k", "num_selected_experts"], { what: "experts routed per token" }) : 1;
+  if (expertsPerToken > numExperts) {
+    throw new UserError(`${src.file}: num_experts_per_tok ${expertsPerToken} exceeds the expert count ${numExperts}; expected at most ${numExperts}`);
+  }
+  const moeIntermediateSize = numExperts > 1 ? optInt(src, ["moe_intermediate_size"]) : null;
+  let sharedExperts = numExperts > 1 ? optInt(src, ["n_shared_experts"], 0) ?? 0 : 0;
+  const sharedSize = optInt(src, ["shared_expert_intermediate_size"]);
+  if (sharedSize !== null && numExperts > 1) {
+    // Qwen2-MoE: one shared expert of its own width; expressed as a count of expert-width MLPs.
+    const width = moeIntermediateSize ?? intermediateSize;
+    if (sharedSize % width !== 0) {
+      throw new UserError(`${src.file}: shared_expert_intermediate_size ${sharedSize} is not a multiple of the expert width ${width}; expected a multiple`);
+    }
+    sharedExperts = sharedSize / width;
+  }
+  const firstDenseLayers = numExperts > 1 ? int(src, ["first_k_dense_replace"], { min: 0, fallback: 0 }) : 0;
+  if (firstDenseLayers > numLayers) {
+    throw new UserError(`${src.file}: first_k_dense_replace ${firstDenseLayers} exceeds num_hidden_layers ${numLayers}`);
+  }
+  return { kind: mlpKind(family, activation), intermediateSize, numExperts, expertsPerToken, sharedExperts, moeIntermediateSize, firstDenseLayers };
+}

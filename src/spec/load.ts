@@ -1,0 +1,59 @@
+// loadSpec: the one entry point for "--model X" (node only: it reads files). X may be a preset name,
+// a config.json path, a folder holding config.json, or a .gguf file (metadata read with @huggingface/gguf).
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UserError } from "../errors.js";
+import { specFromGgufMetadata } from "./gguf.js";
+import { specFromHfConfig } from "./hf.js";
+import { presetSpec } from "./presets.js";
+import type { ModelSpec } from "./types.js";
+
+export async function loadSpec(modelArg: string): Promise<ModelSpec> {
+  if (!modelArg || !modelArg.trim()) throw new UserError("--model is empty; expected a preset name, a config.json path, a model folder or a .gguf file");
+  if (!existsSync(modelArg)) {
+    if (/[\\/]/.test(modelArg) && !/^[\w.-]+\/[\w.-]+$/.test(modelArg)) throw new UserError(`${modelArg}: no such file or folder`);
+    if (/\.(json|gguf)$/i.test(modelArg)) throw new UserError(`${modelArg}: no such file`);
+    return presetSpec(modelArg);
+  }
+  let path = modelArg;
+  if (statSync(path).isDirectory()) {
+    const config = join(path, "config.json");
+    if (existsSync(config)) path = config;
+    else {
+      const { readdirSync } = await import("node:fs");
+      const gguf = readdirSync(path).filter((f) => f.endsWith(".gguf")).sort();
+      if (gguf.length === 0) throw new UserError(`${modelArg}: folder has no config.json and no .gguf file`);
+      path = join(path, gguf[0]);
+    }
+  }
+  if (/\.gguf$/i.test(path)) return loadGgufSpec(path);
+  return loadHfConfigSpec(path);
+}
+
+/** Reads and parses a config.json; unreadable or malformed JSON is a UserError naming the file. */
+export function loadHfConfigSpec(path: string): ModelSpec {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new UserError(`${path}: cannot read (${(e as Error).message.split("\n")[0]})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+  }
+  return specFromHfConfig(json, path);
+}
+
+export async function loadGgufSpec(path: string): Promise<ModelSpec> {
+  const { gguf } = await import("@huggingface/gguf");
+  let parsed;
+  try {
+    parsed = await gguf(resolve(path), { allowLocalFile: true });
+  } catch (e) {
+    throw new UserError(`${path}: cannot read GGUF metadata (${(e as Error).message.split("\n")[0]})`);
+  }
+  return specFromGgufMetadata(parsed.metadata as unknown as Record<string, unknown>, path, parsed.tensorInfos.map((t) => t.name));
+}
