@@ -1,0 +1,249 @@
+// The reference kernels: plain TypeScript, float64 accumulation, written to be read. This file is
+// the specification the WASM SIMD kernels are tested against, so clarity beats speed here.
+//
+// Legend: T query positions, H query heads, K kv heads, G = H/K query heads per kv head,
+//         D head dim, S cached rows (over all segments), M rows of x, N output features,
+//         Kin input features.
+//
+// Memory layout read by attention (all pointers are byte offsets into the arena):
+//   q, out           f32 [T, H, D]
+//   K/V rows         kvDtype; row r of kv head k in a segment sits at
+//                    kPtr + k*headStride + r*rowStride, rowStride = D × elementBytes(kvDtype)
+//                    (rows of one head are packed; heads may be far apart, e.g. paged blocks)
+//   int8 row scales  f32 at kScalePtr + 4*(k*scaleHeadStride + r); value = int8 × scale
+//
+// Semantics (the contract every backend implements):
+//   score[t, h, s] = scale × Σ_d q[t, h, d] · K[kv(h), s, d],   kv(h) = floor(h / G)
+//   key s is visible to query t iff pos(s) <= qPos0 + t and (window == null or pos(s) > qPos0 + t - window)
+//   p = softmax over visible keys (max-subtracted, so large logits neither overflow nor underflow)
+//   out[t, h, :] = Σ_s p[s] · V[kv(h), s, :]
+//   A query that sees no key gets out = 0. A NaN or +Inf logit makes that (t, h) NaN; a -Inf logit
+//   gets weight 0 (all -Inf gives NaN), as in PyTorch's softmax.
+
+import type { Arena } from "./memory.js";
+import type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
+import { bf16ToF32, elementBytes, f16DecodeTable } from "../kvcache/convert.js";
+
+/** Receives the attention probabilities of one (query t, head h): probs[i] belongs to positions[i]. */
+export type ProbsSink = (t: number, h: number, positions: Int32Array, probs: Float64Array) => void;
+
+export interface ReferenceAttentionOptions {
+  heads?: number[]; // query heads whose probabilities go to `sink`, e.g. [0, 5]
+  sink?: ProbsSink;
+}
+
+/** The plain-TS backend: `referenceKernels(arena).attention(call)` is the specification. */
+export function referenceKernels(arena: Arena): Kernels {
+  return {
+    name: "reference",
+    threads: 1,
+    attention: (call: AttentionCall) => referenceAttention(arena, call),
+    matmul: (call: MatmulCall) => referenceMatmul(arena, call),
+  };
+}
+
+/** Cached keys and values dequantised to float64, in segment order. */
+interface GatheredKv {
+  S: number;
+  positions: Int32Array; // [S]
+  k: Float64Array; // [K, S, D]
+  v: Float64Array; // [K, S, D]
+}
+
+/**
+ * One sequence's attention over its cache (see the file header for the formula). Optionally hands
+ * the probabilities of chosen query heads to `opts.sink`, in segment order, visible keys only.
+ */
+export function referenceAttention(arena: Arena, call: AttentionCall, opts: ReferenceAttentionOptions = {}): void {
+  validateAttentionCall(arena, call);
+  const { T, H, K, D, qPos0, scale, window } = call;
+  const G = H / K;
+  const kv = gatherKv(arena, call);
+  const q = arena.f32(call.q, T * H * D); // [T, H, D]
+  const out = arena.f32(call.out, T * H * D); // [T, H, D]
+  const wantProbs = new Set(opts.sink ? opts.heads ?? [] : []);
+  const scores = new Float64Array(kv.S);
+  const acc = new Float64Array(D);
+  for (let t = 0; t < T; t++) {
+    const qPos = qPos0 + t;
+    for (let h = 0; h < H; h++) {
+      const kh = Math.floor(h / G); // the group-shared kv head
+      const qOff = (t * H + h) * D;
+      // Scores of visible keys; -Infinity marks masked ones.
+      let max = -Infinity;
+      let anyVisible = false;
+      for (let s = 0; s < kv.S; s++) {
+        const pos = kv.positions[s];
+        const visible = pos <= qPos && (window === null || pos > qPos - window);
+        if (!visible) {
+          scores[s] = -Infinity;
+          continue;
+        }
+        anyVisible = true;
+        const kOff = (kh * kv.S + s) * D;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[qOff + d] * kv.k[kOff + d];
+        scores[s] = scale * dot;
+        if (scores[s] > max) max = scores[s]; // NaN never wins a comparison; it propagates below
+      }
+      acc.fill(0);
+      if (!anyVisible) {
+        for (let d = 0; d < D; d++) out[qOff + d] = 0;
+        continue;
+      }
+      // Softmax with the max subtracted: exp arguments are <= 0, the largest term is exactly 1.
+      let sum = 0;
+      for (let s = 0; s < kv.S; s++) {
+        if (scores[s] === -Infinity) continue;
+        const w = Math.exp(scores[s] - max);
+        scores[s] = w;
+        sum += w;
+        const vOff = (kh * kv.S + s) * D;
+        for (let d = 0; d < D; d++) acc[d] += w * kv.v[vOff + d];
+      }
+      for (let d = 0; d < D; d++) out[qOff + d] = acc[d] / sum;
+      if (wantProbs.has(h)) emitProbs(opts.sink!, t, h, kv.positions, scores, sum);
+    }
+  }
+}
+
+function emitProbs(sink: ProbsSink, t: number, h: number, positions: Int32Array, weights: Float64Array, sum: number): void {
+  const pos: number[] = [];
+  const p: number[] = [];
+  for (let s = 0; s < weights.length; s++) {
+    if (weights[s] === -Infinity) continue;
+    pos.push(positions[s]);
+    p.push(weights[s] / sum);
+  }
+  sink(t, h, Int32Array.from(pos), Float64Array.from(p));
+}
+
+/** Reads every segment's rows into float64 [K, S, D] arrays, dequantising f16/bf16/int8. */
+function gatherKv(arena: Arena, call: AttentionCall): GatheredKv {
+  const { K, D, kvDtype, segments } = call;
+  let S = 0;
+  for (const seg of segments) S += seg.rows;
+  const positions = new Int32Array(S);
+  const k = new Float64Array(K * S * D);
+  const v = new Float64Array(K * S * D);
+  const rowStride = D * elementBytes(kvDtype);
+  let s0 = 0;
+  for (const seg of segments) {
+    for (let r = 0; r < seg.rows; r++) positions[s0 + r] = seg.firstPos + r;
+    for (let kh = 0; kh < K; kh++) {
+      for (let r = 0; r < seg.rows; r++) {
+        const dst = (kh * S + s0 + r) * D;
+        const off = kh * seg.headStride + r * rowStride;
+        readRow(arena, kvDtype, seg.kPtr + off, D, scaleAt(arena, seg, seg.kScalePtr, kh, r), k, dst);
+        readRow(arena, kvDtype, seg.vPtr + off, D, scaleAt(arena, seg, seg.vScalePtr, kh, r), v, dst);
+      }
+    }
+    s0 += seg.rows;
+  }
+  return { S, positions, k, v };
+}
+
+function scaleAt(arena: Arena, seg: KvSegment, ptr: number | undefined, kh: number, r: number): number {
+  if (ptr === undefined) return 1;
+  return arena.f32(ptr + 4 * (kh * (seg.scaleHeadStride ?? 0) + r), 1)[0];
+}
+
+/** Decodes D stored values at byte offset ptr into dst[dstOff .. dstOff + D). */
+function readRow(arena: Arena, dtype: KvDtype, ptr: number, D: number, scale: number, dst: Float64Array, dstOff: number): void {
+  if (dtype === "f32") {
+    const src = arena.f32(ptr, D);
+    for (let d = 0; d < D; d++) dst[dstOff + d] = src[d];
+  } else if (dtype === "f16") {
+    const src = arena.u16(ptr, D);
+    const table = f16DecodeTable();
+    for (let d = 0; d < D; d++) dst[dstOff + d] = table[src[d]];
+  } else if (dtype === "bf16") {
+    const src = arena.u16(ptr, D);
+    for (let d = 0; d < D; d++) dst[dstOff + d] = bf16ToF32(src[d]);
+  } else {
+    const src = arena.i8(ptr, D);
+    for (let d = 0; d < D; d++) dst[dstOff + d] = src[d] * scale;
+  }
+}
+
+/** Checks an AttentionCall against the contract; messages name the field and the values. */
+export function validateAttentionCall(arena: Arena, call: AttentionCall): void {
+  const { T, H, K, D, kvDtype, segments, qPos0 } = call;
+  const where = "attention";
+  for (const [name, value] of [["T", T], ["H", H], ["K", K], ["D", D]] as const) {
+    if (!Number.isInteger(value) || value < (name === "T" ? 0 : 1)) throw new RangeError(`${where}: ${name} must be a positive integer, got ${value}`);
+  }
+  if (H % K !== 0) throw new RangeError(`${where}: H = ${H} is not divisible by K = ${K}`);
+  if (!Number.isInteger(qPos0)) throw new RangeError(`${where}: qPos0 must be an integer, got ${qPos0}`);
+  if (call.window !== null && (!Number.isInteger(call.window) || call.window < 1)) {
+    throw new RangeError(`${where}: window must be null or a positive integer, got ${call.window}`);
+  }
+  const eb = elementBytes(kvDtype);
+  const memBytes = arena.memory.buffer.byteLength;
+  checkRange(where, "q", call.q, T * H * D * 4, 4, memBytes);
+  checkRange(where, "out", call.out, T * H * D * 4, 4, memBytes);
+  segments.forEach((seg, i) => {
+    const name = `segments[${i}]`;
+    if (!Number.isInteger(seg.rows) || seg.rows < 0) throw new RangeError(`${where}: ${name}.rows must be >= 0, got ${seg.rows}`);
+    if (seg.rows === 0) return;
+    const span = (K - 1) * seg.headStride + seg.rows * D * eb;
+    checkRange(where, `${name}.kPtr`, seg.kPtr, span, Math.min(eb, 4), memBytes);
+    checkRange(where, `${name}.vPtr`, seg.vPtr, span, Math.min(eb, 4), memBytes);
+    if (kvDtype === "int8") {
+      if (seg.kScalePtr === undefined || seg.vScalePtr === undefined || seg.scaleHeadStride === undefined) {
+        throw new RangeError(`${where}: ${name} is int8 but lacks kScalePtr/vScalePtr/scaleHeadStride`);
+      }
+      const scaleSpan = 4 * ((K - 1) * seg.scaleHeadStride + seg.rows);
+      checkRange(where, `${name}.kScalePtr`, seg.kScalePtr, scaleSpan, 4, memBytes);
+      checkRange(where, `${name}.vScalePtr`, seg.vScalePtr, scaleSpan, 4, memBytes);
+    }
+  });
+}
+
+function checkRange(where: string, name: string, ptr: number, bytes: number, alignment: number, memBytes: number): void {
+  if (!Number.isInteger(ptr) || ptr < 0 || ptr % alignment !== 0) {
+    throw new RangeError(`${where}: ${name} = ${ptr} must be a non-negative multiple of ${alignment}`);
+  }
+  if (ptr + bytes > memBytes) throw new RangeError(`${where}: ${name} = ${ptr} + ${bytes} bytes runs past memory end ${memBytes}`);
+}
+
+/**
+ * out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]), the PyTorch Linear layout, accumulated in float64.
+ * Weights may be f32, f16 or bf16; x, bias and out are f32.
+ */
+export function referenceMatmul(arena: Arena, call: MatmulCall): void {
+  const { M, N, Kin, wDtype } = call;
+  for (const [name, value] of [["M", M], ["N", N], ["Kin", Kin]] as const) {
+    if (!Number.isInteger(value) || value < 0) throw new RangeError(`matmul: ${name} must be a non-negative integer, got ${value}`);
+  }
+  const memBytes = arena.memory.buffer.byteLength;
+  const eb = elementBytes(wDtype);
+  checkRange("matmul", "x", call.x, M * Kin * 4, 4, memBytes);
+  checkRange("matmul", "w", call.w, N * Kin * eb, eb, memBytes);
+  checkRange("matmul", "out", call.out, M * N * 4, 4, memBytes);
+  if (call.bias !== 0) checkRange("matmul", "bias", call.bias, N * 4, 4, memBytes);
+  const x = arena.f32(call.x, M * Kin); // [M, Kin]
+  const w = decodeWeights(arena, call.w, N * Kin, wDtype); // [N, Kin]
+  const bias = call.bias !== 0 ? arena.f32(call.bias, N) : null; // [N]
+  const out = arena.f32(call.out, M * N); // [M, N]
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let acc = bias ? bias[n] : 0;
+      for (let i = 0; i < Kin; i++) acc += x[m * Kin + i] * w[n * Kin + i];
+      out[m * N + n] = acc;
+    }
+  }
+}
+
+function decodeWeights(arena: Arena, ptr: number, n: number, dtype: WeightDtype): Float32Array {
+  if (dtype === "f32") return arena.f32(ptr, n);
+  const bits = arena.u16(ptr, n);
+  const w = new Float32Array(n);
+  if (dtype === "f16") {
+    const table = f16DecodeTable();
+    for (let i = 0; i < n; i++) w[i] = table[bits[i]];
+  } else {
+    for (let i = 0; i < n; i++) w[i] = bf16ToF32(bits[i]);
+  }
+  return w;
+}
