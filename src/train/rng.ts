@@ -1,0 +1,54 @@
+// A seeded PRNG so that a training run is a pure function of its seed: initialisation, batch order
+// and MQAR data all draw from it. SplitMix32-style mixing over a 32-bit state (fast, good enough
+// for initialisation and sampling; not cryptographic).
+
+export class Rng {
+  private state: number;
+  private spare: number | null = null; // the second Box-Muller normal
+
+  constructor(seed: number) {
+    this.state = (seed | 0) ^ 0x9e3779b9;
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  u32(): number {
+    let z = (this.state = (this.state + 0x9e3779b9) | 0);
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  }
+
+  /** Uniform in [0, 1) with 53 random bits. */
+  uniform(): number {
+    return ((this.u32() >>> 5) * 67108864 + (this.u32() >>> 6)) / 9007199254740992;
+  }
+
+  /** Uniform integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.uniform() * n);
+  }
+
+  /** Standard normal (Box-Muller). */
+  normal(): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
+    let u = 0;
+    while (u === 0) u = this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** In-place Fisher-Yates shuffle. */
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+  }
+}
