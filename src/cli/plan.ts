@@ -1,0 +1,274 @@
+// `mqa plan`: exact KV-cache and memory planning. Parses flags, calls the planner, prints tables or JSON
+// and writes charts. All arithmetic lives in src/planner/.
+import type { Command } from "commander";
+import { UserError } from "../errors.js";
+import { buildChart, chartKindFromPath, CHART_KINDS } from "../planner/charts.js";
+import { customGpu, gpuByName, listGpus, type GpuSpec } from "../planner/gpus.js";
+import { plan, type PlanResult, type VariantPlan } from "../planner/plan.js";
+import { loadSpec } from "../spec/load.js";
+import { listPresets, presetSpec } from "../spec/presets.js";
+import type { ModelSpec } from "../spec/types.js";
+
+const KiB = 1024;
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+interface PlanFlags {
+  model: string;
+  context: string;
+  batch: string;
+  kvDtype: string;
+  weightDtype: string;
+  gpu?: string;
+  gpuMemoryGib?: string;
+  gpuBandwidthGbs?: string;
+  gpuTflops?: string;
+  gpus?: string;
+  tp?: string;
+  blockSize: string;
+  gpuMemoryUtilization: string;
+  kvHeads?: string;
+  chart: string[];
+  activationTokens: string;
+  overheadGib: string;
+  activationGib?: string;
+  window: boolean;
+  json?: boolean;
+  listModels?: boolean;
+  listGpus?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("plan")
+    .description("Exact KV-cache and memory plan for a model on a GPU, with MHA/GQA/MQA what-ifs and charts")
+    .option("--model <name|path>", "preset name, config.json, model folder or .gguf file", "llama-2-7b")
+    .option("--context <tokens>", "tokens per sequence (a k suffix multiplies by 1024: 32k = 32768)", "4096")
+    .option("--batch <n>", "concurrent sequences", "1")
+    .option("--kv-dtype <type>", "KV cache type: f32, f16, bf16, fp8, int8, q8_0, q4_0", "f16")
+    .option("--weight-dtype <type>", "weight type: f32, f16, bf16, fp8, int8, q8_0, q4_0, q4_k, q6_k", "bf16")
+    .option("--gpu <name>", "GPU from the catalog (see --list-gpus); default a100-80gb")
+    .option("--gpu-memory-gib <GiB>", "custom GPU memory (overrides the named GPU's)")
+    .option("--gpu-bandwidth-gbs <GB/s>", "custom GPU memory bandwidth in GB/s")
+    .option("--gpu-tflops <TFLOP/s>", "custom GPU dense bf16 TFLOP/s")
+    .option("--gpus <n>", "total GPUs (gpus / tp data-parallel replicas); default = tp")
+    .option("--tp <n>", "tensor-parallel degree; default = gpus")
+    .option("--block-size <tokens>", "paged-cache block size in tokens (0 = contiguous)", "16")
+    .option("--gpu-memory-utilization <fraction>", "vLLM's fraction of GPU memory the engine may use", "0.9")
+    .option("--kv-heads <list>", "what-ifs: comma list of KV head counts, full (MHA), mqa; e.g. full,8,1 (default full,mqa)")
+    .option("--chart <path>", "write a chart (repeatable); kind from the name: cache-vs-context, heatmap, throughput; .svg or .png", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--activation-tokens <n>", "tokens in the activation profiling pass (vLLM max_num_batched_tokens)", "2048")
+    .option("--overhead-gib <GiB>", "fixed per-GPU overhead (CUDA context, NCCL, graphs)", "1")
+    .option("--activation-gib <GiB>", "measured activations + overhead per GPU; replaces the activation model")
+    .option("--no-window", "ignore sliding windows (cache every token on every layer)")
+    .option("--json", "print one JSON object")
+    .option("--list-models", "list the model presets")
+    .option("--list-gpus", "list the GPU catalog")
+    .action(async (flags: PlanFlags) => {
+      if (flags.listModels) return printModels(flags.json === true);
+      if (flags.listGpus) return printGpus(flags.json === true);
+      await runPlan(flags);
+    });
+}
+
+/** A non-negative integer flag; `k` suffix multiplies by 1024 when allowed. */
+function intFlag(name: string, value: string, opts: { min?: number; k?: boolean } = {}): number {
+  const min = opts.min ?? 1;
+  const m = /^\s*(\d+)\s*([kK]?)\s*$/.exec(value);
+  if (!m || (m[2] && !opts.k)) throw new UserError(`${name}: "${value}" is not an integer >= ${min}`);
+  const n = Number(m[1]) * (m[2] ? 1024 : 1);
+  if (!Number.isSafeInteger(n) || n < min) throw new UserError(`${name}: "${value}" is not an integer >= ${min}`);
+  return n;
+}
+
+function numFlag(name: string, value: string, opts: { min?: number; max?: number } = {}): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= (opts.min ?? 0) || (opts.max !== undefined && n > opts.max)) {
+    throw new UserError(`${name}: "${value}" is not a number${opts.max !== undefined ? ` in (${opts.min ?? 0}, ${opts.max}]` : ` > ${opts.min ?? 0}`}`);
+  }
+  return n;
+}
+
+function nonNegFlag(name: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new UserError(`${name}: "${value}" is not a number >= 0`);
+  return n;
+}
+
+function resolveGpu(flags: PlanFlags): GpuSpec {
+  const custom = flags.gpuMemoryGib !== undefined || flags.gpuBandwidthGbs !== undefined || flags.gpuTflops !== undefined;
+  if (!custom) return gpuByName(flags.gpu ?? "a100-80gb");
+  if (flags.gpu === undefined && (flags.gpuMemoryGib === undefined || flags.gpuBandwidthGbs === undefined)) {
+    throw new UserError("a custom GPU needs --gpu-memory-gib and --gpu-bandwidth-gbs (or --gpu NAME to start from)");
+  }
+  const base = flags.gpu !== undefined ? gpuByName(flags.gpu) : null;
+  return customGpu({
+    memoryGiB: flags.gpuMemoryGib !== undefined ? numFlag("--gpu-memory-gib", flags.gpuMemoryGib) : base!.memoryBytes / GiB,
+    bandwidthGBs: flags.gpuBandwidthGbs !== undefined ? numFlag("--gpu-bandwidth-gbs", flags.gpuBandwidthGbs) : base!.bandwidthBytesPerSecond / 1e9,
+    tflops: flags.gpuTflops !== undefined ? numFlag("--gpu-tflops", flags.gpuTflops) : base?.tflopsBf16 ?? null,
+    name: base ? `${base.name} (modified)` : undefined,
+  });
+}
+
+async function runPlan(flags: PlanFlags): Promise<void> {
+  const charts = flags.chart.map((path) => {
+    const kind = chartKindFromPath(path);
+    if (!kind) throw new UserError(`--chart ${path}: cannot tell the chart kind from the file name; include one of ${CHART_KINDS.join(", ")}`);
+    if (!/\.(svg|png)$/i.test(path)) throw new UserError(`--chart ${path}: expected a .svg or .png file name`);
+    return { path, kind };
+  });
+  const spec = await loadSpec(flags.model);
+  const tp = flags.tp !== undefined ? intFlag("--tp", flags.tp) : undefined;
+  const gpus = flags.gpus !== undefined ? intFlag("--gpus", flags.gpus) : undefined;
+  const blockSize = intFlag("--block-size", flags.blockSize, { min: 0 });
+  const result = plan(spec, {
+    context: intFlag("--context", flags.context, { k: true }),
+    batch: intFlag("--batch", flags.batch),
+    kvDtype: flags.kvDtype,
+    weightDtype: flags.weightDtype,
+    gpu: resolveGpu(flags),
+    gpus,
+    tp,
+    blockSize: blockSize === 0 ? null : blockSize,
+    gpuMemoryUtilization: numFlag("--gpu-memory-utilization", flags.gpuMemoryUtilization, { min: 0, max: 1 }),
+    activation: {
+      tokens: intFlag("--activation-tokens", flags.activationTokens, { min: 0, k: true }),
+      overheadBytes: Math.round(nonNegFlag("--overhead-gib", flags.overheadGib) * GiB),
+      bytes: flags.activationGib !== undefined ? Math.round(nonNegFlag("--activation-gib", flags.activationGib) * GiB) : null,
+    },
+    // Without --kv-heads the what-if table shows the model as MHA and as MQA beside its own configuration.
+    kvHeads: flags.kvHeads ? flags.kvHeads.split(",").map((s) => s.trim()).filter(Boolean) : ["full", "mqa"],
+    applyWindow: flags.window,
+  });
+  const { renderChartFile } = charts.length ? await import("../planner/render.js") : { renderChartFile: null };
+  for (const c of charts) await renderChartFile!(buildChart(c.kind, spec, result), c.path);
+  for (const w of result.warnings) console.error(`mqa: warning: ${w}`);
+  if (flags.json) {
+    console.log(JSON.stringify({ ...result, charts: charts.map((c) => ({ path: c.path, kind: c.kind })) }, null, 2));
+    return;
+  }
+  console.log(formatPlan(spec, result));
+  for (const c of charts) console.log(`wrote ${c.kind} chart: ${c.path}`);
+}
+
+/** 1536 → "1.50 KiB"; binary units, labelled. */
+export function formatBytes(bytes: number): string {
+  const a = Math.abs(bytes);
+  if (a >= GiB) return `${(bytes / GiB).toFixed(2)} GiB`;
+  if (a >= MiB) return `${(bytes / MiB).toFixed(2)} MiB`;
+  if (a >= KiB) return `${(bytes / KiB).toFixed(2)} KiB`;
+  return `${bytes} B`;
+}
+
+const int = (n: number) => n.toLocaleString("en-US");
+
+/** Left-aligned first column, right-aligned numbers. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+function formatPlan(spec: ModelSpec, r: PlanResult): string {
+  const o = r.options;
+  const m = r.model;
+  const attn = m.mla
+    ? `MLA (latent ${m.mla.kvLoraRank} + rope ${m.mla.qkRopeHeadDim} per token and layer)`
+    : `${m.attention.toUpperCase()}: ${m.numHeads} query heads, ${m.numKvHeads} KV heads, head dim ${m.headDim}`;
+  const windows = m.slidingLayers ? `; ${m.slidingLayers} of ${m.numLayers} layers slide over ${m.window} tokens` : "";
+  const out: string[] = [];
+  out.push(`${m.name} (${m.family}): ${m.numLayers} layers, hidden ${m.hiddenSize}, ${attn}${windows}`);
+  out.push(`on ${o.gpus} × ${o.gpu.name} (tp ${o.tp}, ${o.replicas} replica${o.replicas > 1 ? "s" : ""}); context ${int(o.context)} tokens, batch ${o.batch}; KV ${o.kvDtype}, weights ${o.weightDtype}; block ${o.blockSize ?? "contiguous"}`);
+  out.push("");
+  out.push(table(["KV cache", "bytes", "binary"], [
+    ["per token (all layers)", int(r.kvBytesPerToken), formatBytes(r.kvBytesPerToken)],
+    [`per token per GPU (tp ${o.tp}, ${r.kvHeadsPerGpu} KV head${r.kvHeadsPerGpu > 1 ? "s" : ""}/GPU)`, int(r.kvBytesPerTokenPerGpu), formatBytes(r.kvBytesPerTokenPerGpu)],
+    [`per sequence (${int(o.context)} tokens)`, int(r.kvBytesPerSequence), formatBytes(r.kvBytesPerSequence)],
+    [`whole cache (batch ${o.batch})`, int(r.kvCacheBytes), formatBytes(r.kvCacheBytes)],
+    ["per GPU", int(r.kvCacheBytesPerGpu), formatBytes(r.kvCacheBytesPerGpu)],
+  ]));
+  out.push("");
+  out.push(table(["Memory per GPU", "bytes", "binary"], [
+    ["total", int(r.memory.totalBytesPerGpu), formatBytes(r.memory.totalBytesPerGpu)],
+    [`usable (x ${o.gpuMemoryUtilization})`, int(r.memory.usableBytesPerGpu), formatBytes(r.memory.usableBytesPerGpu)],
+    [`weights (${o.weightDtype}, of ${formatBytes(r.weightBytes)} total)`, int(r.memory.weightBytesPerGpu), formatBytes(r.memory.weightBytesPerGpu)],
+    ["activations + overhead", int(r.memory.activationBytesPerGpu), formatBytes(r.memory.activationBytesPerGpu)],
+    ["KV budget", int(r.kvBudgetBytesPerGpu), formatBytes(r.kvBudgetBytesPerGpu)],
+  ]));
+  out.push("");
+  const maxCtx = r.maxContextUnbounded ? `unbounded (windowed)` : int(r.maxContext);
+  out.push(table(["Capacity", "value"], [
+    [`max batch at ${int(o.context)} tokens`, int(r.maxBatch)],
+    [`max context at batch ${o.batch}`, maxCtx],
+    [`paged blocks per GPU (${o.blockSize ?? 1} tokens each)`, int(r.numBlocks)],
+    [`max concurrency at ${int(o.context)} tokens (vLLM)`, `${r.maxConcurrency.toFixed(2)}x`],
+    [`decode at batch ${o.batch} (roofline, ${r.decode.bound}-bound)`, `${r.decode.tokensPerSecond.toFixed(1)} tokens/s`],
+  ]));
+  out.push("");
+  out.push(formatParams(r));
+  if (r.variants.length) {
+    out.push("");
+    out.push(formatVariants(r, [r, ...r.variants]));
+  }
+  out.push("");
+  out.push("Assumptions:");
+  for (const a of r.assumptions) out.push(`  - ${a}`);
+  return out.join("\n");
+}
+
+function formatParams(r: PlanResult): string {
+  const p = r.params;
+  const wb = r.weightBytesByGroup;
+  const rows: [string, number, number][] = [
+    ["Q projections", p.q, wb.q],
+    ["K projections", p.k, wb.k],
+    ["V projections", p.v, wb.v],
+    ["O projections", p.o, wb.o],
+    [r.model.numExperts > 1 ? `MLP (${r.model.numExperts} experts, ${r.model.expertsPerToken} per token)` : "MLP", p.mlp, wb.mlp],
+    ...(p.router ? [["MoE routers", p.router, wb.router] as [string, number, number]] : []),
+    ["embeddings", p.embeddings, wb.embeddings],
+    ...(p.positions ? [["learned positions", p.positions, wb.positions] as [string, number, number]] : []),
+    [p.lmHead ? "LM head" : "LM head (tied to embeddings)", p.lmHead, wb.lmHead],
+    ["norms", p.norms, wb.norms],
+  ];
+  const total = rows.reduce((a, x) => a + x[2], 0);
+  const body = rows.map(([name, n, b]) => [name, int(n), `${((100 * n) / p.total).toFixed(2)}%`, formatBytes(b)]);
+  body.push(["total", int(p.total), "100.00%", formatBytes(total)]);
+  if (p.active !== p.total) body.push(["active per token", int(Math.round(p.active)), `${((100 * p.active) / p.total).toFixed(2)}%`, ""]);
+  return table(["Parameters", "count", "share", `bytes (${r.options.weightDtype})`], body);
+}
+
+function formatVariants(r: PlanResult, rows: VariantPlan[]): string {
+  const o = r.options;
+  return table(
+    ["What-if", "KV heads", "KV/token", `cache (b${o.batch})`, "per GPU", "K+V proj saved", "weights/GPU", "max batch", "max context", "concurrency", "decode tok/s"],
+    rows.map((v) => [
+      v === r ? `as configured (${r.attention.toUpperCase()})` : v.label,
+      v.attention === "mla" ? "latent" : String(v.numKvHeads),
+      formatBytes(v.kvBytesPerToken),
+      formatBytes(v.kvCacheBytes),
+      formatBytes(v.kvCacheBytesPerGpu),
+      `${(100 * v.kvProjParamsSavedVsMha).toFixed(1)}%`,
+      formatBytes(v.weightBytesPerGpu),
+      int(v.maxBatch),
+      v.maxContextUnbounded ? "unbounded" : int(v.maxContext),
+      `${v.maxConcurrency.toFixed(2)}x`,
+      v.decode.tokensPerSecond.toFixed(1),
+    ]),
+  );
+}
+
+function printModels(json: boolean): void {
+  const rows = listPresets().map((p) => {
+    const s = presetSpec(p.name);
+    return { name: p.name, hf: p.hf, layers: s.numLayers, heads: s.numHeads, kvHeads: s.mla ? "MLA" : s.numKvHeads, headDim: s.headDim, hidden: s.hiddenSize, source: p.source };
+  });
+  if (json) return void console.log(JSON.stringify(rows, null, 2));
+  console.log(table(["preset", "HF repository", "layers", "heads", "KV heads", "head dim", "hidden"], rows.map((r) => [r.name, r.hf, String(r.layers), String(r.heads), String(r.kvHeads), String(r.headDim), String(r.hidden)])));
+}
+
+function printGpus(json: boolean): void {
+  const gpus = listGpus();
+  if (json) return void console.log(JSON.stringify(gpus, null, 2));
+  console.log(table(["gpu", "name", "memory", "bandwidth", "dense bf16"], gpus.map((g) => [g.id, g.name, formatBytes(g.memoryBytes), `${g.bandwidthBytesPerSecond / 1e9} GB/s`, g.tflopsBf16 ? `${g.tflopsBf16} TFLOP/s` : "-"])));
+}

@@ -1,0 +1,36 @@
+// Renders a Vega-Lite spec to an SVG or PNG file (node only; the web page renders in the browser).
+// vega-lite compile → vega View with renderer "none" → toSVG(); PNG via @resvg/resvg-js.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, extname } from "node:path";
+import type { TopLevelSpec } from "vega-lite";
+import { UserError } from "../errors.js";
+
+export async function chartToSvg(spec: TopLevelSpec): Promise<string> {
+  const vl = await import("vega-lite");
+  const vega = await import("vega");
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
+
+export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
+  const { Resvg } = await import("@resvg/resvg-js");
+  const resvg = new Resvg(svg, {
+    fitTo: { mode: "zoom", value: scale },
+    background: "white",
+    font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans" },
+  });
+  return resvg.render().asPng();
+}
+
+/** Writes the chart to `path`; the extension (.svg or .png) picks the format. */
+export async function renderChartFile(spec: TopLevelSpec, path: string): Promise<void> {
+  const ext = extname(path).toLowerCase();
+  if (ext !== ".svg" && ext !== ".png") throw new UserError(`--chart ${path}: expected a .svg or .png file name`);
+  const svg = await chartToSvg(spec);
+  mkdirSync(dirname(path) || ".", { recursive: true });
+  if (ext === ".svg") writeFileSync(path, svg);
+  else writeFileSync(path, await svgToPng(svg));
+}
