@@ -19,7 +19,8 @@ export const CHART_KINDS: ChartKind[] = ["cache-vs-context", "heatmap", "through
 
 /** KV-head counts to chart: the requested ones, else MHA, the configured count and MQA. */
 export function chartKvHeads(spec: ModelSpec, kvHeads: number[] = []): number[] {
-  const ks = kvHeads.length ? kvHeads : [spec.numHeads, spec.numKvHeads, 1];
+  // The configured count is always drawn, so a GQA model shows itself beside its MHA/MQA what-ifs.
+  const ks = kvHeads.length ? (spec.mla ? kvHeads : [...kvHeads, spec.numKvHeads]) : [spec.numHeads, spec.numKvHeads, 1];
   return [...new Set(ks)].sort((a, b) => b - a);
 }
 

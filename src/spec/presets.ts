@@ -43,8 +43,8 @@ export function presetSpec(name: string): ModelSpec {
 export function closestNames(query: string, names: string[], count: number): string[] {
   const q = query.toLowerCase();
   return names
-    .map((n) => ({ n, d: editDistance(q, n.toLowerCase()) }))
-    .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
+    .map((n) => ({ n, d: editDistance(q, n.toLowerCase()), p: commonPrefix(q, n.toLowerCase()) }))
+    .sort((a, b) => a.d - b.d || b.p - a.p || a.n.localeCompare(b.n))
     .slice(0, count)
     .map((x) => x.n);
 }
@@ -58,4 +58,10 @@ export function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length];
+}
+
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
 }
