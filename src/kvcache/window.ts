@@ -1,0 +1,158 @@
+// Sliding-window KV cache (Mistral's rolling buffer): each (layer, sequence) keeps the last W
+// positions in a ring of W rows; position p lives in slot p mod W. Its rows form at most two
+// segments in position order: slots [start, W) then [0, start), where start = len mod W.
+//
+// Prefill needs more than W rows at once: the query at position p sees keys (p - W, p], so writing
+// T > 1 tokens into a W-row ring first would overwrite keys that earlier queries of the same
+// prefill still need. For T > 1, `write` therefore returns one staging segment holding the last
+// W - 1 cached positions plus the T new rows (in the cache's dtype, so values match decode
+// exactly), and commits the newest min(T, W) rows to the ring. A decode step (T = 1) reads the
+// ring directly.
+//
+// Legend: K kv heads, D head dim, W window in tokens, T new tokens.
+
+import type { Arena } from "../kernels/memory.js";
+import type { KvSegment } from "../kernels/types.js";
+import {
+  type KvCache,
+  type KvCacheConfig,
+  type RowPlace,
+  RowWriter,
+  checkWriteInputs,
+  countBytes,
+  normalizeCacheConfig,
+  regionLayout,
+  segmentOf,
+} from "./cache.js";
+
+export interface SlidingWindowKvCacheOptions {
+  window: number; // W, e.g. 4096 for Mistral-7B: keys with pos <= qPos - W are dropped
+}
+
+interface Ring {
+  ptr: number; // 0 until the first write
+  len: number; // tokens written (positions), may exceed W
+  place: RowPlace;
+}
+
+/**
+ * @example
+ * const cache = new SlidingWindowKvCache(arena, { numLayers: 1, numKvHeads: 8, headDim: 128 }, { window: 4096 });
+ * const seq = cache.addSequence();
+ * const segments = cache.write(0, seq, k, v); // attend with window: 4096
+ */
+export class SlidingWindowKvCache implements KvCache {
+  readonly kind = "window" as const;
+  readonly config: Required<KvCacheConfig>;
+  readonly window: number;
+  private readonly rings = new Map<number, Ring[]>(); // seq -> [L]
+  private nextSeq = 0;
+  private readonly writer: RowWriter;
+  private staging = { ptr: 0, cap: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } as RowPlace };
+
+  constructor(private readonly arena: Arena, config: KvCacheConfig, opts: SlidingWindowKvCacheOptions) {
+    this.config = normalizeCacheConfig("SlidingWindowKvCache", config);
+    this.window = opts.window;
+    if (!Number.isInteger(this.window) || this.window < 1) throw new RangeError(`SlidingWindowKvCache: window must be a positive integer, got ${this.window}`);
+    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype);
+  }
+
+  addSequence(): number {
+    const seq = this.nextSeq++;
+    const empty = (): Ring => ({ ptr: 0, len: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } });
+    this.rings.set(seq, Array.from({ length: this.config.numLayers }, empty));
+    return seq;
+  }
+
+  freeSequence(seq: number): void {
+    for (const r of this.get(seq)) if (r.ptr) this.arena.release(r.ptr);
+    this.rings.delete(seq);
+  }
+
+  sequences(): number[] {
+    return [...this.rings.keys()];
+  }
+
+  length(seq: number, layer = 0): number {
+    return this.get(seq)[layer].len;
+  }
+
+  write(layer: number, seq: number, k: Float32Array, v: Float32Array): KvSegment[] {
+    const T = checkWriteInputs("SlidingWindowKvCache.write", this.config, layer, k, v);
+    const ring = this.get(seq)[layer];
+    const W = this.window;
+    const len = ring.len;
+    const keep = Math.min(len, W - 1); // cached positions the first new query can still see
+    const needsStaging = T > 1 && keep + T > this.staging.cap;
+    if (ring.ptr === 0 || needsStaging) {
+      // Allocation may grow a non-shared memory and detach views of it: keep copies of the inputs.
+      if (k.buffer === this.arena.memory.buffer) k = k.slice();
+      if (v.buffer === this.arena.memory.buffer) v = v.slice();
+      if (ring.ptr === 0) this.allocRing(ring);
+      if (needsStaging) this.growStaging(keep + T);
+    }
+    if (T === 1) {
+      this.writer.write(ring.place, len % W, k, v, 0);
+      ring.len = len + 1;
+      return this.segments(layer, seq);
+    }
+    const st = this.staging.place;
+    for (let i = 0; i < keep; i++) this.writer.copy(ring.place, (len - keep + i) % W, st, i);
+    for (let t = 0; t < T; t++) this.writer.write(st, keep + t, k, v, t);
+    for (let t = Math.max(0, T - W); t < T; t++) this.writer.copy(st, keep + t, ring.place, (len + t) % W);
+    ring.len = len + T;
+    return [segmentOf(st, 0, keep + T, len - keep, this.writer.rowStride)];
+  }
+
+  segments(layer: number, seq: number): KvSegment[] {
+    const ring = this.get(seq)[layer];
+    const W = this.window;
+    const { len, place } = ring;
+    const stride = this.writer.rowStride;
+    if (len === 0) return [];
+    if (len <= W) return [segmentOf(place, 0, len, 0, stride)];
+    const start = len % W; // slot of the oldest kept position, len - W
+    const segs = [segmentOf(place, start, W - start, len - W, stride)];
+    if (start > 0) segs.push(segmentOf(place, 0, start, len - start, stride));
+    return segs;
+  }
+
+  /** Bytes of the cached rows: min(len, W) per (layer, seq), equal to kvCacheBytes with the window applied. */
+  bytes(): number {
+    const lens: number[] = [];
+    for (const rings of this.rings.values()) for (const r of rings) lens.push(r.len);
+    return countBytes(this.config, lens, { window: this.window });
+  }
+
+  /** W rows per allocated ring, plus the prefill staging rows. */
+  reservedBytes(): number {
+    const rows: number[] = [this.staging.cap];
+    for (const rings of this.rings.values()) for (const r of rings) if (r.ptr) rows.push(this.window);
+    return countBytes(this.config, rows);
+  }
+
+  dispose(): void {
+    for (const seq of this.sequences()) this.freeSequence(seq);
+    if (this.staging.ptr) this.arena.release(this.staging.ptr);
+    this.staging = { ptr: 0, cap: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } };
+  }
+
+  private allocRing(ring: Ring): void {
+    const bytes = regionLayout(this.config, this.window, 0).bytes;
+    ring.ptr = this.arena.alloc(bytes, `sliding-window KV cache (${this.window} tokens)`);
+    ring.place = regionLayout(this.config, this.window, ring.ptr).place;
+  }
+
+  private growStaging(rows: number): void {
+    const cap = Math.max(rows, 2 * this.staging.cap);
+    if (this.staging.ptr) this.arena.release(this.staging.ptr);
+    const ptr = this.arena.alloc(regionLayout(this.config, cap, 0).bytes, `sliding-window prefill staging (${cap} tokens)`);
+    this.staging = { ptr, cap, place: regionLayout(this.config, cap, ptr).place };
+  }
+
+  private get(seq: number): Ring[] {
+    const r = this.rings.get(seq);
+    if (!r) throw new RangeError(`SlidingWindowKvCache: unknown sequence ${seq}; live sequences are [${this.sequences().join(", ")}]`);
+    return r;
+  }
+}

@@ -1,0 +1,111 @@
+// Shared helpers for the attention and KV-cache tests (not a test file itself).
+//
+// Legend: N tokens, S keys, H query heads, K kv heads, G = H/K, D head dim.
+import assert from "node:assert/strict";
+
+/** Deterministic PRNG (mulberry32) so every failure reproduces. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n standard-normal values (Box-Muller) times `scale`. */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12);
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+  }
+  return out;
+}
+
+export interface Mismatch {
+  maxAbs: number;
+  index: number;
+  got: number;
+  want: number;
+}
+
+/** Largest |got - want| - rtol·|want| excess, and where; NaN must match NaN. */
+export function worst(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 0): Mismatch {
+  let m: Mismatch = { maxAbs: 0, index: -1, got: 0, want: 0 };
+  let worstExcess = -Infinity;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i], w = want[i];
+    if (Number.isNaN(w) || Number.isNaN(g)) {
+      if (Number.isNaN(w) !== Number.isNaN(g)) return { maxAbs: Infinity, index: i, got: g, want: w };
+      continue;
+    }
+    const err = Math.abs(g - w);
+    const excess = err - rtol * Math.abs(w);
+    if (excess > worstExcess) {
+      worstExcess = excess;
+      m = { maxAbs: err, index: i, got: g, want: w };
+    }
+  }
+  return m;
+}
+
+/**
+ * Asserts |got - want| <= atol + rtol·|want| everywhere; on failure reports the largest error,
+ * its index, both values and the tolerance.
+ */
+export function assertClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol = 0): Mismatch {
+  assert.equal(got.length, want.length, `${name}: length ${got.length} != ${want.length}`);
+  const m = worst(got, want, rtol);
+  const ok = m.index < 0 || m.maxAbs <= atol + rtol * Math.abs(m.want);
+  if (!ok) {
+    assert.fail(`${name}: largest error ${m.maxAbs.toExponential(3)} at index ${m.index} (got ${m.got}, want ${m.want}); tolerance ${atol} + ${rtol}·|want|`);
+  }
+  return m;
+}
+
+/**
+ * An independent float64 attention for the property tests: K/V are first repeated to H heads
+ * (the way HF's repeat_kv does), then each head attends with an explicit mask.
+ * q [T, H, D]; keys/values [S, K, D] token-major at positions 0..S-1; query t sits at qPos0 + t.
+ */
+export function naiveAttention(opts: {
+  q: ArrayLike<number>; k: ArrayLike<number>; v: ArrayLike<number>;
+  T: number; S: number; H: number; K: number; D: number; qPos0: number; scale?: number; window?: number | null;
+}): Float64Array {
+  const { q, k, v, T, S, H, K, D, qPos0 } = opts;
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const G = H / K;
+  const kRep = new Float64Array(S * H * D); // [S, H, D]
+  const vRep = new Float64Array(S * H * D);
+  for (let s = 0; s < S; s++)
+    for (let h = 0; h < H; h++)
+      for (let d = 0; d < D; d++) {
+        kRep[(s * H + h) * D + d] = k[(s * K + Math.floor(h / G)) * D + d];
+        vRep[(s * H + h) * D + d] = v[(s * K + Math.floor(h / G)) * D + d];
+      }
+  const out = new Float64Array(T * H * D);
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < H; h++) {
+      const p = qPos0 + t;
+      const logits: number[] = [];
+      for (let s = 0; s < S; s++) {
+        const allowed = s <= p && (opts.window == null || s > p - opts.window);
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[(t * H + h) * D + d] * kRep[(s * H + h) * D + d];
+        logits.push(allowed ? dot * scale : -Infinity);
+      }
+      const m = Math.max(...logits);
+      const e = logits.map((x) => (x === -Infinity ? 0 : Math.exp(x - m)));
+      const z = e.reduce((a, b) => a + b, 0);
+      for (let d = 0; d < D; d++) {
+        let acc = 0;
+        for (let s = 0; s < S; s++) acc += (e[s] / z) * vRep[(s * H + h) * D + d];
+        out[(t * H + h) * D + d] = z > 0 ? acc : 0;
+      }
+    }
+  return out;
+}
