@@ -42,7 +42,7 @@ export function gpuByName(name: string): GpuSpec {
   const id = ALIASES.get(name.trim().toLowerCase());
   const gpu = id ? CATALOG.find((g) => g.id === id) : undefined;
   if (!gpu) {
-    throw new UserError(`unknown GPU "${name}"; did you mean ${closestNames(name, CATALOG.map((g) => g.id), 3).join(", ")}? (or give --gpu-memory-gib and --gpu-bandwidth-gbs)`);
+    throw new UserError(`unknown GPU "${name}"; did you mean ${closestNames(name, [...ALIASES.keys()], 3).join(", ")}? (or give --gpu-memory-gib and --gpu-bandwidth-gbs)`);
   }
   return gpu;
 }
