@@ -2,6 +2,8 @@
 //
 // Legend: N tokens, S keys, H query heads, K kv heads, G = H/K, D head dim.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 /** Deterministic PRNG (mulberry32) so every failure reproduces. */
 export function rng(seed: number): () => number {
@@ -108,4 +110,48 @@ export function naiveAttention(opts: {
       }
     }
   return out;
+}
+
+// ---- fixtures written by tools/fixtures/gen_attention.py ----
+export const FIXTURE_DIR = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..", "tools", "fixtures", "attention");
+
+export interface TensorEntry {
+  offset: number;
+  shape: number[];
+  dtype: "f32" | "f64" | "u16";
+}
+
+export interface FixtureCase {
+  name: string;
+  H: number;
+  K: number;
+  D: number;
+  lengths: number[];
+  scale: number;
+  window: number | null;
+  note: string;
+  tensors: Record<string, TensorEntry>;
+}
+
+export interface Fixtures {
+  version: number;
+  cases: FixtureCase[];
+  conversions: Record<string, TensorEntry>;
+  matmul: { M: number; N: number; Kin: number; tensors: Record<string, TensorEntry> };
+  tensor(e: TensorEntry): Float32Array | Float64Array | Uint16Array;
+}
+
+/** Loads the manifest and the binary; checks the version so a stale fixture fails loudly. */
+export function loadFixtures(expectVersion = 1): Fixtures {
+  const manifest = JSON.parse(readFileSync(join(FIXTURE_DIR, "manifest.json"), "utf8"));
+  if (manifest.version !== expectVersion) throw new Error(`attention fixtures: version ${manifest.version}, tests expect ${expectVersion}; rerun tools/fixtures/gen_attention.py`);
+  const bin = readFileSync(join(FIXTURE_DIR, manifest.bin));
+  const buf = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength);
+  const tensor = (e: TensorEntry) => {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    if (e.dtype === "f32") return new Float32Array(buf, e.offset, n);
+    if (e.dtype === "f64") return new Float64Array(buf, e.offset, n);
+    return new Uint16Array(buf, e.offset, n);
+  };
+  return { ...manifest, tensor };
 }
