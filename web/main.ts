@@ -1,0 +1,311 @@
+// The planner page: reads the controls, calls the planner library (the same code as `mqa plan`), and
+// shows the result. No planning logic lives here: plan(), the spec readers, the GPU catalog and the chart
+// builders all come from src/.
+//
+// Test hooks: <body data-status="ready|error" data-plans="n" data-charts="n">: data-plans counts plans,
+// data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
+import { DTYPES } from "../src/kvcache/dtypes.js";
+import { cacheVsContextChart, heatmapChart } from "../src/planner/charts.js";
+import { listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
+import type { ModelSpec } from "../src/spec/types.js";
+import { clearChart, showChart } from "./charts.js";
+import { formatInt, formatTokens } from "./format.js";
+import { renderCards, renderVariants } from "./view.js";
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** Slider stops: powers of two and 1.5 × powers of two. */
+function stops(from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let p = 1; p <= to; p *= 2) for (const x of [p, p * 1.5]) if (x >= from && x <= to && Number.isInteger(x)) out.push(x);
+  return out;
+}
+const CONTEXTS = stops(128, 2 ** 21); // 128 … 2M tokens
+const BATCHES = stops(1, 4096);
+
+interface PageState {
+  source: "preset" | "config";
+  preset: string; // preset name, e.g. "llama-2-7b"
+  config: string; // pasted config.json text
+  kvHeads: string; // what-if KV heads, e.g. "32,8,1"
+  gpu: string; // catalog id, e.g. "a100-80gb"
+  gpus: number;
+  tp: number;
+  kvDtype: string;
+  weightDtype: string;
+  context: number; // tokens
+  batch: number; // sequences
+}
+
+const DEFAULTS: PageState = {
+  source: "preset",
+  preset: "llama-2-7b",
+  config: "",
+  kvHeads: "",
+  gpu: "a100-80gb",
+  gpus: 1,
+  tp: 1,
+  kvDtype: "f16",
+  weightDtype: "bf16",
+  context: 4096,
+  batch: 1,
+};
+
+const el = {
+  form: $<HTMLFormElement>("controls"),
+  preset: $<HTMLSelectElement>("preset"),
+  presetField: $("preset-field"),
+  config: $<HTMLTextAreaElement>("config"),
+  configField: $("config-field"),
+  configError: $("config-error"),
+  modelSummary: $("model-summary"),
+  kvHeads: $<HTMLInputElement>("kv-heads"),
+  gpu: $<HTMLSelectElement>("gpu"),
+  gpuSummary: $("gpu-summary"),
+  gpus: $<HTMLInputElement>("gpus"),
+  tp: $<HTMLInputElement>("tp"),
+  kvDtype: $<HTMLSelectElement>("kv-dtype"),
+  weightDtype: $<HTMLSelectElement>("weight-dtype"),
+  context: $<HTMLInputElement>("context"),
+  contextOut: $("context-out"),
+  batch: $<HTMLInputElement>("batch"),
+  batchOut: $("batch-out"),
+  planError: $("plan-error"),
+  cards: $("cards"),
+  warnings: $("warnings"),
+  variants: $("variants"),
+  variantsCaption: $("variants-caption"),
+  chartContext: $("chart-context"),
+  chartHeatmap: $("chart-heatmap"),
+  cli: $("cli-command"),
+};
+
+function option(value: string, text: string): HTMLOptionElement {
+  const o = document.createElement("option");
+  o.value = value;
+  o.textContent = text;
+  return o;
+}
+
+function fillControls(): void {
+  el.preset.replaceChildren(...listPresets().map((p) => Object.assign(option(p.name, p.name), { title: `${p.hf}: ${p.source}` })));
+  el.gpu.replaceChildren(...listGpus().map((g) => option(g.id, g.name)));
+  const dtypes = Object.keys(DTYPES);
+  el.kvDtype.replaceChildren(...dtypes.map((d) => option(d, d)));
+  el.weightDtype.replaceChildren(...dtypes.map((d) => option(d, d)));
+  el.context.max = String(CONTEXTS.length - 1);
+  el.batch.max = String(BATCHES.length - 1);
+}
+
+const nearestIndex = (list: number[], v: number) => list.reduce((best, x, i) => (Math.abs(x - v) < Math.abs(list[best] - v) ? i : best), 0);
+
+function readState(): PageState {
+  const source = (el.form.elements.namedItem("source") as RadioNodeList).value === "config" ? "config" : "preset";
+  return {
+    source,
+    preset: el.preset.value,
+    config: el.config.value,
+    kvHeads: el.kvHeads.value,
+    gpu: el.gpu.value,
+    gpus: Number(el.gpus.value),
+    tp: Number(el.tp.value),
+    kvDtype: el.kvDtype.value,
+    weightDtype: el.weightDtype.value,
+    context: CONTEXTS[Number(el.context.value)],
+    batch: BATCHES[Number(el.batch.value)],
+  };
+}
+
+function writeState(s: PageState): void {
+  (el.form.elements.namedItem("source") as RadioNodeList).value = s.source;
+  el.preset.value = s.preset;
+  el.config.value = s.config;
+  el.kvHeads.value = s.kvHeads;
+  el.gpu.value = s.gpu;
+  el.gpus.value = String(s.gpus);
+  el.tp.value = String(s.tp);
+  el.kvDtype.value = s.kvDtype;
+  el.weightDtype.value = s.weightDtype;
+  el.context.value = String(nearestIndex(CONTEXTS, s.context));
+  el.batch.value = String(nearestIndex(BATCHES, s.batch));
+}
+
+/** State from the URL hash (e.g. #preset=llama-3.1-70b&gpu=h100-sxm&tp=4&context=32768), over the defaults. */
+function stateFromHash(): PageState {
+  const q = new URLSearchParams(location.hash.slice(1));
+  const s = { ...DEFAULTS };
+  const str = (k: "preset" | "kvHeads" | "gpu" | "kvDtype" | "weightDtype") => {
+    const v = q.get(k);
+    if (v !== null) s[k] = v;
+  };
+  const int = (k: "gpus" | "tp" | "context" | "batch") => {
+    const v = Number(q.get(k));
+    if (Number.isInteger(v) && v > 0) s[k] = v;
+  };
+  (["preset", "kvHeads", "gpu", "kvDtype", "weightDtype"] as const).forEach(str);
+  (["gpus", "tp", "context", "batch"] as const).forEach(int);
+  return s;
+}
+
+function hashOf(s: PageState): string {
+  const q = new URLSearchParams();
+  if (s.source === "preset") q.set("preset", s.preset);
+  for (const k of ["kvHeads", "gpu", "gpus", "tp", "kvDtype", "weightDtype", "context", "batch"] as const) q.set(k, String(s[k]));
+  return `#${q}`;
+}
+
+/** The model spec from a preset or the pasted config; an error message names the field. */
+function readModel(s: PageState): { spec: ModelSpec } | { error: string } {
+  try {
+    if (s.source === "preset") return { spec: presetSpec(s.preset) };
+    if (!s.config.trim()) return { error: "config.json: paste the contents of a Hugging Face config.json" };
+    let json: unknown;
+    try {
+      json = JSON.parse(s.config);
+    } catch (e) {
+      return { error: `config.json: not valid JSON (${(e as Error).message})` };
+    }
+    return { spec: specFromHfConfig(json, "config.json") };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+/** MHA, the configured count, GQA-8 for an MHA/MQA model when 8 divides the heads, and MQA. */
+function defaultKvHeads(spec: ModelSpec): string {
+  const H = spec.numHeads;
+  const ks = [H, spec.numKvHeads];
+  if ((spec.numKvHeads === H || spec.numKvHeads === 1) && H > 8 && H % 8 === 0) ks.push(8);
+  ks.push(1);
+  return [...new Set(ks)].sort((a, b) => b - a).join(",");
+}
+
+function kvHeadsList(text: string): string[] {
+  return text.split(",").map((x) => x.trim()).filter((x) => x !== "");
+}
+
+function planOptions(s: PageState): PlanOptions {
+  return { context: s.context, batch: s.batch, kvDtype: s.kvDtype, weightDtype: s.weightDtype, gpu: s.gpu, gpus: s.gpus, tp: s.tp, kvHeads: kvHeadsList(s.kvHeads) };
+}
+
+/** The `mqa plan` command that prints the same numbers. */
+function cliCommand(s: PageState): string {
+  const model = s.source === "preset" ? s.preset : "config.json";
+  const o = planOptions(s);
+  return `npx mqa plan --model ${model} --gpu ${s.gpu} --gpus ${o.gpus} --tp ${o.tp} --context ${o.context} --batch ${o.batch} --kv-dtype ${o.kvDtype} --weight-dtype ${o.weightDtype} --kv-heads ${(o.kvHeads ?? []).join(",")} --json`;
+}
+
+function showError(box: HTMLElement, message: string | null): void {
+  box.hidden = message === null;
+  box.textContent = message ?? "";
+}
+
+function summarizeModel(spec: ModelSpec, r: PlanResult | null): void {
+  const m = spec;
+  const kind = m.mla ? `MLA latent ${m.mla.kvLoraRank} + rope ${m.mla.qkRopeHeadDim}` : `${m.numKvHeads} KV heads`;
+  const windows = m.layers.filter((l) => l.window !== null).length;
+  const parts = [`${m.numLayers} layers`, `${m.numHeads} query heads`, kind, `head dim ${m.headDim}`, `max ${formatInt(m.maxPositions)} positions`];
+  if (windows) parts.push(`${windows} sliding-window layers`);
+  if (m.mlp.numExperts > 1) parts.push(`${m.mlp.numExperts} experts, top-${m.mlp.expertsPerToken}`);
+  el.modelSummary.replaceChildren(Object.assign(document.createElement("b"), { textContent: r ? r.model.attention.toUpperCase() : "" }), ` ${parts.join(" · ")}`);
+}
+
+let plans = 0;
+let chartJob = 0;
+let lastModelKey = "";
+
+/** Recomputes everything from the controls. Synchronous for the numbers; charts follow asynchronously. */
+function update(): void {
+  let s = readState();
+  el.presetField.hidden = s.source !== "preset";
+  el.configField.hidden = s.source !== "config";
+  el.contextOut.textContent = formatTokens(s.context);
+  el.contextOut.dataset.value = String(s.context);
+  el.batchOut.textContent = formatInt(s.batch);
+  el.batchOut.dataset.value = String(s.batch);
+  const gpu = listGpus().find((g) => g.id === s.gpu);
+  el.gpuSummary.textContent = gpu ? `${formatInt(gpu.memoryBytes / 2 ** 30)} GiB, ${formatInt(gpu.bandwidthBytesPerSecond / 1e9)} GB/s${gpu.tflopsBf16 ? `, ${gpu.tflopsBf16} TFLOP/s dense bf16` : ""}` : "";
+
+  const model = readModel(s);
+  showError(el.configError, s.source === "config" && "error" in model ? model.error : null);
+  el.config.classList.toggle("invalid", s.source === "config" && "error" in model);
+  if ("error" in model) return fail(s.source === "preset" ? model.error : "fix the config.json above to see the plan");
+
+  // A new model gets its own default what-ifs (the divisors of its head count differ).
+  const modelKey = s.source === "preset" ? `preset:${s.preset}` : `config:${s.config}`;
+  if (modelKey !== lastModelKey || !s.kvHeads.trim()) {
+    if (modelKey !== lastModelKey && lastModelKey !== "") el.kvHeads.value = defaultKvHeads(model.spec);
+    if (!el.kvHeads.value.trim()) el.kvHeads.value = defaultKvHeads(model.spec);
+    lastModelKey = modelKey;
+    s = readState();
+  }
+  let result: PlanResult;
+  try {
+    result = plan(model.spec, planOptions(s));
+  } catch (e) {
+    summarizeModel(model.spec, null);
+    return fail((e as Error).message);
+  }
+  showError(el.planError, null);
+  summarizeModel(model.spec, result);
+  renderCards(el.cards, result);
+  renderVariants(el.variants, el.variantsCaption, result);
+  el.warnings.replaceChildren(...result.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
+  el.warnings.hidden = result.warnings.length === 0;
+  el.cli.textContent = cliCommand(s);
+  history.replaceState(null, "", hashOf(s));
+  plans++;
+  document.body.dataset.plans = String(plans);
+  document.body.dataset.status = "ready";
+  scheduleCharts(model.spec, result);
+}
+
+function fail(message: string): void {
+  showError(el.planError, message);
+  el.cards.replaceChildren();
+  el.variants.replaceChildren();
+  el.warnings.hidden = true;
+  clearChart(el.chartContext);
+  clearChart(el.chartHeatmap);
+  plans++;
+  chartJob = plans;
+  document.body.dataset.plans = String(plans);
+  document.body.dataset.charts = String(plans); // nothing to draw
+  document.body.dataset.status = "error";
+}
+
+/** Draws the charts for the latest plan only; a slider drag does not queue up stale renders. */
+function scheduleCharts(spec: ModelSpec, r: PlanResult): void {
+  const job = (chartJob = plans);
+  requestAnimationFrame(async () => {
+    if (job !== chartJob) return;
+    const o = r.options;
+    const budgetBytes = o.gpus === 1 ? r.memory.kvBudgetBytesPerGpu : null; // the chart's cache is one GPU's worth only without tp
+    try {
+      await showChart(el.chartContext, cacheVsContextChart(spec, { kvHeads: o.kvHeads, kvDtype: o.kvDtype, batch: o.batch, budgetBytes }));
+      if (job !== chartJob) return;
+      await showChart(el.chartHeatmap, heatmapChart(spec, r));
+      if (job === chartJob) document.body.dataset.charts = String(job); // = data-plans when the charts show the latest plan
+    } catch (e) {
+      showError(el.planError, `chart: ${(e as Error).message}`);
+    }
+  });
+}
+
+function main(): void {
+  fillControls();
+  writeState(stateFromHash());
+  el.form.addEventListener("submit", (e) => e.preventDefault());
+  el.form.addEventListener("input", (e) => {
+    // Keep gpus a multiple of tp when tp grows past it (the planner requires gpus = tp × replicas).
+    if (e.target === el.tp) {
+      const tp = Number(el.tp.value);
+      const gpus = Number(el.gpus.value);
+      if (Number.isInteger(tp) && tp > 0 && (gpus < tp || gpus % tp !== 0)) el.gpus.value = String(tp);
+    }
+    update();
+  });
+  update();
+}
+
+main();
