@@ -1,0 +1,299 @@
+// Attention over a KV cache, one work item at a time (AssemblyScript, f32x4).
+//
+// Legend: T query positions, H query heads, K kv heads, G = H/K, D head dim (Dp = D rounded up to 4),
+// BQ query positions per item, BK keys per tile, NR = BQ*G query rows per item.
+//
+// An item is (kv head k, query tile qt, key split s). Its query rows are the G heads of group k at
+// BQ positions, row r = tl*G + g, so every K and V row of head k is read ONCE per tile and applied
+// to all G heads (the group-shared loop; MHA is G = 1, MQA is G = H). Keys stream in tiles of BK
+// rows with an online softmax (flash attention): scratch never grows with T. With several splits
+// (split-KV / flash-decoding) each item leaves (m, l, O) and attnMerge combines them by log-sum-exp.
+// Scores are kept in base 2: q is pre-multiplied by scale*log2(e), so weights are exp2(s - m).
+import { DT_F32, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
+import { dotTile, pvTile } from "./tiles";
+import * as L from "./layout";
+
+// @ts-ignore: decorator
+@inline function arg(ctl: usize, i: i32): u32 {
+  return load<u32>(ctl + L.CTL_ARGS + (<usize>i << 2));
+}
+// @ts-ignore: decorator
+@inline function seg(tab: usize, s: i32, w: i32): u32 {
+  return load<u32>(tab + (<usize>s * L.SEG_WORDS + <usize>w) * 4);
+}
+// @ts-ignore: decorator
+@inline function al4(n: i32): i32 {
+  return (n + 3) & ~3;
+}
+
+// Scratch layout of one thread (byte addresses), mirrored by attentionScratchBytes in wasm.ts.
+// Module globals are per instance, so each thread has its own; nothing is ever allocated.
+let sQp: usize = 0; // f32 [NRp, Dp] scaled queries
+let sO: usize = 0; // f32 [NRp, Dp] running outputs
+let sM: usize = 0; // f32 [NRp] running max (base 2)
+let sL: usize = 0; // f32 [NRp] running sum
+let sAl: usize = 0; // f32 [NRp] rescale of this tile
+let sLo: usize = 0; // i32 [NRp] first visible key position
+let sHi: usize = 0; // i32 [NRp] last visible key position
+let sVis: usize = 0; // i32 [NRp] 1 once the row has seen a visible key
+let sS: usize = 0; // f32 [NRp, BK] scores, then weights
+let sKt: usize = 0; // f32 [BK, Dp] widened K tile
+let sVt: usize = 0; // f32 [BK, Dp] widened V tile
+
+function scratchAt(base: usize, nrp: i32, dp: i32, bk: i32): void {
+  const rowBytes = <usize>dp << 2;
+  sQp = base;
+  sO = sQp + <usize>nrp * rowBytes;
+  sM = sO + <usize>nrp * rowBytes;
+  sL = sM + (<usize>nrp << 2);
+  sAl = sL + (<usize>nrp << 2);
+  sLo = sAl + (<usize>nrp << 2);
+  sHi = sLo + (<usize>nrp << 2);
+  sVis = sHi + (<usize>nrp << 2);
+  sS = sVis + (<usize>nrp << 2);
+  sKt = sS + (<usize>nrp * <usize>bk << 2);
+  sVt = sKt + <usize>bk * rowBytes;
+}
+
+/** Processes work item `item` of the attention task described in the control block. */
+export function attnItem(ctl: usize, item: i32, tid: i32): void {
+  const T = <i32>arg(ctl, L.A_T), H = <i32>arg(ctl, L.A_H), K = <i32>arg(ctl, L.A_K), D = <i32>arg(ctl, L.A_D);
+  const G = H / K;
+  const BQ = <i32>arg(ctl, L.A_BQ), NQT = <i32>arg(ctl, L.A_NQT), NSPLIT = <i32>arg(ctl, L.A_NSPLIT);
+  const Dp = <i32>arg(ctl, L.A_DP), BK = <i32>arg(ctl, L.A_BK);
+  const window = <i32>arg(ctl, L.A_WINDOW);
+  const qPos0 = <i32>arg(ctl, L.A_QPOS0);
+  const split = item % NSPLIT;
+  const rest = item / NSPLIT;
+  const k = rest % K;
+  const qt = NQT - 1 - rest / K; // last (most keys) first: better dynamic balance in prefill
+  const t0 = qt * BQ;
+  const tq = min(BQ, T - t0);
+  const nr = tq * G;
+  const nrp = al4(BQ * G);
+  scratchAt(<usize>arg(ctl, L.A_SCRATCH) + <usize>tid * <usize>arg(ctl, L.A_SCRATCH_STRIDE), nrp, Dp, BK);
+  packQueries(ctl, k, t0, tq, G, H, D, Dp, qPos0, window);
+
+  // Visible key positions of the whole tile; per-row limits are applied in the softmax step.
+  const loAll = load<i32>(sLo), hiAll = load<i32>(sHi + (<usize>(nr - 1) << 2));
+  const total = <i32>arg(ctl, L.A_TOTAL);
+  const splitRows = <i32>arg(ctl, L.A_SPLIT_ROWS);
+  const j0 = split * splitRows, j1 = min(total, j0 + splitRows);
+  const tab = <usize>arg(ctl, L.A_SEGS);
+  const nseg = <i32>arg(ctl, L.A_NSEG);
+  for (let s = 0; s < nseg; s++) {
+    const cum = <i32>seg(tab, s, L.S_CUM);
+    const r0 = <i32>seg(tab, s, L.S_R0), r1 = <i32>seg(tab, s, L.S_R1);
+    if (cum + (r1 - r0) <= j0) continue;
+    if (cum >= j1) break;
+    const fp = <i32>seg(tab, s, L.S_FIRST_POS);
+    let ra = r0 + max(0, j0 - cum);
+    let rb = r0 + min(r1 - r0, j1 - cum);
+    if (window > 0) ra = max(ra, loAll - fp);
+    rb = min(rb, hiAll - fp + 1);
+    for (let rt = ra; rt < rb; rt += BK) attnTile(ctl, tab, s, k, rt, min(BK, rb - rt), nr, fp + rt, Dp, BK, D);
+  }
+  if (NSPLIT == 1) writeOutput(<usize>arg(ctl, L.A_OUT), k, t0, nr, G, H, D, Dp);
+  else writePartial(<usize>arg(ctl, L.A_PART), item, nr, nrp, Dp);
+}
+
+/** Copies the NR query rows of this item into scratch, times scale*log2(e), zero-padded to Dp. */
+function packQueries(ctl: usize, k: i32, t0: i32, tq: i32, G: i32, H: i32, D: i32, Dp: i32, qPos0: i32, window: i32): void {
+  const q = <usize>arg(ctl, L.A_Q);
+  const scale = reinterpret<f32>(arg(ctl, L.A_SCALE2));
+  const sv = f32x4.splat(scale);
+  const D4 = D & ~3;
+  const rowBytes = <usize>Dp << 2;
+  for (let tl = 0; tl < tq; tl++) {
+    const pos = qPos0 + t0 + tl;
+    for (let g = 0; g < G; g++) {
+      const r = tl * G + g;
+      const src = q + (<usize>((t0 + tl) * H + k * G + g) * <usize>D << 2);
+      const dst = sQp + <usize>r * rowBytes;
+      const o = sO + <usize>r * rowBytes;
+      let d = 0;
+      for (; d < D4; d += 4) v128.store(dst + (<usize>d << 2), f32x4.mul(v128.load(src + (<usize>d << 2)), sv));
+      for (; d < D; d++) store<f32>(dst + (<usize>d << 2), load<f32>(src + (<usize>d << 2)) * scale);
+      for (; d < Dp; d++) store<f32>(dst + (<usize>d << 2), 0);
+      for (let c = 0; c < Dp; c += 4) v128.store(o + (<usize>c << 2), f32x4.splat(0));
+      const ri = <usize>r << 2;
+      store<f32>(sM + ri, -Infinity);
+      store<f32>(sL + ri, 0);
+      store<i32>(sLo + ri, window > 0 ? pos - window + 1 : i32.MIN_VALUE);
+      store<i32>(sHi + ri, pos);
+      store<i32>(sVis + ri, 0);
+    }
+  }
+}
+
+/** One tile of nk keys (rows rt.. of segment s, first position p0) against the item's nr query rows. */
+function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: i32, p0: i32, Dp: i32, BK: i32, D: i32): void {
+  const dt = <i32>arg(ctl, L.A_DTYPE);
+  const rowStride = <usize>seg(tab, s, L.S_ROW_STRIDE);
+  const headOff = <usize>k * <usize>seg(tab, s, L.S_HEAD_STRIDE) + <usize>rt * rowStride;
+  let kp = <usize>seg(tab, s, L.S_KPTR) + headOff;
+  let vp = <usize>seg(tab, s, L.S_VPTR) + headOff;
+  let ks = rowStride, vs = rowStride;
+  if (arg(ctl, L.A_DIRECT) == 0) {
+    // Widen the tile once to f32 (zero-padded to Dp); all NR query rows then reuse it.
+    const kScale = <usize>seg(tab, s, L.S_KSCALE), vScale = <usize>seg(tab, s, L.S_VSCALE);
+    const scOff = (<usize>k * <usize>seg(tab, s, L.S_SCALE_HEAD_STRIDE) + <usize>rt) << 2;
+    const dst = <usize>Dp << 2;
+    for (let j = 0; j < nk; j++) {
+      const ksc: f32 = kScale ? load<f32>(kScale + scOff + (<usize>j << 2)) : 1;
+      const vsc: f32 = vScale ? load<f32>(vScale + scOff + (<usize>j << 2)) : 1;
+      widenRow(dt, kp + <usize>j * rowStride, D, Dp, sKt + <usize>j * dst, ksc);
+      widenRow(dt, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * dst, vsc);
+    }
+    kp = sKt;
+    vp = sVt;
+    ks = dst;
+    vs = dst;
+  }
+  const sRow = <usize>BK << 2;
+  dotTile(sQp, <usize>Dp << 2, nr, kp, ks, nk, Dp, sS, sRow, false);
+  softmaxTile(nr, nk, p0, sRow);
+  pvTile(sS, sRow, nr, vp, vs, nk, Dp, sO, <usize>Dp << 2, sAl);
+}
+
+/** Masks scores by position, updates each row's running max and sum, turns scores into weights. */
+function softmaxTile(nr: i32, nk: i32, p0: i32, sRow: usize): void {
+  const nk4 = al4(nk);
+  const pLast = p0 + nk - 1;
+  for (let r = 0; r < nr; r++) {
+    const row = sS + <usize>r * sRow;
+    const ri = <usize>r << 2;
+    const lo = load<i32>(sLo + ri), hi = load<i32>(sHi + ri);
+    if (min(hi, pLast) >= max(lo, p0)) store<i32>(sVis + ri, 1);
+    if (p0 < lo || pLast > hi) {
+      for (let j = 0; j < nk; j++) {
+        const pos = p0 + j;
+        if (pos < lo || pos > hi) store<f32>(row + (<usize>j << 2), -Infinity);
+      }
+    }
+    for (let j = nk; j < nk4; j++) store<f32>(row + (<usize>j << 2), -Infinity);
+    let mv = f32x4.splat(-Infinity);
+    for (let j = 0; j < nk4; j += 4) mv = f32x4.max(mv, v128.load(row + (<usize>j << 2)));
+    const mOld = load<f32>(sM + ri);
+    const mNew = max(mOld, hmax(mv));
+    const mNewV = f32x4.splat(mNew);
+    let sum = f32x4.splat(0);
+    for (let j = 0; j < nk4; j += 4) {
+      const p = exp2v(f32x4.sub(v128.load(row + (<usize>j << 2)), mNewV));
+      v128.store(row + (<usize>j << 2), p);
+      sum = f32x4.add(sum, p);
+    }
+    const alpha = exp2s(mOld - mNew); // 0 on the first visible tile (-inf - m), NaN-safe: exp2v(NaN) = 0
+    store<f32>(sAl + ri, alpha);
+    store<f32>(sL + ri, load<f32>(sL + ri) * alpha + hsum(sum));
+    store<f32>(sM + ri, mNew);
+  }
+}
+
+/**
+ * 1/l of a finished row, with the reference's edge cases: no visible key gives 0 (inverse 0); visible
+ * keys but l == 0 (all -inf, or a NaN/+inf score that poisoned the max) give NaN.
+ */
+function rowInverse(ri: usize): f32 {
+  const l = load<f32>(sL + ri);
+  if (load<i32>(sVis + ri) == 0) return 0;
+  return l > 0 && l < Infinity ? 1 / l : NaN;
+}
+
+/** out[t, h, :] = O / l for the item's rows (see rowInverse for rows without a usable sum). */
+function writeOutput(out: usize, k: i32, t0: i32, nr: i32, G: i32, H: i32, D: i32, Dp: i32): void {
+  const D4 = D & ~3;
+  for (let r = 0; r < nr; r++) {
+    const ri = <usize>r << 2;
+    const inv = rowInverse(ri);
+    const iv = f32x4.splat(inv);
+    const t = t0 + r / G, g = r % G;
+    const dst = out + (<usize>(t * H + k * G + g) * <usize>D << 2);
+    const src = sO + (<usize>r * <usize>Dp << 2);
+    let d = 0;
+    for (; d < D4; d += 4) v128.store(dst + (<usize>d << 2), f32x4.mul(v128.load(src + (<usize>d << 2)), iv));
+    for (; d < D; d++) store<f32>(dst + (<usize>d << 2), load<f32>(src + (<usize>d << 2)) * inv);
+  }
+}
+
+// Partial result of one item: f32 [NRp, Dp] O, then f32 [NRp] m, then f32 [NRp] l.
+// @ts-ignore: decorator
+@inline function partBytes(nrp: i32, Dp: i32): usize {
+  return (<usize>nrp * <usize>(Dp + 2)) << 2;
+}
+
+function writePartial(part: usize, item: i32, nr: i32, nrp: i32, Dp: i32): void {
+  const base = part + <usize>item * partBytes(nrp, Dp);
+  memory.copy(base, sO, (<usize>nr * <usize>Dp) << 2);
+  const mAt = base + ((<usize>nrp * <usize>Dp) << 2);
+  // m = -inf marks "no visible key"; NaN marks a poisoned row (visible keys, unusable sum).
+  for (let r = 0; r < nr; r++) {
+    const ri = <usize>r << 2;
+    const l = load<f32>(sL + ri);
+    const vis = load<i32>(sVis + ri) != 0;
+    store<f32>(mAt + ri, !vis ? -Infinity : l > 0 && l < Infinity ? load<f32>(sM + ri) : NaN);
+    store<f32>(mAt + (<usize>nrp << 2) + ri, vis ? l : 0);
+  }
+}
+
+/** Combines the NSPLIT partials of every (query tile, kv head) by log-sum-exp into out. Host thread. */
+export function attnMerge(ctl: usize): void {
+  const T = <i32>arg(ctl, L.A_T), H = <i32>arg(ctl, L.A_H), K = <i32>arg(ctl, L.A_K), D = <i32>arg(ctl, L.A_D);
+  const G = H / K;
+  const BQ = <i32>arg(ctl, L.A_BQ), NQT = <i32>arg(ctl, L.A_NQT), NSPLIT = <i32>arg(ctl, L.A_NSPLIT);
+  const Dp = <i32>arg(ctl, L.A_DP);
+  const part = <usize>arg(ctl, L.A_PART), out = <usize>arg(ctl, L.A_OUT);
+  const nrp = al4(BQ * G);
+  const pb = partBytes(nrp, Dp);
+  const mOff = (<usize>nrp * <usize>Dp) << 2;
+  const D4 = D & ~3;
+  for (let qt = 0; qt < NQT; qt++) {
+    const t0 = qt * BQ;
+    const nr = min(BQ, T - t0) * G;
+    for (let k = 0; k < K; k++) {
+      // items (qt, k, s) are numbered ((NQT-1-qt)*K + k)*NSPLIT + s
+      const first = part + <usize>(((NQT - 1 - qt) * K + k) * NSPLIT) * pb;
+      for (let r = 0; r < nr; r++) {
+        const ri = <usize>r << 2;
+        let mMax: f32 = -Infinity;
+        let nan = false;
+        for (let s = 0; s < NSPLIT; s++) {
+          const m = load<f32>(first + <usize>s * pb + mOff + ri);
+          if (m != m || m == Infinity) nan = true;
+          mMax = max(mMax, m);
+        }
+        let l: f32 = 0;
+        for (let s = 0; s < NSPLIT; s++) {
+          const ps = first + <usize>s * pb;
+          const m = load<f32>(ps + mOff + ri);
+          if (m > -Infinity) l += load<f32>(ps + mOff + (<usize>nrp << 2) + ri) * exp2s(m - mMax);
+        }
+        const inv: f32 = nan ? NaN : l > 0 ? 1 / l : 0;
+        const t = t0 + r / G, g = r % G;
+        const dst = out + (<usize>(t * H + k * G + g) * <usize>D << 2);
+        let d = 0;
+        for (; d < D4; d += 4) v128.store(dst + (<usize>d << 2), f32x4.splat(0));
+        for (; d < D; d++) store<f32>(dst + (<usize>d << 2), 0);
+        for (let s = 0; s < NSPLIT; s++) {
+          const ps = first + <usize>s * pb;
+          const m = load<f32>(ps + mOff + ri);
+          if (!(m > -Infinity)) continue;
+          const w = f32x4.splat(exp2s(m - mMax) * inv);
+          const src = ps + (<usize>r * <usize>Dp << 2);
+          d = 0;
+          for (; d < D4; d += 4) {
+            const at = dst + (<usize>d << 2);
+            v128.store(at, f32x4.add(v128.load(at), f32x4.mul(v128.load(src + (<usize>d << 2)), w)));
+          }
+          for (; d < D; d++) {
+            const at = dst + (<usize>d << 2);
+            store<f32>(at, load<f32>(at) + load<f32>(src + (<usize>d << 2)) * f32x4.extract_lane(w, 0));
+          }
+        }
+        if (nan) for (d = 0; d < D; d++) store<f32>(dst + (<usize>d << 2), NaN);
+      }
+    }
+  }
+}
+
+export { elemBytes };

@@ -1,0 +1,123 @@
+// SIMD building blocks shared by the attention and matmul kernels (AssemblyScript, f32x4).
+// Everything here is @inline: the kernels see straight-line v128 code with no calls.
+//
+// dtype codes (match src/kernels/wasm.ts): 0 f32, 1 f16, 2 bf16, 3 int8.
+
+export const DT_F32: i32 = 0;
+export const DT_F16: i32 = 1;
+export const DT_BF16: i32 = 2;
+export const DT_I8: i32 = 3;
+
+/** a*b + c. The relaxed build (ASC_FEATURE_RELAXED_SIMD) emits f32x4.relaxed_madd, a fused FMA on x64. */
+// @ts-ignore: decorator
+@inline export function fma(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/** Sum of the 4 lanes. */
+// @ts-ignore: decorator
+@inline export function hsum(v: v128): f32 {
+  const s = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+/** Max of the 4 lanes. */
+// @ts-ignore: decorator
+@inline export function hmax(v: v128): f32 {
+  const s = f32x4.max(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+/**
+ * 2^x for x <= 0 (softmax weights after subtracting the max), 4 lanes. Round-to-nearest splits
+ * x = n + f with |f| <= 0.5; 2^f is a degree-6 Taylor polynomial (relative error ~1.2e-7) and 2^n
+ * is built in the exponent bits. Lanes below -126 (including -inf from masking) give exactly 0.
+ * NaN lanes give 0 too; a NaN score still poisons the row through its running max.
+ */
+// @ts-ignore: decorator
+@inline export function exp2v(x: v128): v128 {
+  const keep = f32x4.ge(x, f32x4.splat(-126.0));
+  const xc = f32x4.max(x, f32x4.splat(-126.0));
+  const n = f32x4.nearest(xc);
+  const f = f32x4.sub(xc, n);
+  let p = f32x4.splat(1.5403530393381606e-4);
+  p = fma(p, f, f32x4.splat(1.3333558146428443e-3));
+  p = fma(p, f, f32x4.splat(9.618129107628477e-3));
+  p = fma(p, f, f32x4.splat(5.550410866482158e-2));
+  p = fma(p, f, f32x4.splat(2.402265069591007e-1));
+  p = fma(p, f, f32x4.splat(6.931471805599453e-1));
+  p = fma(p, f, f32x4.splat(1.0));
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return v128.and(f32x4.mul(p, e), keep);
+}
+
+/** Scalar 2^x for x <= 0 through the vector path (same rounding as exp2v). */
+// @ts-ignore: decorator
+@inline export function exp2s(x: f32): f32 {
+  return f32x4.extract_lane(exp2v(f32x4.splat(x)), 0);
+}
+
+/**
+ * 4 IEEE halves (zero-extended into i32 lanes) to f32. (bits & 0x7fff) << 13 is the value times
+ * 2^-112 for normals and subnormals alike, so one multiply by 2^112 rebiases it; inf/NaN get an
+ * all-ones exponent; the sign is or-ed back in.
+ */
+// @ts-ignore: decorator
+@inline export function h2f(x: v128): v128 {
+  const em = v128.and(x, i32x4.splat(0x7fff));
+  const sg = i32x4.shl(v128.and(x, i32x4.splat(0x8000)), 16);
+  const f = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(5.192296858534828e33));
+  const inf = v128.and(i32x4.gt_s(em, i32x4.splat(0x7bff)), i32x4.splat(0x7f800000));
+  return v128.or(v128.or(f, inf), sg);
+}
+
+/** Loads 4 consecutive values of dtype dt at p and widens them to f32 (int8: times scale). */
+// @ts-ignore: decorator
+@inline export function load4(dt: i32, p: usize, scale: v128): v128 {
+  if (dt == DT_F32) return v128.load(p);
+  if (dt == DT_F16) return h2f(v128.load16x4_u(p));
+  if (dt == DT_BF16) return i32x4.shl(v128.load16x4_u(p), 16);
+  const b = i16x8.extend_low_i8x16_s(v128.load32_zero(p));
+  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(b)), scale);
+}
+
+/** Bytes per element of dtype dt. */
+// @ts-ignore: decorator
+@inline export function elemBytes(dt: i32): usize {
+  return dt == DT_F32 ? 4 : dt == DT_I8 ? 1 : 2;
+}
+
+/** One scalar value of dtype dt at p, as f32 (int8 not scaled). */
+export function load1(dt: i32, p: usize): f32 {
+  if (dt == DT_F32) return load<f32>(p);
+  if (dt == DT_BF16) return reinterpret<f32>(<u32>load<u16>(p) << 16);
+  if (dt == DT_I8) return <f32>load<i8>(p);
+  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<u16>(p))), 0);
+}
+
+/**
+ * Widens one row of n values of dtype dt at src to f32 at dst, then zero-pads it to np values
+ * (np a multiple of 4, so later dot products need no tail). int8 rows are multiplied by scale.
+ */
+export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale: f32): void {
+  const sv = f32x4.splat(scale);
+  const eb = elemBytes(dt);
+  const n4 = n & ~3;
+  let c = 0;
+  if (dt == DT_F32) {
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), v128.load(src + (<usize>c << 2)));
+  } else if (dt == DT_F16) {
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), h2f(v128.load16x4_u(src + (<usize>c << 1))));
+  } else if (dt == DT_BF16) {
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), i32x4.shl(v128.load16x4_u(src + (<usize>c << 1)), 16));
+  } else {
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), load4(DT_I8, src + <usize>c, sv));
+  }
+  for (; c < n; c++) {
+    let v = load1(dt, src + <usize>c * eb);
+    if (dt == DT_I8) v *= scale;
+    store<f32>(dst + (<usize>c << 2), v);
+  }
+  for (; c < np; c++) store<f32>(dst + (<usize>c << 2), 0);
+}

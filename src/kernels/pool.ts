@@ -1,0 +1,153 @@
+// The worker pool's dispatch and barrier, host side (browser-neutral: no Node imports).
+//
+// All threads run the same WASM module over one shared memory. A task is published by writing its
+// arguments into the control block and bumping GEN; workers (spinning briefly, then sleeping in
+// memory.atomic.wait32) wake, take work items from an atomic counter, and bump DONE. The calling
+// thread works too (as thread 0), then waits on DONE with Atomics.wait (allowed on Node's main
+// thread and in browser workers). Offsets mirror src/kernels/assembly/layout.ts.
+
+export const CTL = {
+  GEN: 0,
+  DONE: 64,
+  NEXT: 128,
+  KIND: 192,
+  NITEMS: 196,
+  QUIT: 200,
+  READY: 256,
+  ERR: 260,
+  ARGS: 320,
+  SINK: 640,
+  BYTES: 1024,
+} as const;
+
+export const KIND = { attention: 1, matmul: 2, stream: 3, peak: 4 } as const;
+
+/** The kernel module's exports (src/kernels/assembly/index.ts). */
+export interface KernelExports {
+  runTask(ctl: number, tid: number): void;
+  workerLoop(ctl: number, tid: number): void;
+  attnMerge(ctl: number): void;
+  heapBase(): number;
+}
+
+export interface SpawnedWorker {
+  terminate(): void;
+}
+
+/** Starts threads; Node's is in pool-node.ts, a browser's would wrap Web Workers the same way. */
+export interface WorkerHost {
+  /** Starts a thread that instantiates `module` over `memory` and calls workerLoop(ctl, tid). */
+  spawn(opts: { module: WebAssembly.Module; memory: WebAssembly.Memory; ctl: number; tid: number }): SpawnedWorker;
+}
+
+/** Instantiates the kernel module over `memory`; its only import is env.memory. */
+export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+  const abort = () => {
+    throw new Error("kernel module aborted");
+  };
+  const inst = new WebAssembly.Instance(module, { env: { memory, abort } });
+  return inst.exports as unknown as KernelExports;
+}
+
+const SPIN = 20000; // polls of DONE before sleeping (a short task returns in microseconds)
+
+export class Pool {
+  private i32: Int32Array;
+  private broken: string | null = null;
+
+  private constructor(
+    private readonly memory: WebAssembly.Memory,
+    readonly exports: KernelExports,
+    readonly ctl: number,
+    private readonly workers: SpawnedWorker[],
+  ) {
+    this.i32 = new Int32Array(memory.buffer);
+  }
+
+  get threads(): number {
+    return this.workers.length + 1;
+  }
+
+  /** Spawns threads-1 workers and resolves when all of them wait in workerLoop. */
+  static async start(opts: {
+    memory: WebAssembly.Memory;
+    module: WebAssembly.Module;
+    exports: KernelExports;
+    ctl: number;
+    threads: number;
+    host?: WorkerHost;
+  }): Promise<Pool> {
+    const { memory, module, exports, ctl, threads, host } = opts;
+    const workers: SpawnedWorker[] = [];
+    const pool = new Pool(memory, exports, ctl, workers);
+    if (threads > 1 && !host) throw new Error(`Pool.start: ${threads} threads need a WorkerHost`);
+    for (let tid = 1; tid < threads; tid++) workers.push(host!.spawn({ module, memory, ctl, tid }));
+    const deadline = Date.now() + 30000;
+    while (Atomics.load(pool.view(), (ctl + CTL.READY) >> 2) < threads - 1) {
+      const err = Atomics.load(pool.view(), (ctl + CTL.ERR) >> 2);
+      if (err !== 0 || Date.now() > deadline) {
+        pool.close();
+        throw new Error(`Pool.start: worker ${err || "?"} did not start (${threads - 1} expected)`);
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return pool;
+  }
+
+  /** The control block as u32 words (re-made after the memory grows). */
+  args(): Uint32Array {
+    return new Uint32Array(this.memory.buffer, this.ctl + CTL.ARGS, 64);
+  }
+
+  view(): Int32Array {
+    if (this.i32.buffer !== this.memory.buffer) this.i32 = new Int32Array(this.memory.buffer);
+    return this.i32;
+  }
+
+  /** Runs task `kind` with `nitems` work items on all threads and returns when all are done. */
+  run(kind: number, nitems: number): void {
+    if (this.broken) throw new Error(`kernel pool is unusable: ${this.broken}`);
+    const v = this.view();
+    const c = this.ctl >> 2;
+    const nw = this.workers.length;
+    Atomics.store(v, c + (CTL.DONE >> 2), 0);
+    Atomics.store(v, c + (CTL.NEXT >> 2), 0);
+    v[c + (CTL.KIND >> 2)] = kind;
+    v[c + (CTL.NITEMS >> 2)] = nitems;
+    if (nw > 0) {
+      Atomics.add(v, c + (CTL.GEN >> 2), 1);
+      Atomics.notify(v, c + (CTL.GEN >> 2));
+    }
+    let failure: unknown = null;
+    try {
+      this.exports.runTask(this.ctl, 0);
+    } catch (e) {
+      failure = e;
+    }
+    // Barrier: wait for every worker even if this thread failed, so no task overlaps the next.
+    let spins = 0;
+    for (;;) {
+      const done = Atomics.load(v, c + (CTL.DONE >> 2));
+      if (done >= nw) break;
+      if (++spins > SPIN) Atomics.wait(v, c + (CTL.DONE >> 2), done, 50);
+    }
+    const err = Atomics.load(v, c + (CTL.ERR >> 2));
+    if (err !== 0) {
+      this.broken = `worker ${err} crashed`;
+      failure ??= new Error(`kernel worker ${err} crashed during task ${kind}`);
+    }
+    if (failure) throw failure;
+  }
+
+  /** Stops the workers (they return from workerLoop) and terminates them. */
+  close(): void {
+    const v = this.view();
+    const c = this.ctl >> 2;
+    Atomics.store(v, c + (CTL.QUIT >> 2), 1);
+    Atomics.add(v, c + (CTL.GEN >> 2), 1);
+    Atomics.notify(v, c + (CTL.GEN >> 2));
+    for (const w of this.workers) w.terminate();
+    this.workers.length = 0;
+    this.broken = "closed";
+  }
+}

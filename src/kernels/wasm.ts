@@ -1,0 +1,259 @@
+// The WASM SIMD backend of the Kernels interface (browser-neutral: the module and, for threads, a
+// WorkerHost come from the caller; Node's are in wasm-node.ts and pool-node.ts).
+//
+// Legend: T query positions, H query heads, K kv heads, G = H/K, D head dim, Dp = D rounded up to 4,
+// S visible cached rows, BQ query positions per work item, BK keys per tile.
+//
+// The host turns a call into work items in the control block (see assembly/layout.ts):
+//   attention: items (kv head, query tile, key split); decode (T = 1) splits long contexts across
+//   threads (split-KV) and merges by log-sum-exp; prefill tiles queries and never splits keys.
+//   matmul: items (block of x rows, block of w rows).
+import type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
+import type { Arena } from "./memory.js";
+import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
+
+const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
+const DTYPE_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
+const SEG_WORDS = 12;
+const BK = 64; // keys per tile
+const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
+const MIN_SPLIT_ROWS = 256; // a decode split is never shorter than this
+const MATMUL_MB = 64;
+const MATMUL_NB = 16;
+
+// Attention argument words (assembly/layout.ts A_*).
+const A = {
+  Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12,
+  BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22,
+} as const;
+const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12 } as const;
+const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
+
+/** A growable buffer in the arena, reallocated only when a call needs more than it has. */
+class ArenaBuffer {
+  ptr = 0;
+  bytes = 0;
+  constructor(private readonly arena: Arena, private readonly what: string) {}
+  need(bytes: number): number {
+    if (bytes <= this.bytes) return this.ptr;
+    if (this.ptr) this.arena.release(this.ptr);
+    this.bytes = Math.max(bytes, Math.ceil(this.bytes * 1.5));
+    this.ptr = this.arena.alloc(this.bytes, this.what);
+    return this.ptr;
+  }
+  free(): void {
+    if (this.ptr) this.arena.release(this.ptr);
+    this.ptr = this.bytes = 0;
+  }
+}
+
+export interface WasmKernelsOptions {
+  arena: Arena;
+  module: WebAssembly.Module; // one of build/kernels-*.wasm, matching the arena's memory (shared or not)
+  name: string; // "wasm-simd" | "wasm-relaxed-simd"
+  threads: number; // 1 = calling thread only
+  host?: WorkerHost; // required when threads > 1
+}
+
+export class WasmKernels implements Kernels {
+  readonly name: string;
+  private readonly segs: ArenaBuffer;
+  private readonly scratch: ArenaBuffer;
+  private readonly part: ArenaBuffer;
+
+  private constructor(
+    private readonly arena: Arena,
+    private readonly pool: Pool,
+  ) {
+    this.segs = new ArenaBuffer(arena, "kernel segment table");
+    this.scratch = new ArenaBuffer(arena, "kernel scratch");
+    this.part = new ArenaBuffer(arena, "kernel split-KV partials");
+    this.name = "";
+  }
+
+  static async create(opts: WasmKernelsOptions): Promise<WasmKernels> {
+    const { arena, module, threads } = opts;
+    const exports = instantiateKernels(module, arena.memory);
+    const ctl = arena.alloc(CTL.BYTES, "kernel control block");
+    if (ctl < exports.heapBase()) {
+      arena.release(ctl);
+      throw new Error(`kernels: the arena starts at ${ctl}, below the module's static data (${exports.heapBase()}); use a larger Arena base`);
+    }
+    new Uint8Array(arena.memory.buffer, ctl, CTL.BYTES).fill(0);
+    const pool = await Pool.start({ memory: arena.memory, module, exports, ctl, threads, host: opts.host });
+    const k = new WasmKernels(arena, pool);
+    (k as { name: string }).name = opts.name;
+    return k;
+  }
+
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  /** softmax(q·kᵀ·scale, masked by position and window) · v for every query head; see types.ts. */
+  attention(call: AttentionCall): void {
+    const { q, out, T, H, K, D, qPos0, scale, window, kvDtype, segments } = call;
+    checkAttention(call);
+    const G = H / K;
+    const Dp = (D + 3) & ~3;
+    const win = window && window > 0 ? window : 0;
+    // Visible rows of each segment for the union of this call's query positions.
+    const hiPos = qPos0 + T - 1;
+    const loPos = win ? qPos0 - win + 1 : -Infinity;
+    const tab = this.segs.need(Math.max(1, segments.length) * SEG_WORDS * 4);
+    const u = new Uint32Array(this.arena.memory.buffer, tab, segments.length * SEG_WORDS);
+    let nseg = 0;
+    let total = 0;
+    const eb = DTYPE_BYTES[kvDtype];
+    for (const s of segments) {
+      const r0 = Math.max(0, loPos - s.firstPos);
+      const r1 = Math.min(s.rows, hiPos - s.firstPos + 1);
+      if (r1 <= r0) continue;
+      const o = nseg * SEG_WORDS;
+      u[o] = s.kPtr;
+      u[o + 1] = s.vPtr;
+      u[o + 2] = s.headStride;
+      u[o + 3] = (s as KvSegment & { rowStride?: number }).rowStride ?? D * eb;
+      u[o + 4] = s.firstPos | 0;
+      u[o + 5] = r0;
+      u[o + 6] = r1;
+      u[o + 7] = s.kScalePtr ?? 0;
+      u[o + 8] = s.vScalePtr ?? 0;
+      u[o + 9] = s.scaleHeadStride ?? 0;
+      u[o + 10] = total;
+      nseg++;
+      total += r1 - r0;
+    }
+    const threads = this.pool.threads;
+    const BQ = T === 1 ? 1 : Math.min(T, Math.max(1, Math.floor(ROWS_PER_ITEM / G)));
+    const NQT = Math.ceil(T / BQ);
+    let nsplit = 1;
+    if (threads > 1 && K * NQT < 8 * threads) {
+      nsplit = Math.max(1, Math.min(Math.ceil((8 * threads) / (K * NQT)), Math.floor(total / MIN_SPLIT_ROWS)));
+    }
+    const splitRows = Math.max(1, Math.ceil(total / nsplit));
+    nsplit = Math.max(1, Math.ceil(total / splitRows));
+    const nrp = (BQ * G + 3) & ~3;
+    const stride = align64(4 * (2 * nrp * Dp + 6 * nrp + nrp * BK + 2 * BK * Dp));
+    const scratch = this.scratch.need(stride * threads);
+    const nitems = K * NQT * nsplit;
+    const part = nsplit > 1 ? this.part.need(nitems * nrp * (Dp + 2) * 4) : 0;
+    const a = this.pool.args();
+    const f = new Float32Array(a.buffer, a.byteOffset, a.length);
+    a[A.Q] = q;
+    a[A.OUT] = out;
+    a[A.T] = T;
+    a[A.H] = H;
+    a[A.K] = K;
+    a[A.D] = D;
+    a[A.QPOS0] = qPos0 | 0;
+    f[A.SCALE2] = scale * Math.LOG2E;
+    a[A.WINDOW] = win;
+    a[A.DTYPE] = DTYPE_CODE[kvDtype];
+    a[A.SEGS] = tab;
+    a[A.NSEG] = nseg;
+    a[A.TOTAL] = total;
+    a[A.BQ] = BQ;
+    a[A.NQT] = NQT;
+    a[A.NSPLIT] = nsplit;
+    a[A.SPLIT_ROWS] = splitRows;
+    a[A.PART] = part;
+    a[A.SCRATCH] = scratch;
+    a[A.SCRATCH_STRIDE] = stride;
+    a[A.DP] = Dp;
+    a[A.BK] = BK;
+    a[A.DIRECT] = kvDtype === "f32" && D % 4 === 0 ? 1 : 0;
+    this.pool.run(KIND.attention, nitems);
+    if (nsplit > 1) this.pool.exports.attnMerge(this.pool.ctl);
+  }
+
+  /** out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]). */
+  matmul(call: MatmulCall): void {
+    const { x, w, bias, out, M: rows, N, Kin, wDtype } = call;
+    checkMatmul(call);
+    const threads = this.pool.threads;
+    let MB: number, NB: number;
+    if (rows < 4) {
+      MB = rows;
+      NB = Math.max(4, Math.ceil(N / (16 * threads) / 4) * 4);
+    } else {
+      MB = MATMUL_MB;
+      NB = MATMUL_NB;
+    }
+    const NNB = Math.ceil(N / NB);
+    const nitems = Math.ceil(rows / MB) * NNB;
+    const stride = align64(NB * ((Kin + 3) & ~3) * 4);
+    const scratch = rows >= 4 && wDtype !== "f32" ? this.scratch.need(stride * threads) : 0;
+    const a = this.pool.args();
+    a[M.X] = x;
+    a[M.W] = w;
+    a[M.BIAS] = bias;
+    a[M.OUT] = out;
+    a[M.M] = rows;
+    a[M.N] = N;
+    a[M.KIN] = Kin;
+    a[M.DTYPE] = WEIGHT_CODE[wDtype];
+    a[M.MB] = MB;
+    a[M.NB] = NB;
+    a[M.NNB] = NNB;
+    a[M.SCRATCH] = scratch;
+    a[M.SCRATCH_STRIDE] = stride;
+    this.pool.run(KIND.matmul, nitems);
+  }
+
+  /** Benchmark probe: reads [ptr, ptr + bytes) once with SIMD loads on all threads. */
+  streamRead(ptr: number, bytes: number, chunkBytes = 1 << 20): void {
+    const a = this.pool.args();
+    a[P.PTR] = ptr;
+    a[P.BYTES] = bytes;
+    a[P.CHUNK] = chunkBytes;
+    this.pool.run(KIND.stream, Math.ceil(bytes / chunkBytes));
+  }
+
+  /** Benchmark probe: every thread runs `iters` × 12 f32x4 multiply-adds (8 flops each) in registers. */
+  simdPeak(iters: number): void {
+    const a = this.pool.args();
+    a[P.ITERS] = iters;
+    this.pool.run(KIND.peak, 0);
+  }
+
+  /** Stops the workers and returns the kernel's arena buffers. */
+  close(): void {
+    this.pool.close();
+    this.segs.free();
+    this.scratch.free();
+    this.part.free();
+  }
+}
+
+const WEIGHT_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 2 };
+
+function align64(n: number): number {
+  return Math.ceil(n / 64) * 64;
+}
+
+function isCount(n: number): boolean {
+  return Number.isInteger(n) && n > 0;
+}
+
+function checkAttention(c: AttentionCall): void {
+  const { T, H, K, D } = c;
+  if (!isCount(T) || !isCount(H) || !isCount(K) || !isCount(D) || H % K !== 0) {
+    throw new RangeError(`attention: bad shape T=${T} H=${H} K=${K} D=${D} (positive integers, K divides H)`);
+  }
+  if (!(c.kvDtype in DTYPE_CODE)) throw new RangeError(`attention: unknown kvDtype "${c.kvDtype}"`);
+  if (!Number.isInteger(c.qPos0)) throw new RangeError(`attention: qPos0 must be an integer, got ${c.qPos0}`);
+  for (const s of c.segments) {
+    if (!Number.isInteger(s.rows) || s.rows < 0 || !Number.isInteger(s.firstPos)) {
+      throw new RangeError(`attention: bad segment rows=${s.rows} firstPos=${s.firstPos}`);
+    }
+    if (c.kvDtype === "int8" && !(s.kScalePtr && s.vScalePtr)) {
+      throw new RangeError("attention: an int8 cache needs kScalePtr and vScalePtr on every segment");
+    }
+  }
+}
+
+function checkMatmul(c: MatmulCall): void {
+  if (!isCount(c.M) || !isCount(c.N) || !isCount(c.Kin)) throw new RangeError(`matmul: bad shape M=${c.M} N=${c.N} Kin=${c.Kin}`);
+  if (!(c.wDtype in WEIGHT_CODE)) throw new RangeError(`matmul: unknown wDtype "${c.wDtype}"`);
+}

@@ -1,0 +1,265 @@
+// The WASM SIMD kernels (1 and 2 threads, plain and relaxed SIMD builds) against the plain-TS
+// reference kernels (src/kernels/reference.ts, float64), which are the specification.
+//
+// Legend: T query positions, H query heads, K kv heads, G = H/K, D head dim, S cached rows.
+//
+// Tolerances (reason): attention outputs are convex combinations of V rows with |v| ~ 1, the
+// kernels accumulate in f32 and use a polynomial exp2 (rel. error ~2e-7), so |err| <= 2e-5 + 2e-5·|want|.
+// Caches in f16/bf16/int8 are decoded exactly the same way by both sides, so the same bound holds.
+// matmul: f32 sums of Kin products, |err| <= 1e-5 + 4e-7·Kin·mean|x·w| ... stated per case below.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Arena } from "../src/kernels/memory.js";
+import { referenceKernels } from "../src/kernels/reference.js";
+import { createKernels, type KernelHandle } from "../src/kernels/index.js";
+import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
+import type { AttentionCall, Kernels, KvDtype, KvSegment, WeightDtype } from "../src/kernels/types.js";
+import { encodeBf16, encodeF16, quantizeInt8Row } from "../src/kvcache/convert.js";
+
+const arena = new Arena({ initialBytes: 64 << 20 });
+const ref = referenceKernels(arena);
+const backends: KernelHandle[] = [];
+
+before(async () => {
+  backends.push(await createKernels({ arena, backend: "wasm", threads: 1, relaxed: "off" }));
+  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "off" }));
+  enableRelaxedSimdFlag();
+  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "auto" }));
+});
+after(() => backends.forEach((b) => b.close()));
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function fill(a: Float32Array, seed: number, scale = 1): void {
+  const r = rng(seed);
+  for (let i = 0; i < a.length; i++) a[i] = (2 * r() - 1) * scale;
+}
+
+/** Largest excess of |got - want| over atol + rtol·|want|; NaN must meet NaN. Throws with the index. */
+function expectClose(got: Float32Array, want: Float32Array, atol: number, rtol: number, what: string): void {
+  let worst = -Infinity, at = -1, maxErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i], w = want[i];
+    if (Number.isNaN(w) || Number.isNaN(g)) {
+      if (Number.isNaN(w) !== Number.isNaN(g)) { worst = Infinity; at = i; break; }
+      continue;
+    }
+    const err = Math.abs(g - w);
+    maxErr = Math.max(maxErr, err);
+    const excess = err - (atol + rtol * Math.abs(w));
+    if (excess > worst) { worst = excess; at = i; }
+  }
+  if (worst > 0) {
+    assert.fail(`${what}: |got - want| exceeds ${atol} + ${rtol}·|want| at index ${at}: got ${got[at]}, want ${want[at]} (largest error ${maxErr})`);
+  }
+}
+
+interface CacheSpec {
+  K: number;
+  D: number;
+  dtype: KvDtype;
+  segments: { rows: number; firstPos: number }[];
+  seed: number;
+  valueScale?: number;
+}
+
+/** Writes random K/V rows for each segment (each its own allocation, like paged blocks). */
+function makeCache(c: CacheSpec): KvSegment[] {
+  const { K, D, dtype } = c;
+  const eb = dtype === "f32" ? 4 : dtype === "int8" ? 1 : 2;
+  return c.segments.map((s, i) => {
+    const headStride = Math.ceil((s.rows * D * eb) / 64) * 64 + 64; // heads not adjacent: catches stride bugs
+    const seg: KvSegment = { kPtr: 0, vPtr: 0, rows: s.rows, headStride, firstPos: s.firstPos };
+    for (const which of ["k", "v"] as const) {
+      const ptr = arena.alloc(K * headStride, "test kv");
+      const vals = new Float32Array(K * s.rows * D);
+      fill(vals, c.seed * 101 + i * 7 + (which === "k" ? 1 : 2), c.valueScale ?? 1);
+      let scales = 0;
+      if (dtype === "int8") scales = arena.alloc(4 * K * s.rows, "test scales");
+      for (let k = 0; k < K; k++) {
+        for (let r = 0; r < s.rows; r++) {
+          const row = vals.subarray((k * s.rows + r) * D, (k * s.rows + r + 1) * D);
+          const at = ptr + k * headStride + r * D * eb;
+          if (dtype === "f32") arena.f32(at, D).set(row);
+          else if (dtype === "f16") encodeF16(row, arena.u16(at, D));
+          else if (dtype === "bf16") encodeBf16(row, arena.u16(at, D));
+          else arena.f32(scales + 4 * (k * s.rows + r), 1)[0] = quantizeInt8Row(row, arena.i8(at, D));
+        }
+      }
+      if (which === "k") {
+        seg.kPtr = ptr;
+        if (scales) seg.kScalePtr = scales;
+      } else {
+        seg.vPtr = ptr;
+        if (scales) seg.vScalePtr = scales;
+      }
+      seg.scaleHeadStride = dtype === "int8" ? s.rows : undefined;
+    }
+    return seg;
+  });
+}
+
+interface Case {
+  T: number;
+  H: number;
+  K: number;
+  D: number;
+  dtype: KvDtype;
+  segments: { rows: number; firstPos: number }[];
+  qPos0: number;
+  window: number | null;
+  seed: number;
+  qScale?: number; // large values give extreme logits
+}
+
+/** Runs one call on the reference and every WASM backend and compares all outputs. */
+function checkAttention(c: Case): void {
+  const { T, H, K, D } = c;
+  const segments = makeCache({ K, D, dtype: c.dtype, segments: c.segments, seed: c.seed });
+  const q = arena.alloc(T * H * D * 4, "test q");
+  fill(arena.f32(q, T * H * D), c.seed, c.qScale ?? 1);
+  const want = arena.alloc(T * H * D * 4, "test want");
+  const got = arena.alloc(T * H * D * 4, "test got");
+  const call: AttentionCall = { q, out: want, T, H, K, D, qPos0: c.qPos0, scale: 1 / Math.sqrt(D), window: c.window, kvDtype: c.dtype, segments };
+  ref.attention(call);
+  const wantCopy = arena.f32(want, T * H * D).slice();
+  for (const b of backends) {
+    arena.f32(got, T * H * D).fill(12345);
+    b.attention({ ...call, out: got });
+    const label = `${b.name}×${b.threads} T=${T} H=${H} K=${K} D=${D} ${c.dtype} segs=${c.segments.length} window=${c.window}`;
+    expectClose(arena.f32(got, T * H * D), wantCopy, 2e-5, 2e-5, label);
+  }
+  for (const s of segments) {
+    arena.release(s.kPtr);
+    arena.release(s.vPtr);
+    if (s.kScalePtr) arena.release(s.kScalePtr);
+    if (s.vScalePtr) arena.release(s.vScalePtr);
+  }
+  [q, want, got].forEach((p) => arena.release(p));
+}
+
+const paged = (S: number, block: number, first = 0) =>
+  Array.from({ length: Math.ceil(S / block) }, (_, i) => ({ rows: Math.min(block, S - i * block), firstPos: first + i * block }));
+
+test("backends: the factory picks WASM, relaxed only when validated, and 2 threads", () => {
+  assert.deepEqual(backends.map((b) => [b.name, b.threads]), [["wasm-simd", 1], ["wasm-simd", 2], ["wasm-relaxed-simd", 2]]);
+});
+
+test("decode: MHA, GQA, MQA × head dims 20, 40, 64, 128 × f32/f16, paged cache", () => {
+  let seed = 1;
+  for (const [H, K] of [[4, 4], [8, 2], [8, 1]]) {
+    for (const D of [20, 40, 64, 128]) {
+      for (const dtype of ["f32", "f16"] as KvDtype[]) {
+        checkAttention({ T: 1, H, K, D, dtype, segments: paged(300, 128), qPos0: 299, window: null, seed: seed++ });
+      }
+    }
+  }
+});
+
+test("decode: long context split across threads (split-KV, log-sum-exp merge), MQA and GQA", () => {
+  checkAttention({ T: 1, H: 16, K: 1, D: 64, dtype: "f32", segments: paged(5000, 1024), qPos0: 4999, window: null, seed: 50 });
+  checkAttention({ T: 1, H: 8, K: 2, D: 40, dtype: "f16", segments: paged(3000, 16), qPos0: 2999, window: null, seed: 51 });
+});
+
+test("decode: sliding window, rolling-buffer segment order, and keys beyond the query are masked", () => {
+  // Rolling buffer of 64 rows: rows [20, 64) hold positions 980.., rows [0, 20) hold positions 1024..
+  checkAttention({ T: 1, H: 8, K: 2, D: 20, dtype: "f32", segments: [{ rows: 44, firstPos: 980 }, { rows: 20, firstPos: 1024 }], qPos0: 1043, window: 50, seed: 60 });
+  // The cache holds positions 0..599 but the query sits at 400: later keys must not leak in.
+  checkAttention({ T: 1, H: 4, K: 1, D: 64, dtype: "f32", segments: paged(600, 256), qPos0: 400, window: null, seed: 61 });
+  checkAttention({ T: 1, H: 4, K: 1, D: 64, dtype: "f16", segments: paged(2000, 512), qPos0: 1999, window: 700, seed: 62 });
+});
+
+test("prefill: causal tiles, with and without window, ragged T, over a prefix already cached", () => {
+  let seed = 70;
+  for (const [H, K, D] of [[4, 4, 64], [8, 2, 40], [6, 1, 20], [32, 8, 128]]) {
+    checkAttention({ T: 77, H, K, D, dtype: "f32", segments: paged(77, 32), qPos0: 0, window: null, seed: seed++ });
+    checkAttention({ T: 50, H, K, D, dtype: "f16", segments: paged(130, 64), qPos0: 80, window: 33, seed: seed++ });
+  }
+});
+
+test("bf16 and int8 caches", () => {
+  checkAttention({ T: 1, H: 8, K: 2, D: 40, dtype: "bf16", segments: paged(500, 128), qPos0: 499, window: null, seed: 80 });
+  checkAttention({ T: 1, H: 8, K: 1, D: 64, dtype: "int8", segments: paged(500, 128), qPos0: 499, window: null, seed: 81 });
+  checkAttention({ T: 19, H: 4, K: 2, D: 20, dtype: "int8", segments: paged(40, 16), qPos0: 21, window: 9, seed: 82 });
+});
+
+test("extreme logits: |score| in the thousands neither overflows nor underflows", () => {
+  checkAttention({ T: 1, H: 8, K: 2, D: 64, dtype: "f32", segments: paged(700, 256), qPos0: 699, window: null, seed: 90, qScale: 3000 });
+  checkAttention({ T: 9, H: 4, K: 1, D: 20, dtype: "f16", segments: paged(40, 16), qPos0: 31, window: null, seed: 91, qScale: 500 });
+});
+
+test("a query that sees no key gets 0; a NaN query gives NaN, as in the reference", () => {
+  checkAttention({ T: 2, H: 4, K: 2, D: 20, dtype: "f32", segments: [{ rows: 16, firstPos: 100 }], qPos0: 50, window: null, seed: 95 });
+  const T = 1, H = 4, K = 2, D = 20;
+  const segments = makeCache({ K, D, dtype: "f32", segments: [{ rows: 30, firstPos: 0 }], seed: 96 });
+  const q = arena.alloc(T * H * D * 4);
+  fill(arena.f32(q, H * D), 96);
+  arena.f32(q, H * D)[0] = NaN; // head 0 only
+  const out = arena.alloc(T * H * D * 4);
+  for (const b of backends) {
+    b.attention({ q, out, T, H, K, D, qPos0: 29, scale: 0.2, window: null, kvDtype: "f32", segments });
+    const o = arena.f32(out, H * D);
+    assert.ok(Number.isNaN(o[0]) && Number.isNaN(o[D - 1]), `${b.name}: head 0 should be NaN, got ${o[0]}`);
+    assert.ok(Number.isFinite(o[D]) && Number.isFinite(o[3 * D]), `${b.name}: other heads should be finite, got ${o[D]}`);
+  }
+});
+
+test("threads=1 and threads=2 agree on a long decode (2e-6 relative: only the split order differs)", () => {
+  const T = 1, H = 32, K = 1, D = 128;
+  const segments = makeCache({ K, D, dtype: "f16", segments: paged(8192, 2048), seed: 97 });
+  const q = arena.alloc(H * D * 4);
+  fill(arena.f32(q, H * D), 97);
+  const o1 = arena.alloc(H * D * 4), o2 = arena.alloc(H * D * 4);
+  const call: AttentionCall = { q, out: o1, T, H, K, D, qPos0: 8191, scale: 1 / Math.sqrt(D), window: null, kvDtype: "f16", segments };
+  backends[0].attention(call);
+  backends[1].attention({ ...call, out: o2 });
+  expectClose(arena.f32(o2, H * D), arena.f32(o1, H * D), 1e-6, 2e-6, "threads 2 vs 1");
+});
+
+function checkMatmul(M: number, N: number, Kin: number, wDtype: WeightDtype, withBias: boolean, seed: number): void {
+  const x = arena.alloc(M * Kin * 4), wf = new Float32Array(N * Kin), out = arena.alloc(M * N * 4), want = arena.alloc(M * N * 4);
+  fill(arena.f32(x, M * Kin), seed);
+  fill(wf, seed + 1);
+  const eb = wDtype === "f32" ? 4 : 2;
+  const w = arena.alloc(N * Kin * eb);
+  if (wDtype === "f32") arena.f32(w, N * Kin).set(wf);
+  else if (wDtype === "f16") encodeF16(wf, arena.u16(w, N * Kin));
+  else encodeBf16(wf, arena.u16(w, N * Kin));
+  const bias = withBias ? arena.alloc(N * 4) : 0;
+  if (bias) fill(arena.f32(bias, N), seed + 2);
+  const call = { x, w, bias, out: want, M, N, Kin, wDtype };
+  ref.matmul(call);
+  // Values in [-1, 1]: the f32 sum of Kin products errs by about sqrt(Kin)·6e-8·|terms|; 2e-6·Kin is safe.
+  const atol = 1e-5 + 2e-6 * Kin;
+  for (const b of backends) {
+    arena.f32(out, M * N).fill(777);
+    b.matmul({ ...call, out });
+    expectClose(arena.f32(out, M * N), arena.f32(want, M * N), atol, 1e-5, `matmul ${b.name}×${b.threads} M=${M} N=${N} Kin=${Kin} ${wDtype} bias=${withBias}`);
+  }
+  [x, w, out, want].forEach((p) => arena.release(p));
+  if (bias) arena.release(bias);
+}
+
+test("matmul: f32/f16/bf16 weights, matvec (M < 4) and tiled (M >= 4), odd sizes, bias", () => {
+  let seed = 200;
+  for (const wDtype of ["f32", "f16", "bf16"] as WeightDtype[]) {
+    for (const [M, N, Kin] of [[1, 1, 1], [1, 37, 67], [3, 64, 128], [1, 1000, 20], [4, 7, 5], [5, 33, 300], [37, 19, 260], [64, 48, 515], [130, 17, 64]]) {
+      checkMatmul(M, N, Kin, wDtype, seed % 2 === 0, seed++);
+    }
+  }
+});
+
+test("wasm kernels reject bad shapes with the values named", () => {
+  const b: Kernels = backends[0];
+  assert.throws(() => b.attention({ q: 0, out: 0, T: 1, H: 6, K: 4, D: 8, qPos0: 0, scale: 1, window: null, kvDtype: "f32", segments: [] }), /H=6 K=4/);
+  assert.throws(() => b.matmul({ x: 0, w: 0, bias: 0, out: 0, M: 0, N: 1, Kin: 1, wDtype: "f32" }), /M=0/);
+});
