@@ -13,7 +13,7 @@ const base: Omit<TrainModelConfig, "numKvHeads"> = {
 
 for (const K of [4, 2, 1]) {
   test(`finite differences match backward for every parameter (H=4, K=${K})`, () => {
-    const model = new TrainModel({ ...base, numKvHeads: K }, tsMatmuls, f64Allocator);
+    const model = new TrainModel({ ...base, numKvHeads: K }, tsMatmuls(), f64Allocator);
     model.init(7);
     // Larger than training init so that attention is not uniform and every path carries signal.
     const rng = new Rng(3);

@@ -48,7 +48,7 @@ function check(f: Fixture, model: TrainModel, label: string, atol: number, rtol:
 for (const name of ["mha", "gqa", "mqa"]) {
   test(`${name}: float64 gradients of every parameter match PyTorch autograd`, () => {
     const f = load(name);
-    check(f, new TrainModel(f.config, tsMatmuls, f64Allocator), `${name} f64`, 1e-12, 1e-9, 1e-12);
+    check(f, new TrainModel(f.config, tsMatmuls(), f64Allocator), `${name} f64`, 1e-12, 1e-9, 1e-12);
   });
   test(`${name}: float32 gradients through Kernels.matmul (reference kernels) match PyTorch`, () => {
     const f = load(name);

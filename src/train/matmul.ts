@@ -18,51 +18,76 @@ export interface Matmuls {
   tnAcc(out: Buf, dy: Buf, x: Buf, M: number, N: number, Kin: number): void;
 }
 
-/** Plain TypeScript; every inner loop runs over contiguous memory. */
-export const tsMatmuls: Matmuls = {
-  name: "ts",
-  nt(out, x, w, M, N, Kin) {
-    for (let m = 0; m < M; m++) {
-      const xo = m * Kin;
-      for (let n = 0; n < N; n++) {
-        const wo = n * Kin;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        let k = 0;
-        for (; k + 3 < Kin; k += 4) {
-          s0 += x[xo + k] * w[wo + k];
-          s1 += x[xo + k + 1] * w[wo + k + 1];
-          s2 += x[xo + k + 2] * w[wo + k + 2];
-          s3 += x[xo + k + 3] * w[wo + k + 3];
-        }
-        for (; k < Kin; k++) s0 += x[xo + k] * w[wo + k];
-        out[m * N + n] = s0 + s1 + s2 + s3;
+/**
+ * out[M, N] = x[M, Kin] · w[N, Kin]ᵀ in plain TS, blocked 4 rows of x × 4 rows of w so that each
+ * loaded value feeds 4 multiply-adds (16 accumulators stay in registers).
+ */
+export function ntBlocked(out: Buf, x: Buf, w: Buf, M: number, N: number, Kin: number): void {
+  const M4 = M - (M % 4), N4 = N - (N % 4);
+  for (let m = 0; m < M4; m += 4) {
+    const x0 = m * Kin, x1 = x0 + Kin, x2 = x1 + Kin, x3 = x2 + Kin;
+    for (let n = 0; n < N4; n += 4) {
+      const w0 = n * Kin, w1 = w0 + Kin, w2 = w1 + Kin, w3 = w2 + Kin;
+      let a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+      let a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+      for (let k = 0; k < Kin; k++) {
+        const b0 = w[w0 + k], b1 = w[w1 + k], b2 = w[w2 + k], b3 = w[w3 + k];
+        const c0 = x[x0 + k], c1 = x[x1 + k], c2 = x[x2 + k], c3 = x[x3 + k];
+        a00 += c0 * b0; a01 += c0 * b1; a02 += c0 * b2; a03 += c0 * b3;
+        a10 += c1 * b0; a11 += c1 * b1; a12 += c1 * b2; a13 += c1 * b3;
+        a20 += c2 * b0; a21 += c2 * b1; a22 += c2 * b2; a23 += c2 * b3;
+        a30 += c3 * b0; a31 += c3 * b1; a32 += c3 * b2; a33 += c3 * b3;
       }
+      let o = m * N + n;
+      out[o] = a00; out[o + 1] = a01; out[o + 2] = a02; out[o + 3] = a03; o += N;
+      out[o] = a10; out[o + 1] = a11; out[o + 2] = a12; out[o + 3] = a13; o += N;
+      out[o] = a20; out[o + 1] = a21; out[o + 2] = a22; out[o + 3] = a23; o += N;
+      out[o] = a30; out[o + 1] = a31; out[o + 2] = a32; out[o + 3] = a33;
     }
-  },
-  nn(out, dy, w, M, N, Kin) {
-    out.fill(0, 0, M * Kin);
-    for (let m = 0; m < M; m++) {
-      const oo = m * Kin;
-      for (let n = 0; n < N; n++) {
-        const a = dy[m * N + n];
-        if (a === 0) continue;
-        const wo = n * Kin;
-        for (let k = 0; k < Kin; k++) out[oo + k] += a * w[wo + k];
-      }
+  }
+  // Edges: the rows and columns the 4×4 blocks did not cover.
+  for (let m = 0; m < M; m++) {
+    const nStart = m < M4 ? N4 : 0;
+    for (let n = nStart; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < Kin; k++) s += x[m * Kin + k] * w[n * Kin + k];
+      out[m * N + n] = s;
     }
-  },
-  tnAcc(out, dy, x, M, N, Kin) {
-    for (let m = 0; m < M; m++) {
-      const xo = m * Kin;
-      for (let n = 0; n < N; n++) {
-        const a = dy[m * N + n];
-        if (a === 0) continue;
-        const oo = n * Kin;
-        for (let k = 0; k < Kin; k++) out[oo + k] += a * x[xo + k];
-      }
-    }
-  },
-};
+  }
+}
+
+/**
+ * Plain TypeScript backend. nn and tnAcc transpose into scratch and reuse the blocked nt kernel,
+ * the same shape of computation the kernel backend uses. Scratch matches the precision of the inputs.
+ */
+export function tsMatmuls(): Matmuls {
+  const scratch = new Map<string, Buf>();
+  const buf = (slot: string, like: Buf, n: number): Buf => {
+    const key = `${slot}:${like instanceof Float64Array ? 64 : 32}`;
+    let s = scratch.get(key);
+    if (!s || s.length < n) scratch.set(key, (s = like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n)));
+    return s;
+  };
+  return {
+    name: "ts",
+    nt: ntBlocked,
+    nn(out, dy, w, M, N, Kin) {
+      const wT = buf("wT", w, Kin * N); // [Kin, N]
+      transpose(wT, w, N, Kin);
+      ntBlocked(out, dy, wT, M, Kin, N);
+    },
+    tnAcc(out, dy, x, M, N, Kin) {
+      const dyT = buf("dyT", dy, N * M); // [N, M]
+      const xT = buf("xT", x, Kin * M); // [Kin, M]
+      const tmp = buf("dw", out, N * Kin); // [N, Kin]
+      transpose(dyT, dy, M, N);
+      transpose(xT, x, M, Kin);
+      ntBlocked(tmp, dyT, xT, N, Kin, M);
+      const n = N * Kin;
+      for (let i = 0; i < n; i++) out[i] += tmp[i];
+    },
+  };
+}
 
 /** out[C, R] = a[R, C]ᵀ */
 export function transpose(out: Buf, a: Buf, R: number, C: number): void {

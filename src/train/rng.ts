@@ -10,6 +10,15 @@ export class Rng {
     this.state = (seed | 0) ^ 0x9e3779b9;
   }
 
+  /** The full generator state, for checkpoints (resume continues the same stream). */
+  getState(): { state: number; spare: number | null } {
+    return { state: this.state, spare: this.spare };
+  }
+  setState(s: { state: number; spare: number | null }): void {
+    this.state = s.state | 0;
+    this.spare = s.spare;
+  }
+
   /** Uniform 32-bit unsigned integer. */
   u32(): number {
     let z = (this.state = (this.state + 0x9e3779b9) | 0);

@@ -1,0 +1,70 @@
+// AdamW (decoupled weight decay, Loshchilov & Hutter), the learning-rate schedule (linear warmup
+// then cosine decay to minLr) and global gradient-norm clipping. Plain loops over the flat
+// parameter / gradient buffers of TrainModel.
+import type { Buf } from "./matmul.js";
+import type { TensorInfo } from "./model.js";
+
+export interface AdamWConfig {
+  beta1: number; // e.g. 0.9
+  beta2: number; // e.g. 0.95 (nanoGPT / LLaMA pretraining)
+  eps: number; // e.g. 1e-8
+  weightDecay: number; // e.g. 0.1, applied to matrices only (not norm gains)
+}
+
+export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+
+export class AdamW {
+  readonly m: Float32Array; // first moment, same layout as the parameters
+  readonly v: Float32Array; // second moment
+  step = 0; // completed updates (bias correction uses step + 1)
+
+  constructor(readonly numParams: number, readonly cfg: AdamWConfig = DEFAULT_ADAMW) {
+    this.m = new Float32Array(numParams);
+    this.v = new Float32Array(numParams);
+  }
+
+  /** One update of params from grads at learning rate lr. */
+  update(params: Buf, grads: Buf, tensors: TensorInfo[], lr: number): void {
+    const { beta1, beta2, eps, weightDecay } = this.cfg;
+    this.step++;
+    const c1 = 1 - Math.pow(beta1, this.step);
+    const c2 = 1 - Math.pow(beta2, this.step);
+    const { m, v } = this;
+    for (const t of tensors) {
+      const decay = t.decay ? 1 - lr * weightDecay : 1;
+      for (let i = t.offset, end = t.offset + t.size; i < end; i++) {
+        const g = grads[i];
+        m[i] = beta1 * m[i] + (1 - beta1) * g;
+        v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+        params[i] = params[i] * decay - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
+      }
+    }
+  }
+}
+
+export interface Schedule {
+  maxLr: number; // e.g. 3e-3
+  minLr: number; // e.g. 3e-4 (10 % of max)
+  warmupSteps: number; // e.g. 100
+  totalSteps: number; // the run length; the cosine reaches minLr here
+}
+
+/** Learning rate for update `step` (0-based): linear warmup to maxLr, then cosine to minLr. */
+export function learningRate(step: number, s: Schedule): number {
+  if (step < s.warmupSteps) return (s.maxLr * (step + 1)) / s.warmupSteps;
+  if (step >= s.totalSteps) return s.minLr;
+  const progress = (step - s.warmupSteps) / Math.max(1, s.totalSteps - s.warmupSteps);
+  return s.minLr + 0.5 * (s.maxLr - s.minLr) * (1 + Math.cos(Math.PI * progress));
+}
+
+/** Scales grads so their global L2 norm is at most maxNorm (0 = no clipping); returns the norm before clipping. */
+export function clipGradNorm(grads: Buf, maxNorm: number): number {
+  let ss = 0;
+  for (let i = 0; i < grads.length; i++) ss += grads[i] * grads[i];
+  const norm = Math.sqrt(ss);
+  if (maxNorm > 0 && norm > maxNorm) {
+    const k = maxNorm / (norm + 1e-6);
+    for (let i = 0; i < grads.length; i++) grads[i] *= k;
+  }
+  return norm;
+}
