@@ -4,7 +4,8 @@
 // what `mqa plan --json` prints for the same settings: the default model, another preset on 4 GPUs, the
 // context/batch sliders moved with the keyboard, and a pasted config.json. Also checks inline config errors,
 // that both charts are drawn with one heatmap cell per variant × batch × context, the COOP/COEP headers,
-// MIME types and that the server refuses directory traversal. Takes a screenshot into the temp folder.
+// MIME types and that the server refuses directory traversal. Takes screenshots into the temp folder
+// (MQA_WEB_SCREENSHOT=path writes the default-state one there instead: that is docs/web-planner.png).
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -185,6 +186,10 @@ test("default model: the page shows exactly what mqa plan --json says", async ()
   // Independent anchor (REFERENCE.md): Llama-2-7B in f16 is 524,288 B per token, 2 GiB at 4K.
   assert.equal(json.kvBytesPerToken, 524288);
   assert.equal(json.kvCacheBytes, 2 * 1024 ** 3);
+  // The screenshot in docs/web-planner.png is this state: MQA_WEB_SCREENSHOT=docs/web-planner.png node scripts/test.mjs web
+  const shot = process.env.MQA_WEB_SCREENSHOT || join(tmp, "web-planner.png");
+  await page.screenshot({ path: shot, fullPage: true });
+  assert.ok(statSync(shot).size > 20_000, `screenshot ${shot} is suspiciously small`);
 });
 
 test("another preset on 4 × H100 with tp 4, then the context and batch sliders", async () => {
@@ -239,7 +244,7 @@ test("pasted config.json: inline errors name the problem, a valid config matches
   // Every layer slides over 4096 tokens: the cache holds 4096 of the 32768 tokens per sequence.
   assert.equal(json.kvCacheBytes, 18 * 2 * 4 * 128 * 1 * 4096 * 8);
 
-  const shot = join(tmp, "web-planner.png");
+  const shot = join(tmp, "web-planner-config.png");
   await page.screenshot({ path: shot, fullPage: true });
   assert.ok(statSync(shot).size > 20_000, `screenshot ${shot} is suspiciously small`);
 });

@@ -6,8 +6,9 @@
 // data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
 import { DTYPES } from "../src/kvcache/dtypes.js";
 import { cacheVsContextChart, heatmapChart } from "../src/planner/charts.js";
-import { listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
+import { divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
 import type { ModelSpec } from "../src/spec/types.js";
+import type { TopLevelSpec } from "vega-lite";
 import { clearChart, showChart } from "./charts.js";
 import { formatInt, formatTokens } from "./format.js";
 import { renderCards, renderVariants } from "./view.js";
@@ -95,6 +96,9 @@ function fillControls(): void {
   el.weightDtype.replaceChildren(...dtypes.map((d) => option(d, d)));
   el.context.max = String(CONTEXTS.length - 1);
   el.batch.max = String(BATCHES.length - 1);
+  const ends = (list: number[], fmt: (n: number) => string) => [list[0], list[list.length - 1]].map((n) => Object.assign(document.createElement("span"), { textContent: fmt(n) }));
+  $("context-ends").replaceChildren(...ends(CONTEXTS, formatTokens));
+  $("batch-ends").replaceChildren(...ends(BATCHES, formatInt));
 }
 
 const nearestIndex = (list: number[], v: number) => list.reduce((best, x, i) => (Math.abs(x - v) < Math.abs(list[best] - v) ? i : best), 0);
@@ -171,12 +175,14 @@ function readModel(s: PageState): { spec: ModelSpec } | { error: string } {
   }
 }
 
-/** MHA, the configured count, GQA-8 for an MHA/MQA model when 8 divides the heads, and MQA. */
+/** MHA, the configured count, MQA; for an MHA or MQA model also a GQA count (the largest divisor of the heads ≤ 8). */
 function defaultKvHeads(spec: ModelSpec): string {
   const H = spec.numHeads;
-  const ks = [H, spec.numKvHeads];
-  if ((spec.numKvHeads === H || spec.numKvHeads === 1) && H > 8 && H % 8 === 0) ks.push(8);
-  ks.push(1);
+  const ks = [H, spec.numKvHeads, 1];
+  if (spec.numKvHeads === H || spec.numKvHeads === 1) {
+    const gqa = divisors(H).filter((d) => d > 1 && d < H && d <= 8).pop();
+    if (gqa !== undefined) ks.push(gqa);
+  }
   return [...new Set(ks)].sort((a, b) => b - a).join(",");
 }
 
@@ -282,7 +288,8 @@ function scheduleCharts(spec: ModelSpec, r: PlanResult): void {
     const o = r.options;
     const budgetBytes = o.gpus === 1 ? r.memory.kvBudgetBytesPerGpu : null; // the chart's cache is one GPU's worth only without tp
     try {
-      await showChart(el.chartContext, cacheVsContextChart(spec, { kvHeads: o.kvHeads, kvDtype: o.kvDtype, batch: o.batch, budgetBytes }));
+      const cacheChart = cacheVsContextChart(spec, { kvHeads: o.kvHeads, kvDtype: o.kvDtype, batch: o.batch, budgetBytes });
+      await showChart(el.chartContext, { ...cacheChart, width: "container" } as TopLevelSpec); // fill the panel
       if (job !== chartJob) return;
       await showChart(el.chartHeatmap, heatmapChart(spec, r));
       if (job === chartJob) document.body.dataset.charts = String(job); // = data-plans when the charts show the latest plan
@@ -296,6 +303,11 @@ function main(): void {
   fillControls();
   writeState(stateFromHash());
   el.form.addEventListener("submit", (e) => e.preventDefault());
+  window.addEventListener("hashchange", () => {
+    lastModelKey = ""; // keep the what-ifs the link asks for
+    writeState(stateFromHash());
+    update();
+  });
   el.form.addEventListener("input", (e) => {
     // Keep gpus a multiple of tp when tp grows past it (the planner requires gpus = tp × replicas).
     if (e.target === el.tp) {
