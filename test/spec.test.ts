@@ -213,3 +213,28 @@ test("what-if variants: full/mqa/divisors; MLA becomes per-head K (192) + V (128
   assert.equal(mla.mla, null);
   assert.equal(2 * mla.layers[0].headDim, 192 + 128);
 });
+
+/** A minimal GGUF v3 file: header + metadata, no tensors (enough for @huggingface/gguf's reader). */
+function writeGguf(path: string, kv: [string, string | number | { f32: number }][]) {
+  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+  const u64 = (n: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); return b; };
+  const str = (s: string) => { const b = Buffer.from(s, "utf8"); return Buffer.concat([u64(b.length), b]); };
+  const parts = [Buffer.from("GGUF"), u32(3), u64(0), u64(kv.length)];
+  for (const [k, v] of kv) {
+    parts.push(str(k));
+    if (typeof v === "string") parts.push(u32(8), str(v)); // GGUF_TYPE_STRING
+    else if (typeof v === "number") parts.push(u32(4), u32(v)); // GGUF_TYPE_UINT32
+    else { const b = Buffer.alloc(4); b.writeFloatLE(v.f32); parts.push(u32(6), b); } // GGUF_TYPE_FLOAT32
+  }
+  writeFileSync(path, Buffer.concat(parts));
+}
+
+test("loadSpec reads a .gguf file's metadata (no tensors: tied output assumed from the missing output.weight)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mqa-gguf-"));
+  const path = join(dir, "tiny.gguf");
+  writeGguf(path, [["general.architecture", "llama"], ["llama.block_count", 4], ["llama.embedding_length", 256], ["llama.feed_forward_length", 512], ["llama.attention.head_count", 8], ["llama.attention.head_count_kv", 2], ["llama.context_length", 2048], ["llama.vocab_size", 1000], ["llama.attention.layer_norm_rms_epsilon", { f32: 1e-5 }]]);
+  const s = await loadSpec(path);
+  assert.deepEqual([s.numLayers, s.numHeads, s.numKvHeads, s.headDim, s.vocabSize, s.maxPositions], [4, 8, 2, 32, 1000, 2048]);
+  writeFileSync(join(dir, "junk.gguf"), "not a gguf");
+  await rejectsUser(loadSpec(join(dir, "junk.gguf")), "junk.gguf", "GGUF");
+});
