@@ -9,6 +9,7 @@ import { presetSpec, listPresets } from "../src/spec/presets.js";
 import { withKvHeads } from "../src/spec/variant.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
 import { UserError } from "../src/errors.js";
+import { specFromHfConfig } from "../src/spec/hf.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -204,4 +205,9 @@ test("GPU catalog: every entry has memory, bandwidth, dense TFLOP/s and a source
   assert.equal(gpuByName("a100-80gb").memoryBytes, 80 * GiB);
   assert.equal(customGpu({ memoryGiB: 24, bandwidthGBs: 1000 }).memoryBytes, 24 * GiB);
   assert.throws(() => customGpu({ memoryGiB: -1, bandwidthGBs: 1 }), UserError);
+});
+
+test("Phi-2 (model_type phi): biases everywhere incl. the LM head, one LayerNorm per block: 2,779,683,840 parameters", () => {
+  const phi2 = specFromHfConfig({ model_type: "phi", hidden_size: 2560, intermediate_size: 10240, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 51200, max_position_embeddings: 2048, partial_rotary_factor: 0.4, tie_word_embeddings: false, layer_norm_eps: 1e-5, hidden_act: "gelu_new" }, "phi-2");
+  assert.equal(paramCounts(phi2).total, 2_779_683_840);
 });

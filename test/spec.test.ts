@@ -238,3 +238,10 @@ test("loadSpec reads a .gguf file's metadata (no tensors: tied output assumed fr
   writeFileSync(join(dir, "junk.gguf"), "not a gguf");
   await rejectsUser(loadSpec(join(dir, "junk.gguf")), "junk.gguf", "GGUF");
 });
+
+test("Gemma-3 multimodal wrapper: text_config with class defaults (8 heads, 4 KV, head_dim 256, every 6th layer global)", () => {
+  const s = specFromHfConfig({ model_type: "gemma3", text_config: { hidden_size: 2560, intermediate_size: 10240, model_type: "gemma3_text", num_hidden_layers: 34, rope_scaling: { factor: 8.0, rope_type: "linear" }, sliding_window: 1024 }, vision_config: {} }, "gemma-3-4b.json");
+  assert.deepEqual([s.numHeads, s.numKvHeads, s.headDim, s.vocabSize], [8, 4, 256, 262208]);
+  assert.deepEqual(s.layers.flatMap((l, i) => (l.window === null ? [i] : [])), [5, 11, 17, 23, 29]);
+  assert.ok(s.notes?.some((n) => n.includes("num_attention_heads")));
+});

@@ -65,6 +65,7 @@ export function tensorTable(spec: ModelSpec): TensorEntry[] {
   });
   add("final_norm", "norms", normSize(E), "replicated");
   if (!spec.tieWordEmbeddings) add("lm_head", "lmHead", [spec.vocabSize, E], "split");
+  if (spec.lmHeadBias) add("lm_head_bias", "lmHead", [spec.vocabSize], "split");
   return out;
 }
 

@@ -22,6 +22,16 @@ const UNTIED_BY_DEFAULT = new Set([
 // Families where a missing intermediate size means 4 × hidden (the config classes' default).
 const FOUR_X_MLP = new Set(["gpt2", "gpt_bigcode", "falcon", "gptj", "bloom", "opt", "RefinedWeb", "RefinedWebModel"]);
 
+// transformers' config-class defaults, applied only inside a wrapper's text_config (see above).
+const TEXT_CONFIG_DEFAULTS: Record<string, Json> = {
+  llama: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048, rms_norm_eps: 1e-6 },
+  mistral: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, max_position_embeddings: 131072, rms_norm_eps: 1e-6, sliding_window: 4096 },
+  gemma3_text: {
+    vocab_size: 262208, hidden_size: 2304, intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 256,
+    max_position_embeddings: 131072, rms_norm_eps: 1e-6, rope_theta: 1000000, query_pre_attn_scalar: 256, sliding_window: 4096, hidden_activation: "gelu_pytorch_tanh",
+  },
+};
+
 /**
  * Normalises a parsed HF config.json into a ModelSpec.
  * @param json the parsed config object
@@ -33,12 +43,18 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   if (!isObject(json)) throw new UserError(`${sourceName}: expected a JSON object (an HF config.json), got ${Array.isArray(json) ? "an array" : typeof json}`);
   // Multimodal wrappers (Gemma-3, Llava, Mistral-3, Llama-4) keep the language model in text_config.
   let obj: Json = json;
+  const notes: string[] = [];
   if (!has({ obj, file: sourceName }, "num_hidden_layers") && !has({ obj, file: sourceName }, "n_layer") && isObject(json.text_config)) {
-    obj = { ...json.text_config, model_type: json.text_config.model_type ?? json.model_type };
+    // Nested text configs often store only what differs from their config class's defaults.
+    const text = json.text_config;
+    const type = typeof text.model_type === "string" ? text.model_type : "llama";
+    const defaults = TEXT_CONFIG_DEFAULTS[type] ?? {};
+    const used = Object.keys(defaults).filter((k) => text[k] === undefined);
+    if (used.length) notes.push(`text_config: ${type} config-class defaults used for ${used.join(", ")}`);
+    obj = { ...defaults, ...(json.vocab_size !== undefined ? { vocab_size: json.vocab_size } : {}), ...text, model_type: type };
     sourceName = `${sourceName} (text_config)`;
   }
   const src: FieldSource = { obj, file: sourceName };
-  const notes: string[] = [];
   const family = str(src, ["model_type"]) ?? "unknown";
   const name = str(src, ["_name_or_path", "name"]) || sourceName;
 
@@ -71,10 +87,11 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const falconNew = family === "falcon" && bool(src, ["new_decoder_architecture"], false);
   const bias = bool(src, ["bias"], false); // Falcon's one switch for every linear bias
   const attentionBias = bool(src, ["attention_bias"], family === "gpt_neox");
-  const qkvBias = family === "qwen2" || family === "qwen2_moe" || family === "gpt2" || family === "gpt_bigcode" || (family === "falcon" ? bias : attentionBias);
-  const attnOutBias = family === "gpt2" || family === "gpt_bigcode" || (family === "falcon" ? bias : family.startsWith("qwen2") ? false : attentionBias);
-  const mlpBias = family === "gpt2" || family === "gpt_bigcode" || family === "gpt_neox" || (family === "falcon" ? bias : bool(src, ["mlp_bias"], false));
-  const parallelResidual = family === "falcon" ? bool(src, ["parallel_attn"], true) : bool(src, ["use_parallel_residual"], family === "gpt_neox");
+  const allBias = family === "gpt2" || family === "gpt_bigcode" || family === "phi" || (family === "starcoder2" && bool(src, ["use_bias"], true));
+  const qkvBias = allBias || family === "qwen2" || family === "qwen2_moe" || (family === "falcon" ? bias : attentionBias);
+  const attnOutBias = allBias || (family === "falcon" ? bias : family.startsWith("qwen2") ? false : attentionBias);
+  const mlpBias = allBias || family === "gpt_neox" || (family === "falcon" ? bias : bool(src, ["mlp_bias"], false));
+  const parallelResidual = family === "falcon" ? bool(src, ["parallel_attn"], true) : family === "phi" || bool(src, ["use_parallel_residual"], family === "gpt_neox");
 
   return {
     name,
@@ -98,7 +115,8 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     qkvBias,
     attnOutBias,
     mlpBias,
-    normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : family === "falcon" ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : 2,
+    lmHeadBias: family === "phi",
+    normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : family === "falcon" ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : family === "phi" ? 1 : 2,
     qkNorm: family === "qwen3" || family === "qwen3_moe" || family.startsWith("gemma3") || family === "olmo2",
     partialRotaryFactor: num(src, ["partial_rotary_factor", "rotary_pct"], 1, { positive: true }),
     parallelResidual,
@@ -167,7 +185,7 @@ function readWindows(src: FieldSource, family: string, numLayers: number): (numb
     const w = window ?? 4096;
     return Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? w : null));
   }
-  const pattern = optInt(src, ["sliding_window_pattern"]);
+  const pattern = optInt(src, ["sliding_window_pattern"]) ?? (family.startsWith("gemma3") ? 6 : null); // Gemma3TextConfig default
   if (pattern !== null && window !== null) {
     // Gemma-3: every pattern-th layer is global, the others slide.
     return Array.from({ length: numLayers }, (_, i) => ((i + 1) % pattern === 0 ? null : window));
