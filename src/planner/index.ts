@@ -11,3 +11,5 @@ export { specFromGgufMetadata } from "../spec/gguf.js";
 export { listPresets, presetNames, presetSpec, findPreset, closestNames } from "../spec/presets.js";
 export type { Preset } from "../spec/presets.js";
 export { withKvHeads, parseKvHeads, kvHeadsLabel, divisors } from "../spec/variant.js";
+export { cacheVsContextChart, heatmapChart, heatmapCells, throughputChart, buildChart, chartKindFromPath, chartKvHeads, CHART_KINDS } from "./charts.js";
+export type { ChartKind, HeatmapCell } from "./charts.js";
