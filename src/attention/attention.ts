@@ -182,6 +182,7 @@ export class Attention {
     const { numHeads: H, numKvHeads: K, headDim: D } = this.config;
     const { cache, seqs, lengths } = batch;
     const where = "attention";
+    if (cache.arena !== this.backend.arena) throw new RangeError(`${where}: the cache lives in a different Arena than the kernels; build both over one arena`);
     if (cache.config.numKvHeads !== K || cache.config.headDim !== D) {
       throw new RangeError(`${where}: cache stores numKvHeads = ${cache.config.numKvHeads}, headDim = ${cache.config.headDim}, but the config has numKvHeads = ${K}, headDim = ${D}`);
     }

@@ -35,6 +35,7 @@ export type KvCacheKind = "contiguous" | "paged" | "window";
 export interface KvCache {
   readonly kind: KvCacheKind;
   readonly config: Required<KvCacheConfig>;
+  readonly arena: Arena; // where the rows live; kernels over another arena cannot read them
   readonly window?: number; // window caches only: W positions kept per (layer, sequence)
   /** Starts an empty sequence and returns its id. */
   addSequence(): number;

@@ -48,7 +48,7 @@ export class ContiguousKvCache implements KvCache {
   private readonly initialTokens: number;
   private readonly growth: number;
 
-  constructor(private readonly arena: Arena, config: KvCacheConfig, opts: ContiguousKvCacheOptions = {}) {
+  constructor(readonly arena: Arena, config: KvCacheConfig, opts: ContiguousKvCacheOptions = {}) {
     this.config = normalizeCacheConfig("ContiguousKvCache", config);
     this.initialTokens = opts.initialTokens ?? 16;
     this.growth = opts.growth ?? 2;

@@ -49,7 +49,7 @@ export class PagedKvCache implements KvCache {
   private nextSeq = 0;
   private readonly writer: RowWriter;
 
-  constructor(private readonly arena: Arena, config: KvCacheConfig, opts: PagedKvCacheOptions) {
+  constructor(readonly arena: Arena, config: KvCacheConfig, opts: PagedKvCacheOptions) {
     this.config = normalizeCacheConfig("PagedKvCache", config);
     this.blockSize = opts.blockSize ?? 16;
     this.numBlocks = opts.numBlocks;

@@ -50,7 +50,7 @@ export class SlidingWindowKvCache implements KvCache {
   private readonly writer: RowWriter;
   private staging = { ptr: 0, cap: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } as RowPlace };
 
-  constructor(private readonly arena: Arena, config: KvCacheConfig, opts: SlidingWindowKvCacheOptions) {
+  constructor(readonly arena: Arena, config: KvCacheConfig, opts: SlidingWindowKvCacheOptions) {
     this.config = normalizeCacheConfig("SlidingWindowKvCache", config);
     this.window = opts.window;
     if (!Number.isInteger(this.window) || this.window < 1) throw new RangeError(`SlidingWindowKvCache: window must be a positive integer, got ${this.window}`);
