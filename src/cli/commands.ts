@@ -1,9 +1,11 @@
 // The command registry: one line per command file.
 import type { Command } from "commander";
 import { register as plan } from "./plan.js";
+import { register as prepareData } from "./prepare-data.js";
 import { register as seedTables } from "./seed-tables.js";
+import { register as train } from "./train.js";
 import { register as web } from "./web.js";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [plan, seedTables, web];
+export const COMMANDS: RegisterCommand[] = [plan, seedTables, web, prepareData, train];

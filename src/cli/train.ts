@@ -1,0 +1,151 @@
+// `mqa train`: trains a LLaMA-style decoder from scratch (any --kv-heads: MHA, GQA, MQA) on prepared
+// text or on the MQAR recall task. Parses flags, shows progress and prints the summary; the work
+// lives in src/train/run.ts.
+import type { Command } from "commander";
+import { UserError } from "../errors.js";
+import { runTraining, type DataConfig, type RunConfig, type TrainBackend } from "../train/run.js";
+
+interface TrainFlags {
+  kvHeads?: string; heads: string; layers: string; hidden: string; headDim?: string; ffn?: string; context: string;
+  data: string; task: string; mqarVocab: string; mqarPairs: string; mqarEvalPairs: string; mqarEvalExamples: string;
+  steps: string; batch: string; accum: string; lr: string; minLr?: string; warmup?: string; weightDecay: string; clip: string; seed: string;
+  evalEvery: string; evalTokens: string; saveEvery: string; stopAfter?: string; out?: string; resume?: string; backend: string; threads: string;
+  chart: boolean; json?: boolean; progress: boolean;
+}
+
+function int(flag: string, v: string, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`--${flag} ${v}: expected an integer ≥ ${min}`);
+  return n;
+}
+function num(flag: string, v: string, min = 0): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new UserError(`--${flag} ${v}: expected a number ≥ ${min}`);
+  return n;
+}
+function list(flag: string, v: string): number[] {
+  return v.split(",").map((s) => int(flag, s.trim()));
+}
+
+export function register(program: Command): void {
+  program
+    .command("train")
+    .description("Train an MHA/GQA/MQA decoder from scratch (hand-written backward, AdamW); writes an HF checkpoint mqa generate loads")
+    .option("--kv-heads <K>", "KV heads: = heads for MHA, 1 for MQA, a divisor of heads for GQA (default: heads)")
+    .option("--heads <H>", "query heads", "8")
+    .option("--layers <L>", "decoder layers", "4")
+    .option("--hidden <C>", "model width", "256")
+    .option("--head-dim <D>", "head dimension (default hidden / heads)")
+    .option("--ffn <F>", "SwiGLU width (default 8/3 · hidden rounded up to 32)")
+    .option("--context <T>", "training sequence length (tokens)", "256")
+    .option("--task <name>", "text (prepared corpus) or mqar (associative recall)", "text")
+    .option("--data <dir>", "prepared data folder (mqa prepare-data)", "data")
+    .option("--mqar-vocab <V>", "MQAR vocabulary size", "512")
+    .option("--mqar-pairs <list>", "MQAR key-value pair counts mixed in training", "4,8,16,32")
+    .option("--mqar-eval-pairs <list>", "MQAR pair counts to measure accuracy at", "4,8,16,32")
+    .option("--mqar-eval-examples <n>", "MQAR test examples per pair count", "256")
+    .option("--steps <n>", "optimizer updates", "1000")
+    .option("--batch <B>", "sequences per micro-batch", "8")
+    .option("--accum <n>", "micro-batches per update (gradient accumulation)", "1")
+    .option("--lr <rate>", "peak learning rate", "3e-3")
+    .option("--min-lr <rate>", "final learning rate of the cosine (default lr / 10)")
+    .option("--warmup <n>", "linear warmup updates (default min(100, steps / 10))")
+    .option("--weight-decay <wd>", "AdamW decoupled weight decay on matrices", "0.1")
+    .option("--clip <norm>", "max global gradient norm (0 = off)", "1")
+    .option("--seed <n>", "seed for initialisation and batch order", "1")
+    .option("--eval-every <n>", "updates between evaluations (0 = only at the end)", "0")
+    .option("--eval-tokens <n>", "validation tokens per evaluation", "65536")
+    .option("--stop-after <n>", "stop (and checkpoint) after this update; the schedule still spans --steps; continue with --resume")
+    .option("--save-every <n>", "updates between checkpoints (0 = only at the end)", "0")
+    .option("--out <dir>", "checkpoint folder (default runs/<task>-kv<K>-s<seed>)")
+    .option("--resume <dir>", "continue from a checkpoint written by mqa train (restores AdamW state and batch order)")
+    .option("--backend <name>", "matmul backend: auto (WASM SIMD), wasm, reference, ts", "auto")
+    .option("--threads <n>", "kernel threads", "2")
+    .option("--no-chart", "skip loss.svg / loss.png")
+    .option("--no-progress", "no progress bar")
+    .option("--json", "print the summary as JSON (no progress bar)")
+    .action(async (f: TrainFlags) => {
+      const heads = int("heads", f.heads);
+      const kvHeads = f.kvHeads === undefined ? heads : int("kv-heads", f.kvHeads);
+      if (heads % kvHeads !== 0) throw new UserError(`--kv-heads ${kvHeads} must divide --heads ${heads} (e.g. ${heads}, ${heads / 2}, 1)`);
+      const hidden = int("hidden", f.hidden);
+      const headDim = f.headDim ? int("head-dim", f.headDim) : hidden / heads;
+      if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new UserError(`--hidden ${hidden} / --heads ${heads} gives head dim ${headDim}; set --head-dim to an even integer`);
+      const steps = int("steps", f.steps);
+      const lr = num("lr", f.lr);
+      if (!["auto", "wasm", "reference", "ts"].includes(f.backend)) throw new UserError(`--backend ${f.backend}: expected auto, wasm, reference or ts`);
+      if (f.task !== "text" && f.task !== "mqar") throw new UserError(`--task ${f.task}: expected text or mqar`);
+      const seed = int("seed", f.seed, 0);
+      const data: DataConfig =
+        f.task === "text"
+          ? { kind: "text", dir: f.data }
+          : { kind: "mqar", vocabSize: int("mqar-vocab", f.mqarVocab), trainPairs: list("mqar-pairs", f.mqarPairs), evalPairs: list("mqar-eval-pairs", f.mqarEvalPairs), evalExamples: int("mqar-eval-examples", f.mqarEvalExamples) };
+      const cfg: RunConfig = {
+        model: {
+          hiddenSize: hidden, numLayers: int("layers", f.layers), numHeads: heads, numKvHeads: kvHeads, headDim,
+          intermediateSize: f.ffn ? int("ffn", f.ffn) : Math.ceil((8 * hidden) / 3 / 32) * 32, ropeTheta: 10000, normEps: 1e-5,
+        },
+        train: {
+          steps, batch: int("batch", f.batch), seqLen: int("context", f.context), accum: int("accum", f.accum), lr,
+          minLr: f.minLr ? num("min-lr", f.minLr) : lr / 10, warmup: f.warmup ? int("warmup", f.warmup, 0) : Math.min(100, Math.floor(steps / 10)),
+          weightDecay: num("weight-decay", f.weightDecay), clip: num("clip", f.clip), seed,
+        },
+        data,
+        out: f.out ?? f.resume ?? `runs/${f.task}-kv${kvHeads}-s${seed}`,
+        evalEvery: int("eval-every", f.evalEvery, 0),
+        evalTokens: int("eval-tokens", f.evalTokens),
+        saveEvery: int("save-every", f.saveEvery, 0),
+        backend: f.backend as TrainBackend,
+        threads: int("threads", f.threads),
+        resume: f.resume ?? null,
+        chart: f.chart,
+        stopAfter: f.stopAfter ? int("stop-after", f.stopAfter) : null,
+      };
+      const showBar = !f.json && f.progress && process.stderr.isTTY;
+      let bar: { update(v: number, p: object): void; stop(): void } | null = null;
+      if (showBar) {
+        const { SingleBar, Presets } = await import("cli-progress");
+        const b = new SingleBar(
+          { format: "train {bar} {value}/{total} | loss {loss} | {tps} tok/s | {elapsed}s | ETA {left}", hideCursor: true, stream: process.stderr },
+          Presets.shades_classic,
+        );
+        b.start(steps, 0, { loss: "-", tps: "-", elapsed: "0", left: "-" });
+        bar = b;
+      }
+      let lastLine = 0;
+      const summary = await runTraining(cfg, {
+        log: (m) => !f.json && console.error(m),
+        onStep: (rec, p) => {
+          const fields = { loss: rec.loss.toFixed(3), tps: p.tokensPerSecond.toFixed(0), elapsed: p.elapsedSeconds.toFixed(0), left: fmtTime(p.etaSeconds) };
+          if (bar) bar.update(rec.step, fields);
+          else if (!f.json && (performance.now() - lastLine > 10000 || rec.step === steps)) {
+            lastLine = performance.now();
+            console.error(`step ${rec.step}/${steps} loss ${fields.loss} ${fields.tps} tok/s ETA ${fields.left}`);
+          }
+        },
+        onEval: (step, r) => {
+          if (f.json) return;
+          const text = Object.entries(r).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ");
+          if (bar) bar.stop();
+          console.error(`eval @ ${step}: ${text}`);
+          if (bar && step < steps) (bar as unknown as { start(t: number, v: number, p: object): void }).start(steps, step, { loss: "-", tps: "-", elapsed: "-", left: "-" });
+        },
+      });
+      bar?.stop();
+      if (f.json) {
+        console.log(JSON.stringify(summary, null, 2));
+        return;
+      }
+      console.log(`${summary.out}: ${summary.params} parameters, ${summary.kvHeads} KV heads (${summary.kvBytesPerTokenF16} KV bytes/token in f16)`);
+      console.log(`  ${summary.steps} updates, ${summary.tokens} tokens this run in ${summary.seconds.toFixed(1)} s (${summary.tokensPerSecond.toFixed(0)} tokens/s, ${summary.backend})`);
+      console.log(`  final train loss ${summary.finalTrainLoss.toFixed(4)}; ${Object.entries(summary.eval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
+      console.log(`  log ${summary.out}/log.jsonl${cfg.chart ? `, chart ${summary.out}/loss.svg and loss.png` : ""}`);
+    });
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "-";
+  if (s < 90) return `${s.toFixed(0)}s`;
+  if (s < 5400) return `${(s / 60).toFixed(1)}m`;
+  return `${(s / 3600).toFixed(1)}h`;
+}
