@@ -182,7 +182,7 @@ function formatPlan(spec: ModelSpec, r: PlanResult): string {
   out.push("");
   out.push(table(["KV cache", "bytes", "binary"], [
     ["per token (all layers)", int(r.kvBytesPerToken), formatBytes(r.kvBytesPerToken)],
-    [`per token per GPU (tp ${o.tp}, ${r.kvHeadsPerGpu} KV head${r.kvHeadsPerGpu > 1 ? "s" : ""}/GPU)`, int(r.kvBytesPerTokenPerGpu), formatBytes(r.kvBytesPerTokenPerGpu)],
+    [`per token per GPU (tp ${o.tp}, ${r.attention === "mla" ? "latent replicated" : `${r.kvHeadsPerGpu} KV head${r.kvHeadsPerGpu > 1 ? "s" : ""}/GPU`})`, int(r.kvBytesPerTokenPerGpu), formatBytes(r.kvBytesPerTokenPerGpu)],
     [`per sequence (${int(o.context)} tokens)`, int(r.kvBytesPerSequence), formatBytes(r.kvBytesPerSequence)],
     [`whole cache (batch ${o.batch})`, int(r.kvCacheBytes), formatBytes(r.kvCacheBytes)],
     ["per GPU", int(r.kvCacheBytesPerGpu), formatBytes(r.kvCacheBytesPerGpu)],

@@ -314,7 +314,8 @@ export function decodeEstimate(spec: ModelSpec, o: ResolvedPlanOptions, batch: n
  */
 export function plan(spec: ModelSpec, options: PlanOptions = {}): PlanResult {
   const o = resolvePlanOptions(spec, options);
-  const mhaKvProj = paramCounts(withKvHeadsSafe(spec, spec.numHeads)).kvProj;
+  // K/V projection savings are measured against the MHA version (for MLA: per-head K and V of the same widths).
+  const mhaKvProj = paramCounts(withKvHeads(spec, spec.numHeads)).kvProj;
   const base = planVariant(spec, "as configured", o, mhaKvProj);
   const variants = o.kvHeads.map((k) => planVariant(withKvHeads(spec, k), kvHeadsLabel(spec.numHeads, k), o, mhaKvProj));
   const params = paramCounts(spec);
@@ -356,11 +357,6 @@ export function plan(spec: ModelSpec, options: PlanOptions = {}): PlanResult {
     warnings: planWarnings(spec, o, base),
     assumptions: planAssumptions(spec, o),
   };
-}
-
-/** The MHA version of a spec for the K/V-projection comparison (MLA specs count their own projections). */
-function withKvHeadsSafe(spec: ModelSpec, k: number): ModelSpec {
-  return spec.mla ? spec : withKvHeads(spec, k);
 }
 
 function planWarnings(spec: ModelSpec, o: ResolvedPlanOptions, base: VariantPlan): string[] {

@@ -55,6 +55,10 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     sourceName = `${sourceName} (text_config)`;
   }
   const src: FieldSource = { obj, file: sourceName };
+  if (isObject(json.quantization_config)) {
+    const q = json.quantization_config;
+    notes.push(`checkpoint is quantized (${String(q.quant_method ?? "unknown method")}${q.bits ? `, ${q.bits} bits` : ""}); pass a matching --weight-dtype`);
+  }
   const family = str(src, ["model_type"]) ?? "unknown";
   const name = str(src, ["_name_or_path", "name"]) || sourceName;
 
