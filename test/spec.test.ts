@@ -245,3 +245,13 @@ test("Gemma-3 multimodal wrapper: text_config with class defaults (8 heads, 4 KV
   assert.deepEqual(s.layers.flatMap((l, i) => (l.window === null ? [i] : [])), [5, 11, 17, 23, 29]);
   assert.ok(s.notes?.some((n) => n.includes("num_attention_heads")));
 });
+
+test("Falcon variants: multi_query false uses num_kv_heads (default = heads); old RefinedWeb (40B) reads n_head_kv", () => {
+  const base = { model_type: "falcon", hidden_size: 256, num_hidden_layers: 2, num_attention_heads: 8, vocab_size: 10 };
+  assert.equal(specFromHfConfig({ ...base, multi_query: false, num_kv_heads: 2 }, "f").numKvHeads, 2);
+  assert.equal(specFromHfConfig({ ...base }, "f").numKvHeads, 1, "FalconConfig defaults multi_query to true");
+  const rw = specFromHfConfig({ model_type: "RefinedWeb", hidden_size: 8192, n_layer: 60, n_head: 128, n_head_kv: 8, vocab_size: 65024, parallel_attn: true }, "rw.json");
+  assert.deepEqual([rw.numKvHeads, rw.normsPerLayer, rw.norm], [8, 2, "layernorm"]);
+  const rw7 = specFromHfConfig({ model_type: "RefinedWebModel", hidden_size: 4544, n_layer: 32, n_head: 71, multi_query: true, parallel_attn: true, vocab_size: 65024 }, "rw7.json");
+  assert.deepEqual([rw7.numKvHeads, rw7.normsPerLayer], [1, 1]);
+});

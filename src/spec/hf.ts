@@ -88,14 +88,15 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const activation = str(src, ["hidden_activation", "hidden_act", "activation_function", "hidden_activation_function"]) ?? "silu";
   const mlp = readMlp(src, family, hiddenSize, activation, numLayers, notes);
   const layerNorm = LAYERNORM.has(family);
-  const falconNew = family === "falcon" && bool(src, ["new_decoder_architecture"], false);
+  const isFalcon = family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel";
+  const falconNew = isFalcon && bool(src, ["new_decoder_architecture"], family === "RefinedWeb");
   const bias = bool(src, ["bias"], false); // Falcon's one switch for every linear bias
   const attentionBias = bool(src, ["attention_bias"], family === "gpt_neox");
   const allBias = family === "gpt2" || family === "gpt_bigcode" || family === "phi" || (family === "starcoder2" && bool(src, ["use_bias"], true));
-  const qkvBias = allBias || family === "qwen2" || family === "qwen2_moe" || (family === "falcon" ? bias : attentionBias);
-  const attnOutBias = allBias || (family === "falcon" ? bias : family.startsWith("qwen2") ? false : attentionBias);
-  const mlpBias = allBias || family === "gpt_neox" || (family === "falcon" ? bias : bool(src, ["mlp_bias"], false));
-  const parallelResidual = family === "falcon" ? bool(src, ["parallel_attn"], true) : family === "phi" || bool(src, ["use_parallel_residual"], family === "gpt_neox");
+  const qkvBias = allBias || family === "qwen2" || family === "qwen2_moe" || (isFalcon ? bias : attentionBias);
+  const attnOutBias = allBias || (isFalcon ? bias : family.startsWith("qwen2") ? false : attentionBias);
+  const mlpBias = allBias || family === "gpt_neox" || (isFalcon ? bias : bool(src, ["mlp_bias"], false));
+  const parallelResidual = isFalcon ? bool(src, ["parallel_attn"], true) : family === "phi" || bool(src, ["use_parallel_residual"], family === "gpt_neox");
 
   return {
     name,
@@ -120,7 +121,7 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     attnOutBias,
     mlpBias,
     lmHeadBias: family === "phi",
-    normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : family === "falcon" ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : family === "phi" ? 1 : 2,
+    normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : isFalcon ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : family === "phi" ? 1 : 2,
     qkNorm: family === "qwen3" || family === "qwen3_moe" || family.startsWith("gemma3") || family === "olmo2",
     partialRotaryFactor: num(src, ["partial_rotary_factor", "rotary_pct"], 1, { positive: true }),
     parallelResidual,
@@ -137,10 +138,12 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
 function readKvHeads(src: FieldSource, family: string, numHeads: number): number {
   const multiQuery = bool(src, ["multi_query"], family === "gpt_bigcode"); // GPTBigCodeConfig defaults to true
   if (family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel") {
-    // transformers' FalconAttention: new_decoder_architecture → num_kv_heads; else multi_query → 1; else MHA.
-    if (bool(src, ["new_decoder_architecture"], false)) return int(src, ["num_kv_heads", "n_head_kv", "num_key_value_heads"], { fallback: numHeads });
-    if (has(src, "n_head_kv")) return int(src, ["n_head_kv"]);
-    return multiQuery ? 1 : numHeads;
+    // transformers' FalconAttention: num_kv_heads if (new_decoder_architecture or not multi_query) else 1;
+    // FalconConfig's num_kv_heads defaults to num_attention_heads. RW remote code calls it n_head_kv.
+    // FalconConfig and RWConfig default multi_query to true; the old "RefinedWeb" (40B) code is the new decoder.
+    const multi = bool(src, ["multi_query"], true);
+    if (bool(src, ["new_decoder_architecture"], family === "RefinedWeb") || !multi) return int(src, ["num_kv_heads", "n_head_kv", "num_key_value_heads"], { fallback: numHeads });
+    return 1;
   }
   const explicit = optInt(src, ["num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num"]);
   if (explicit !== null) {
