@@ -255,3 +255,10 @@ test("Falcon variants: multi_query false uses num_kv_heads (default = heads); ol
   const rw7 = specFromHfConfig({ model_type: "RefinedWebModel", hidden_size: 4544, n_layer: 32, n_head: 71, multi_query: true, parallel_attn: true, vocab_size: 65024 }, "rw7.json");
   assert.deepEqual([rw7.numKvHeads, rw7.normsPerLayer], [1, 1]);
 });
+
+test("Phi-3: the config's sliding_window 2047 is not applied (engines run full attention), with a note", () => {
+  const s = presetSpec("phi-3-mini");
+  assert.ok(s.layers.every((l) => l.window === null));
+  assert.ok(s.notes?.some((n) => n.includes("2047")));
+  assert.deepEqual([s.numHeads, s.numKvHeads, s.headDim], [32, 32, 96]);
+});

@@ -81,7 +81,13 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     headDim = hiddenSize / numHeads;
   }
 
-  const windows = readWindows(src, family, numLayers);
+  let windows = readWindows(src, family, numLayers);
+  if (family === "phi3" && windows.some((w) => w !== null)) {
+    // Phi-3 configs set sliding_window (2047 for mini-4k) but engines serve them with full attention
+    // (llama.cpp: "Phi SWA is currently disabled"), so the cache is planned without a cap.
+    notes.push(`phi3 sliding_window ${windows.find((w) => w !== null)} not applied (engines run Phi-3 with full attention)`);
+    windows = windows.map(() => null);
+  }
   const layers: LayerSpec[] = windows.map((window) => ({ numHeads, numKvHeads: mla ? numHeads : numKvHeads, headDim, window }));
   const maxPositions = readMaxPositions(src, family, notes);
   const { ropeTheta, ropeScaling } = readRope(src);
