@@ -16,6 +16,8 @@ export interface Matmuls {
   nt(out: Buf, x: Buf, w: Buf, M: number, N: number, Kin: number): void;
   nn(out: Buf, dy: Buf, w: Buf, M: number, N: number, Kin: number): void;
   tnAcc(out: Buf, dy: Buf, x: Buf, M: number, N: number, Kin: number): void;
+  /** A reusable scratch buffer of at least n elements that this backend can address (precision of `like`). */
+  buffer(slot: string, n: number, like: Buf): Buf;
 }
 
 /**
@@ -70,6 +72,7 @@ export function tsMatmuls(): Matmuls {
   };
   return {
     name: "ts",
+    buffer: (slot, n, like) => buf(`user:${slot}`, like, n).subarray(0, n),
     nt: ntBlocked,
     nn(out, dy, w, M, N, Kin) {
       const wT = buf("wT", w, Kin * N); // [Kin, N]
@@ -126,6 +129,7 @@ export function kernelMatmuls(kernels: Kernels, arena: Arena): Matmuls {
     kernels.matmul({ x, w, bias: 0, out, M, N, Kin, wDtype: "f32" });
   return {
     name: `kernels:${kernels.name}`,
+    buffer: (slot, n) => buf(`user:${slot}`, n),
     nt(out, x, w, M, N, Kin) {
       call(ptr(out, "out"), ptr(x, "x"), ptr(w, "w"), M, N, Kin);
     },

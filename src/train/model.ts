@@ -185,7 +185,7 @@ export class TrainModel {
       mm.nt(S.v, S.h1, this.p(`${p}self_attn.v_proj.weight`), N, K * D, C);
       ropeForward(S.q, this.rope!, B, T, H);
       ropeForward(S.k, this.rope!, B, T, K);
-      causalAttentionForward(S.att, S.probs, S.q, S.k, S.v, attn);
+      causalAttentionForward(S.att, S.probs, S.q, S.k, S.v, attn, mm);
       mm.nt(S.mid, S.att, this.p(`${p}self_attn.o_proj.weight`), N, C, H * D);
       for (let i = 0; i < N * C; i++) S.mid[i] += x[i];
       rmsnormForward(S.h2, S.rstd2, S.mid, this.p(`${p}post_attention_layernorm.weight`), N, C, normEps);
@@ -242,7 +242,7 @@ export class TrainModel {
       dres.set(dmid.subarray(0, N * C));
       mm.tnAcc(this.g(`${p}self_attn.o_proj.weight`), dmid, S.att, N, C, H * D);
       mm.nn(A.datt, dmid, this.p(`${p}self_attn.o_proj.weight`), N, C, H * D);
-      causalAttentionBackward(A.dq, A.dk, A.dv, A.datt, S.att, S.probs, S.q, S.k, S.v, attn);
+      causalAttentionBackward(A.dq, A.dk, A.dv, A.datt, S.att, S.probs, S.q, S.k, S.v, attn, mm);
       ropeBackward(A.dq, this.rope!, B, T, H);
       ropeBackward(A.dk, this.rope!, B, T, K);
       // undoes: q = h1 · q_projᵀ; k = h1 · k_projᵀ; v = h1 · v_projᵀ
