@@ -10,6 +10,7 @@ import { withKvHeads } from "../src/spec/variant.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
 import { UserError } from "../src/errors.js";
 import { specFromHfConfig } from "../src/spec/hf.js";
+import { join } from "node:path";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -210,4 +211,15 @@ test("GPU catalog: every entry has memory, bandwidth, dense TFLOP/s and a source
 test("Phi-2 (model_type phi): biases everywhere incl. the LM head, one LayerNorm per block: 2,779,683,840 parameters", () => {
   const phi2 = specFromHfConfig({ model_type: "phi", hidden_size: 2560, intermediate_size: 10240, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 51200, max_position_embeddings: 2048, partial_rotary_factor: 0.4, tie_word_embeddings: false, layer_norm_eps: 1e-5, hidden_act: "gelu_new" }, "phi-2");
   assert.equal(paramCounts(phi2).total, 2_779_683_840);
+});
+
+test("config.json files the presets do not cover: Llama-3.2-1B (tied, head_dim 64) and Qwen3-8B (q/k norms) totals", async () => {
+  const { loadSpec } = await import("../src/spec/load.js");
+  const dir = join(import.meta.dirname, "fixtures", "configs");
+  const l = await loadSpec(join(dir, "llama-3.2-1b.config.json"));
+  assert.equal(paramCounts(l).total, 1_235_814_400);
+  assert.equal(plan(l, { context: 4096 }).kvBytesPerToken, 16 * 2 * 8 * 64 * 2);
+  const q = await loadSpec(join(dir, "qwen3-8b.config.json"));
+  assert.equal(paramCounts(q).total, 8_190_735_360);
+  assert.equal(plan(q, {}).kvBytesPerToken, 36 * 2 * 8 * 128 * 2);
 });
