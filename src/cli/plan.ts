@@ -162,10 +162,10 @@ export function formatBytes(bytes: number): string {
 
 const int = (n: number) => n.toLocaleString("en-US");
 
-/** Left-aligned first column, right-aligned numbers. */
-export function table(header: string[], rows: string[][]): string {
+/** The first `leftColumns` columns left-aligned (names), the rest right-aligned (numbers). */
+export function table(header: string[], rows: string[][], leftColumns = 1): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd();
+  const line = (cells: string[]) => cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd();
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
@@ -264,11 +264,11 @@ function printModels(json: boolean): void {
     return { name: p.name, hf: p.hf, layers: s.numLayers, heads: s.numHeads, kvHeads: s.mla ? "MLA" : s.numKvHeads, headDim: s.headDim, hidden: s.hiddenSize, source: p.source };
   });
   if (json) return void console.log(JSON.stringify(rows, null, 2));
-  console.log(table(["preset", "HF repository", "layers", "heads", "KV heads", "head dim", "hidden"], rows.map((r) => [r.name, r.hf, String(r.layers), String(r.heads), String(r.kvHeads), String(r.headDim), String(r.hidden)])));
+  console.log(table(["preset", "HF repository", "layers", "heads", "KV heads", "head dim", "hidden"], rows.map((r) => [r.name, r.hf, String(r.layers), String(r.heads), String(r.kvHeads), String(r.headDim), String(r.hidden)]), 2));
 }
 
 function printGpus(json: boolean): void {
   const gpus = listGpus();
   if (json) return void console.log(JSON.stringify(gpus, null, 2));
-  console.log(table(["gpu", "name", "memory", "bandwidth", "dense bf16"], gpus.map((g) => [g.id, g.name, formatBytes(g.memoryBytes), `${g.bandwidthBytesPerSecond / 1e9} GB/s`, g.tflopsBf16 ? `${g.tflopsBf16} TFLOP/s` : "-"])));
+  console.log(table(["gpu", "name", "memory", "bandwidth", "dense bf16"], gpus.map((g) => [g.id, g.name, formatBytes(g.memoryBytes), `${g.bandwidthBytesPerSecond / 1e9} GB/s`, g.tflopsBf16 ? `${g.tflopsBf16} TFLOP/s` : "-"]), 2));
 }
