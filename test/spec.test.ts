@@ -262,3 +262,11 @@ test("Phi-3: the config's sliding_window 2047 is not applied (engines run full a
   assert.ok(s.notes?.some((n) => n.includes("2047")));
   assert.deepEqual([s.numHeads, s.numKvHeads, s.headDim], [32, 32, 96]);
 });
+
+test("loadSpec: a BOM-prefixed config.json parses; a folder without config.json or .gguf is a clear error", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mqa-bom-"));
+  writeFileSync(join(dir, "bom.json"), "\uFEFF" + JSON.stringify(llama));
+  assert.equal((await loadSpec(join(dir, "bom.json"))).numLayers, 32);
+  mkdirSync(join(dir, "empty"));
+  await rejectsUser(loadSpec(join(dir, "empty")), "no config.json");
+});

@@ -40,7 +40,7 @@ export function loadHfConfigSpec(path: string): ModelSpec {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(text.replace(/^\uFEFF/, "")); // tolerate a UTF-8 byte-order mark
   } catch (e) {
     throw new UserError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
   }
