@@ -270,3 +270,10 @@ test("loadSpec: a BOM-prefixed config.json parses; a folder without config.json 
   mkdirSync(join(dir, "empty"));
   await rejectsUser(loadSpec(join(dir, "empty")), "no config.json");
 });
+
+test("aliases that may legitimately differ take the first (activation, max positions); structural ones must agree", () => {
+  const s = specFromHfConfig({ ...llama, model_type: "gemma", head_dim: 128, hidden_act: "gelu", hidden_activation: "gelu_pytorch_tanh", seq_length: 2048 }, "c");
+  assert.equal(s.activation, "gelu_pytorch_tanh");
+  assert.equal(s.maxPositions, 4096);
+  throwsUser(() => specFromHfConfig({ ...llama, n_layer: 30 }, "c"), "contradictory", "num_hidden_layers=32", "n_layer=30");
+});

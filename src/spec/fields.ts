@@ -23,13 +23,14 @@ export function has(src: FieldSource, key: string): boolean {
 
 /**
  * The first present key among aliases, e.g. ["num_attention_heads", "n_head"]. Two aliases that are both
- * present with different values are a contradiction and throw.
+ * present with different values are a contradiction and throw, unless strict is false (then the first wins).
  */
-export function pick(src: FieldSource, keys: string[]): { key: string; value: unknown } | null {
+export function pick(src: FieldSource, keys: string[], strict = true): { key: string; value: unknown } | null {
   let found: { key: string; value: unknown } | null = null;
   for (const key of keys) {
     if (!has(src, key)) continue;
     const value = src.obj[key];
+    if (!strict) return { key, value }; // the first alias wins (fields whose aliases may legitimately differ)
     if (found && JSON.stringify(found.value) !== JSON.stringify(value)) {
       throw new UserError(`${src.file}: contradictory fields ${found.key}=${show(found.value)} and ${key}=${show(value)}; expected equal values`);
     }
@@ -42,12 +43,13 @@ export interface IntOptions {
   min?: number; // default 1 (sizes are positive)
   fallback?: number; // used when no alias is present; without it the field is required
   what?: string; // e.g. "number of layers", used in the message
+  strict?: boolean; // default true: differing aliases throw; false: the first alias wins
 }
 
 /** A required (or defaulted) integer field, e.g. int(src, ["num_hidden_layers", "n_layer"]). */
 export function int(src: FieldSource, keys: string[], opts: IntOptions = {}): number {
   const min = opts.min ?? 1;
-  const hit = pick(src, keys);
+  const hit = pick(src, keys, opts.strict ?? true);
   if (!hit) {
     if (opts.fallback !== undefined) return opts.fallback;
     const names = keys.length === 1 ? keys[0] : `${keys[0]} (or ${keys.slice(1).join(", ")})`;
@@ -57,8 +59,8 @@ export function int(src: FieldSource, keys: string[], opts: IntOptions = {}): nu
 }
 
 /** An optional integer: null when absent (or null). */
-export function optInt(src: FieldSource, keys: string[], min = 1): number | null {
-  const hit = pick(src, keys);
+export function optInt(src: FieldSource, keys: string[], min = 1, strict = true): number | null {
+  const hit = pick(src, keys, strict);
   return hit ? checkInt(src.file, hit.key, hit.value, min) : null;
 }
 
@@ -74,7 +76,7 @@ export function checkInt(file: string, key: string, value: unknown, min = 1): nu
 
 /** An optional finite number (floats such as rms_norm_eps, rope_theta). */
 export function num(src: FieldSource, keys: string[], fallback: number, opts: { positive?: boolean } = {}): number {
-  const hit = pick(src, keys);
+  const hit = pick(src, keys, false);
   if (!hit) return fallback;
   const n = typeof hit.value === "bigint" ? Number(hit.value) : hit.value;
   if (typeof n !== "number" || !Number.isFinite(n) || (opts.positive && n <= 0)) {
@@ -100,7 +102,7 @@ export function bool(src: FieldSource, keys: string[], fallback: boolean): boole
 }
 
 export function str(src: FieldSource, keys: string[]): string | null {
-  const hit = pick(src, keys);
+  const hit = pick(src, keys, false);
   if (!hit) return null;
   if (typeof hit.value !== "string") throw new UserError(`${src.file}: field ${hit.key} is ${show(hit.value)}; expected a string`);
   return hit.value;

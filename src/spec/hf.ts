@@ -65,7 +65,7 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const numLayers = int(src, ["num_hidden_layers", "n_layer", "num_layers", "n_layers"], { what: "decoder layers" });
   const hiddenSize = int(src, ["hidden_size", "n_embd", "d_model"], { what: "model width" });
   const numHeads = int(src, ["num_attention_heads", "n_head", "n_heads", "num_heads"], { what: "query heads" });
-  const vocabSize = int(src, ["vocab_size", "n_vocab", "padded_vocab_size"], { what: "vocabulary size" });
+  const vocabSize = int(src, ["vocab_size", "n_vocab", "padded_vocab_size"], { what: "vocabulary size", strict: false });
   const numKvHeads = readKvHeads(src, family, numHeads);
   if (numHeads % numKvHeads !== 0) {
     throw new UserError(`${sourceName}: num_attention_heads ${numHeads} is not divisible by the KV head count ${numKvHeads}; expected a divisor of ${numHeads}`);
@@ -213,7 +213,7 @@ function readWindows(src: FieldSource, family: string, numLayers: number): (numb
 }
 
 function readMaxPositions(src: FieldSource, family: string, notes: string[]): number {
-  const hit = optInt(src, ["max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx", "model_max_length"]);
+  const hit = optInt(src, ["max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx", "model_max_length"], 1, false);
   if (hit !== null) return hit;
   if (family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel") {
     notes.push("max_position_embeddings absent: FalconConfig's default 2048");
@@ -254,7 +254,7 @@ function mlpKind(family: string, activation: string): MlpKind {
 function readMlp(src: FieldSource, family: string, hiddenSize: number, activation: string, numLayers: number, notes: string[]): MlpSpec {
   const keys = ["intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim"];
   let intermediateSize: number;
-  if (pick(src, keys)) intermediateSize = int(src, keys);
+  if (pick(src, keys, false)) intermediateSize = int(src, keys, { strict: false });
   else if (FOUR_X_MLP.has(family)) {
     intermediateSize = 4 * hiddenSize;
     notes.push(`intermediate size absent: 4 × hidden = ${intermediateSize} (the ${family} default)`);
