@@ -1,0 +1,80 @@
+// Training throughput: mqa (hand-written backward, Kernels.matmul on WASM SIMD) vs PyTorch CPU on the
+// same decoder, batch, sequence length and thread count, in one run.
+//
+//   npx tsx bench/train.ts [--layers 4 --hidden 256 --heads 8 --kv-heads 2 --ffn 704 --vocab 4096
+//                           --batch 8 --context 256 --steps 5 --threads 2 --backend auto --json]
+//
+// Both sides train on random tokens (speed does not depend on the text) with AdamW and clipping, after
+// one warm-up update. The PyTorch side is bench/train_torch.py under /usr/bin/python3; it reports the
+// BLAS library it actually loaded (read from /proc/self/maps).
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { availableParallelism, cpus, loadavg } from "node:os";
+import { createKernels } from "../src/kernels/index.js";
+import { Arena } from "../src/kernels/memory.js";
+import { arenaAllocator } from "../src/train/alloc.js";
+import { TextBatches, Trainer } from "../src/train/loop.js";
+import { kernelMatmuls, tsMatmuls } from "../src/train/matmul.js";
+import { f32Allocator, TrainModel } from "../src/train/model.js";
+import { Rng } from "../src/train/rng.js";
+
+const defaults = { layers: 4, hidden: 256, heads: 8, "kv-heads": 2, ffn: 704, vocab: 4096, batch: 8, context: 256, steps: 5, threads: 2 };
+type Key = keyof typeof defaults;
+const a: Record<Key, number> = { ...defaults };
+let backend = "auto";
+let json = false;
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const k = argv[i].replace(/^--/, "");
+  if (k === "json") json = true;
+  else if (k === "backend") backend = argv[++i];
+  else if (k in a) a[k as Key] = Number(argv[++i]);
+  else throw new Error(`bench/train.ts: unknown flag ${argv[i]}`);
+}
+
+async function mqa() {
+  const arena = new Arena({ initialBytes: 64 << 20, base: 1 << 20 });
+  const kernels = backend === "ts" ? null : await createKernels({ arena, backend: backend as "auto", threads: a.threads });
+  const cfg = {
+    vocabSize: a.vocab, hiddenSize: a.hidden, numLayers: a.layers, numHeads: a.heads, numKvHeads: a["kv-heads"], headDim: a.hidden / a.heads,
+    intermediateSize: a.ffn, maxPositions: a.context, ropeTheta: 10000, normEps: 1e-5,
+  };
+  const model = kernels ? new TrainModel(cfg, kernelMatmuls(kernels, arena), arenaAllocator(arena)) : new TrainModel(cfg, tsMatmuls(), f32Allocator);
+  model.init(0);
+  const rng = new Rng(0);
+  const ids = Uint16Array.from({ length: 1 << 20 }, () => rng.int(a.vocab));
+  const trainer = new Trainer(model, { steps: a.steps + 1, batch: a.batch, seqLen: a.context, accum: 1, lr: 3e-3, minLr: 3e-4, warmup: 1, weightDecay: 0.1, clip: 1, seed: 0 }, new TextBatches(ids));
+  trainer.trainStep();
+  const t0 = performance.now();
+  for (let s = 0; s < a.steps; s++) trainer.trainStep();
+  const seconds = (performance.now() - t0) / 1000;
+  const threads = kernels ? kernels.threads : 1; // read before close(), which stops the workers
+  kernels?.close();
+  return { impl: "mqa", backend: kernels ? kernels.name : "ts", params: model.numParams, threads, steps: a.steps, seconds, tokens_per_second: (a.steps * a.batch * a.context) / seconds };
+}
+
+function torch() {
+  const script = join(dirname(fileURLToPath(import.meta.url)), "train_torch.py");
+  const args = [script, ...Object.entries(a).flatMap(([k, v]) => [`--${k}`, String(v)])];
+  const r = spawnSync("/usr/bin/python3", args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`bench/train.ts: PyTorch run failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+const ours = await mqa();
+const theirs = torch();
+const result = {
+  config: a, cpu: cpus()[0]?.model, cores: availableParallelism(), loadavgBefore: loadavg(),
+  mqa: ours, pytorch: theirs, ratio: ours.tokens_per_second / theirs.tokens_per_second,
+};
+if (json) console.log(JSON.stringify(result, null, 2));
+else {
+  console.log(`model: ${a.layers} layers, hidden ${a.hidden}, ${a.heads} heads / ${a["kv-heads"]} KV heads, ffn ${a.ffn}, vocab ${a.vocab}; ${ours.params} parameters (PyTorch: ${theirs.params})`);
+  console.log(`batch ${a.batch} × context ${a.context}, ${a.steps} timed updates after 1 warm-up, ${a.threads} threads; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(`| | tokens/s | seconds | backend |`);
+  console.log(`|---|---|---|---|`);
+  console.log(`| mqa | ${ours.tokens_per_second.toFixed(0)} | ${ours.seconds.toFixed(1)} | ${ours.backend}, ${ours.threads} threads |`);
+  console.log(`| PyTorch ${theirs.torch} | ${theirs.tokens_per_second.toFixed(0)} | ${theirs.seconds.toFixed(1)} | BLAS: ${theirs.blas.join(", ")}; ${theirs.threads} threads |`);
+  console.log(`ratio mqa / PyTorch: ${result.ratio.toFixed(2)}×`);
+}
