@@ -6,3 +6,5 @@ export { UserError } from "./errors.js";
 export * from "./attention/index.js";
 export * from "./kvcache/index.js";
 export { referenceKernels, referenceAttention, referenceMatmul } from "./kernels/reference.js";
+export { Arena } from "./kernels/memory.js";
+export type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./kernels/types.js";

@@ -55,15 +55,18 @@ export interface AttentionResult {
  * Both prefill and decode first append the new K/V to the cache, then attend over it.
  *
  * @example
- * import { Arena } from "mqa/kernels/memory"; // src/kernels/memory.ts
+ * import { Arena, Attention, ContiguousKvCache, referenceKernels } from "mqa"; // or src/index.ts
  * const arena = new Arena();
  * const attn = new Attention({ numHeads: 8, numKvHeads: 2, headDim: 64 }, { arena, kernels: referenceKernels(arena) });
  * const cache = new ContiguousKvCache(arena, { numLayers: 1, numKvHeads: 2, headDim: 64, dtype: "f16" });
  * const a = cache.addSequence(), b = cache.addSequence();
- * // Prefill 5 tokens of a and 3 of b: q is [8, 8, 64], k and v are [8, 2, 64].
- * const { out } = attn.prefill({ cache, layer: 0, seqs: [a, b], lengths: [5, 3], q, k, v });
- * // One decode step for both: q [2, 8, 64], k and v [2, 2, 64].
- * const step = attn.decode({ cache, layer: 0, seqs: [a, b], q: q1, k: k1, v: v1 });
+ * // Prefill 5 tokens of a and 3 of b: q is [8, 8, 64], k and v are [8, 2, 64] (N = 8 packed tokens).
+ * const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
+ * const { out } = attn.prefill({ cache, layer: 0, seqs: [a, b], lengths: [5, 3], q: rand(8 * 8 * 64), k: rand(8 * 2 * 64), v: rand(8 * 2 * 64) });
+ * // One decode step for both: q [2, 8, 64], k and v [2, 2, 64]; positions 5 and 3.
+ * const step = attn.decode({ cache, layer: 0, seqs: [a, b], q: rand(2 * 8 * 64), k: rand(2 * 2 * 64), v: rand(2 * 2 * 64) });
+ * // out: [8, 8, 64], step.out: [2, 8, 64]; cache.bytes() = 2 × 2 heads × 64 × 2 bytes × 10 tokens = 5120
+ * // For the WASM SIMD kernels: kernels: await createKernels({ arena }) from src/kernels/index.ts.
  */
 export class Attention {
   readonly config: ResolvedAttentionConfig;
