@@ -223,3 +223,20 @@ test("config.json files the presets do not cover: Llama-3.2-1B (tied, head_dim 6
   assert.equal(paramCounts(q).total, 8_190_735_360);
   assert.equal(plan(q, {}).kvBytesPerToken, 36 * 2 * 8 * 128 * 2);
 });
+
+test("charts: heatmap cells agree with maxBatch of every variant; cache chart values are the byte count; throughput stops at maxBatch", async () => {
+  const { heatmapCells, cacheVsContextChart, throughputChart } = await import("../src/planner/charts.js");
+  const spec = presetSpec("llama-2-7b");
+  const r = plan(spec, { context: 4096, gpu: "a100-80gb", kvHeads: ["full", 8, 1] });
+  const batches = Array.from({ length: 40 }, (_, i) => 1 + 25 * i);
+  const cells = heatmapCells(spec, r, { batches, contexts: [4096] });
+  for (const v of r.variants) {
+    for (const c of cells.filter((x) => x.kvHeads === v.numKvHeads)) {
+      assert.equal(c.fits, c.batch <= v.maxBatch, `${v.label} batch ${c.batch} (maxBatch ${v.maxBatch})`);
+    }
+  }
+  const cache = cacheVsContextChart(spec, { kvHeads: [32, 1], contexts: [4096] }) as { data: { values: { kvHeads: number; gib: number }[] } };
+  assert.deepEqual(cache.data.values.map((x) => x.gib), [2, 2 / 32]);
+  const tput = throughputChart(spec, r, { kvHeads: [32], batches: [1, 2, 4, 8, 16, 32, 64] }) as { data: { values: { batch: number }[] } };
+  assert.deepEqual(tput.data.values.map((x) => x.batch), [1, 2, 4, 8, 16].filter((b) => b <= r.variants[0].maxBatch));
+});
