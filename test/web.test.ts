@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-// @ts-expect-error: a plain .mjs build script without type declarations
 import { buildWeb } from "../scripts/build-web.mjs";
 
 const CHROMIUM = "/usr/bin/chromium";
