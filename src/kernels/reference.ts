@@ -42,105 +42,103 @@ export function referenceKernels(arena: Arena): Kernels {
   };
 }
 
-/** Cached keys and values dequantised to float64, in segment order. */
-interface GatheredKv {
-  S: number;
-  positions: Int32Array; // [S]
-  k: Float64Array; // [K, S, D]
-  v: Float64Array; // [K, S, D]
-}
-
 /**
- * One sequence's attention over its cache (see the file header for the formula). Optionally hands
- * the probabilities of chosen query heads to `opts.sink`, in segment order, visible keys only.
+ * One sequence's attention over its cache (see the file header for the formula). Each kv head's
+ * rows are read once and serve the G query heads of its group. Optionally hands the probabilities
+ * of chosen query heads to `opts.sink` (visible keys only, in segment order).
  */
 export function referenceAttention(arena: Arena, call: AttentionCall, opts: ReferenceAttentionOptions = {}): void {
   validateAttentionCall(arena, call);
   const { T, H, K, D, qPos0, scale, window } = call;
   const G = H / K;
-  const kv = gatherKv(arena, call);
+  const positions = keyPositions(call); // [S]
+  const S = positions.length;
   const q = arena.f32(call.q, T * H * D); // [T, H, D]
   const out = arena.f32(call.out, T * H * D); // [T, H, D]
-  const wantProbs = new Set(opts.sink ? opts.heads ?? [] : []);
-  const scores = new Float64Array(kv.S);
+  const kRows = new Float64Array(S * D); // [S, D] of one kv head
+  const vRows = new Float64Array(S * D);
+  const weights = new Float64Array(S);
+  const visible = new Uint8Array(S);
   const acc = new Float64Array(D);
-  for (let t = 0; t < T; t++) {
-    const qPos = qPos0 + t;
-    for (let h = 0; h < H; h++) {
-      const kh = Math.floor(h / G); // the group-shared kv head
-      const qOff = (t * H + h) * D;
-      // Scores of visible keys; -Infinity marks masked ones.
-      let max = -Infinity;
-      let anyVisible = false;
-      for (let s = 0; s < kv.S; s++) {
-        const pos = kv.positions[s];
-        const visible = pos <= qPos && (window === null || pos > qPos - window);
-        if (!visible) {
-          scores[s] = -Infinity;
+  const wantProbs = new Set(opts.sink ? opts.heads ?? [] : []);
+  for (let kh = 0; kh < K; kh++) {
+    gatherHead(arena, call, kh, kRows, vRows);
+    for (let h = kh * G; h < (kh + 1) * G; h++) {
+      for (let t = 0; t < T; t++) {
+        const qPos = qPos0 + t;
+        const qOff = (t * H + h) * D;
+        // Scores of the visible keys.
+        let max = -Infinity;
+        let anyVisible = false;
+        for (let s = 0; s < S; s++) {
+          const pos = positions[s];
+          visible[s] = pos <= qPos && (window === null || pos > qPos - window) ? 1 : 0;
+          if (!visible[s]) continue;
+          anyVisible = true;
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q[qOff + d] * kRows[s * D + d];
+          weights[s] = scale * dot;
+          if (weights[s] > max) max = weights[s]; // NaN never wins a comparison; it propagates below
+        }
+        if (!anyVisible) {
+          out.fill(0, qOff, qOff + D);
           continue;
         }
-        anyVisible = true;
-        const kOff = (kh * kv.S + s) * D;
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += q[qOff + d] * kv.k[kOff + d];
-        scores[s] = scale * dot;
-        if (scores[s] > max) max = scores[s]; // NaN never wins a comparison; it propagates below
+        // Softmax with the max subtracted: exp arguments are <= 0 and the largest term is exactly 1,
+        // so large logits cannot overflow and uniformly small ones cannot all underflow to 0.
+        let sum = 0;
+        acc.fill(0);
+        for (let s = 0; s < S; s++) {
+          if (!visible[s]) continue;
+          const w = Math.exp(weights[s] - max);
+          weights[s] = w;
+          sum += w;
+          for (let d = 0; d < D; d++) acc[d] += w * vRows[s * D + d];
+        }
+        for (let d = 0; d < D; d++) out[qOff + d] = acc[d] / sum;
+        if (wantProbs.has(h)) emitProbs(opts.sink!, t, h, positions, visible, weights, sum);
       }
-      acc.fill(0);
-      if (!anyVisible) {
-        for (let d = 0; d < D; d++) out[qOff + d] = 0;
-        continue;
-      }
-      // Softmax with the max subtracted: exp arguments are <= 0, the largest term is exactly 1.
-      let sum = 0;
-      for (let s = 0; s < kv.S; s++) {
-        if (scores[s] === -Infinity) continue;
-        const w = Math.exp(scores[s] - max);
-        scores[s] = w;
-        sum += w;
-        const vOff = (kh * kv.S + s) * D;
-        for (let d = 0; d < D; d++) acc[d] += w * kv.v[vOff + d];
-      }
-      for (let d = 0; d < D; d++) out[qOff + d] = acc[d] / sum;
-      if (wantProbs.has(h)) emitProbs(opts.sink!, t, h, kv.positions, scores, sum);
     }
   }
 }
 
-function emitProbs(sink: ProbsSink, t: number, h: number, positions: Int32Array, weights: Float64Array, sum: number): void {
+function emitProbs(sink: ProbsSink, t: number, h: number, positions: Int32Array, visible: Uint8Array, weights: Float64Array, sum: number): void {
   const pos: number[] = [];
   const p: number[] = [];
   for (let s = 0; s < weights.length; s++) {
-    if (weights[s] === -Infinity) continue;
+    if (!visible[s]) continue;
     pos.push(positions[s]);
     p.push(weights[s] / sum);
   }
   sink(t, h, Int32Array.from(pos), Float64Array.from(p));
 }
 
-/** Reads every segment's rows into float64 [K, S, D] arrays, dequantising f16/bf16/int8. */
-function gatherKv(arena: Arena, call: AttentionCall): GatheredKv {
-  const { K, D, kvDtype, segments } = call;
+/** Positions of all cached rows, in segment order: row r of a segment sits at firstPos + r. */
+function keyPositions(call: AttentionCall): Int32Array {
   let S = 0;
-  for (const seg of segments) S += seg.rows;
+  for (const seg of call.segments) S += seg.rows;
   const positions = new Int32Array(S);
-  const k = new Float64Array(K * S * D);
-  const v = new Float64Array(K * S * D);
+  let s0 = 0;
+  for (const seg of call.segments) {
+    for (let r = 0; r < seg.rows; r++) positions[s0 + r] = seg.firstPos + r;
+    s0 += seg.rows;
+  }
+  return positions;
+}
+
+/** Reads kv head kh's rows of every segment into float64 [S, D] arrays, dequantising f16/bf16/int8. */
+function gatherHead(arena: Arena, call: AttentionCall, kh: number, k: Float64Array, v: Float64Array): void {
+  const { D, kvDtype, segments } = call;
   const rowStride = D * elementBytes(kvDtype);
   let s0 = 0;
   for (const seg of segments) {
-    for (let r = 0; r < seg.rows; r++) positions[s0 + r] = seg.firstPos + r;
-    for (let kh = 0; kh < K; kh++) {
-      for (let r = 0; r < seg.rows; r++) {
-        const dst = (kh * S + s0 + r) * D;
-        const off = kh * seg.headStride + r * rowStride;
-        readRow(arena, kvDtype, seg.kPtr + off, D, scaleAt(arena, seg, seg.kScalePtr, kh, r), k, dst);
-        readRow(arena, kvDtype, seg.vPtr + off, D, scaleAt(arena, seg, seg.vScalePtr, kh, r), v, dst);
-      }
+    for (let r = 0; r < seg.rows; r++) {
+      const off = kh * seg.headStride + r * rowStride;
+      readRow(arena, kvDtype, seg.kPtr + off, D, scaleAt(arena, seg, seg.kScalePtr, kh, r), k, (s0 + r) * D);
+      readRow(arena, kvDtype, seg.vPtr + off, D, scaleAt(arena, seg, seg.vScalePtr, kh, r), v, (s0 + r) * D);
     }
     s0 += seg.rows;
   }
-  return { S, positions, k, v };
 }
 
 function scaleAt(arena: Arena, seg: KvSegment, ptr: number | undefined, kh: number, r: number): number {
