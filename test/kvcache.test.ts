@@ -223,3 +223,15 @@ test("bad cache configurations and writes are rejected with the field and value"
   assert.throws(() => c.write(0, s, new Float32Array(15), new Float32Array(15)), /k and v must both be f32 \[T, K=2, D=8\]; got lengths 15 and 15/);
   assert.throws(() => c.length(7), /unknown sequence 7/);
 });
+
+test("a cache that would pass wasm32's 4 GiB fails with a UserError naming the cache, not a crash", () => {
+  const arena = new Arena();
+  const big = { numLayers: 1, numKvHeads: 32, headDim: 128, dtype: "f16" as const }; // 16 KiB per token
+  assert.throws(() => new PagedKvCache(arena, big, { blockSize: 16, numBlocks: 20000 }), (e: unknown) =>
+    e instanceof UserError && /paged KV pool \(20000 blocks × 16 tokens\) needs .* but wasm32 memory stops at 4 GiB/.test((e as Error).message));
+  const cache = new ContiguousKvCache(arena, big, { initialTokens: 300000 });
+  const seq = cache.addSequence();
+  assert.throws(() => cache.write(0, seq, new Float32Array(32 * 128), new Float32Array(32 * 128)), (e: unknown) =>
+    e instanceof UserError && /contiguous KV cache \(300000 tokens\) needs .* wasm32 memory stops at 4 GiB/.test((e as Error).message));
+  assert.equal(cache.length(seq), 0, "the failed write appended nothing");
+});
