@@ -1,0 +1,145 @@
+// HF folder → GGUF (llama architecture), the way llama.cpp's convert_hf_to_gguf.py writes it:
+// metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout, norms in f32,
+// matrices in the requested dtype, llama3 rope_scaling as the rope_freqs tensor, and the
+// tokenizer.json vocabulary as a "gpt2" (byte-level BPE) tokenizer.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../errors.js";
+import { bf16ToF32, f16DecodeTable, f32ToF16 } from "../kvcache/convert.js";
+import { ropeInvFreq } from "../models/blocks.js";
+import { checkSupported } from "../models/index.js";
+import { loadHfConfigSpec } from "../spec/load.js";
+import type { ModelSpec } from "../spec/types.js";
+import { ggufNameOf, permuteQK, writeGguf, type GgufTensorOut, type GgufValue } from "./gguf.js";
+import { safetensorsSource } from "./source.js";
+
+export interface ExportResult {
+  tensors: number;
+  bytes: number; // data bytes written
+  spec: ModelSpec;
+}
+
+/** Converts `hfDir` (llama family) to a GGUF file readable by llama.cpp. */
+export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16"): ExportResult {
+  const configPath = join(hfDir, "config.json");
+  if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
+  const spec = loadHfConfigSpec(configPath);
+  checkSupported(spec, configPath);
+  if (spec.family !== "llama") throw new UserError(`${configPath}: export-gguf writes the llama architecture; model_type "${spec.family}" is not supported`);
+  const src = safetensorsSource(hfDir);
+  const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = spec;
+  const tensors: GgufTensorOut[] = [];
+  let bytes = 0;
+  for (const name of src.names()) {
+    const gname = ggufNameOf(name);
+    if (!gname) continue; // e.g. rotary_emb.inv_freq buffers
+    const info = src.info(name)!;
+    if (!["F32", "F16", "BF16"].includes(info.dtype)) throw new UserError(`${hfDir}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
+    const type = info.shape.length === 2 && dtype === "f16" ? "f16" : "f32";
+    const numel = info.shape.reduce((a, b) => a * b, 1);
+    const eb = type === "f32" ? 4 : 2;
+    const qk = /self_attn\.(q|k)_proj\.weight$/.exec(name);
+    tensors.push({
+      name: gname, shape: info.shape, type, bytes: numel * eb,
+      write: (emit) => {
+        let f = readF32(src.read.bind(src), name, info.dtype, numel);
+        if (qk) f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1]);
+        if (type === "f32") emit(new Uint8Array(f.buffer));
+        else {
+          const h = new Uint16Array(numel);
+          for (let i = 0; i < numel; i++) h[i] = f32ToF16(f[i]);
+          emit(new Uint8Array(h.buffer));
+        }
+      },
+    });
+    bytes += numel * eb;
+  }
+  if (spec.ropeScaling) {
+    // llama.cpp divides each RoPE frequency by rope_freqs[i]: store base / scaled.
+    const base = ropeInvFreq(D, spec.ropeTheta, null);
+    const scaled = ropeInvFreq(D, spec.ropeTheta, spec.ropeScaling);
+    const f = Float32Array.from(base, (b, i) => b / scaled[i]);
+    tensors.push({ name: "rope_freqs.weight", shape: [D / 2], type: "f32", bytes: f.byteLength, write: (emit) => emit(new Uint8Array(f.buffer)) });
+  }
+  const meta: [string, GgufValue][] = [
+    ["general.architecture", { type: "string", value: "llama" }],
+    ["general.name", { type: "string", value: spec.name }],
+    ["general.file_type", { type: "u32", value: dtype === "f32" ? 0 : 1 }],
+    ["llama.context_length", { type: "u32", value: spec.maxPositions }],
+    ["llama.embedding_length", { type: "u32", value: E }],
+    ["llama.block_count", { type: "u32", value: spec.numLayers }],
+    ["llama.feed_forward_length", { type: "u32", value: spec.mlp.intermediateSize }],
+    ["llama.attention.head_count", { type: "u32", value: H }],
+    ["llama.attention.head_count_kv", { type: "u32", value: K }],
+    ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: spec.normEps }],
+    ["llama.rope.freq_base", { type: "f32", value: spec.ropeTheta }],
+    ["llama.rope.dimension_count", { type: "u32", value: D }],
+    ["llama.attention.key_length", { type: "u32", value: D }],
+    ["llama.attention.value_length", { type: "u32", value: D }],
+    ["llama.vocab_size", { type: "u32", value: spec.vocabSize }],
+    ...tokenizerMetadata(hfDir, spec.vocabSize),
+  ];
+  writeGguf(out, meta, tensors);
+  return { tensors: tensors.length, bytes, spec };
+}
+
+function readF32(read: (name: string, dst: Uint8Array) => void, name: string, dtype: string, numel: number): Float32Array {
+  if (dtype === "F32") {
+    const f = new Float32Array(numel);
+    read(name, new Uint8Array(f.buffer));
+    return f;
+  }
+  const h = new Uint16Array(numel);
+  read(name, new Uint8Array(h.buffer));
+  const f = new Float32Array(numel);
+  if (dtype === "F16") {
+    const t = f16DecodeTable();
+    for (let i = 0; i < numel; i++) f[i] = t[h[i]];
+  } else for (let i = 0; i < numel; i++) f[i] = bf16ToF32(h[i]);
+  return f;
+}
+
+/** tokenizer.json (byte-level BPE) → tokenizer.ggml.* keys; the vocabulary is padded to vocabSize. */
+export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, GgufValue][] {
+  const path = join(hfDir, "tokenizer.json");
+  if (!existsSync(path)) throw new UserError(`${hfDir}: no tokenizer.json (GGUF files carry the vocabulary; llama.cpp needs it)`);
+  const tj = JSON.parse(readFileSync(path, "utf8")) as {
+    model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+    added_tokens?: { id: number; content: string; special?: boolean }[];
+  };
+  if (tj.model?.type !== "BPE" || !tj.model.vocab) throw new UserError(`${path}: export-gguf supports byte-level BPE tokenizers (model.type "BPE"); got ${JSON.stringify(tj.model?.type)}`);
+  const tokens: string[] = new Array(vocabSize).fill("");
+  const types: number[] = new Array(vocabSize).fill(1); // 1 normal, 3 control, 5 unused
+  for (const [tok, id] of Object.entries(tj.model.vocab)) if (id < vocabSize) tokens[id] = tok;
+  for (const t of tj.added_tokens ?? []) {
+    if (t.id < vocabSize) {
+      tokens[t.id] = t.content;
+      types[t.id] = t.special ? 3 : 4;
+    }
+  }
+  tokens.forEach((t, i) => {
+    if (t === "") {
+      tokens[i] = `[PAD${i}]`;
+      types[i] = 5;
+    }
+  });
+  const merges = (tj.model.merges ?? []).map((m) => (typeof m === "string" ? m : m.join(" ")));
+  const cfgPath = join(hfDir, "tokenizer_config.json");
+  const meta: [string, GgufValue][] = [
+    ["tokenizer.ggml.model", { type: "string", value: "gpt2" }],
+    ["tokenizer.ggml.pre", { type: "string", value: "default" }],
+    ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],
+    ["tokenizer.ggml.token_type", { type: "i32[]", value: types }],
+    ["tokenizer.ggml.merges", { type: "string[]", value: merges }],
+  ];
+  const config = JSON.parse(readFileSync(join(hfDir, "config.json"), "utf8")) as Record<string, unknown>;
+  for (const [key, field] of [["bos_token_id", "bos_token_id"], ["eos_token_id", "eos_token_id"]] as const) {
+    const v = config[field];
+    if (typeof v === "number") meta.push([`tokenizer.ggml.${key}`, { type: "u32", value: v }]);
+  }
+  if (existsSync(cfgPath)) {
+    const tc = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
+    if (typeof tc.chat_template === "string") meta.push(["tokenizer.chat_template", { type: "string", value: tc.chat_template }]);
+  }
+  return meta;
+}

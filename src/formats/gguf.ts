@@ -1,0 +1,321 @@
+// GGUF v3: a writer (for `mqa export-gguf` and the llama.cpp parity tests) and a tensor reader
+// (metadata is parsed by @huggingface/gguf). The reader presents a GGUF llama model under HF
+// tensor names and PyTorch shapes, so the same weight table loads both formats.
+//
+// File layout (little endian): "GGUF", u32 version 3, u64 tensor count, u64 kv count, kv pairs,
+// tensor infos (name, u32 n_dims, u64 ne[n_dims] with ne[0] the fastest-varying = PyTorch's LAST
+// dim, u32 ggml type, u64 offset into the data section), padding to `general.alignment` (32),
+// then the data, each tensor aligned.
+//
+// Q/K rows: llama.cpp's converter permutes the rows of q_proj/k_proj inside every head from HF's
+// rotate_half layout (pairs (i, i + D/2)) to GGML's interleaved layout (pairs (2i, 2i + 1)):
+//   gguf row 2i + j of a head = hf row j·D/2 + i   (j ∈ {0, 1}, i < D/2)
+// `permuteQK` applies it and `unpermuteQK` undoes it.
+import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { resolve } from "node:path";
+import { UserError } from "../errors.js";
+import { f16DecodeTable } from "../kvcache/convert.js";
+import type { TensorSource } from "../models/weights.js";
+import { specFromGgufMetadata } from "../spec/gguf.js";
+import type { ModelSpec } from "../spec/types.js";
+
+export const GGUF_ALIGNMENT = 32;
+/** ggml tensor types this module reads or writes. */
+export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+/** GGUF metadata value types. */
+export const GGUF_VALUE = { UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12 } as const;
+
+export type GgufValue =
+  | { type: "u32"; value: number }
+  | { type: "i32"; value: number }
+  | { type: "f32"; value: number }
+  | { type: "bool"; value: boolean }
+  | { type: "string"; value: string }
+  | { type: "string[]"; value: string[] }
+  | { type: "i32[]"; value: number[] }
+  | { type: "f32[]"; value: number[] };
+
+export interface GgufTensorOut {
+  name: string; // GGUF name, e.g. "blk.0.attn_q.weight"
+  shape: number[]; // PyTorch order, e.g. [N, Kin]; written reversed as ne
+  type: "f32" | "f16";
+  bytes: number; // data size
+  write: (emit: (chunk: Uint8Array) => void) => void; // produces exactly `bytes` bytes
+}
+
+class Buf {
+  parts: Buffer[] = [];
+  size = 0;
+  push(b: Buffer): void {
+    this.parts.push(b);
+    this.size += b.length;
+  }
+  u32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.push(b);
+  }
+  i32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    this.push(b);
+  }
+  f32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeFloatLE(v);
+    this.push(b);
+  }
+  u64(v: number): void {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.push(b);
+  }
+  str(s: string): void {
+    const b = Buffer.from(s, "utf8");
+    this.u64(b.length);
+    this.push(b);
+  }
+}
+
+function writeValue(buf: Buf, v: GgufValue): void {
+  const T = GGUF_VALUE;
+  switch (v.type) {
+    case "u32": buf.u32(T.UINT32); buf.u32(v.value); break;
+    case "i32": buf.u32(T.INT32); buf.i32(v.value); break;
+    case "f32": buf.u32(T.FLOAT32); buf.f32(v.value); break;
+    case "bool": buf.u32(T.BOOL); buf.push(Buffer.from([v.value ? 1 : 0])); break;
+    case "string": buf.u32(T.STRING); buf.str(v.value); break;
+    case "string[]": buf.u32(T.ARRAY); buf.u32(T.STRING); buf.u64(v.value.length); v.value.forEach((s) => buf.str(s)); break;
+    case "i32[]": buf.u32(T.ARRAY); buf.u32(T.INT32); buf.u64(v.value.length); v.value.forEach((x) => buf.i32(x)); break;
+    case "f32[]": buf.u32(T.ARRAY); buf.u32(T.FLOAT32); buf.u64(v.value.length); v.value.forEach((x) => buf.f32(x)); break;
+  }
+}
+
+const pad = (n: number) => (GGUF_ALIGNMENT - (n % GGUF_ALIGNMENT)) % GGUF_ALIGNMENT;
+
+/** Writes a GGUF v3 file, streaming tensor data (never the whole model in memory). */
+export function writeGguf(path: string, metadata: [string, GgufValue][], tensors: GgufTensorOut[]): void {
+  const head = new Buf();
+  head.push(Buffer.from("GGUF"));
+  head.u32(3);
+  head.u64(tensors.length);
+  head.u64(metadata.length);
+  for (const [key, v] of metadata) {
+    head.str(key);
+    writeValue(head, v);
+  }
+  let offset = 0;
+  for (const t of tensors) {
+    head.str(t.name);
+    head.u32(t.shape.length);
+    for (const d of [...t.shape].reverse()) head.u64(d);
+    head.u32(t.type === "f32" ? GGML_TYPE.F32 : GGML_TYPE.F16);
+    head.u64(offset);
+    offset += t.bytes + pad(t.bytes);
+  }
+  head.push(Buffer.alloc(pad(head.size)));
+  const fd = openSync(path, "w");
+  try {
+    for (const p of head.parts) writeSync(fd, p);
+    for (const t of tensors) {
+      let n = 0;
+      t.write((chunk) => {
+        writeSync(fd, chunk);
+        n += chunk.length;
+      });
+      if (n !== t.bytes) throw new Error(`writeGguf: tensor ${t.name} wrote ${n} bytes; expected ${t.bytes}`);
+      writeSync(fd, Buffer.alloc(pad(t.bytes)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** HF rotate_half rows → GGML interleaved rows, per head; w [heads·D, width] (any element array). */
+export function permuteQK<T extends Float32Array | Uint16Array>(w: T, heads: number, width: number): T {
+  const D = w.length / width / heads;
+  const out = new (w.constructor as new (n: number) => T)(w.length);
+  for (let h = 0; h < heads; h++)
+    for (let i = 0; i < D / 2; i++)
+      for (let j = 0; j < 2; j++) {
+        const src = (h * D + j * (D / 2) + i) * width;
+        out.set(w.subarray(src, src + width), (h * D + 2 * i + j) * width);
+      }
+  return out;
+}
+
+/** The inverse of permuteQK: GGML interleaved rows → HF rotate_half rows. */
+export function unpermuteQK<T extends Float32Array | Uint16Array>(w: T, heads: number, width: number): T {
+  const D = w.length / width / heads;
+  const out = new (w.constructor as new (n: number) => T)(w.length);
+  for (let h = 0; h < heads; h++)
+    for (let i = 0; i < D / 2; i++)
+      for (let j = 0; j < 2; j++) {
+        const dst = (h * D + j * (D / 2) + i) * width;
+        out.set(w.subarray((h * D + 2 * i + j) * width, (h * D + 2 * i + j + 1) * width), dst);
+      }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------- reader
+
+/** GGUF name → HF name for the llama architecture (blk.N.* per layer). */
+const LLAMA_NAMES: [RegExp, string][] = [
+  [/^token_embd\.weight$/, "model.embed_tokens.weight"],
+  [/^output_norm\.weight$/, "model.norm.weight"],
+  [/^output\.weight$/, "lm_head.weight"],
+  [/^blk\.(\d+)\.attn_norm\.weight$/, "model.layers.$1.input_layernorm.weight"],
+  [/^blk\.(\d+)\.attn_q\.(weight|bias)$/, "model.layers.$1.self_attn.q_proj.$2"],
+  [/^blk\.(\d+)\.attn_k\.(weight|bias)$/, "model.layers.$1.self_attn.k_proj.$2"],
+  [/^blk\.(\d+)\.attn_v\.(weight|bias)$/, "model.layers.$1.self_attn.v_proj.$2"],
+  [/^blk\.(\d+)\.attn_output\.weight$/, "model.layers.$1.self_attn.o_proj.weight"],
+  [/^blk\.(\d+)\.ffn_norm\.weight$/, "model.layers.$1.post_attention_layernorm.weight"],
+  [/^blk\.(\d+)\.ffn_gate\.weight$/, "model.layers.$1.mlp.gate_proj.weight"],
+  [/^blk\.(\d+)\.ffn_up\.weight$/, "model.layers.$1.mlp.up_proj.weight"],
+  [/^blk\.(\d+)\.ffn_down\.weight$/, "model.layers.$1.mlp.down_proj.weight"],
+];
+
+/** HF name → GGUF name (llama architecture); null for tensors GGUF does not store. */
+export function ggufNameOf(hf: string): string | null {
+  const table: [RegExp, string][] = [
+    [/^model\.embed_tokens\.weight$/, "token_embd.weight"],
+    [/^model\.norm\.weight$/, "output_norm.weight"],
+    [/^lm_head\.weight$/, "output.weight"],
+    [/^model\.layers\.(\d+)\.input_layernorm\.weight$/, "blk.$1.attn_norm.weight"],
+    [/^model\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$/, "blk.$1.attn_$2.$3"],
+    [/^model\.layers\.(\d+)\.self_attn\.o_proj\.weight$/, "blk.$1.attn_output.weight"],
+    [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.ffn_norm.weight"],
+    [/^model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight$/, "blk.$1.ffn_$2.weight"],
+  ];
+  for (const [re, to] of table) if (re.test(hf)) return hf.replace(re, to);
+  return null;
+}
+
+interface GgufTensor {
+  ggufName: string;
+  type: number;
+  shape: number[]; // PyTorch order
+  offset: number; // absolute file offset
+  bytes: number;
+}
+
+export interface GgufFile {
+  metadata: Record<string, unknown>;
+  tensors: Map<string, GgufTensor>; // by GGUF name
+}
+
+/** Parses a GGUF file's metadata and tensor table, validating every tensor against the file size. */
+export async function readGguf(path: string): Promise<GgufFile> {
+  const { gguf } = await import("@huggingface/gguf");
+  let parsed;
+  try {
+    parsed = await gguf(resolve(path), { allowLocalFile: true });
+  } catch (e) {
+    throw new UserError(`${path}: cannot read GGUF (${(e as Error).message.split("\n")[0]})`);
+  }
+  const { statSync } = await import("node:fs");
+  const fileBytes = statSync(path).size;
+  const dataStart = Number(parsed.tensorDataOffset);
+  const tensors = new Map<string, GgufTensor>();
+  for (const t of parsed.tensorInfos) {
+    const shape = t.shape.map(Number).reverse();
+    const numel = shape.reduce((a, b) => a * b, 1);
+    const type = Number(t.dtype);
+    let bytes: number;
+    if (type === GGML_TYPE.F32) bytes = numel * 4;
+    else if (type === GGML_TYPE.F16 || type === GGML_TYPE.BF16) bytes = numel * 2;
+    else if (type === GGML_TYPE.Q8_0) {
+      if (shape[shape.length - 1] % 32 !== 0) throw new UserError(`${path}: Q8_0 tensor "${t.name}" has a row of ${shape[shape.length - 1]} values; expected a multiple of 32`);
+      bytes = (numel / 32) * 34;
+    } else throw new UserError(`${path}: tensor "${t.name}" has ggml type ${type}; supported: F32 (0), F16 (1), BF16 (30), Q8_0 (8)`);
+    const offset = dataStart + Number(t.offset);
+    if (offset + bytes > fileBytes) throw new UserError(`${path}: tensor "${t.name}" ends at byte ${offset + bytes} but the file has ${fileBytes} bytes (truncated?)`);
+    tensors.set(t.name, { ggufName: t.name, type, shape, offset, bytes });
+  }
+  const metadata: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(parsed.metadata)) metadata[k] = typeof v === "bigint" ? Number(v) : v;
+  return { metadata, tensors };
+}
+
+function readRaw(path: string, t: GgufTensor): Uint8Array {
+  const out = new Uint8Array(t.bytes);
+  const fd = openSync(path, "r");
+  try {
+    let done = 0;
+    while (done < t.bytes) {
+      const n = readSync(fd, out, done, t.bytes - done, t.offset + done);
+      if (n <= 0) throw new UserError(`${path}: unexpected end of file in tensor "${t.ggufName}"`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+/** Q8_0 blocks (f16 scale d + 32 int8 q; value = d·q) → f32. */
+export function dequantizeQ8_0(raw: Uint8Array, numel: number): Float32Array {
+  const out = new Float32Array(numel);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const table = f16DecodeTable();
+  for (let b = 0; b < numel / 32; b++) {
+    const d = table[dv.getUint16(b * 34, true)];
+    for (let i = 0; i < 32; i++) out[b * 32 + i] = d * dv.getInt8(b * 34 + 2 + i);
+  }
+  return out;
+}
+
+/**
+ * Opens a GGUF llama model as a spec plus a TensorSource under HF names: Q/K rows are
+ * un-permuted, Q8_0 is dequantized to F32, and llama.cpp's rope_freqs tensor (llama3 scaling)
+ * becomes ropeScaling { rope_type: "freq_factors", factors }.
+ */
+export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
+  const file = await readGguf(path);
+  const arch = file.metadata["general.architecture"];
+  if (arch !== "llama") throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama`);
+  const spec = specFromGgufMetadata(file.metadata, path, [...file.tensors.keys()]);
+  const byHf = new Map<string, GgufTensor>();
+  for (const [name, t] of file.tensors) {
+    const rule = LLAMA_NAMES.find(([re]) => re.test(name));
+    if (rule) byHf.set(name.replace(rule[0], rule[1]), t);
+  }
+  const freqs = file.tensors.get("rope_freqs.weight");
+  if (freqs) {
+    const f = decodeToF32(path, freqs);
+    spec.ropeScaling = { rope_type: "freq_factors", factors: Array.from(f) };
+  }
+  const source: TensorSource = {
+    path,
+    names: () => [...byHf.keys()],
+    info: (name) => {
+      const t = byHf.get(name);
+      if (!t) return undefined;
+      const dtype = t.type === GGML_TYPE.F32 || t.type === GGML_TYPE.Q8_0 ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
+      return { dtype, shape: t.shape };
+    },
+    read: (name, dst) => {
+      const t = byHf.get(name)!;
+      const m = /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name);
+      let el: Float32Array | Uint16Array;
+      if (t.type === GGML_TYPE.Q8_0) el = dequantizeQ8_0(readRaw(path, t), t.shape.reduce((a, b) => a * b, 1));
+      else {
+        const raw = readRaw(path, t);
+        el = t.type === GGML_TYPE.F32 ? new Float32Array(raw.buffer) : new Uint16Array(raw.buffer);
+      }
+      if (m) el = unpermuteQK(el, m[1] === "q" ? spec.numHeads : spec.numKvHeads, t.shape.length === 2 ? t.shape[1] : 1);
+      dst.set(new Uint8Array(el.buffer, el.byteOffset, el.byteLength));
+    },
+  };
+  return { spec, source, file };
+}
+
+function decodeToF32(path: string, t: GgufTensor): Float32Array {
+  const raw = readRaw(path, t);
+  if (t.type === GGML_TYPE.F32) return new Float32Array(raw.buffer);
+  if (t.type === GGML_TYPE.F16) {
+    const table = f16DecodeTable();
+    return Float32Array.from(new Uint16Array(raw.buffer), (h) => table[h]);
+  }
+  throw new UserError(`${path}: tensor "${t.ggufName}" must be F32 or F16`);
+}

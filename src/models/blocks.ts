@@ -1,0 +1,143 @@
+// Shared building blocks of the decoder families: norms, RoPE (with llama3 rope_scaling), MLP
+// activations. They run row by row on f32 arrays (arena views); the matmuls go through Kernels.
+//
+// Legend: N tokens, E hidden, H heads, D head dim, F MLP width.
+
+/**
+ * RMSNorm, in place into `out`: y = x / sqrt(mean(x²) + eps) · w   (Gemma: · (1 + w)).
+ * x, out [N, E]; w [E]. Accumulates in float64.
+ */
+export function rmsNorm(x: Float32Array, w: Float32Array, out: Float32Array, E: number, eps: number, plusOne = false): void {
+  const N = x.length / E;
+  for (let n = 0; n < N; n++) {
+    const o = n * E;
+    let ss = 0;
+    for (let i = 0; i < E; i++) ss += x[o + i] * x[o + i];
+    const r = 1 / Math.sqrt(ss / E + eps);
+    if (plusOne) for (let i = 0; i < E; i++) out[o + i] = x[o + i] * r * (1 + w[i]);
+    else for (let i = 0; i < E; i++) out[o + i] = x[o + i] * r * w[i];
+  }
+}
+
+/** LayerNorm: y = (x − mean) / sqrt(var + eps) · w + b. x, out [N, E]; w, b [E]. */
+export function layerNorm(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, E: number, eps: number): void {
+  const N = x.length / E;
+  for (let n = 0; n < N; n++) {
+    const o = n * E;
+    let mu = 0;
+    for (let i = 0; i < E; i++) mu += x[o + i];
+    mu /= E;
+    let v = 0;
+    for (let i = 0; i < E; i++) v += (x[o + i] - mu) ** 2;
+    const r = 1 / Math.sqrt(v / E + eps);
+    for (let i = 0; i < E; i++) out[o + i] = (x[o + i] - mu) * r * w[i] + b[i];
+  }
+}
+
+/** RoPE frequencies, D/2 of them: θ^(−2i/D), adjusted by rope_scaling when given. */
+export function ropeInvFreq(D: number, theta: number, scaling: Record<string, unknown> | null): Float64Array {
+  const f = new Float64Array(D / 2);
+  for (let i = 0; i < D / 2; i++) f[i] = 1 / theta ** ((2 * i) / D);
+  const type = scaling ? String(scaling.rope_type ?? scaling.type ?? "default") : "default";
+  if (type === "llama3") {
+    // transformers' _compute_llama3_parameters: long wavelengths are divided by `factor`, short
+    // ones kept, and the band between is interpolated smoothly.
+    const s = scaling as Record<string, number>;
+    const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = s;
+    const loWave = old / lo, hiWave = old / hi;
+    for (let i = 0; i < f.length; i++) {
+      const wave = (2 * Math.PI) / f[i];
+      const scaled = wave > loWave ? f[i] / factor : f[i];
+      if (wave < hiWave || wave > loWave) f[i] = scaled;
+      else {
+        const smooth = (old / wave - lo) / (hi - lo);
+        f[i] = (1 - smooth) * (scaled / factor) + smooth * scaled;
+      }
+    }
+  } else if (type === "linear") {
+    const factor = Number((scaling as Record<string, unknown>).factor);
+    for (let i = 0; i < f.length; i++) f[i] /= factor;
+  } else if (type === "freq_factors") {
+    // llama.cpp's rope_freqs tensor (how GGUF stores llama3 scaling): freq / factor per pair.
+    const factors = (scaling as { factors: number[] }).factors;
+    if (factors.length !== f.length) throw new RangeError(`rope freq_factors has ${factors.length} entries; expected head_dim / 2 = ${f.length}`);
+    for (let i = 0; i < f.length; i++) f[i] /= factors[i];
+  } else if (type !== "default") {
+    throw new RangeError(`rope_scaling type "${type}" is not supported; expected llama3, linear or freq_factors`);
+  }
+  return f;
+}
+
+/** Cos/sin tables for positions [0, P): cos, sin [P, D/2], computed in float64. */
+export class RopeTable {
+  cos = new Float32Array(0);
+  sin = new Float32Array(0);
+  private positions = 0;
+  constructor(readonly invFreq: Float64Array) {}
+
+  ensure(P: number): void {
+    if (P <= this.positions) return;
+    const half = this.invFreq.length;
+    const cap = Math.max(P, this.positions * 2, 64);
+    this.cos = new Float32Array(cap * half);
+    this.sin = new Float32Array(cap * half);
+    for (let p = 0; p < cap; p++) {
+      for (let i = 0; i < half; i++) {
+        const a = p * this.invFreq[i];
+        this.cos[p * half + i] = Math.cos(a);
+        this.sin[p * half + i] = Math.sin(a);
+      }
+    }
+    this.positions = cap;
+  }
+
+  /**
+   * Rotates x [N, heads, D] in place, token n at position pos[n], HF's rotate_half layout: the
+   * pair (i, i + D/2) turns by pos · invFreq[i].
+   */
+  apply(x: Float32Array, heads: number, D: number, pos: Int32Array): void {
+    const half = D / 2;
+    const N = pos.length;
+    for (let n = 0; n < N; n++) {
+      const c = pos[n] * half;
+      for (let h = 0; h < heads; h++) {
+        const o = (n * heads + h) * D;
+        for (let i = 0; i < half; i++) {
+          const a = x[o + i], b = x[o + i + half];
+          const cs = this.cos[c + i], sn = this.sin[c + i];
+          x[o + i] = a * cs - b * sn;
+          x[o + i + half] = b * cs + a * sn;
+        }
+      }
+    }
+  }
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/** The tanh GELU (gelu_new, gelu_pytorch_tanh): 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). */
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)));
+}
+
+/** SiLU: x · sigmoid(x). */
+export function silu(x: number): number {
+  return x / (1 + Math.exp(-x));
+}
+
+/** Gated MLP middle, in place into gate: gate[i] = act(gate[i]) · up[i] (SwiGLU: silu, GeGLU: gelu). */
+export function gatedActivation(gate: Float32Array, up: Float32Array, kind: "swiglu" | "geglu"): void {
+  const act = kind === "swiglu" ? silu : geluTanh;
+  for (let i = 0; i < gate.length; i++) gate[i] = act(gate[i]) * up[i];
+}
+
+/** Plain MLP activation in place (GPT-2: tanh GELU). */
+export function activation(x: Float32Array, kind: "gelu" | "relu"): void {
+  if (kind === "gelu") for (let i = 0; i < x.length; i++) x[i] = geluTanh(x[i]);
+  else for (let i = 0; i < x.length; i++) x[i] = Math.max(0, x[i]);
+}
+
+/** x += y, elementwise. */
+export function addInto(x: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < x.length; i++) x[i] += y[i];
+}

@@ -1,0 +1,222 @@
+// The decoder forward shared by every family: embeddings → L × (norm → attention → residual →
+// norm → MLP → residual) → final norm → LM head. A family file supplies only its weight table and
+// a few switches (DecoderOptions); everything else is this one function.
+//
+// Projections go through Kernels.matmul and attention through the Attention API (so the WASM fast
+// path is used when the kernels are WASM); norms, RoPE and activations are plain TS on arena views.
+//
+// Legend: B sequences, N = Σ T_b packed tokens, E hidden, H heads, K kv heads, D head dim,
+//         F MLP width, V vocab, R logit rows (B for "last", N for "all").
+import { UserError } from "../errors.js";
+import { Attention } from "../attention/index.js";
+import type { Arena } from "../kernels/memory.js";
+import type { Kernels } from "../kernels/types.js";
+import { createKvCache, type KvCache } from "../kvcache/index.js";
+import type { KvDtype } from "../kernels/types.js";
+import type { ModelSpec } from "../spec/types.js";
+import { activation, addInto, gatedActivation, layerNorm, RopeTable, rmsNorm, ropeInvFreq } from "./blocks.js";
+import { weightBytes, weightRow, type Weight } from "./weights.js";
+
+/** What differs between families beyond the weight table. */
+export interface DecoderOptions {
+  norm: "rmsnorm" | "layernorm";
+  normPlusOne: boolean; // Gemma: y · (1 + w)
+  embedScale: number; // Gemma: sqrt(E), else 1
+  learnedPositions: boolean; // GPT-2, gpt_bigcode: "pos" weight [P, E], no RoPE
+  mlp: "swiglu" | "geglu" | "gelu";
+}
+
+export interface CacheOptions {
+  kind?: "contiguous" | "paged"; // paged for batched generation
+  dtype?: KvDtype; // default f32
+  maxTokens?: number; // per sequence, sizes the paged pool
+  maxSequences?: number; // paged pool: maxSequences × maxTokens tokens
+}
+
+/**
+ * A loaded model: weights in the arena, one Attention per layer, and forward().
+ * @example
+ * const cache = model.createCache({});
+ * const seq = cache.addSequence();
+ * const logits = model.forward(cache, [seq], [[1, 2, 3]], "last"); // [1, V]
+ */
+export class DecoderModel {
+  readonly attention: Attention[]; // [L]
+  readonly rope: RopeTable | null;
+  readonly maxContext: number; // positions the model accepts (max_position_embeddings)
+  private scratch = { ptr: 0, tokens: 0, rows: 0, offsets: {} as Record<string, number> };
+
+  constructor(
+    readonly spec: ModelSpec,
+    readonly weights: Map<string, Weight>,
+    readonly options: DecoderOptions,
+    readonly arena: Arena,
+    readonly kernels: Kernels,
+  ) {
+    this.attention = spec.layers.map(
+      (l) => new Attention({ numHeads: l.numHeads, numKvHeads: l.numKvHeads, headDim: l.headDim, window: l.window, hiddenSize: spec.hiddenSize }, { arena, kernels }),
+    );
+    this.rope = options.learnedPositions ? null : new RopeTable(ropeInvFreq(spec.headDim, spec.ropeTheta, spec.ropeScaling));
+    this.maxContext = spec.maxPositions;
+  }
+
+  /** Bytes of the weights held in the arena. */
+  weightBytes(): number {
+    return weightBytes(this.weights);
+  }
+
+  /** A KV cache for this model: a window cache when every layer slides by the same window. */
+  createCache(opts: CacheOptions = {}): KvCache {
+    const { numLayers, numKvHeads, headDim } = this.spec;
+    const dtype = opts.dtype ?? "f32";
+    const windows = new Set(this.spec.layers.map((l) => l.window));
+    const w = windows.size === 1 ? [...windows][0] : null;
+    const base = { numLayers, numKvHeads, headDim, dtype };
+    if (w !== null && opts.kind !== "paged") return createKvCache(this.arena, { kind: "window", ...base, window: w });
+    if (opts.kind === "paged") {
+      const blockSize = 16;
+      const perSeq = Math.ceil(Math.min(opts.maxTokens ?? this.maxContext, this.maxContext) / blockSize);
+      return createKvCache(this.arena, { kind: "paged", ...base, blockSize, numBlocks: perSeq * (opts.maxSequences ?? 1) * numLayers });
+    }
+    return createKvCache(this.arena, { kind: "contiguous", ...base, initialTokens: Math.min(opts.maxTokens ?? 64, this.maxContext) });
+  }
+
+  /**
+   * Runs tokens[b] (new tokens of cache sequence seqs[b]) through the model, appending their K/V
+   * to the cache, and returns logits: [B, V] for the last token of each sequence ("last"), or
+   * [N, V] for every token ("all"). A fresh array, not an arena view.
+   */
+  forward(cache: KvCache, seqs: number[], tokens: number[][], logits: "last" | "all" = "last"): Float32Array {
+    const { hiddenSize: E, numHeads: H, numKvHeads: K, headDim: D, vocabSize: V, normEps: eps } = this.spec;
+    const F = this.spec.mlp.intermediateSize;
+    const lengths = tokens.map((t) => t.length);
+    const N = lengths.reduce((a, b) => a + b, 0);
+    const R = logits === "all" ? N : seqs.length;
+    const pos = new Int32Array(N);
+    const ids = new Int32Array(N);
+    let n = 0;
+    seqs.forEach((seq, b) => {
+      const p0 = cache.length(seq, 0);
+      if (p0 + lengths[b] > this.maxContext) {
+        throw new UserError(`sequence of ${p0 + lengths[b]} tokens exceeds the model's context of ${this.maxContext} tokens (max_position_embeddings)`);
+      }
+      tokens[b].forEach((id, t) => {
+        if (!Number.isInteger(id) || id < 0 || id >= V) throw new UserError(`token id ${id} is outside the vocabulary [0, ${V})`);
+        pos[n] = p0 + t;
+        ids[n++] = id;
+      });
+    });
+    const s = this.buffers(N, R, { x: E, h: E, t: E, q: H * D, k: K * D, v: K * D, a: H * D, g: F, u: F });
+    const f = (name: string, rows: number, width: number) => this.arena.f32(s[name], rows * width);
+    this.embed(ids, pos, f("x", N, E));
+    let maxPos = 0;
+    for (const q of pos) maxPos = Math.max(maxPos, q);
+    this.rope?.ensure(maxPos + 1);
+    const wt = (key: string) => this.weights.get(key);
+    const norm = (prefix: string, x: Float32Array, out: Float32Array) => {
+      if (this.options.norm === "rmsnorm") rmsNorm(x, this.f32w(prefix + ".w"), out, E, eps, this.options.normPlusOne);
+      else layerNorm(x, this.f32w(prefix + ".w"), this.f32w(prefix + ".b"), out, E, eps);
+    };
+    for (let l = 0; l < this.spec.numLayers; l++) {
+      const p = `layers.${l}.`;
+      norm(p + "attn_norm", f("x", N, E), f("h", N, E));
+      this.mm(s.h, p + "q", s.q, N);
+      this.mm(s.h, p + "k", s.k, N);
+      this.mm(s.h, p + "v", s.v, N);
+      if (this.rope) {
+        this.rope.apply(f("q", N, H * D), H, D, pos);
+        this.rope.apply(f("k", N, K * D), K, D, pos);
+      }
+      this.attention[l].forward({ cache, layer: l, seqs, lengths, q: f("q", N, H * D), k: f("k", N, K * D), v: f("v", N, K * D), out: f("a", N, H * D) });
+      this.mm(s.a, p + "o", s.t, N);
+      addInto(f("x", N, E), f("t", N, E));
+      norm(p + "mlp_norm", f("x", N, E), f("h", N, E));
+      if (this.options.mlp === "gelu") {
+        this.mm(s.h, p + "fc", s.g, N);
+        activation(f("g", N, F), "gelu");
+        this.mm(s.g, p + "proj", s.t, N);
+      } else {
+        this.mm(s.h, p + "gate", s.g, N);
+        this.mm(s.h, p + "up", s.u, N);
+        gatedActivation(f("g", N, F), f("u", N, F), this.options.mlp);
+        this.mm(s.g, p + "down", s.t, N);
+      }
+      addInto(f("x", N, E), f("t", N, E));
+    }
+    // Final norm and LM head on the rows we need (last token of each sequence, or all).
+    const x = f("x", N, E);
+    const h = f("h", R, E);
+    if (logits === "all") h.set(x);
+    else {
+      let end = 0;
+      lengths.forEach((T, b) => {
+        end += T;
+        if (T === 0) throw new RangeError(`forward: sequence ${seqs[b]} has no new tokens; "last" logits need at least one`);
+        h.set(x.subarray((end - 1) * E, end * E), b * E);
+      });
+    }
+    norm("final_norm", h, f("t", R, E));
+    const head = wt("lm_head") ? "lm_head" : "embed";
+    this.mm(s.t, head, s.logits, R);
+    return f("logits", R, V).slice();
+  }
+
+  /** x[n] = embed[ids[n]] · embedScale (+ pos[pos[n]] for learned positions). */
+  private embed(ids: Int32Array, pos: Int32Array, x: Float32Array): void {
+    const E = this.spec.hiddenSize;
+    const emb = this.weights.get("embed")!;
+    const row = new Float32Array(E);
+    const posW = this.options.learnedPositions ? this.f32w("pos") : null;
+    const scale = this.options.embedScale;
+    for (let n = 0; n < ids.length; n++) {
+      weightRow(this.arena, emb, ids[n], row);
+      const o = n * E;
+      for (let i = 0; i < E; i++) x[o + i] = row[i] * scale;
+      if (posW) for (let i = 0; i < E; i++) x[o + i] += posW[pos[n] * E + i];
+    }
+  }
+
+  /** out[M, N] = x[M, Kin] · W[N, Kin]ᵀ (+ bias) through the kernels. */
+  private mm(x: number, key: string, out: number, M: number): void {
+    const w = this.weights.get(key);
+    if (!w) throw new Error(`DecoderModel: no weight "${key}"`);
+    const bias = this.weights.get(key + ".b");
+    const [N, Kin] = w.shape;
+    this.kernels.matmul({ x, w: w.ptr, bias: bias ? bias.ptr : 0, out, M, N, Kin, wDtype: w.dtype });
+  }
+
+  private f32w(key: string): Float32Array {
+    const w = this.weights.get(key);
+    if (!w) throw new Error(`DecoderModel: no weight "${key}"`);
+    return this.arena.f32(w.ptr, w.shape.reduce((a, b) => a * b, 1));
+  }
+
+  /** One arena block holding every activation buffer for N tokens and R logit rows. */
+  private buffers(N: number, R: number, widths: Record<string, number>): Record<string, number> {
+    const V = this.spec.vocabSize;
+    if (N > this.scratch.tokens || R > this.scratch.rows) {
+      if (this.scratch.ptr) this.arena.release(this.scratch.ptr);
+      const tokens = Math.max(N, this.scratch.tokens);
+      const rows = Math.max(R, this.scratch.rows);
+      const offsets: Record<string, number> = {};
+      let bytes = 0;
+      for (const [name, width] of Object.entries(widths)) {
+        offsets[name] = bytes;
+        bytes += Math.ceil((tokens * width * 4) / 64) * 64;
+      }
+      offsets.logits = bytes;
+      bytes += rows * V * 4;
+      const ptr = this.arena.alloc(bytes, `activations for ${tokens} tokens`);
+      for (const k of Object.keys(offsets)) offsets[k] += ptr;
+      this.scratch = { ptr, tokens, rows, offsets };
+    }
+    return this.scratch.offsets;
+  }
+
+  /** Frees the activation buffers and the attention scratch (weights stay). */
+  dispose(): void {
+    if (this.scratch.ptr) this.arena.release(this.scratch.ptr);
+    this.scratch = { ptr: 0, tokens: 0, rows: 0, offsets: {} };
+    for (const a of this.attention) a.dispose();
+  }
+}

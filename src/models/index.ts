@@ -1,0 +1,89 @@
+// Model loading: a model folder (config.json + safetensors) or a .gguf file → spec → weight table
+// → DecoderModel. The family registry maps HF model_type to its table and switches; anything
+// else is rejected by name.
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../errors.js";
+import type { Arena } from "../kernels/memory.js";
+import type { Kernels } from "../kernels/types.js";
+import { safetensorsSource } from "../formats/source.js";
+import { loadHfConfigSpec } from "../spec/load.js";
+import type { ModelSpec } from "../spec/types.js";
+import { DecoderModel, type DecoderOptions } from "./decoder.js";
+import { gemmaOptions, gemmaTable } from "./gemma.js";
+import { gpt2Options, gpt2Table } from "./gpt2.js";
+import { gptBigcodeOptions, gptBigcodeTable } from "./gpt_bigcode.js";
+import { llamaOptions, llamaTable } from "./llama.js";
+import { loadWeights, type TensorSource, type WeightRow } from "./weights.js";
+
+export { DecoderModel, type CacheOptions, type DecoderOptions } from "./decoder.js";
+export type { TensorSource, Weight, WeightRow } from "./weights.js";
+
+interface Family {
+  table(spec: ModelSpec): WeightRow[];
+  options(spec: ModelSpec): DecoderOptions;
+}
+
+/** HF model_type → family. */
+export const FAMILIES: Record<string, Family> = {
+  llama: { table: llamaTable, options: llamaOptions },
+  mistral: { table: llamaTable, options: llamaOptions },
+  qwen2: { table: llamaTable, options: llamaOptions },
+  gemma: { table: gemmaTable, options: gemmaOptions },
+  gpt2: { table: gpt2Table, options: gpt2Options },
+  gpt_bigcode: { table: gptBigcodeTable, options: gptBigcodeOptions },
+};
+
+/** Rejects specs the runtime cannot run, naming the feature. */
+export function checkSupported(spec: ModelSpec, where: string): Family {
+  const family = FAMILIES[spec.family];
+  if (!family) throw new UserError(`${where}: model_type "${spec.family}" is not supported; expected one of ${Object.keys(FAMILIES).join(", ")}`);
+  if (spec.mla) throw new UserError(`${where}: multi-head latent attention is not supported by the runtime`);
+  if (spec.mlp.numExperts > 1) throw new UserError(`${where}: mixture-of-experts MLPs are not supported by the runtime`);
+  if (spec.layers.some((l) => l.numHeads !== spec.numHeads || l.numKvHeads !== spec.numKvHeads || l.headDim !== spec.headDim)) {
+    throw new UserError(`${where}: layers with different head shapes are not supported`);
+  }
+  if (spec.positions === "rope" && spec.headDim % 2 !== 0) throw new UserError(`${where}: head_dim ${spec.headDim} is odd; RoPE needs an even head dim`);
+  if ((spec.partialRotaryFactor ?? 1) !== 1) throw new UserError(`${where}: partial rotary embeddings are not supported`);
+  return family;
+}
+
+export interface LoadOptions {
+  arena: Arena;
+  kernels: Kernels;
+}
+
+/** A loaded model plus where it came from. */
+export interface LoadedModel {
+  model: DecoderModel;
+  spec: ModelSpec;
+  dir: string; // folder holding tokenizer files ("" for a bare .gguf)
+  unusedTensors: string[];
+}
+
+/** Builds the model from a spec and a tensor source (shared by safetensors and GGUF). */
+export function buildModel(spec: ModelSpec, src: TensorSource, opts: LoadOptions): { model: DecoderModel; unused: string[] } {
+  const family = checkSupported(spec, src.path);
+  const { weights, unused } = loadWeights(opts.arena, src, family.table(spec));
+  return { model: new DecoderModel(spec, weights, family.options(spec), opts.arena, opts.kernels), unused };
+}
+
+/** Loads an HF model folder (config.json + model.safetensors or shards) or a .gguf file. */
+export async function loadModel(path: string, opts: LoadOptions): Promise<LoadedModel> {
+  if (!existsSync(path)) throw new UserError(`${path}: no such file or folder`);
+  if (statSync(path).isDirectory()) {
+    const config = join(path, "config.json");
+    if (!existsSync(config)) throw new UserError(`${path}: no config.json in this folder`);
+    const spec = loadHfConfigSpec(config);
+    checkSupported(spec, config);
+    const { model, unused } = buildModel(spec, safetensorsSource(path), opts);
+    return { model, spec, dir: path, unusedTensors: unused };
+  }
+  if (path.endsWith(".gguf")) {
+    const { ggufModelSource } = await import("../formats/gguf.js");
+    const { spec, source } = await ggufModelSource(path);
+    const { model, unused } = buildModel(spec, source, opts);
+    return { model, spec, dir: "", unusedTensors: unused };
+  }
+  throw new UserError(`${path}: expected a model folder (config.json + safetensors) or a .gguf file`);
+}

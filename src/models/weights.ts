@@ -1,0 +1,124 @@
+// Checkpoint loading as a table (nanoGPT's from_pretrained): every row names a checkpoint tensor,
+// the shape it must have, how to transform it (transpose a Conv1D, pick rows of a fused q|k|v) and
+// how to store it (matmul weights keep their f32/f16/bf16 dtype; norms and biases become f32).
+// Every row is asserted; a wrong shape or dtype names the tensor, the expected and the found value.
+// Weights live in the Arena; rows without a transform are read from disk straight into it.
+import { UserError } from "../errors.js";
+import type { Arena } from "../kernels/memory.js";
+import type { WeightDtype } from "../kernels/types.js";
+import { decodeBf16, decodeF16 } from "../kvcache/convert.js";
+
+/** What a checkpoint reader offers: HF tensor names, PyTorch shapes, raw bytes. */
+export interface TensorSource {
+  readonly path: string; // for error messages
+  names(): string[];
+  /** dtype "F32" | "F16" | "BF16" (anything else is rejected by the loader). */
+  info(name: string): { dtype: string; shape: number[] } | undefined;
+  /** Reads the raw little-endian bytes of `name` into dst (dst.byteLength = its size). */
+  read(name: string, dst: Uint8Array): void;
+}
+
+/** A weight in the arena. */
+export interface Weight {
+  ptr: number; // byte offset
+  dtype: WeightDtype; // matmul weights: checkpoint dtype; everything else f32
+  shape: number[]; // after the transform, e.g. [N, Kin] for a matmul weight
+}
+
+export interface WeightRow {
+  key: string; // our name, e.g. "layers.0.q"
+  source: string; // checkpoint name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  shape: number[]; // the shape the checkpoint must have
+  store: "matmul" | "f32"; // keep dtype (matmul operand, [N, Kin]) or convert to f32
+  transpose?: boolean; // 2-D [a, b] -> [b, a] (GPT-2 Conv1D stores [in, out])
+  rows?: [number, number][]; // after the transpose: keep these [start, end) row ranges, concatenated
+  optional?: boolean; // absent is allowed (e.g. lm_head when embeddings are tied)
+}
+
+const DTYPES: Record<string, WeightDtype> = { F32: "f32", F16: "f16", BF16: "bf16" };
+
+/**
+ * Loads every row of the table from `src` into the arena. Extra checkpoint tensors that no row
+ * reads are reported back (callers may warn) rather than silently ignored.
+ */
+export function loadWeights(arena: Arena, src: TensorSource, table: WeightRow[]): { weights: Map<string, Weight>; unused: string[] } {
+  const weights = new Map<string, Weight>();
+  const used = new Set<string>();
+  for (const row of table) {
+    const info = src.info(row.source);
+    if (!info) {
+      if (row.optional) continue;
+      throw new UserError(`${src.path}: missing tensor "${row.source}" (expected shape [${row.shape.join(", ")}])`);
+    }
+    used.add(row.source);
+    const dtype = DTYPES[info.dtype];
+    if (!dtype) throw new UserError(`${src.path}: tensor "${row.source}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
+    if (info.shape.length !== row.shape.length || info.shape.some((d, i) => d !== row.shape[i])) {
+      throw new UserError(`${src.path}: tensor "${row.source}" has shape [${info.shape.join(", ")}]; expected [${row.shape.join(", ")}] from the config`);
+    }
+    weights.set(row.key, loadRow(arena, src, row, dtype));
+  }
+  return { weights, unused: src.names().filter((n) => !used.has(n)) };
+}
+
+function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightDtype): Weight {
+  const eb = dtype === "f32" ? 4 : 2;
+  const numel = row.shape.reduce((a, b) => a * b, 1);
+  const direct = !row.transpose && !row.rows && (row.store === "matmul" || dtype === "f32");
+  if (direct) {
+    const ptr = arena.alloc(numel * eb, `weight ${row.source}`);
+    src.read(row.source, arena.u8(ptr, numel * eb));
+    return { ptr, dtype, shape: row.shape.slice() };
+  }
+  // Transform in element space (dtype-agnostic: 2- or 4-byte elements are moved, not converted).
+  const raw = new Uint8Array(numel * eb);
+  src.read(row.source, raw);
+  let el: Uint16Array | Uint32Array = eb === 4 ? new Uint32Array(raw.buffer) : new Uint16Array(raw.buffer);
+  let shape = row.shape.slice();
+  if (row.transpose) {
+    const [a, b] = shape;
+    const t = eb === 4 ? new Uint32Array(numel) : new Uint16Array(numel);
+    for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) t[j * a + i] = el[i * b + j];
+    el = t;
+    shape = [b, a];
+  }
+  if (row.rows) {
+    const width = shape.length === 2 ? shape[1] : 1;
+    const total = row.rows.reduce((s, [a, b]) => s + (b - a), 0);
+    const t = eb === 4 ? new Uint32Array(total * width) : new Uint16Array(total * width);
+    let o = 0;
+    for (const [a, b] of row.rows) {
+      if (a < 0 || b > shape[0] || a > b) throw new Error(`loadWeights(${row.source}): row range [${a}, ${b}) outside [0, ${shape[0]})`);
+      t.set(el.subarray(a * width, b * width), o);
+      o += (b - a) * width;
+    }
+    el = t;
+    shape = shape.length === 2 ? [total, width] : [total];
+  }
+  const n = el.length;
+  if (row.store === "matmul" || dtype === "f32") {
+    const ptr = arena.alloc(n * eb, `weight ${row.source}`);
+    arena.u8(ptr, n * eb).set(new Uint8Array(el.buffer, el.byteOffset, n * eb));
+    return { ptr, dtype, shape };
+  }
+  const ptr = arena.alloc(n * 4, `weight ${row.source}`);
+  const out = arena.f32(ptr, n);
+  if (dtype === "f16") decodeF16(el as Uint16Array, out);
+  else decodeBf16(el as Uint16Array, out);
+  return { ptr, dtype: "f32", shape };
+}
+
+/** Reads row `r` of a [rows, width] weight as f32 (embedding lookup). */
+export function weightRow(arena: Arena, w: Weight, r: number, out: Float32Array): void {
+  const width = w.shape[1];
+  if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
+  else if (w.dtype === "f16") decodeF16(arena.u16(w.ptr + r * width * 2, width), out);
+  else decodeBf16(arena.u16(w.ptr + r * width * 2, width), out);
+}
+
+/** Bytes held by the weights. */
+export function weightBytes(weights: Map<string, Weight>): number {
+  let b = 0;
+  for (const w of weights.values()) b += w.shape.reduce((a, c) => a * c, 1) * (w.dtype === "f32" ? 4 : 2);
+  return b;
+}
