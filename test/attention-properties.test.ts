@@ -273,3 +273,26 @@ test("bad configurations are rejected with messages that name the values", () =>
   assert.throws(() => global.decode({ cache: w.cache, layer: 0, seqs: [w.cache.addSequence()], q: new Float32Array(32), k: new Float32Array(16), v: new Float32Array(16) }),
     /sliding-window cache \(window 3\) needs config.window/);
 });
+
+test("non-shared arena: q/k/v/out given as arena views survive memory growth during the call", () => {
+  // A 64 KiB non-shared memory must grow while the cache is written; growth detaches old views.
+  const arena = new Arena({ shared: false, initialBytes: 1 << 16, base: 1024 });
+  const [H, K, D, T] = [4, 4, 40, 200]; // the cache (320 KiB at 256 rows) outgrows the memory's slack
+  const attn = new Attention({ numHeads: H, numKvHeads: K, headDim: D }, { arena, kernels: referenceKernels(arena) });
+  const cache = createKvCache(arena, { kind: "contiguous", numLayers: 1, numKvHeads: K, headDim: D, initialTokens: 1 });
+  const q = randn(T * H * D, 1), k = randn(T * K * D, 2), v = randn(T * K * D, 3);
+  const ptrs = [q, k, v, new Float32Array(T * H * D)].map((a) => {
+    const p = arena.alloc(a.length * 4);
+    arena.f32(p, a.length).set(a);
+    return p;
+  });
+  const before = arena.memory.buffer.byteLength;
+  const view = (i: number, n: number) => arena.f32(ptrs[i], n);
+  // Two sequences: the first one's cache growth must not break reading the second one's k/v.
+  const seqs = [cache.addSequence(), cache.addSequence()];
+  attn.prefill({ cache, layer: 0, seqs, lengths: [T / 2, T / 2], q: view(0, T * H * D), k: view(1, T * K * D), v: view(2, T * K * D), out: view(3, T * H * D) });
+  assert.ok(arena.memory.buffer.byteLength > before, "the memory grew during the call");
+  const half = (a: Float32Array, i: number, w: number) => a.subarray((i * T * w) / 2, ((i + 1) * T * w) / 2);
+  const want = [0, 1].flatMap((i) => Array.from(naiveAttention({ q: half(q, i, H * D), k: half(k, i, K * D), v: half(v, i, K * D), T: T / 2, S: T / 2, H, K, D, qPos0: 0 })));
+  assertClose("non-shared arena, in-place output", view(3, T * H * D), want, TOL, TOL);
+});
