@@ -61,7 +61,9 @@ export class AttentionLayer {
   forward(input: AttentionLayerInput): { out: Float32Array; probs: AttentionProbs[] } {
     const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = this.attention.config;
     const { arena, kernels } = this.backend;
-    const { cache, layer, seqs, lengths, x } = input;
+    const { cache, layer, seqs, lengths } = input;
+    // Reserving scratch may grow (and, when not shared, detach) the arena memory an input view lives in.
+    const x = input.x.buffer === arena.memory.buffer ? input.x.slice() : input.x;
     const N = lengths.reduce((a, b) => a + b, 0);
     if (x.length !== N * E) throw new RangeError(`AttentionLayer: x must be f32 [N=${N}, E=${E}] = ${N * E} values, got ${x.length}`);
     if (N === 0) return { out: new Float32Array(0), probs: [] };
