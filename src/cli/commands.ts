@@ -1,6 +1,7 @@
 // The command registry: one line per command file.
 import type { Command } from "commander";
 import { register as attentionDemo } from "./attention-demo.js";
+import { register as bench } from "./bench.js";
 import { register as plan } from "./plan.js";
 import { register as prepareData } from "./prepare-data.js";
 import { register as seedTables } from "./seed-tables.js";
@@ -9,4 +10,4 @@ import { register as web } from "./web.js";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [attentionDemo, plan, seedTables, web, prepareData, train];
+export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train];

@@ -15,7 +15,7 @@ import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js"
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
 const DTYPE_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
 const SEG_WORDS = 12;
-const BK = 64; // keys per tile
+const BK = 64; // keys per tile: K and V tiles of 32 KiB (f32, D = 128) stay in L1/L2
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
 const MIN_SPLIT_ROWS = 256; // a decode split is never shorter than this
 const MATMUL_MB = 64;
@@ -210,11 +210,11 @@ export class WasmKernels implements Kernels {
     this.pool.run(KIND.stream, Math.ceil(bytes / chunkBytes));
   }
 
-  /** Benchmark probe: every thread runs `iters` × 12 f32x4 multiply-adds (8 flops each) in registers. */
-  simdPeak(iters: number): void {
+  /** Benchmark probe: `items` work items of `iters` × 12 f32x4 multiply-adds (8 flops each) in registers. */
+  simdPeak(iters: number, items: number): void {
     const a = this.pool.args();
     a[P.ITERS] = iters;
-    this.pool.run(KIND.peak, 0);
+    this.pool.run(KIND.peak, items);
   }
 
   /** Stops the workers and returns the kernel's arena buffers. */

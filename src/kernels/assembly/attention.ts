@@ -9,8 +9,8 @@
 // rows with an online softmax (flash attention): scratch never grows with T. With several splits
 // (split-KV / flash-decoding) each item leaves (m, l, O) and attnMerge combines them by log-sum-exp.
 // Scores are kept in base 2: q is pre-multiplied by scale*log2(e), so weights are exp2(s - m).
-import { DT_F32, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
-import { dotTile, pvTile } from "./tiles";
+import { DT_F32, DT_F16, DT_BF16, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
+import { dotTile, pvTile, qkQuad, pvQuad, dotRowW, pvRowW } from "./tiles";
 import * as L from "./layout";
 
 // @ts-ignore: decorator
@@ -97,8 +97,15 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
   else writePartial(<usize>arg(ctl, L.A_PART), item, nr, nrp, Dp);
 }
 
-/** Copies the NR query rows of this item into scratch, times scale*log2(e), zero-padded to Dp. */
+/**
+ * Copies the item's query rows into scratch, times scale*log2(e), zero-padded to Dp. With 4 rows or
+ * more they go in row quads ([Dp/4][4 rows][4], see tiles.ts) and the rows up to the next multiple
+ * of 4 are zero (they see every key, get score 0, and are never written out); else plain [nr][Dp].
+ */
 function packQueries(ctl: usize, k: i32, t0: i32, tq: i32, G: i32, H: i32, D: i32, Dp: i32, qPos0: i32, window: i32): void {
+  const nr = tq * G;
+  const quad = nr >= 4;
+  const nrq = quad ? al4(nr) : nr;
   const q = <usize>arg(ctl, L.A_Q);
   const scale = reinterpret<f32>(arg(ctl, L.A_SCALE2));
   const sv = f32x4.splat(scale);
@@ -109,21 +116,39 @@ function packQueries(ctl: usize, k: i32, t0: i32, tq: i32, G: i32, H: i32, D: i3
     for (let g = 0; g < G; g++) {
       const r = tl * G + g;
       const src = q + (<usize>((t0 + tl) * H + k * G + g) * <usize>D << 2);
-      const dst = sQp + <usize>r * rowBytes;
-      const o = sO + <usize>r * rowBytes;
+      // chunk c of row r: plain at r*rowBytes + 16c; quad at (r>>2)*4*rowBytes + 64c + 16(r&3)
+      const dst = quad ? sQp + <usize>(r >> 2) * (rowBytes << 2) + (<usize>(r & 3) << 4) : sQp + <usize>r * rowBytes;
+      const step: usize = quad ? 64 : 16;
       let d = 0;
-      for (; d < D4; d += 4) v128.store(dst + (<usize>d << 2), f32x4.mul(v128.load(src + (<usize>d << 2)), sv));
-      for (; d < D; d++) store<f32>(dst + (<usize>d << 2), load<f32>(src + (<usize>d << 2)) * scale);
-      for (; d < Dp; d++) store<f32>(dst + (<usize>d << 2), 0);
-      for (let c = 0; c < Dp; c += 4) v128.store(o + (<usize>c << 2), f32x4.splat(0));
-      const ri = <usize>r << 2;
-      store<f32>(sM + ri, -Infinity);
-      store<f32>(sL + ri, 0);
-      store<i32>(sLo + ri, window > 0 ? pos - window + 1 : i32.MIN_VALUE);
-      store<i32>(sHi + ri, pos);
-      store<i32>(sVis + ri, 0);
+      let at = dst;
+      for (; d < D4; d += 4, at += step) v128.store(at, f32x4.mul(v128.load(src + (<usize>d << 2)), sv));
+      if (d < Dp) {
+        let tail = f32x4.splat(0);
+        if (d < D) tail = f32x4.replace_lane(tail, 0, load<f32>(src + (<usize>d << 2)) * scale);
+        if (d + 1 < D) tail = f32x4.replace_lane(tail, 1, load<f32>(src + (<usize>d << 2), 4) * scale);
+        if (d + 2 < D) tail = f32x4.replace_lane(tail, 2, load<f32>(src + (<usize>d << 2), 8) * scale);
+        v128.store(at, tail);
+      }
+      initRow(r, Dp, window > 0 ? pos - window + 1 : i32.MIN_VALUE, pos);
     }
   }
+  // Padding rows of the last quad: zero queries that see everything (never written out).
+  for (let r = nr; r < nrq; r++) {
+    const dst = sQp + <usize>(r >> 2) * (rowBytes << 2) + (<usize>(r & 3) << 4);
+    for (let c: usize = 0; c < (<usize>Dp >> 2); c++) v128.store(dst + (c << 6), f32x4.splat(0));
+    initRow(r, Dp, i32.MIN_VALUE, i32.MAX_VALUE);
+  }
+}
+
+function initRow(r: i32, Dp: i32, lo: i32, hi: i32): void {
+  const o = sO + (<usize>r * <usize>Dp << 2);
+  for (let c = 0; c < Dp; c += 4) v128.store(o + (<usize>c << 2), f32x4.splat(0));
+  const ri = <usize>r << 2;
+  store<f32>(sM + ri, -Infinity);
+  store<f32>(sL + ri, 0);
+  store<i32>(sLo + ri, lo);
+  store<i32>(sHi + ri, hi);
+  store<i32>(sVis + ri, 0);
 }
 
 /** One tile of nk keys (rows rt.. of segment s, first position p0) against the item's nr query rows. */
@@ -134,7 +159,24 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
   let kp = <usize>seg(tab, s, L.S_KPTR) + headOff;
   let vp = <usize>seg(tab, s, L.S_VPTR) + headOff;
   let ks = rowStride, vs = rowStride;
-  if (arg(ctl, L.A_DIRECT) == 0) {
+  const direct = arg(ctl, L.A_DIRECT) != 0;
+  if (!direct && nr < 4 && (dt == DT_F16 || dt == DT_BF16)) {
+    // Few rows per key (MHA-like): widen 16-bit rows in registers, reading the cache bytes once.
+    const sRow = <usize>BK << 2, rowBytes = <usize>Dp << 2;
+    for (let r = 0; r < nr; r++) {
+      const sr = sS + <usize>r * sRow;
+      if (dt == DT_F16) dotRowW(DT_F16, sQp + <usize>r * rowBytes, kp, ks, nk, D, sr);
+      else dotRowW(DT_BF16, sQp + <usize>r * rowBytes, kp, ks, nk, D, sr);
+    }
+    softmaxTile(nr, nk, p0, sRow);
+    for (let r = 0; r < nr; r++) {
+      const sr = sS + <usize>r * sRow, or = sO + <usize>r * rowBytes, al = load<f32>(sAl + (<usize>r << 2));
+      if (dt == DT_F16) pvRowW(DT_F16, sr, vp, vs, nk, D, or, al);
+      else pvRowW(DT_BF16, sr, vp, vs, nk, D, or, al);
+    }
+    return;
+  }
+  if (!direct) {
     // Widen the tile once to f32 (zero-padded to Dp); all NR query rows then reuse it.
     const kScale = <usize>seg(tab, s, L.S_KSCALE), vScale = <usize>seg(tab, s, L.S_VSCALE);
     const scOff = (<usize>k * <usize>seg(tab, s, L.S_SCALE_HEAD_STRIDE) + <usize>rt) << 2;
@@ -150,10 +192,61 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     ks = dst;
     vs = dst;
   }
+  const rowBytes = <usize>Dp << 2;
+  if (nr >= 4) {
+    // Row quads: K and V rows of the tile are applied to 4 query rows per load.
+    const nq = (nr + 3) >> 2;
+    for (let qd = 0; qd < nq; qd++) {
+      const s4 = sS + <usize>qd * (<usize>BK << 4);
+      qkQuad(sQp + <usize>qd * (rowBytes << 2), kp, ks, nk, Dp, s4);
+      softmaxQuad(qd, s4, nk, p0);
+      pvQuad(s4, vp, vs, nk, Dp, sO + <usize>qd * (rowBytes << 2), rowBytes, sAl + (<usize>qd << 4));
+    }
+    return;
+  }
   const sRow = <usize>BK << 2;
-  dotTile(sQp, <usize>Dp << 2, nr, kp, ks, nk, Dp, sS, sRow, false);
+  dotTile(sQp, rowBytes, nr, kp, ks, nk, Dp, sS, sRow, false);
   softmaxTile(nr, nk, p0, sRow);
-  pvTile(sS, sRow, nr, vp, vs, nk, Dp, sO, <usize>Dp << 2, sAl);
+  pvTile(sS, sRow, nr, vp, vs, nk, Dp, sO, rowBytes, sAl);
+}
+
+/** softmaxTile for one row quad: the 4 rows' scores of a key are one vector, masked by lane. */
+function softmaxQuad(qd: i32, s4: usize, nk: i32, p0: i32): void {
+  const qi = <usize>qd << 4;
+  const lo = v128.load(sLo + qi), hi = v128.load(sHi + qi);
+  const pLast = p0 + nk - 1;
+  const sEnd = s4 + (<usize>nk << 4);
+  let mv = f32x4.splat(-Infinity);
+  let vis = v128.load(sVis + qi);
+  const partial = v128.any_true(v128.or(i32x4.lt_s(i32x4.splat(p0), lo), i32x4.gt_s(i32x4.splat(pLast), hi)));
+  if (partial) {
+    let pos = i32x4.splat(p0);
+    const ninf = f32x4.splat(-Infinity);
+    for (let p = s4; p < sEnd; p += 16) {
+      const ok = v128.and(i32x4.ge_s(pos, lo), i32x4.le_s(pos, hi));
+      const sc = v128.bitselect(v128.load(p), ninf, ok);
+      v128.store(p, sc);
+      mv = f32x4.max(mv, sc);
+      vis = v128.or(vis, ok);
+      pos = i32x4.add(pos, i32x4.splat(1));
+    }
+  } else {
+    vis = i32x4.splat(-1);
+    for (let p = s4; p < sEnd; p += 16) mv = f32x4.max(mv, v128.load(p));
+  }
+  const mOld = v128.load(sM + qi);
+  const mNew = f32x4.max(mOld, mv);
+  let sum = f32x4.splat(0);
+  for (let p = s4; p < sEnd; p += 16) {
+    const w = exp2v(f32x4.sub(v128.load(p), mNew));
+    v128.store(p, w);
+    sum = f32x4.add(sum, w);
+  }
+  const alpha = exp2v(f32x4.sub(mOld, mNew)); // 0 while a row has seen nothing (-inf - -inf = NaN -> 0)
+  v128.store(sAl + qi, alpha);
+  v128.store(sL + qi, f32x4.add(f32x4.mul(v128.load(sL + qi), alpha), sum));
+  v128.store(sM + qi, mNew);
+  v128.store(sVis + qi, vis);
 }
 
 /** Masks scores by position, updates each row's running max and sum, turns scores into weights. */
@@ -164,7 +257,7 @@ function softmaxTile(nr: i32, nk: i32, p0: i32, sRow: usize): void {
     const row = sS + <usize>r * sRow;
     const ri = <usize>r << 2;
     const lo = load<i32>(sLo + ri), hi = load<i32>(sHi + ri);
-    if (min(hi, pLast) >= max(lo, p0)) store<i32>(sVis + ri, 1);
+    if (min(hi, pLast) >= max(lo, p0)) store<i32>(sVis + ri, -1);
     if (p0 < lo || pLast > hi) {
       for (let j = 0; j < nk; j++) {
         const pos = p0 + j;

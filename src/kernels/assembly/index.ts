@@ -20,10 +20,6 @@ export function heapBase(): usize {
 /** Runs this thread's share of the current task: work items taken from an atomic counter. */
 export function runTask(ctl: usize, tid: i32): void {
   const kind = load<i32>(ctl + L.CTL_KIND);
-  if (kind == L.KIND_PEAK) {
-    peakProbe(ctl, tid);
-    return;
-  }
   const nitems = load<i32>(ctl + L.CTL_NITEMS);
   while (true) {
     const i = fetchAdd(ctl + L.CTL_NEXT);
@@ -31,6 +27,7 @@ export function runTask(ctl: usize, tid: i32): void {
     if (kind == L.KIND_ATTENTION) attnItem(ctl, i, tid);
     else if (kind == L.KIND_MATMUL) matmulItem(ctl, i, tid);
     else if (kind == L.KIND_STREAM) streamItem(ctl, i, tid);
+    else if (kind == L.KIND_PEAK) peakItem(ctl, tid);
   }
 }
 
@@ -87,7 +84,7 @@ function streamItem(ctl: usize, item: i32, tid: i32): void {
 }
 
 /** SIMD peak: 12 independent multiply-add chains in registers (the same fma the kernels use). */
-function peakProbe(ctl: usize, tid: i32): void {
+function peakItem(ctl: usize, tid: i32): void {
   const iters = <i32>arg(ctl, L.P_ITERS);
   const sink = ctl + L.CTL_SINK + (<usize>tid << 4);
   const m = f32x4.splat(0.999999), s = v128.load(sink);

@@ -1,7 +1,7 @@
 // Register-blocked f32 micro-kernels shared by attention (Q·Kᵀ, P·V) and matmul (x·Wᵀ).
 // All operands are f32 rows at byte strides; vector lengths are multiples of 4 (callers pad or
 // handle tails). The kernels allocate nothing and touch only the memory they are given.
-import { fma, hsum } from "./simd";
+import { fma, hsum, load4, load1 } from "./simd";
 
 // @ts-ignore: decorator
 @inline function put(p: usize, v: f32, acc: bool): void {
@@ -226,5 +226,223 @@ export function pvRow(p: usize, v: usize, sv: usize, nk: i32, n: i32, o: usize, 
       vr += sv;
     }
     v128.store(o + d, c0);
+  }
+}
+
+// ---- Row-quad kernels: 4 query rows interleaved, so one vector holds the 4 rows' values. ----
+// q4: [Dp/4 chunks][4 rows][4 lanes] (64 bytes per chunk); s4: [keys][4 rows] (16 bytes per key).
+// Loads use immediate offsets from one pointer, and the 4 dot products of a key are reduced with a
+// 4×4 transpose-add instead of 4 horizontal sums.
+
+/** [Σa, Σb, Σc, Σd]: lane sums of four vectors in one vector. */
+// @ts-ignore: decorator
+@inline function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** s4[j] = (q_0·k_j, q_1·k_j, q_2·k_j, q_3·k_j) for j < nk; k rows at byte stride ks, Dp % 4 == 0. */
+export function qkQuad(q4: usize, k: usize, ks: usize, nk: i32, Dp: i32, s4: usize): void {
+  const qEnd = q4 + (<usize>Dp << 4);
+  let j = 0;
+  for (; j + 2 <= nk; j += 2) {
+    let kp0 = k + <usize>j * ks;
+    let kp1 = kp0 + ks;
+    let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+    let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+    for (let qp = q4; qp < qEnd; qp += 64) {
+      const k0 = v128.load(kp0);
+      const k1 = v128.load(kp1);
+      let q = v128.load(qp);
+      c00 = fma(q, k0, c00);
+      c01 = fma(q, k1, c01);
+      q = v128.load(qp, 16);
+      c10 = fma(q, k0, c10);
+      c11 = fma(q, k1, c11);
+      q = v128.load(qp, 32);
+      c20 = fma(q, k0, c20);
+      c21 = fma(q, k1, c21);
+      q = v128.load(qp, 48);
+      c30 = fma(q, k0, c30);
+      c31 = fma(q, k1, c31);
+      kp0 += 16;
+      kp1 += 16;
+    }
+    const o = s4 + (<usize>j << 4);
+    v128.store(o, reduce4(c00, c10, c20, c30));
+    v128.store(o, reduce4(c01, c11, c21, c31), 16);
+  }
+  if (j < nk) {
+    let kp0 = k + <usize>j * ks;
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let qp = q4; qp < qEnd; qp += 64) {
+      const k0 = v128.load(kp0);
+      c0 = fma(v128.load(qp), k0, c0);
+      c1 = fma(v128.load(qp, 16), k0, c1);
+      c2 = fma(v128.load(qp, 32), k0, c2);
+      c3 = fma(v128.load(qp, 48), k0, c3);
+      kp0 += 16;
+    }
+    v128.store(s4 + (<usize>j << 4), reduce4(c0, c1, c2, c3));
+  }
+}
+
+/**
+ * o_i = o_i·alpha_i + Σ_j s4[j][i]·v_j for the quad's rows i < 4 (o rows plain, byte stride so),
+ * j < nk, v rows at byte stride vs, Dp % 4 == 0. Per key: 2 v loads + 4 splats for 8 FMAs.
+ */
+export function pvQuad(s4: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, so: usize, al4: usize): void {
+  const nbytes = <usize>Dp << 2;
+  const al0 = v128.load32_splat(al4), al1 = v128.load32_splat(al4, 4), al2 = v128.load32_splat(al4, 8), al3 = v128.load32_splat(al4, 12);
+  const sEnd = s4 + (<usize>nk << 4);
+  const o1 = o + so, o2 = o1 + so, o3 = o2 + so;
+  let d: usize = 0;
+  for (; d + 32 <= nbytes; d += 32) {
+    let c00 = f32x4.mul(v128.load(o + d), al0), c01 = f32x4.mul(v128.load(o + d, 16), al0);
+    let c10 = f32x4.mul(v128.load(o1 + d), al1), c11 = f32x4.mul(v128.load(o1 + d, 16), al1);
+    let c20 = f32x4.mul(v128.load(o2 + d), al2), c21 = f32x4.mul(v128.load(o2 + d, 16), al2);
+    let c30 = f32x4.mul(v128.load(o3 + d), al3), c31 = f32x4.mul(v128.load(o3 + d, 16), al3);
+    let vr = v + d;
+    for (let pj = s4; pj < sEnd; pj += 16) {
+      const v0 = v128.load(vr);
+      const v1 = v128.load(vr, 16);
+      let w = v128.load32_splat(pj);
+      c00 = fma(w, v0, c00);
+      c01 = fma(w, v1, c01);
+      w = v128.load32_splat(pj, 4);
+      c10 = fma(w, v0, c10);
+      c11 = fma(w, v1, c11);
+      w = v128.load32_splat(pj, 8);
+      c20 = fma(w, v0, c20);
+      c21 = fma(w, v1, c21);
+      w = v128.load32_splat(pj, 12);
+      c30 = fma(w, v0, c30);
+      c31 = fma(w, v1, c31);
+      vr += vs;
+    }
+    v128.store(o + d, c00);
+    v128.store(o + d, c01, 16);
+    v128.store(o1 + d, c10);
+    v128.store(o1 + d, c11, 16);
+    v128.store(o2 + d, c20);
+    v128.store(o2 + d, c21, 16);
+    v128.store(o3 + d, c30);
+    v128.store(o3 + d, c31, 16);
+  }
+  if (d < nbytes) {
+    let c0 = f32x4.mul(v128.load(o + d), al0), c1 = f32x4.mul(v128.load(o1 + d), al1);
+    let c2 = f32x4.mul(v128.load(o2 + d), al2), c3 = f32x4.mul(v128.load(o3 + d), al3);
+    let vr = v + d;
+    for (let pj = s4; pj < sEnd; pj += 16) {
+      const v0 = v128.load(vr);
+      c0 = fma(v128.load32_splat(pj), v0, c0);
+      c1 = fma(v128.load32_splat(pj, 4), v0, c1);
+      c2 = fma(v128.load32_splat(pj, 8), v0, c2);
+      c3 = fma(v128.load32_splat(pj, 12), v0, c3);
+      vr += vs;
+    }
+    v128.store(o + d, c0);
+    v128.store(o1 + d, c1);
+    v128.store(o2 + d, c2);
+    v128.store(o3 + d, c3);
+  }
+}
+
+// ---- Single-row kernels over 16-bit rows (f16/bf16 caches, MHA-like groups of < 4 rows): the
+// rows are widened in registers, so the cache bytes are read once and nothing is written back. ----
+
+/** out[4j] = a · b_j over n values for j < nb; a f32 (padded to a multiple of 4), b rows of dtype dt. */
+// @ts-ignore: decorator
+@inline export function dotRowW(dt: i32, a: usize, b: usize, sb: usize, nb: i32, n: i32, out: usize): void {
+  const n4 = n & ~3;
+  const one = f32x4.splat(1);
+  let j = 0;
+  for (; j + 4 <= nb; j += 4) {
+    const b0 = b + <usize>j * sb, b1 = b0 + sb, b2 = b1 + sb, b3 = b2 + sb;
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let d = 0; d < n4; d += 4) {
+      const q = v128.load(a + (<usize>d << 2));
+      const off = <usize>d << 1;
+      c0 = fma(q, load4(dt, b0 + off, one), c0);
+      c1 = fma(q, load4(dt, b1 + off, one), c1);
+      c2 = fma(q, load4(dt, b2 + off, one), c2);
+      c3 = fma(q, load4(dt, b3 + off, one), c3);
+    }
+    let s0 = hsum(c0), s1 = hsum(c1), s2 = hsum(c2), s3 = hsum(c3);
+    for (let d = n4; d < n; d++) {
+      const qd = load<f32>(a + (<usize>d << 2));
+      const off = <usize>d << 1;
+      s0 += qd * load1(dt, b0 + off);
+      s1 += qd * load1(dt, b1 + off);
+      s2 += qd * load1(dt, b2 + off);
+      s3 += qd * load1(dt, b3 + off);
+    }
+    const o = out + (<usize>j << 2);
+    store<f32>(o, s0);
+    store<f32>(o, s1, 4);
+    store<f32>(o, s2, 8);
+    store<f32>(o, s3, 12);
+  }
+  for (; j < nb; j++) {
+    const b0 = b + <usize>j * sb;
+    let c0 = f32x4.splat(0);
+    for (let d = 0; d < n4; d += 4) c0 = fma(v128.load(a + (<usize>d << 2)), load4(dt, b0 + (<usize>d << 1), one), c0);
+    let s0 = hsum(c0);
+    for (let d = n4; d < n; d++) s0 += load<f32>(a + (<usize>d << 2)) * load1(dt, b0 + (<usize>d << 1));
+    store<f32>(out + (<usize>j << 2), s0);
+  }
+}
+
+/** o = o·alpha + Σ_j p[j]·v_j over n values, v rows of dtype dt at byte stride sv; 32 outputs per pass. */
+// @ts-ignore: decorator
+@inline export function pvRowW(dt: i32, p: usize, v: usize, sv: usize, nk: i32, n: i32, o: usize, alpha: f32): void {
+  const n4 = n & ~3;
+  const al = f32x4.splat(alpha);
+  const one = f32x4.splat(1);
+  let d = 0;
+  for (; d + 32 <= n4; d += 32) {
+    const od = o + (<usize>d << 2);
+    let c0 = f32x4.mul(v128.load(od), al), c1 = f32x4.mul(v128.load(od, 16), al);
+    let c2 = f32x4.mul(v128.load(od, 32), al), c3 = f32x4.mul(v128.load(od, 48), al);
+    let c4 = f32x4.mul(v128.load(od, 64), al), c5 = f32x4.mul(v128.load(od, 80), al);
+    let c6 = f32x4.mul(v128.load(od, 96), al), c7 = f32x4.mul(v128.load(od, 112), al);
+    let vr = v + (<usize>d << 1);
+    for (let j = 0; j < nk; j++) {
+      const w = v128.load32_splat(p + (<usize>j << 2));
+      c0 = fma(w, load4(dt, vr, one), c0);
+      c1 = fma(w, load4(dt, vr + 8, one), c1);
+      c2 = fma(w, load4(dt, vr + 16, one), c2);
+      c3 = fma(w, load4(dt, vr + 24, one), c3);
+      c4 = fma(w, load4(dt, vr + 32, one), c4);
+      c5 = fma(w, load4(dt, vr + 40, one), c5);
+      c6 = fma(w, load4(dt, vr + 48, one), c6);
+      c7 = fma(w, load4(dt, vr + 56, one), c7);
+      vr += sv;
+    }
+    v128.store(od, c0);
+    v128.store(od, c1, 16);
+    v128.store(od, c2, 32);
+    v128.store(od, c3, 48);
+    v128.store(od, c4, 64);
+    v128.store(od, c5, 80);
+    v128.store(od, c6, 96);
+    v128.store(od, c7, 112);
+  }
+  for (; d < n4; d += 4) {
+    const od = o + (<usize>d << 2);
+    let c0 = f32x4.mul(v128.load(od), al);
+    let vr = v + (<usize>d << 1);
+    for (let j = 0; j < nk; j++) {
+      c0 = fma(v128.load32_splat(p + (<usize>j << 2)), load4(dt, vr, one), c0);
+      vr += sv;
+    }
+    v128.store(od, c0);
+  }
+  for (; d < n; d++) {
+    const od = o + (<usize>d << 2);
+    let s = load<f32>(od) * alpha;
+    for (let j = 0; j < nk; j++) s += load<f32>(p + (<usize>j << 2)) * load1(dt, v + <usize>j * sv + (<usize>d << 1));
+    store<f32>(od, s);
   }
 }
