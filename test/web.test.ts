@@ -243,6 +243,22 @@ test("pasted config.json: inline errors name the problem, a valid config matches
   // Every layer slides over 4096 tokens: the cache holds 4096 of the 32768 tokens per sequence.
   assert.equal(json.kvCacheBytes, 18 * 2 * 4 * 128 * 1 * 4096 * 8);
 
+  // A custom GPU, a contiguous cache and vLLM's utilisation at 0.8.
+  await page.selectOption("#gpu", "custom");
+  await page.fill("#gpu-memory", "24");
+  await page.fill("#gpu-bandwidth", "936");
+  await page.fill("#gpu-tflops", "71");
+  await page.fill("#block-size", "0");
+  await page.fill("#gpu-util", "0.8");
+  const custom = ["--model", "config.json", "--gpu-memory-gib", "24", "--gpu-bandwidth-gbs", "936", "--gpu-tflops", "71", "--gpus", "4", "--tp", "4", "--context", "32768", "--batch", "8", "--kv-dtype", "fp8", "--weight-dtype", "bf16", "--block-size", "0", "--gpu-memory-utilization", "0.8", "--kv-heads", "16,4,1"];
+  const json2 = await expectPageMatchesCli("pasted config.json on a custom GPU", custom, { modelFile: file });
+  assert.equal((json2.memory as { totalBytesPerGpu: number }).totalBytesPerGpu, 24 * 1024 ** 3);
+  await page.fill("#gpu-util", "1.5");
+  await settled();
+  assert.match((await page.textContent("#plan-error"))!, /gpu-memory-utilization/, "an out-of-range utilisation is reported, naming the option");
+  await page.fill("#gpu-util", "0.8");
+  await settled();
+
   const shot = join(tmp, "web-planner-config.png");
   await page.screenshot({ path: shot, fullPage: true });
   assert.ok(statSync(shot).size > 20_000, `screenshot ${shot} is suspiciously small`);

@@ -6,7 +6,7 @@
 // data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
 import { DTYPES } from "../src/kvcache/dtypes.js";
 import { cacheVsContextChart, heatmapChart } from "../src/planner/charts.js";
-import { divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
+import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
 import type { ModelSpec } from "../src/spec/types.js";
 import type { TopLevelSpec } from "vega-lite";
 import { clearChart, showChart } from "./charts.js";
@@ -29,11 +29,16 @@ interface PageState {
   preset: string; // preset name, e.g. "llama-2-7b"
   config: string; // pasted config.json text
   kvHeads: string; // what-if KV heads, e.g. "32,8,1"
-  gpu: string; // catalog id, e.g. "a100-80gb"
+  gpu: string; // catalog id, e.g. "a100-80gb", or "custom"
+  gpuMemoryGiB: number; // custom GPU, e.g. 80
+  gpuBandwidthGBs: number; // custom GPU, e.g. 2000
+  gpuTflops: number; // custom GPU, dense bf16, e.g. 300
   gpus: number;
   tp: number;
   kvDtype: string;
   weightDtype: string;
+  blockSize: number; // paged block in tokens, 0 = contiguous
+  gpuMemoryUtilization: number; // vLLM's fraction, e.g. 0.9
   context: number; // tokens
   batch: number; // sequences
 }
@@ -44,10 +49,15 @@ const DEFAULTS: PageState = {
   config: "",
   kvHeads: "",
   gpu: "a100-80gb",
+  gpuMemoryGiB: 80,
+  gpuBandwidthGBs: 2000,
+  gpuTflops: 300,
   gpus: 1,
   tp: 1,
   kvDtype: "f16",
   weightDtype: "bf16",
+  blockSize: 16,
+  gpuMemoryUtilization: 0.9,
   context: 4096,
   batch: 1,
 };
@@ -62,6 +72,12 @@ const el = {
   modelSummary: $("model-summary"),
   kvHeads: $<HTMLInputElement>("kv-heads"),
   gpu: $<HTMLSelectElement>("gpu"),
+  customGpu: $("custom-gpu"),
+  gpuMemoryGiB: $<HTMLInputElement>("gpu-memory"),
+  gpuBandwidthGBs: $<HTMLInputElement>("gpu-bandwidth"),
+  gpuTflops: $<HTMLInputElement>("gpu-tflops"),
+  blockSize: $<HTMLInputElement>("block-size"),
+  gpuMemoryUtilization: $<HTMLInputElement>("gpu-util"),
   gpuSummary: $("gpu-summary"),
   gpus: $<HTMLInputElement>("gpus"),
   tp: $<HTMLInputElement>("tp"),
@@ -90,7 +106,7 @@ function option(value: string, text: string): HTMLOptionElement {
 
 function fillControls(): void {
   el.preset.replaceChildren(...listPresets().map((p) => Object.assign(option(p.name, p.name), { title: `${p.hf}: ${p.source}` })));
-  el.gpu.replaceChildren(...listGpus().map((g) => option(g.id, g.name)));
+  el.gpu.replaceChildren(...listGpus().map((g) => option(g.id, g.name)), option("custom", "Custom GPU…"));
   const dtypes = Object.keys(DTYPES);
   el.kvDtype.replaceChildren(...dtypes.map((d) => option(d, d)));
   el.weightDtype.replaceChildren(...dtypes.map((d) => option(d, d)));
@@ -103,33 +119,27 @@ function fillControls(): void {
 
 const nearestIndex = (list: number[], v: number) => list.reduce((best, x, i) => (Math.abs(x - v) < Math.abs(list[best] - v) ? i : best), 0);
 
+/** A number input's value; a blank field is NaN so the planner reports it instead of reading 0. */
+const numberOf = (input: HTMLInputElement) => (input.value.trim() === "" ? NaN : Number(input.value));
+
+const NUMBER_FIELDS = ["gpuMemoryGiB", "gpuBandwidthGBs", "gpuTflops", "gpus", "tp", "blockSize", "gpuMemoryUtilization"] as const;
+const TEXT_FIELDS = ["preset", "kvHeads", "gpu", "kvDtype", "weightDtype"] as const;
+
 function readState(): PageState {
   const source = (el.form.elements.namedItem("source") as RadioNodeList).value === "config" ? "config" : "preset";
-  return {
-    source,
-    preset: el.preset.value,
-    config: el.config.value,
-    kvHeads: el.kvHeads.value,
-    gpu: el.gpu.value,
-    gpus: Number(el.gpus.value),
-    tp: Number(el.tp.value),
-    kvDtype: el.kvDtype.value,
-    weightDtype: el.weightDtype.value,
-    context: CONTEXTS[Number(el.context.value)],
-    batch: BATCHES[Number(el.batch.value)],
-  };
+  const s = { ...DEFAULTS, source, config: el.config.value } as PageState;
+  for (const k of TEXT_FIELDS) s[k] = el[k].value;
+  for (const k of NUMBER_FIELDS) s[k] = numberOf(el[k]);
+  s.context = CONTEXTS[Number(el.context.value)];
+  s.batch = BATCHES[Number(el.batch.value)];
+  return s;
 }
 
 function writeState(s: PageState): void {
   (el.form.elements.namedItem("source") as RadioNodeList).value = s.source;
-  el.preset.value = s.preset;
   el.config.value = s.config;
-  el.kvHeads.value = s.kvHeads;
-  el.gpu.value = s.gpu;
-  el.gpus.value = String(s.gpus);
-  el.tp.value = String(s.tp);
-  el.kvDtype.value = s.kvDtype;
-  el.weightDtype.value = s.weightDtype;
+  for (const k of TEXT_FIELDS) el[k].value = s[k];
+  for (const k of NUMBER_FIELDS) el[k].value = String(s[k]);
   el.context.value = String(nearestIndex(CONTEXTS, s.context));
   el.batch.value = String(nearestIndex(BATCHES, s.batch));
 }
@@ -138,16 +148,11 @@ function writeState(s: PageState): void {
 function stateFromHash(): PageState {
   const q = new URLSearchParams(location.hash.slice(1));
   const s = { ...DEFAULTS };
-  const str = (k: "preset" | "kvHeads" | "gpu" | "kvDtype" | "weightDtype") => {
-    const v = q.get(k);
-    if (v !== null) s[k] = v;
-  };
-  const int = (k: "gpus" | "tp" | "context" | "batch") => {
-    const v = Number(q.get(k));
-    if (Number.isInteger(v) && v > 0) s[k] = v;
-  };
-  (["preset", "kvHeads", "gpu", "kvDtype", "weightDtype"] as const).forEach(str);
-  (["gpus", "tp", "context", "batch"] as const).forEach(int);
+  for (const k of TEXT_FIELDS) s[k] = q.get(k) ?? s[k];
+  for (const k of [...NUMBER_FIELDS, "context", "batch"] as const) {
+    const v = Number(q.get(k) ?? NaN);
+    if (Number.isFinite(v) && v >= 0) s[k] = v;
+  }
   return s;
 }
 
@@ -155,6 +160,8 @@ function hashOf(s: PageState): string {
   const q = new URLSearchParams();
   if (s.source === "preset") q.set("preset", s.preset);
   for (const k of ["kvHeads", "gpu", "gpus", "tp", "kvDtype", "weightDtype", "context", "batch"] as const) q.set(k, String(s[k]));
+  if (s.gpu === "custom") for (const k of ["gpuMemoryGiB", "gpuBandwidthGBs", "gpuTflops"] as const) q.set(k, String(s[k]));
+  for (const k of ["blockSize", "gpuMemoryUtilization"] as const) if (s[k] !== DEFAULTS[k]) q.set(k, String(s[k]));
   return `#${q}`;
 }
 
@@ -191,14 +198,29 @@ function kvHeadsList(text: string): string[] {
 }
 
 function planOptions(s: PageState): PlanOptions {
-  return { context: s.context, batch: s.batch, kvDtype: s.kvDtype, weightDtype: s.weightDtype, gpu: s.gpu, gpus: s.gpus, tp: s.tp, kvHeads: kvHeadsList(s.kvHeads) };
+  return {
+    context: s.context,
+    batch: s.batch,
+    kvDtype: s.kvDtype,
+    weightDtype: s.weightDtype,
+    gpu: s.gpu === "custom" ? customGpu({ memoryGiB: s.gpuMemoryGiB, bandwidthGBs: s.gpuBandwidthGBs, tflops: s.gpuTflops }) : s.gpu,
+    gpus: s.gpus,
+    tp: s.tp,
+    blockSize: s.blockSize === 0 ? null : s.blockSize,
+    gpuMemoryUtilization: s.gpuMemoryUtilization,
+    kvHeads: kvHeadsList(s.kvHeads),
+  };
 }
 
-/** The `mqa plan` command that prints the same numbers. */
+/** The `mqa plan` command that prints the same numbers (serving flags only when they differ from the defaults). */
 function cliCommand(s: PageState): string {
   const model = s.source === "preset" ? s.preset : "config.json";
-  const o = planOptions(s);
-  return `npx mqa plan --model ${model} --gpu ${s.gpu} --gpus ${o.gpus} --tp ${o.tp} --context ${o.context} --batch ${o.batch} --kv-dtype ${o.kvDtype} --weight-dtype ${o.weightDtype} --kv-heads ${(o.kvHeads ?? []).join(",")} --json`;
+  const gpu = s.gpu === "custom" ? `--gpu-memory-gib ${s.gpuMemoryGiB} --gpu-bandwidth-gbs ${s.gpuBandwidthGBs} --gpu-tflops ${s.gpuTflops}` : `--gpu ${s.gpu}`;
+  const serving = [
+    s.blockSize !== DEFAULTS.blockSize ? ` --block-size ${s.blockSize}` : "",
+    s.gpuMemoryUtilization !== DEFAULTS.gpuMemoryUtilization ? ` --gpu-memory-utilization ${s.gpuMemoryUtilization}` : "",
+  ].join("");
+  return `npx mqa plan --model ${model} ${gpu} --gpus ${s.gpus} --tp ${s.tp} --context ${s.context} --batch ${s.batch} --kv-dtype ${s.kvDtype} --weight-dtype ${s.weightDtype}${serving} --kv-heads ${kvHeadsList(s.kvHeads).join(",")} --json`;
 }
 
 function showError(box: HTMLElement, message: string | null): void {
@@ -229,6 +251,7 @@ function update(): void {
   el.contextOut.dataset.value = String(s.context);
   el.batchOut.textContent = formatInt(s.batch);
   el.batchOut.dataset.value = String(s.batch);
+  el.customGpu.hidden = s.gpu !== "custom";
   const gpu = listGpus().find((g) => g.id === s.gpu);
   el.gpuSummary.textContent = gpu ? `${formatInt(gpu.memoryBytes / 2 ** 30)} GiB, ${formatInt(gpu.bandwidthBytesPerSecond / 1e9)} GB/s${gpu.tflopsBf16 ? `, ${gpu.tflopsBf16} TFLOP/s dense bf16` : ""}` : "";
 
