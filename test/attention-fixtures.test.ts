@@ -44,11 +44,13 @@ for (const c of fx.cases) {
   });
 }
 
-test("fixture gqa_h8_k2_d64: f16 and bf16 caches equal PyTorch on f16/bf16-rounded K/V", () => {
+test("fixture gqa_h8_k2_d64: f16, bf16 and int8 caches equal PyTorch on K/V rounded the same way", () => {
   const c = fx.cases.find((x) => x.name === "gqa_h8_k2_d64")!;
   // The cache rounds exactly as torch does (bit-exact conversions), so only the f32 output rounding remains.
   assertClose("f16 cache", runCase(c, "contiguous", "f16").out, fx.tensor(c.tensors.out_kv_f16), ATOL, RTOL);
   assertClose("bf16 cache", runCase(c, "paged", "bf16").out, fx.tensor(c.tensors.out_kv_bf16), ATOL, RTOL);
+  // int8 rows quantised by the generator with the formula of src/kvcache/convert.ts (per-row f32 scale).
+  assertClose("int8 cache", runCase(c, "contiguous", "int8").out, fx.tensor(c.tensors.out_kv_int8), ATOL, RTOL);
 });
 
 test("fixture probabilities of chosen heads (MHA head 1, MQA heads 0 and 7) match torch.softmax", () => {
