@@ -2,6 +2,9 @@
 import type { Command } from "commander";
 import { register as attentionDemo } from "./attention-demo.js";
 import { register as bench } from "./bench.js";
+import { register as exportGguf } from "./export-gguf.js";
+import { register as generate } from "./generate.js";
+import { register as info } from "./info.js";
 import { register as plan } from "./plan.js";
 import { register as prepareData } from "./prepare-data.js";
 import { register as seedTables } from "./seed-tables.js";
@@ -10,4 +13,4 @@ import { register as web } from "./web.js";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train];
+export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, generate, info, exportGguf];

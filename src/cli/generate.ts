@@ -1,0 +1,121 @@
+// `mqa generate <model>`: text generation from an HF folder or a .gguf file. Parses flags, opens
+// the runtime, streams text (or prints one JSON object with --json). All logic is in src/generate/.
+import type { Command } from "commander";
+import { UserError } from "../errors.js";
+import type { KvDtype } from "../kernels/types.js";
+import { applyChatTemplate } from "../formats/tokenizer.js";
+import { generate } from "../generate/generate.js";
+import { openRuntime } from "../generate/runtime.js";
+
+interface GenerateFlags {
+  prompt: string[];
+  promptTokens?: string;
+  chat?: boolean;
+  system?: string;
+  maxTokens: string;
+  temperature: string;
+  topK: string;
+  topP: string;
+  minP: string;
+  repetitionPenalty: string;
+  seed?: string;
+  stop: string[];
+  ignoreEos?: boolean;
+  kvDtype: string;
+  backend: string;
+  threads?: string;
+  json?: boolean;
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+function number(name: string, v: string, integer = false): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UserError(`${name}: "${v}" is not ${integer ? "an integer" : "a number"}`);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command("generate")
+    .description("Generate text with a model folder (config.json + safetensors + tokenizer.json) or a .gguf file")
+    .argument("<model>", "HF model folder or .gguf file")
+    .option("--prompt <text>", "prompt text (repeat for a batch sharing one paged KV cache)", collect, [] as string[])
+    .option("--prompt-tokens <ids>", "prompt as comma-separated token ids, e.g. 1,2,3 (no tokenizer needed)")
+    .option("--chat", "wrap the prompt as a user message with the model's chat template")
+    .option("--system <text>", "system message for --chat")
+    .option("--max-tokens <n>", "new tokens per prompt", "64")
+    .option("--temperature <t>", "sampling temperature; 0 = greedy", "0")
+    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", "0")
+    .option("--top-p <p>", "nucleus sampling threshold (1 = off)", "1")
+    .option("--min-p <p>", "drop tokens below p × the top probability (0 = off)", "0")
+    .option("--repetition-penalty <r>", "penalty on already-seen tokens (1 = off)", "1")
+    .option("--seed <n>", "random seed (default: random)")
+    .option("--stop <text>", "stop string (repeatable)", collect, [] as string[])
+    .option("--ignore-eos", "keep generating past the end-of-sequence token")
+    .option("--kv-dtype <type>", "KV cache storage: f32, f16, bf16, int8", "f32")
+    .option("--backend <name>", "kernels: auto, wasm, reference", "auto")
+    .option("--threads <n>", "kernel threads (default: all cores)")
+    .option("--json", "print one JSON object (tokens, text, timings, kvCacheBytes) instead of streaming")
+    .action(async (modelPath: string, flags: GenerateFlags) => {
+      if (flags.prompt.length === 0 && flags.promptTokens === undefined) throw new UserError("generate: give --prompt <text> or --prompt-tokens <ids>");
+      if (flags.prompt.length > 0 && flags.promptTokens !== undefined) throw new UserError("generate: give either --prompt or --prompt-tokens, not both");
+      if (!["f32", "f16", "bf16", "int8"].includes(flags.kvDtype)) throw new UserError(`--kv-dtype "${flags.kvDtype}": expected f32, f16, bf16 or int8`);
+      if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
+      const threads = flags.threads !== undefined ? number("--threads", flags.threads, true) : undefined;
+      const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: true });
+      try {
+        let prompts: number[][];
+        if (flags.promptTokens !== undefined) {
+          prompts = [flags.promptTokens.split(",").map((s) => number("--prompt-tokens", s.trim(), true))];
+        } else {
+          const tok = rt.tokenizer!;
+          const texts = await Promise.all(flags.prompt.map(async (p) => {
+            if (!flags.chat) return p;
+            const messages = [...(flags.system ? [{ role: "system", content: flags.system }] : []), { role: "user", content: p }];
+            return applyChatTemplate(tok, messages, modelPath);
+          }));
+          prompts = texts.map((t) => tok.encode(t));
+        }
+        const tok = rt.tokenizer;
+        const stream = !flags.json && prompts.length === 1 && tok !== null;
+        const result = generate(rt.model, prompts, {
+          maxTokens: number("--max-tokens", flags.maxTokens, true),
+          temperature: number("--temperature", flags.temperature),
+          topK: number("--top-k", flags.topK, true),
+          topP: number("--top-p", flags.topP),
+          minP: number("--min-p", flags.minP),
+          repetitionPenalty: number("--repetition-penalty", flags.repetitionPenalty),
+          seed: flags.seed !== undefined ? number("--seed", flags.seed, true) : undefined,
+          stopTokens: flags.ignoreEos ? [] : tok?.eosIds ?? [],
+          stopStrings: flags.stop,
+          decode: tok ? (ids) => tok.decode(ids) : undefined,
+          kvDtype: flags.kvDtype as KvDtype,
+          onText: stream ? (_b, delta) => process.stdout.write(delta) : undefined,
+        });
+        const timing = {
+          prefillTokens: result.prefillTokens,
+          prefillTokensPerSecond: result.prefillTokens / Math.max(result.prefillSeconds, 1e-9),
+          decodeTokens: result.decodeTokens,
+          decodeTokensPerSecond: result.decodeTokens > 0 ? result.decodeTokens / Math.max(result.decodeSeconds, 1e-9) : 0,
+          kvCacheBytes: result.kvCacheBytes,
+          kvCacheReservedBytes: result.kvCacheReservedBytes,
+          kernels: rt.kernels.name,
+          threads: rt.kernels.threads,
+          loadSeconds: rt.loadSeconds,
+        };
+        if (flags.json) {
+          const seqs = result.sequences.map((s, b) => ({ promptTokens: prompts[b].length, tokens: s.tokens, text: s.text, finishReason: s.finishReason }));
+          const one = seqs.length === 1 ? seqs[0] : { sequences: seqs };
+          console.log(JSON.stringify({ model: modelPath, ...one, ...timing }));
+        } else if (stream) {
+          process.stdout.write("\n");
+          console.error(`[${result.sequences[0].tokens.length} tokens, prefill ${timing.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${timing.decodeTokensPerSecond.toFixed(1)} tok/s, KV ${timing.kvCacheBytes} bytes, ${timing.kernels}]`);
+        } else {
+          result.sequences.forEach((s, b) => console.log(`[${b}] ${tok ? s.text : s.tokens.join(",")}`));
+        }
+      } finally {
+        rt.close();
+      }
+    });
+}

@@ -1,0 +1,103 @@
+// Token sampling: greedy, temperature, top-k, top-p (nucleus), min-p, repetition penalty, seed.
+// Order as in transformers' generate(): repetition penalty on the logits, then temperature, then
+// the top-k / top-p / min-p filters on the resulting distribution, then one draw.
+//
+// Legend: V vocabulary size.
+
+import { UserError } from "../errors.js";
+
+export interface SamplingOptions {
+  temperature?: number; // 0 = greedy (argmax); e.g. 0.8
+  topK?: number; // keep the k most likely tokens; 0 = off
+  topP?: number; // keep the smallest set with cumulative probability >= p; 1 = off
+  minP?: number; // drop tokens with p < minP · p_max; 0 = off
+  repetitionPenalty?: number; // CTRL's penalty on tokens already seen: logit / r if > 0 else logit · r; 1 = off
+  seed?: number; // RNG seed; the same seed and inputs give the same tokens
+}
+
+/** A small seeded PRNG (mulberry32): uniform floats in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Validates options; messages name the flag and the value. */
+export function checkSampling(o: SamplingOptions): Required<SamplingOptions> {
+  const r = { temperature: o.temperature ?? 0, topK: o.topK ?? 0, topP: o.topP ?? 1, minP: o.minP ?? 0, repetitionPenalty: o.repetitionPenalty ?? 1, seed: o.seed ?? Math.floor(Math.random() * 2 ** 31) };
+  const bad = (name: string, v: number, want: string) => new UserError(`--${name} ${v}: expected ${want}`);
+  if (!(r.temperature >= 0) || !Number.isFinite(r.temperature)) throw bad("temperature", r.temperature, "a finite number >= 0 (0 = greedy)");
+  if (!Number.isInteger(r.topK) || r.topK < 0) throw bad("top-k", r.topK, "an integer >= 0 (0 = off)");
+  if (!(r.topP > 0 && r.topP <= 1)) throw bad("top-p", r.topP, "a number in (0, 1]");
+  if (!(r.minP >= 0 && r.minP < 1)) throw bad("min-p", r.minP, "a number in [0, 1)");
+  if (!(r.repetitionPenalty > 0) || !Number.isFinite(r.repetitionPenalty)) throw bad("repetition-penalty", r.repetitionPenalty, "a positive number (1 = off)");
+  if (!Number.isInteger(r.seed)) throw bad("seed", r.seed, "an integer");
+  return r;
+}
+
+/** Applies the repetition penalty in place to the logits of tokens in `seen`. */
+export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const t of new Set(seen)) logits[t] = logits[t] > 0 ? logits[t] / penalty : logits[t] * penalty;
+}
+
+/**
+ * The filtered distribution after temperature, top-k, top-p and min-p: token ids and their
+ * probabilities (renormalised), most likely first. Exposed for tests.
+ */
+export function filteredDistribution(logits: Float32Array, o: Required<SamplingOptions>): { ids: number[]; probs: number[] } {
+  const V = logits.length;
+  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
+  const max = logits[order[0]];
+  let ids = o.topK > 0 ? order.slice(0, o.topK) : order;
+  let w = ids.map((i) => Math.exp((logits[i] - max) / o.temperature));
+  let z = w.reduce((a, b) => a + b, 0);
+  if (o.topP < 1) {
+    let cum = 0;
+    let keep = ids.length;
+    for (let i = 0; i < ids.length; i++) {
+      cum += w[i] / z;
+      if (cum >= o.topP) {
+        keep = i + 1;
+        break;
+      }
+    }
+    ids = ids.slice(0, keep);
+    w = w.slice(0, keep);
+  }
+  if (o.minP > 0) {
+    const cut = o.minP * w[0];
+    const keep = w.findIndex((x) => x < cut);
+    if (keep > 0) {
+      ids = ids.slice(0, keep);
+      w = w.slice(0, keep);
+    }
+  }
+  z = w.reduce((a, b) => a + b, 0);
+  return { ids, probs: w.map((x) => x / z) };
+}
+
+/**
+ * Picks the next token. `logits` [V] may be modified (repetition penalty).
+ * @example sampleToken(logits, { temperature: 0 }, [], Math.random) // argmax
+ */
+export function sampleToken(logits: Float32Array, opts: Required<SamplingOptions>, seen: number[], random: () => number): number {
+  applyRepetitionPenalty(logits, seen, opts.repetitionPenalty);
+  if (opts.temperature === 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  const { ids, probs } = filteredDistribution(logits, opts);
+  let u = random();
+  for (let i = 0; i < ids.length; i++) {
+    u -= probs[i];
+    if (u < 0) return ids[i];
+  }
+  return ids[ids.length - 1];
+}
