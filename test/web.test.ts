@@ -114,6 +114,8 @@ async function expectPageMatchesCli(what: string, cliArgs: string[], opts: { mod
   const chartVariants = new Set([json.numKvHeads, ...variants.map((v) => (v as { numKvHeads: number }).numKvHeads)]).size;
   assert.equal(cells, chartVariants * 9 * 9, `${what}: heatmap has ${cells} cells, expected ${chartVariants} variants × 9 batches × 9 contexts`);
   assert.equal(lines, chartVariants, `${what}: cache-vs-context chart has ${lines} lines, expected ${chartVariants}`);
+  const throughput = await page.$$eval("#chart-throughput svg", (els) => els.length);
+  assert.equal(throughput, 1, `${what}: the throughput chart is not drawn`);
   return json;
 }
 

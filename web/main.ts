@@ -5,7 +5,7 @@
 // Test hooks: <body data-status="ready|error" data-plans="n" data-charts="n">: data-plans counts plans,
 // data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
 import { DTYPES } from "../src/kvcache/dtypes.js";
-import { cacheVsContextChart, heatmapChart } from "../src/planner/charts.js";
+import { cacheVsContextChart, heatmapChart, throughputChart } from "../src/planner/charts.js";
 import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
 import type { ModelSpec } from "../src/spec/types.js";
 import type { TopLevelSpec } from "vega-lite";
@@ -94,6 +94,7 @@ const el = {
   variantsCaption: $("variants-caption"),
   chartContext: $("chart-context"),
   chartHeatmap: $("chart-heatmap"),
+  chartThroughput: $("chart-throughput"),
   cli: $("cli-command"),
 };
 
@@ -296,6 +297,7 @@ function fail(message: string): void {
   el.warnings.hidden = true;
   clearChart(el.chartContext);
   clearChart(el.chartHeatmap);
+  clearChart(el.chartThroughput);
   plans++;
   chartJob = plans;
   document.body.dataset.plans = String(plans);
@@ -315,6 +317,8 @@ function scheduleCharts(spec: ModelSpec, r: PlanResult): void {
       await showChart(el.chartContext, { ...cacheChart, width: "container" } as TopLevelSpec); // fill the panel
       if (job !== chartJob) return;
       await showChart(el.chartHeatmap, heatmapChart(spec, r));
+      if (job !== chartJob) return;
+      await showChart(el.chartThroughput, { ...throughputChart(spec, r), width: "container" } as TopLevelSpec);
       if (job === chartJob) document.body.dataset.charts = String(job); // = data-plans when the charts show the latest plan
     } catch (e) {
       showError(el.planError, `chart: ${(e as Error).message}`);
