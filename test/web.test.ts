@@ -11,11 +11,13 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { buildWeb } from "../scripts/build-web.mjs";
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 // The CLI from source (not dist/), so the test never compares against a stale build.
@@ -29,14 +31,14 @@ let page: Page;
 
 /** Runs `mqa plan <args> --json` and returns the parsed JSON. */
 function mqaPlan(args: string[]): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [...CLI, "plan", ...args, "--json"], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [...CLI, "plan", ...args, "--json"], { cwd: ROOT, encoding: "utf8" });
   assert.equal(r.status, 0, `mqa plan ${args.join(" ")} --json exited ${r.status}: ${r.stderr}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 /** Starts `mqa web --port 0 --json --root dir` and resolves with its URL (the first stdout line). */
 function startServer(root: string): Promise<string> {
-  const child = spawn(process.execPath, [...CLI, "web", "--port", "0", "--host", "127.0.0.1", "--root", root, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...CLI, "web", "--port", "0", "--host", "127.0.0.1", "--root", root, "--json"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   server = child;
   return new Promise((ok, fail) => {
     let out = "";
