@@ -263,3 +263,9 @@ test("wasm kernels reject bad shapes with the values named", () => {
   assert.throws(() => b.attention({ q: 0, out: 0, T: 1, H: 6, K: 4, D: 8, qPos0: 0, scale: 1, window: null, kvDtype: "f32", segments: [] }), /H=6 K=4/);
   assert.throws(() => b.matmul({ x: 0, w: 0, bias: 0, out: 0, M: 0, N: 1, Kin: 1, wDtype: "f32" }), /M=0/);
 });
+
+test("wasm32: a buffer past 4 GiB is a UserError naming the sizes, not a crash", async () => {
+  const { UserError } = await import("../src/errors.js");
+  const a = new Arena({ initialBytes: 1 << 20 });
+  assert.throws(() => a.alloc(4.5 * 1024 ** 3, "kv cache"), (e: unknown) => e instanceof UserError && /4 GiB/.test((e as Error).message));
+});

@@ -58,25 +58,51 @@ export const DT_I8: i32 = 3;
   return f32x4.extract_lane(exp2v(f32x4.splat(x)), 0);
 }
 
+// Widening constants live in static memory and are loaded once per kernel call: V8 rematerializes
+// a v128.const at each use inside a loop (several instructions), while a loaded value stays in a
+// register. [2^112 ×4, 65536.0 ×4, 0x7f800000 ×4, 1.0 ×4]
+const WIDEN: usize = memory.data<u32>([
+  0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x47800000, 0x47800000, 0x47800000, 0x47800000,
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000,
+], 16);
+
+/** The widening constants (see WIDEN): load them at the top of a kernel, outside its loops. */
+// @ts-ignore: decorator
+@inline export function wMagic(): v128 {
+  return v128.load(WIDEN);
+}
+// @ts-ignore: decorator
+@inline export function wBig(): v128 {
+  return v128.load(WIDEN, 16);
+}
+// @ts-ignore: decorator
+@inline export function wExp(): v128 {
+  return v128.load(WIDEN, 32);
+}
+// @ts-ignore: decorator
+@inline export function wOne(): v128 {
+  return v128.load(WIDEN, 48);
+}
+
 /**
  * 4 IEEE halves (zero-extended into i32 lanes) to f32. (bits & 0x7fff) << 13 is the value times
- * 2^-112 for normals and subnormals alike, so one multiply by 2^112 rebiases it; inf/NaN get an
- * all-ones exponent; the sign is or-ed back in.
+ * 2^-112 for normals and subnormals alike, so one multiply by 2^112 (mg) rebiases it; results
+ * >= 65536 (bg) were inf/NaN and get an all-ones exponent (ex); the sign is or-ed back in.
+ * Shifts instead of masks keep the constants down to the three passed in.
  */
 // @ts-ignore: decorator
-@inline export function h2f(x: v128): v128 {
-  const em = v128.and(x, i32x4.splat(0x7fff));
-  const sg = i32x4.shl(v128.and(x, i32x4.splat(0x8000)), 16);
-  const f = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(5.192296858534828e33));
-  const inf = v128.and(i32x4.gt_s(em, i32x4.splat(0x7bff)), i32x4.splat(0x7f800000));
+@inline export function h2f(x: v128, mg: v128, bg: v128, ex: v128): v128 {
+  const f = f32x4.mul(i32x4.shr_u(i32x4.shl(x, 17), 4), mg);
+  const inf = v128.and(f32x4.ge(f, bg), ex);
+  const sg = i32x4.shl(i32x4.shr_u(x, 15), 31);
   return v128.or(v128.or(f, inf), sg);
 }
 
 /** Loads 4 consecutive values of dtype dt at p and widens them to f32 (int8: times scale). */
 // @ts-ignore: decorator
-@inline export function load4(dt: i32, p: usize, scale: v128): v128 {
+@inline export function load4(dt: i32, p: usize, scale: v128, mg: v128, bg: v128, ex: v128): v128 {
   if (dt == DT_F32) return v128.load(p);
-  if (dt == DT_F16) return h2f(v128.load16x4_u(p));
+  if (dt == DT_F16) return h2f(v128.load16x4_u(p), mg, bg, ex);
   if (dt == DT_BF16) return i32x4.shl(v128.load16x4_u(p), 16);
   const b = i16x8.extend_low_i8x16_s(v128.load32_zero(p));
   return f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(b)), scale);
@@ -93,7 +119,7 @@ export function load1(dt: i32, p: usize): f32 {
   if (dt == DT_F32) return load<f32>(p);
   if (dt == DT_BF16) return reinterpret<f32>(<u32>load<u16>(p) << 16);
   if (dt == DT_I8) return <f32>load<i8>(p);
-  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<u16>(p))), 0);
+  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<u16>(p)), wMagic(), wBig(), wExp()), 0);
 }
 
 /**
@@ -102,17 +128,18 @@ export function load1(dt: i32, p: usize): f32 {
  */
 export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale: f32): void {
   const sv = f32x4.splat(scale);
+  const mg = wMagic(), bg = wBig(), ex = wExp();
   const eb = elemBytes(dt);
   const n4 = n & ~3;
   let c = 0;
   if (dt == DT_F32) {
     for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), v128.load(src + (<usize>c << 2)));
   } else if (dt == DT_F16) {
-    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), h2f(v128.load16x4_u(src + (<usize>c << 1))));
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), h2f(v128.load16x4_u(src + (<usize>c << 1)), mg, bg, ex));
   } else if (dt == DT_BF16) {
     for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), i32x4.shl(v128.load16x4_u(src + (<usize>c << 1)), 16));
   } else {
-    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), load4(DT_I8, src + <usize>c, sv));
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), load4(DT_I8, src + <usize>c, sv, mg, bg, ex));
   }
   for (; c < n; c++) {
     let v = load1(dt, src + <usize>c * eb);

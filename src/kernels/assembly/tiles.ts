@@ -1,7 +1,7 @@
 // Register-blocked f32 micro-kernels shared by attention (Q·Kᵀ, P·V) and matmul (x·Wᵀ).
 // All operands are f32 rows at byte strides; vector lengths are multiples of 4 (callers pad or
 // handle tails). The kernels allocate nothing and touch only the memory they are given.
-import { fma, hsum, load4, load1 } from "./simd";
+import { fma, hsum } from "./simd";
 
 // @ts-ignore: decorator
 @inline function put(p: usize, v: f32, acc: bool): void {
@@ -346,103 +346,5 @@ export function pvQuad(s4: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usiz
     v128.store(o1 + d, c1);
     v128.store(o2 + d, c2);
     v128.store(o3 + d, c3);
-  }
-}
-
-// ---- Single-row kernels over 16-bit rows (f16/bf16 caches, MHA-like groups of < 4 rows): the
-// rows are widened in registers, so the cache bytes are read once and nothing is written back. ----
-
-/** out[4j] = a · b_j over n values for j < nb; a f32 (padded to a multiple of 4), b rows of dtype dt. */
-// @ts-ignore: decorator
-@inline export function dotRowW(dt: i32, a: usize, b: usize, sb: usize, nb: i32, n: i32, out: usize): void {
-  const n4 = n & ~3;
-  const one = f32x4.splat(1);
-  let j = 0;
-  for (; j + 4 <= nb; j += 4) {
-    const b0 = b + <usize>j * sb, b1 = b0 + sb, b2 = b1 + sb, b3 = b2 + sb;
-    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-    for (let d = 0; d < n4; d += 4) {
-      const q = v128.load(a + (<usize>d << 2));
-      const off = <usize>d << 1;
-      c0 = fma(q, load4(dt, b0 + off, one), c0);
-      c1 = fma(q, load4(dt, b1 + off, one), c1);
-      c2 = fma(q, load4(dt, b2 + off, one), c2);
-      c3 = fma(q, load4(dt, b3 + off, one), c3);
-    }
-    let s0 = hsum(c0), s1 = hsum(c1), s2 = hsum(c2), s3 = hsum(c3);
-    for (let d = n4; d < n; d++) {
-      const qd = load<f32>(a + (<usize>d << 2));
-      const off = <usize>d << 1;
-      s0 += qd * load1(dt, b0 + off);
-      s1 += qd * load1(dt, b1 + off);
-      s2 += qd * load1(dt, b2 + off);
-      s3 += qd * load1(dt, b3 + off);
-    }
-    const o = out + (<usize>j << 2);
-    store<f32>(o, s0);
-    store<f32>(o, s1, 4);
-    store<f32>(o, s2, 8);
-    store<f32>(o, s3, 12);
-  }
-  for (; j < nb; j++) {
-    const b0 = b + <usize>j * sb;
-    let c0 = f32x4.splat(0);
-    for (let d = 0; d < n4; d += 4) c0 = fma(v128.load(a + (<usize>d << 2)), load4(dt, b0 + (<usize>d << 1), one), c0);
-    let s0 = hsum(c0);
-    for (let d = n4; d < n; d++) s0 += load<f32>(a + (<usize>d << 2)) * load1(dt, b0 + (<usize>d << 1));
-    store<f32>(out + (<usize>j << 2), s0);
-  }
-}
-
-/** o = o·alpha + Σ_j p[j]·v_j over n values, v rows of dtype dt at byte stride sv; 32 outputs per pass. */
-// @ts-ignore: decorator
-@inline export function pvRowW(dt: i32, p: usize, v: usize, sv: usize, nk: i32, n: i32, o: usize, alpha: f32): void {
-  const n4 = n & ~3;
-  const al = f32x4.splat(alpha);
-  const one = f32x4.splat(1);
-  let d = 0;
-  for (; d + 32 <= n4; d += 32) {
-    const od = o + (<usize>d << 2);
-    let c0 = f32x4.mul(v128.load(od), al), c1 = f32x4.mul(v128.load(od, 16), al);
-    let c2 = f32x4.mul(v128.load(od, 32), al), c3 = f32x4.mul(v128.load(od, 48), al);
-    let c4 = f32x4.mul(v128.load(od, 64), al), c5 = f32x4.mul(v128.load(od, 80), al);
-    let c6 = f32x4.mul(v128.load(od, 96), al), c7 = f32x4.mul(v128.load(od, 112), al);
-    let vr = v + (<usize>d << 1);
-    for (let j = 0; j < nk; j++) {
-      const w = v128.load32_splat(p + (<usize>j << 2));
-      c0 = fma(w, load4(dt, vr, one), c0);
-      c1 = fma(w, load4(dt, vr + 8, one), c1);
-      c2 = fma(w, load4(dt, vr + 16, one), c2);
-      c3 = fma(w, load4(dt, vr + 24, one), c3);
-      c4 = fma(w, load4(dt, vr + 32, one), c4);
-      c5 = fma(w, load4(dt, vr + 40, one), c5);
-      c6 = fma(w, load4(dt, vr + 48, one), c6);
-      c7 = fma(w, load4(dt, vr + 56, one), c7);
-      vr += sv;
-    }
-    v128.store(od, c0);
-    v128.store(od, c1, 16);
-    v128.store(od, c2, 32);
-    v128.store(od, c3, 48);
-    v128.store(od, c4, 64);
-    v128.store(od, c5, 80);
-    v128.store(od, c6, 96);
-    v128.store(od, c7, 112);
-  }
-  for (; d < n4; d += 4) {
-    const od = o + (<usize>d << 2);
-    let c0 = f32x4.mul(v128.load(od), al);
-    let vr = v + (<usize>d << 1);
-    for (let j = 0; j < nk; j++) {
-      c0 = fma(v128.load32_splat(p + (<usize>j << 2)), load4(dt, vr, one), c0);
-      vr += sv;
-    }
-    v128.store(od, c0);
-  }
-  for (; d < n; d++) {
-    const od = o + (<usize>d << 2);
-    let s = load<f32>(od) * alpha;
-    for (let j = 0; j < nk; j++) s += load<f32>(p + (<usize>j << 2)) * load1(dt, v + <usize>j * sv + (<usize>d << 1));
-    store<f32>(od, s);
   }
 }
