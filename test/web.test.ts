@@ -193,6 +193,14 @@ test("default model: the page shows exactly what mqa plan --json says", async ()
   const shot = process.env.MQA_WEB_SCREENSHOT || join(tmp, "web-planner.png");
   await page.screenshot({ path: shot, fullPage: true });
   assert.ok(statSync(shot).size > 20_000, `screenshot ${shot} is suspiciously small`);
+  // A what-if that does not divide the heads is the planner's one-line error, shown on the page.
+  await page.fill("#kv-heads", "32,5,1");
+  await settled();
+  assert.equal(await page.getAttribute("body", "data-status"), "error");
+  assert.match((await page.textContent("#plan-error"))!, /--kv-heads: 5 does not divide the 32 query heads/);
+  await page.fill("#kv-heads", "32,8,1");
+  await settled();
+  assert.equal(await page.getAttribute("body", "data-status"), "ready");
 });
 
 test("another preset on 4 × H100 with tp 4, then the context and batch sliders", async () => {

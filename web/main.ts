@@ -261,14 +261,15 @@ function update(): void {
   el.config.classList.toggle("invalid", s.source === "config" && "error" in model);
   if ("error" in model) return fail(s.source === "preset" ? model.error : "fix the config.json above to see the plan");
 
-  // A new model gets its own default what-ifs (the divisors of its head count differ).
+  // A different model gets its own what-ifs (the divisors of its head count differ); on load a link's list is kept.
   const modelKey = s.source === "preset" ? `preset:${s.preset}` : `config:${s.config}`;
-  if (modelKey !== lastModelKey || !s.kvHeads.trim()) {
-    if (modelKey !== lastModelKey && lastModelKey !== "") el.kvHeads.value = defaultKvHeads(model.spec);
-    if (!el.kvHeads.value.trim()) el.kvHeads.value = defaultKvHeads(model.spec);
-    lastModelKey = modelKey;
-    s = readState();
-  }
+  const kvDefault = defaultKvHeads(model.spec);
+  const firstModel = lastModelKey === "";
+  if ((!firstModel && modelKey !== lastModelKey) || (firstModel && !el.kvHeads.value.trim())) el.kvHeads.value = kvDefault;
+  lastModelKey = modelKey;
+  el.kvHeads.placeholder = kvDefault;
+  s = readState();
+  if (!s.kvHeads.trim()) s.kvHeads = kvDefault; // a cleared field means the defaults
   let result: PlanResult;
   try {
     result = plan(model.spec, planOptions(s));
