@@ -88,6 +88,7 @@ const el = {
   batch: $<HTMLInputElement>("batch"),
   batchOut: $("batch-out"),
   planError: $("plan-error"),
+  results: $("results"),
   cards: $("cards"),
   warnings: $("warnings"),
   variants: $("variants"),
@@ -259,7 +260,8 @@ function update(): void {
   const model = readModel(s);
   showError(el.configError, s.source === "config" && "error" in model ? model.error : null);
   el.config.classList.toggle("invalid", s.source === "config" && "error" in model);
-  if ("error" in model) return fail(s.source === "preset" ? model.error : "fix the config.json above to see the plan");
+  if ("error" in model) el.modelSummary.replaceChildren();
+  if ("error" in model) return fail(s.source === "preset" ? model.error : "No plan: the pasted config.json has an error (shown under it).");
 
   // A different model gets its own what-ifs (the divisors of its head count differ); on load a link's list is kept.
   const modelKey = s.source === "preset" ? `preset:${s.preset}` : `config:${s.config}`;
@@ -278,6 +280,7 @@ function update(): void {
     return fail((e as Error).message);
   }
   showError(el.planError, null);
+  el.results.classList.remove("failed");
   summarizeModel(model.spec, result);
   renderCards(el.cards, result);
   renderVariants(el.variants, el.variantsCaption, result);
@@ -293,6 +296,7 @@ function update(): void {
 
 function fail(message: string): void {
   showError(el.planError, message);
+  el.results.classList.add("failed");
   el.cards.replaceChildren();
   el.variants.replaceChildren();
   el.warnings.hidden = true;
