@@ -258,10 +258,23 @@ test("matmul: f32/f16/bf16 weights, matvec (M < 4) and tiled (M >= 4), odd sizes
   }
 });
 
-test("wasm kernels reject bad shapes with the values named", () => {
-  const b: Kernels = backends[0];
-  assert.throws(() => b.attention({ q: 0, out: 0, T: 1, H: 6, K: 4, D: 8, qPos0: 0, scale: 1, window: null, kvDtype: "f32", segments: [] }), /H=6 K=4/);
-  assert.throws(() => b.matmul({ x: 0, w: 0, bias: 0, out: 0, M: 0, N: 1, Kin: 1, wDtype: "f32" }), /M=0/);
+test("wasm kernels reject bad shapes and out-of-memory pointers with the values named (no worker trap)", () => {
+  const b: Kernels = backends[1];
+  const end = arena.memory.buffer.byteLength;
+  assert.throws(() => b.attention({ q: 0, out: 0, T: 1, H: 6, K: 4, D: 8, qPos0: 0, scale: 1, window: null, kvDtype: "f32", segments: [] }), /H = 6 is not divisible by K = 4/);
+  const seg = { kPtr: end - 64, vPtr: 1 << 16, rows: 100, headStride: 0, firstPos: 0 };
+  assert.throws(() => b.attention({ q: 1 << 16, out: 1 << 16, T: 1, H: 1, K: 1, D: 8, qPos0: 99, scale: 1, window: null, kvDtype: "f32", segments: [seg] }), /kPtr = \d+ \+ 3200 bytes runs past memory end/);
+  assert.throws(() => b.matmul({ x: 0, w: 0, bias: 0, out: 0, M: -1, N: 1, Kin: 1, wDtype: "f32" }), /M=-1/);
+  assert.throws(() => b.matmul({ x: end, w: 0, bias: 0, out: 0, M: 1, N: 1, Kin: 4, wDtype: "f32" }), /x = \d+ \+ 16 bytes is outside memory/);
+  // The pool still works after refusing those calls.
+  checkMatmul(3, 5, 7, "f32", false, 999);
+});
+
+test("empty calls: T = 0 and M = 0 are no-ops, like the reference", () => {
+  for (const b of backends) {
+    b.attention({ q: 0, out: 0, T: 0, H: 4, K: 2, D: 8, qPos0: 0, scale: 1, window: null, kvDtype: "f32", segments: [] });
+    b.matmul({ x: 0, w: 0, bias: 0, out: 0, M: 0, N: 3, Kin: 2, wDtype: "f16" });
+  }
 });
 
 test("wasm32: a buffer past 4 GiB is a UserError naming the sizes, not a crash", async () => {

@@ -11,6 +11,7 @@
 import type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
 import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
+import { validateAttentionCall } from "./reference.js";
 
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
 const DTYPE_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
@@ -93,7 +94,10 @@ export class WasmKernels implements Kernels {
   /** softmax(q·kᵀ·scale, masked by position and window) · v for every query head; see types.ts. */
   attention(call: AttentionCall): void {
     const { q, out, T, H, K, D, qPos0, scale, window, kvDtype, segments } = call;
-    checkAttention(call);
+    // The reference's checks (shapes, alignment, every pointer inside memory): a bad pointer must be
+    // a RangeError here, not a trap in a worker.
+    validateAttentionCall(this.arena, call);
+    if (T === 0) return;
     const G = H / K;
     const Dp = (D + 3) & ~3;
     const win = window && window > 0 ? window : 0;
@@ -170,7 +174,8 @@ export class WasmKernels implements Kernels {
   /** out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]). */
   matmul(call: MatmulCall): void {
     const { x, w, bias, out, M: rows, N, Kin, wDtype } = call;
-    checkMatmul(call);
+    checkMatmul(call, this.arena.memory.buffer.byteLength);
+    if (rows === 0 || N === 0) return;
     const threads = this.pool.threads;
     let MB: number, NB: number;
     if (rows < 4) {
@@ -232,28 +237,18 @@ function align64(n: number): number {
   return Math.ceil(n / 64) * 64;
 }
 
-function isCount(n: number): boolean {
-  return Number.isInteger(n) && n > 0;
-}
-
-function checkAttention(c: AttentionCall): void {
-  const { T, H, K, D } = c;
-  if (!isCount(T) || !isCount(H) || !isCount(K) || !isCount(D) || H % K !== 0) {
-    throw new RangeError(`attention: bad shape T=${T} H=${H} K=${K} D=${D} (positive integers, K divides H)`);
+function checkMatmul(c: MatmulCall, memBytes: number): void {
+  const { M, N, Kin } = c;
+  if (![M, N].every((n) => Number.isInteger(n) && n >= 0) || !(Number.isInteger(Kin) && Kin > 0)) {
+    throw new RangeError(`matmul: bad shape M=${M} N=${N} Kin=${Kin} (M, N >= 0, Kin >= 1)`);
   }
-  if (!(c.kvDtype in DTYPE_CODE)) throw new RangeError(`attention: unknown kvDtype "${c.kvDtype}"`);
-  if (!Number.isInteger(c.qPos0)) throw new RangeError(`attention: qPos0 must be an integer, got ${c.qPos0}`);
-  for (const s of c.segments) {
-    if (!Number.isInteger(s.rows) || s.rows < 0 || !Number.isInteger(s.firstPos)) {
-      throw new RangeError(`attention: bad segment rows=${s.rows} firstPos=${s.firstPos}`);
-    }
-    if (c.kvDtype === "int8" && !(s.kScalePtr && s.vScalePtr)) {
-      throw new RangeError("attention: an int8 cache needs kScalePtr and vScalePtr on every segment");
-    }
-  }
-}
-
-function checkMatmul(c: MatmulCall): void {
-  if (!isCount(c.M) || !isCount(c.N) || !isCount(c.Kin)) throw new RangeError(`matmul: bad shape M=${c.M} N=${c.N} Kin=${c.Kin}`);
   if (!(c.wDtype in WEIGHT_CODE)) throw new RangeError(`matmul: unknown wDtype "${c.wDtype}"`);
+  const eb = c.wDtype === "f32" ? 4 : 2;
+  const spans: [string, number, number][] = [["x", c.x, M * Kin * 4], ["w", c.w, N * Kin * eb], ["out", c.out, M * N * 4]];
+  if (c.bias !== 0) spans.push(["bias", c.bias, N * 4]);
+  for (const [name, ptr, bytes] of spans) {
+    if (!Number.isInteger(ptr) || ptr < 0 || ptr + bytes > memBytes) {
+      throw new RangeError(`matmul: ${name} = ${ptr} + ${bytes} bytes is outside memory (${memBytes} bytes)`);
+    }
+  }
 }
