@@ -11,7 +11,7 @@ import type { ModelSpec } from "../src/spec/types.js";
 import type { TopLevelSpec } from "vega-lite";
 import { clearChart, showChart } from "./charts.js";
 import { formatInt, formatTokens } from "./format.js";
-import { renderCards, renderVariants } from "./view.js";
+import { renderCards, renderParams, renderVariants } from "./view.js";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -92,6 +92,7 @@ const el = {
   cards: $("cards"),
   warnings: $("warnings"),
   variants: $("variants"),
+  params: $("params"),
   variantsCaption: $("variants-caption"),
   chartContext: $("chart-context"),
   chartHeatmap: $("chart-heatmap"),
@@ -284,6 +285,7 @@ function update(): void {
   summarizeModel(model.spec, result);
   renderCards(el.cards, result);
   renderVariants(el.variants, el.variantsCaption, result);
+  renderParams(el.params, result);
   el.warnings.replaceChildren(...result.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
   el.warnings.hidden = result.warnings.length === 0;
   el.cli.textContent = cliCommand(s);
@@ -299,6 +301,7 @@ function fail(message: string): void {
   el.results.classList.add("failed");
   el.cards.replaceChildren();
   el.variants.replaceChildren();
+  el.params.replaceChildren();
   el.warnings.hidden = true;
   clearChart(el.chartContext);
   clearChart(el.chartHeatmap);

@@ -2,7 +2,7 @@
 // every number comes from the planner's result. Each exact number carries data-key = its path in the
 // `mqa plan --json` output (e.g. "kvCacheBytes", "variants.2.maxBatch") and data-value = the integer,
 // so a test can compare the page with the CLI key by key.
-import type { PlanResult, VariantPlan } from "../src/planner/index.js";
+import type { ParamGroup, PlanResult, VariantPlan } from "../src/planner/index.js";
 import { formatBytes, formatInt, formatRate } from "./format.js";
 
 type Child = Node | string;
@@ -56,7 +56,11 @@ export function renderCards(container: HTMLElement, r: PlanResult): void {
     card("KV budget per GPU", formatBytes(r.memory.kvBudgetBytesPerGpu), exact("memory.kvBudgetBytesPerGpu", r.memory.kvBudgetBytesPerGpu), [
       `${formatBytes(r.memory.usableBytesPerGpu)} usable − weights − ${formatBytes(r.memory.activationBytesPerGpu)} activations`,
     ], r.memory.kvBudgetBytesPerGpu > 0 ? "" : "nofit"),
-    card("Max batch", exact("maxBatch", r.maxBatch, formatInt(r.maxBatch), "plain"), null, [`sequences of ${formatInt(o.context)} tokens`], r.maxBatch >= o.batch ? "fits" : "nofit"),
+    card("Max batch", exact("maxBatch", r.maxBatch, formatInt(r.maxBatch), "plain"), null, [
+      `sequences of ${formatInt(o.context)} tokens; vLLM: `,
+      exact("numBlocks", r.numBlocks, formatInt(r.numBlocks), "plain"),
+      o.blockSize ? ` blocks of ${o.blockSize}, ${r.maxConcurrency.toFixed(2)}× concurrency` : " tokens (contiguous)",
+    ], r.maxBatch >= o.batch ? "fits" : "nofit"),
     card("Max context", exact("maxContext", r.maxContext, maxContextText, "plain"), null, [`tokens for ${formatInt(o.batch)} sequence${o.batch === 1 ? "" : "s"}`], r.maxContext >= o.context ? "fits" : "nofit"),
     card("Decode (roofline)", `${formatRate(r.decode.tokensPerSecond)} tok/s`, null, [
       `${r.decode.bound}-bound, ${(r.decode.stepSeconds * 1e3).toPrecision(3)} ms per step on ${r.gpu.name}`,
@@ -65,7 +69,7 @@ export function renderCards(container: HTMLElement, r: PlanResult): void {
   container.replaceChildren(...cards);
 }
 
-const COLUMNS = ["Variant", "KV heads", "KV / token", "KV cache", "KV per GPU", "K,V proj. saved", "Max batch", "Max context", "Decode tok/s"];
+const COLUMNS = ["Variant", "KV heads", "KV / token", "KV cache", "KV per GPU", "K,V proj. params", "Max batch", "Max context", "Decode tok/s"];
 
 function variantRow(v: VariantPlan, i: number, current: boolean): HTMLElement {
   const k = (name: string) => `variants.${i}.${name}`;
@@ -79,7 +83,7 @@ function variantRow(v: VariantPlan, i: number, current: boolean): HTMLElement {
     bytesCell("kvBytesPerToken"),
     bytesCell("kvCacheBytes"),
     bytesCell("kvCacheBytesPerGpu"),
-    h("td", {}, `${(v.kvProjParamsSavedVsMha * 100).toFixed(1)} %`),
+    h("td", {}, exact(k("kvProjParams"), v.kvProjParams, formatRate(v.kvProjParams), "plain"), h("span", { class: "exact" }, v.kvProjParamsSavedVsMha > 0 ? `−${(v.kvProjParamsSavedVsMha * 100).toFixed(1)} % vs MHA` : "MHA size")),
     h("td", {}, exact(k("maxBatch"), v.maxBatch, formatInt(v.maxBatch), "plain")),
     h("td", {}, exact(k("maxContext"), v.maxContext, v.maxContextUnbounded ? "unbounded" : formatInt(v.maxContext), "plain")),
     h("td", {}, formatRate(v.decode.tokensPerSecond)),
@@ -93,4 +97,36 @@ export function renderVariants(table: HTMLElement, caption: HTMLElement, r: Plan
   const body = h("tbody", {}, ...r.variants.map((v, i) => variantRow(v, i, i === current)));
   table.replaceChildren(head, body);
   caption.textContent = `${r.model.numHeads} query heads, ${formatInt(r.options.batch)} × ${formatInt(r.options.context)} tokens, ${r.options.kvDtype} cache on ${r.options.gpus} × ${r.gpu.name}`;
+}
+
+const GROUPS: [ParamGroup, string][] = [
+  ["q", "Q projections"],
+  ["k", "K projections"],
+  ["v", "V projections"],
+  ["o", "O projections"],
+  ["mlp", "MLP"],
+  ["router", "MoE router"],
+  ["embeddings", "Token embeddings"],
+  ["positions", "Position embeddings"],
+  ["lmHead", "LM head"],
+  ["norms", "Norms"],
+];
+
+/** Parameters and weight bytes per group (the planner's size table, summed), as the seed splits them. */
+export function renderParams(table: HTMLElement, r: PlanResult): void {
+  const p = r.params;
+  const rows = GROUPS.filter(([g]) => p[g] > 0).map(([g, name]) =>
+    h(
+      "tr",
+      {},
+      h("td", {}, name),
+      h("td", {}, exact(`params.${g}`, p[g], formatInt(p[g]), "plain")),
+      h("td", {}, `${((100 * p[g]) / p.total).toFixed(1)} %`),
+      h("td", {}, formatBytes(r.weightBytesByGroup[g]), exact(`weightBytesByGroup.${g}`, r.weightBytesByGroup[g])),
+    ),
+  );
+  const total = h("tr", { class: "total" }, h("td", {}, "Total"), h("td", {}, formatInt(p.total)), h("td", {}, "100 %"), h("td", {}, formatBytes(r.weightBytes)));
+  const active = p.active !== p.total ? [h("tr", {}, h("td", {}, "Active per token"), h("td", {}, exact("params.active", p.active, formatInt(p.active), "plain")), h("td", {}, `${((100 * p.active) / p.total).toFixed(1)} %`), h("td", {}, ""))] : [];
+  const head = h("thead", {}, h("tr", {}, ...["Group", "Parameters", "Share", `Bytes (${r.options.weightDtype})`].map((c) => h("th", {}, c))));
+  table.replaceChildren(head, h("tbody", {}, ...rows, total, ...active));
 }
