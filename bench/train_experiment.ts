@@ -4,6 +4,8 @@
 //
 //   npx tsx bench/train_experiment.ts --scale full    # the issue's experiment (many hours on 2 cores)
 //   npx tsx bench/train_experiment.ts --scale small   # a scaled-down version (about an hour on 2 cores)
+//   ... --only lm | --only mqar                        # one half (e.g. in two processes)
+//   ... --report                                       # rebuild the report from runs/from-scratch-<scale>/*/log.jsonl
 //
 // Every number in the report comes from runs made by this command; nothing is copied in.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -64,6 +66,35 @@ if (only !== "lm,mqar" && existsSync(jsonPath)) {
   if (!only.includes("lm")) lm.push(...prev.lm);
   if (!only.includes("mqar")) mq.push(...prev.mqar);
 }
+/** A run's summary rebuilt from its log.jsonl (config, last step, last eval records). */
+function fromLog(dir: string): RunSummary | null {
+  const path = join(dir, "log.jsonl");
+  if (!existsSync(path)) return null;
+  const rows = readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+  const cfg = rows.find((r) => r.type === "config");
+  const steps = rows.filter((r) => r.type === "step");
+  const ev = rows.filter((r) => r.type === "eval").pop();
+  if (!cfg || !steps.length || !ev) return null;
+  const last = steps[steps.length - 1];
+  const { type: _t, step: _s, ...evalFields } = ev;
+  return {
+    out: dir, params: cfg.params, kvHeads: cfg.model.numKvHeads, kvBytesPerTokenF16: cfg.kvBytesPerTokenF16, steps: last.step,
+    tokens: last.step * cfg.train.batch * cfg.train.seqLen * cfg.train.accum, seconds: last.seconds, tokensPerSecond: last.tokensPerSecond,
+    backend: cfg.backend, finalTrainLoss: last.loss, eval: evalFields,
+  };
+}
+if (args.includes("--report")) {
+  for (const seed of S.seeds) for (const K of KV) {
+    const s = fromLog(join(runsDir, `lm-kv${K}-s${seed}`));
+    if (s) lm.push({ K, seed, s });
+  }
+  for (const K of KV) {
+    const s = fromLog(join(runsDir, `mqar-kv${K}`));
+    if (s) mq.push({ K, s });
+  }
+  write();
+  process.exit(0);
+}
 const progress = (what: string) => (rec: { step: number; loss: number }) => {
   if (rec.step % 50 === 0) console.error(`${what}: step ${rec.step} loss ${rec.loss.toFixed(3)} (${((Date.now() - started) / 60000).toFixed(1)} min)`);
 };
@@ -99,11 +130,12 @@ function meanStd(xs: number[]): string {
 
 function write(): void {
   mkdirSync("docs/experiments", { recursive: true });
-  const minutes = (Date.now() - started) / 60000;
+  // Training time summed over the runs (wall time of this process is meaningless with --report / --only).
+  const minutes = [...lm.map((r) => r.s.seconds), ...mq.map((r) => r.s.seconds)].reduce((a, b) => a + b, 0) / 60;
   const name = (K: number) => (K === HEADS ? "MHA" : K === 1 ? "MQA" : `GQA-${K}`);
   const lines: string[] = [];
   lines.push(`# From scratch: MHA vs GQA vs MQA (${scaleName} scale)`, "");
-  lines.push(`Produced by \`npx tsx bench/train_experiment.ts --scale ${scaleName}\` on ${new Date().toISOString()} in ${minutes.toFixed(1)} minutes`);
+  lines.push(`Produced by \`npx tsx bench/train_experiment.ts --scale ${scaleName}\` on ${new Date().toISOString()} ; the training runs took ${minutes.toFixed(1)} minutes in total`);
   lines.push(`(${cpus().length} vCPUs, ${cpus()[0]?.model}; the machine was shared with other jobs, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, so times are noisy).`, "");
   lines.push(`Data: ${S.dataDir} (KJV books + State of the Union speeches, validation = every 10th document), byte-level BPE with ${S.vocab} tokens.`);
   lines.push(`Model: LLaMA-style, ${S.layers} layers, width ${S.hidden}, ${HEADS} query heads of dim ${S.hidden / HEADS}, SwiGLU, untied head; context ${S.context}; batch ${S.batch} × accum ${S.accum}; ${S.steps} AdamW updates, lr ${S.lr} (warmup + cosine), seeds ${S.seeds.join(", ")}.`, "");
