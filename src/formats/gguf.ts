@@ -237,8 +237,9 @@ export async function readGguf(path: string): Promise<GgufFile> {
   return { metadata, tensors };
 }
 
-function readRaw(path: string, t: GgufTensor): Uint8Array {
-  const out = new Uint8Array(t.bytes);
+function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
+  if (into && into.byteLength !== t.bytes) throw new RangeError(`GGUF read of "${t.ggufName}": destination has ${into.byteLength} bytes, tensor has ${t.bytes}`);
+  const out = into ?? new Uint8Array(t.bytes);
   const fd = openSync(path, "r");
   try {
     let done = 0;
@@ -297,6 +298,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
     read: (name, dst) => {
       const t = byHf.get(name)!;
       const m = /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name);
+      if (!m && t.type !== GGML_TYPE.Q8_0) return readRaw(path, t, dst); // straight into the destination
       let el: Float32Array | Uint16Array;
       if (t.type === GGML_TYPE.Q8_0) el = dequantizeQ8_0(readRaw(path, t), t.shape.reduce((a, b) => a * b, 1));
       else {
