@@ -45,3 +45,24 @@ for (const name of fixtureNames()) {
     assert.deepEqual(greedy, exp.greedy, `${name}: greedy continuation`);
   });
 }
+
+test("every fixture on the WASM kernels (2 worker threads) matches PyTorch and gives the same greedy tokens", async () => {
+  const { createKernels } = await import("../src/kernels/index.js");
+  const handles: { close(): void }[] = [];
+  try {
+    for (const name of fixtureNames()) {
+      const { exp, logits } = expected(name);
+      const { model } = await load(join(MODELS_DIR, name), async (arena) => {
+        const k = await createKernels({ arena, backend: "wasm", threads: 2 });
+        handles.push(k);
+        return k;
+      });
+      const cache = model.createCache({ kind: "paged", maxTokens: 64 });
+      const got = model.forward(cache, [cache.addSequence()], [exp.tokens], "all");
+      // Same tolerance as the reference kernels: the SIMD kernels only reorder f32 sums.
+      assertClose(`${name} logits on WASM kernels`, got, logits, ATOL, RTOL);
+    }
+  } finally {
+    for (const h of handles) h.close();
+  }
+});
