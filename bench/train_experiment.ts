@@ -22,8 +22,9 @@ interface Scale {
 
 const SCALES: Record<string, Scale> = {
   // ≈ 6.6M parameters (MHA) at vocab 4096, context 256, 3 seeds: the experiment.
+  // 4 variants × 3 seeds × 2000 updates × 2048 tokens ≈ 49M training tokens.
   full: {
-    dataDir: "data", vocab: 4096, hidden: 256, layers: 6, context: 256, batch: 8, accum: 2, steps: 3000, lr: 3e-3, seeds: [1, 2, 3], evalTokens: 262144,
+    dataDir: "data", vocab: 4096, hidden: 256, layers: 6, context: 256, batch: 8, accum: 1, steps: 2000, lr: 3e-3, seeds: [1, 2, 3], evalTokens: 262144,
     mqar: { hidden: 128, layers: 2, context: 128, vocab: 512, pairs: [4, 8, 16, 32], batch: 32, steps: 3000, lr: 3e-3, examples: 512 },
   },
   // Scaled down to fit a session: smaller vocabulary, width, context and step count; one seed.
