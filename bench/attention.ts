@@ -44,6 +44,18 @@ export interface PrefillResult {
   peakFraction: number;
 }
 
+export interface MatmulResult {
+  M: number;
+  N: number;
+  Kin: number;
+  wDtype: "f32" | "f16" | "bf16";
+  threads: number;
+  ms: number;
+  gbps: number; // weight bytes / time (what bounds M = 1)
+  gflops: number; // 2·M·N·Kin / time
+  peakFraction: number;
+}
+
 export interface Target {
   name: string;
   target: string;
@@ -62,6 +74,7 @@ export interface AttentionBenchResult {
   stream: { threads: number; bytes: number; gbps: number }[];
   decode: DecodeResult[];
   prefill: PrefillResult[];
+  matmul: MatmulResult[];
   targets: Target[];
 }
 
@@ -195,6 +208,24 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     prefill.push({ K, T: prefillT, threads: t, seconds: sec, tokensPerSecond: prefillT / sec, gflops, peakFraction: gflops / peakAt(t) });
     log(`prefill K=${K} T=${prefillT} threads=${t}: ${sec.toFixed(2)} s, ${(prefillT / sec).toFixed(0)} tokens/s, ${gflops.toFixed(1)} GFLOP/s (${pct(gflops / peakAt(t))} of peak)`);
   }
+  // Projections: matvec (decode, bandwidth-bound) and a prefill-sized matmul (compute-bound).
+  const matmul: MatmulResult[] = [];
+  const Kin = 4096, N = 4096, Mbig = quick ? 64 : 256;
+  const w = kvPtr; // reuse the cache buffer for weights (N·Kin·4 = 64 MiB)
+  fillRandom(arena, w, N * Kin * 4, "f16", 19);
+  for (const wDtype of ["f32", "f16", "bf16"] as const) {
+    for (const M of [1, Mbig]) {
+      for (const t of threadList) {
+        const k = kernels.get(t)!;
+        const call = { x: q, w, bias: 0, out, M, N, Kin, wDtype };
+        const sec = timeIt(() => k.matmul(call), decodeSeconds);
+        const wBytes = N * Kin * (wDtype === "f32" ? 4 : 2);
+        const gflops = (2 * M * N * Kin) / sec / 1e9;
+        matmul.push({ M, N, Kin, wDtype, threads: t, ms: sec * 1000, gbps: wBytes / sec / 1e9, gflops, peakFraction: gflops / peakAt(t) });
+        log(`matmul ${wDtype} M=${M} N=${N} Kin=${Kin} threads=${t}: ${(sec * 1000).toFixed(2)} ms, ${(wBytes / sec / 1e9).toFixed(1)} GB/s, ${gflops.toFixed(1)} GFLOP/s`);
+      }
+    }
+  }
   for (const k of kernels.values()) k.close();
 
   const result: AttentionBenchResult = {
@@ -207,6 +238,7 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     stream,
     decode,
     prefill,
+    matmul,
     targets: [],
   };
   result.targets = evaluateTargets(result);
@@ -303,6 +335,12 @@ export function renderAttentionMarkdown(r: AttentionBenchResult): string {
   lines.push("| K | T | threads | seconds | tokens/s | GFLOP/s | % of peak |");
   lines.push("|---|---|---|---|---|---|---|");
   for (const p of r.prefill) lines.push(`| ${p.K} | ${p.T} | ${p.threads} | ${f(p.seconds, 2)} | ${f(p.tokensPerSecond, 0)} | ${f(p.gflops)} | ${pct(p.peakFraction)} |`);
+  lines.push("");
+  lines.push("**Projections** (`matmul`, out = x·Wᵀ, N = Kin = 4096; M = 1 is a decode matvec):");
+  lines.push("");
+  lines.push("| W dtype | M | threads | ms | W GB/s | GFLOP/s | % of peak |");
+  lines.push("|---|---|---|---|---|---|---|");
+  for (const m of r.matmul) lines.push(`| ${m.wDtype} | ${m.M} | ${m.threads} | ${f(m.ms, 2)} | ${f(m.gbps)} | ${f(m.gflops)} | ${pct(m.peakFraction)} |`);
   lines.push("");
   lines.push("**Targets** (issue 2):");
   lines.push("");
