@@ -108,7 +108,7 @@ async function workerMqa(model: string, P: number, N: number, threads: number): 
     const seq = cache.addSequence();
     const prompt = promptTokens(P);
     const t0 = performance.now();
-    rt.model.forward(cache, [seq], [prompt], "last");
+    rt.model.prefill(cache, [seq], [prompt], 512); // llama.cpp's default n_batch
     const t1 = performance.now();
     for (let i = 0; i < N; i++) rt.model.forward(cache, [seq], [[prompt[i % P]]], "last");
     const t2 = performance.now();

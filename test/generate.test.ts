@@ -191,3 +191,20 @@ test("bad input: one line on stderr, exit code 2", async () => {
     assert.equal(r.err.split("\n").length, 1, `one line: ${r.err}`);
   }
 });
+
+test("chunked prefill (3 tokens per call, ragged batch) equals one forward over the whole prompts", async () => {
+  const name = "mistral-gqa-window"; // sliding window 5: chunks must see the previous chunk's keys
+  const { exp, logits } = expected(name);
+  const { model } = await load(join(MODELS_DIR, name));
+  const V = exp.logits.shape[1];
+  const cache = model.createCache({ kind: "paged", maxTokens: 64, maxSequences: 2 });
+  const [a, b] = [cache.addSequence(), cache.addSequence()];
+  const short = exp.tokens.slice(0, 4);
+  const got = model.prefill(cache, [a, b], [exp.tokens, short], 3);
+  const T = exp.tokens.length;
+  const worstA = Math.max(...got.subarray(0, V).map((v, i) => Math.abs(v - logits[(T - 1) * V + i])));
+  const worstB = Math.max(...got.subarray(V).map((v, i) => Math.abs(v - logits[3 * V + i])));
+  assert.ok(worstA < 2e-4 && worstB < 2e-4, `largest error ${worstA.toExponential(2)} (seq a), ${worstB.toExponential(2)} (seq b); tolerance 2e-4`);
+  assert.equal(cache.length(a, 0), T);
+  assert.equal(cache.length(b, 0), 4);
+});

@@ -14,6 +14,7 @@ export interface GenerateOptions extends SamplingOptions {
   stopStrings?: string[]; // generation ends when the text contains one (it is cut off)
   decode?: (ids: number[]) => string; // token ids → text (needed for text and stop strings)
   kvDtype?: KvDtype; // default f32
+  prefillChunk?: number; // prompt tokens per sequence per forward call, default 512
   onText?: (seq: number, delta: string) => void; // streamed text of prompt `seq`
   onToken?: (seq: number, token: number) => void;
 }
@@ -56,7 +57,7 @@ export function generate(model: DecoderModel, prompts: number[][], opts: Generat
     const out: SequenceResult[] = prompts.map(() => ({ tokens: [], text: "", finishReason: "length" }));
     const emitted = prompts.map(() => 0); // characters of text already streamed
     const t0 = performance.now();
-    let logits = model.forward(cache, seqs, prompts, "last");
+    let logits = model.prefill(cache, seqs, prompts, opts.prefillChunk ?? 512);
     const t1 = performance.now();
     const V = model.spec.vocabSize;
     let live = prompts.map((_, b) => b);

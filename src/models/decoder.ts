@@ -161,6 +161,23 @@ export class DecoderModel {
     return f("logits", R, V).slice();
   }
 
+  /**
+   * Prefill in chunks of at most `chunk` tokens per sequence per call (llama.cpp's n_batch), so
+   * activations stay O(chunk) instead of O(prompt) for long prompts; attention is causal across
+   * calls, so the result equals one big forward. Returns the last-token logits [B, V].
+   */
+  prefill(cache: KvCache, seqs: number[], tokens: number[][], chunk = 512): Float32Array {
+    const V = this.spec.vocabSize;
+    const out = new Float32Array(seqs.length * V);
+    const longest = Math.max(...tokens.map((t) => t.length));
+    for (let start = 0; start < longest; start += chunk) {
+      const live = seqs.map((_, b) => b).filter((b) => tokens[b].length > start);
+      const logits = this.forward(cache, live.map((b) => seqs[b]), live.map((b) => tokens[b].slice(start, start + chunk)), "last");
+      live.forEach((b, i) => out.set(logits.subarray(i * V, (i + 1) * V), b * V));
+    }
+    return out;
+  }
+
   /** x[n] = embed[ids[n]] · embedScale (+ pos[pos[n]] for learned positions). */
   private embed(ids: Int32Array, pos: Int32Array, x: Float32Array): void {
     const E = this.spec.hiddenSize;
