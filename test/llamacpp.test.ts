@@ -15,6 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
 import { exportGguf } from "../src/formats/export.js";
+import { readGguf } from "../src/formats/gguf.js";
+import { tokenizerFromGguf } from "../src/formats/tokenizer.js";
 import { assertClose } from "./attention-helpers.js";
 import { MODELS_DIR, expected, load } from "./models-helpers.js";
 
@@ -92,3 +94,37 @@ function argmax(p: ArrayLike<number>): number {
   for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
   return best;
 }
+
+test("GGUF SentencePiece vocabulary (tokenizer.ggml.model llama): our encode/decode equals llama.cpp's tokenizer", async () => {
+  // 3 specials + 256 byte pieces + 29 pieces with scores = the fixture's 288 tokens.
+  const pieces = ["▁", "t", "h", "e", "a", "c", "s", "o", "n", "m", "d", "g", "l", "r", "w", "he", "▁t", "▁the", "at", "▁c", "▁cat", "▁s", "▁sat", "on", "▁on", "▁m", "▁mat", "▁d", "▁dog"];
+  const tokens = ["<unk>", "<s>", "</s>", ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`), ...pieces];
+  const types = [2, 3, 3, ...new Array(256).fill(6), ...pieces.map(() => 1)];
+  const scores = [0, 0, 0, ...new Array(256).fill(0), ...pieces.map((p, i) => (p.length === 1 ? -1000 - i : -i))];
+  const gguf = join(dir, "spm.gguf");
+  exportGguf(join(MODELS_DIR, "llama-mha-f32"), gguf, "f32", {
+    tokenizer: [
+      ["tokenizer.ggml.model", { type: "string", value: "llama" }],
+      ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],
+      ["tokenizer.ggml.scores", { type: "f32[]", value: scores }],
+      ["tokenizer.ggml.token_type", { type: "i32[]", value: types }],
+      ["tokenizer.ggml.bos_token_id", { type: "u32", value: 1 }],
+      ["tokenizer.ggml.eos_token_id", { type: "u32", value: 2 }],
+      ["tokenizer.ggml.unknown_token_id", { type: "u32", value: 0 }],
+    ],
+  });
+  const ours = await tokenizerFromGguf((await readGguf(gguf)).metadata, gguf);
+  const lc = await getLlamaOnce();
+  const model = await lc.loadModel({ modelPath: gguf });
+  try {
+    for (const text of ["the cat sat on the mat", "The dog", "  two  spaces", "héllo wörld", "emoji 🙂 ok", "tattoo"]) {
+      const theirs = [...model.tokenize(text)].map(Number);
+      const mine = ours.encode(text);
+      assert.deepEqual(mine.slice(1), theirs[0] === 1 ? theirs.slice(1) : theirs, `encode ${JSON.stringify(text)}`);
+      assert.equal(mine[0], 1, "BOS added (tokenizer.ggml.add_bos_token defaults to true)");
+      assert.equal(ours.decode(mine.slice(1)), text, `decode ${JSON.stringify(text)}`);
+    }
+  } finally {
+    await model.dispose();
+  }
+});

@@ -20,7 +20,7 @@ export interface ExportResult {
 }
 
 /** Converts `hfDir` (llama family) to a GGUF file readable by llama.cpp. */
-export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16"): ExportResult {
+export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
   const configPath = join(hfDir, "config.json");
   if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
   const spec = loadHfConfigSpec(configPath);
@@ -77,7 +77,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16"): Ex
     ["llama.attention.key_length", { type: "u32", value: D }],
     ["llama.attention.value_length", { type: "u32", value: D }],
     ["llama.vocab_size", { type: "u32", value: spec.vocabSize }],
-    ...tokenizerMetadata(hfDir, spec.vocabSize),
+    ...(opts.tokenizer ?? tokenizerMetadata(hfDir, spec.vocabSize)), // opts.tokenizer: tests write other vocabularies
   ];
   writeGguf(out, meta, tensors);
   return { tensors: tensors.length, bytes, spec };

@@ -74,7 +74,8 @@ export async function tokenizerFromGguf(meta: Record<string, unknown>, path: str
   const model = meta["tokenizer.ggml.model"];
   const tokens = meta["tokenizer.ggml.tokens"];
   if (!Array.isArray(tokens)) throw new UserError(`${path}: no tokenizer.ggml.tokens; pass --prompt-tokens to give token ids directly`);
-  if (model !== "gpt2") throw new UserError(`${path}: GGUF tokenizer model "${String(model)}" is not supported (byte-level BPE "gpt2" is); pass --prompt-tokens`);
+  if (model === "llama") return spmFromGguf(meta, tokens as string[], path);
+  if (model !== "gpt2") throw new UserError(`${path}: GGUF tokenizer model "${String(model)}" is not supported ("gpt2" byte-level BPE and "llama" SentencePiece are); pass --prompt-tokens`);
   const types = (meta["tokenizer.ggml.token_type"] as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
   const added: object[] = [];
@@ -107,4 +108,55 @@ export async function applyChatTemplate(tok: TextTokenizer, messages: ChatMessag
   } catch (e) {
     throw new UserError(`${where}: chat template failed (${(e as Error).message.split("\n")[0]})`);
   }
+}
+
+/**
+ * A GGUF SentencePiece vocabulary ("llama": tokens + scores, byte-fallback pieces <0xNN>) as an HF
+ * BPE tokenizer, the way transformers' GGUF converter does it: merges are every split of a piece
+ * into two pieces that are both in the vocabulary, ranked by the merged piece's score; spaces
+ * become "▁" and a "▁" is prepended; BOS is added when tokenizer.ggml.add_bos_token (default true).
+ */
+async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path: string): Promise<TextTokenizer> {
+  const scores = (meta["tokenizer.ggml.scores"] as number[] | undefined) ?? tokens.map((_, i) => -i);
+  const types = (meta["tokenizer.ggml.token_type"] as number[] | undefined) ?? [];
+  const vocab: Record<string, number> = {};
+  const added: object[] = [];
+  tokens.forEach((t, id) => {
+    vocab[t] = id;
+    if (types[id] === 3 || types[id] === 4) added.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === 3 });
+  });
+  const merges: { pair: [string, string]; score: number; l: number; r: number }[] = [];
+  tokens.forEach((piece, id) => {
+    if (types[id] !== undefined && types[id] !== 1) return; // only normal pieces are merge results
+    const chars = [...piece];
+    for (let i = 1; i < chars.length; i++) {
+      const l = chars.slice(0, i).join(""), r = chars.slice(i).join("");
+      if (vocab[l] !== undefined && vocab[r] !== undefined) merges.push({ pair: [l, r], score: scores[id], l: vocab[l], r: vocab[r] });
+    }
+  });
+  merges.sort((a, b) => b.score - a.score || a.l - b.l || a.r - b.r);
+  const unk = meta["tokenizer.ggml.unknown_token_id"];
+  const bos = meta["tokenizer.ggml.bos_token_id"];
+  const eos = meta["tokenizer.ggml.eos_token_id"];
+  const addBos = meta["tokenizer.ggml.add_bos_token"] !== false && typeof bos === "number";
+  const bosTok = typeof bos === "number" ? tokens[bos] : null;
+  const json = {
+    version: "1.0", added_tokens: added,
+    normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "▁" }, { type: "Replace", pattern: { String: " " }, content: "▁" }] },
+    pre_tokenizer: null,
+    post_processor: addBos
+      ? { type: "TemplateProcessing", single: [{ SpecialToken: { id: bosTok, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }], pair: [{ SpecialToken: { id: bosTok, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
+        special_tokens: { [bosTok!]: { id: bosTok, ids: [bos], tokens: [bosTok] } } }
+      : null,
+    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }] },
+    model: { type: "BPE", dropout: null, unk_token: typeof unk === "number" ? tokens[unk] : null, continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: merges.map((m) => m.pair) },
+  };
+  const config = {
+    eos_token: typeof eos === "number" ? tokens[eos] : null,
+    bos_token: bosTok,
+    chat_template: typeof meta["tokenizer.chat_template"] === "string" ? meta["tokenizer.chat_template"] : undefined,
+  };
+  void path;
+  return tokenizerFromJson(json, config, typeof eos === "number" ? [eos] : []);
 }
