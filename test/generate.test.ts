@@ -178,6 +178,14 @@ test("bad input: one line on stderr, exit code 2", async () => {
     [["generate", join(MODELS_DIR, "llama-mha-f32"), "--prompt", "x", "--top-p", "2"], /--top-p 2/],
     [["export-gguf", join(MODELS_DIR, "gpt2-mha"), join(tmp, "x.gguf")], /model_type "gpt2" is not supported/],
   ];
+  // --prompt-tokens needs no tokenizer: a folder without tokenizer.json still generates (text is empty).
+  const notok = join(tmp, "notok");
+  cpSync(join(MODELS_DIR, "gpt2-mha"), notok, { recursive: true });
+  rmSync(join(notok, "tokenizer.json"));
+  const nt = await run(["generate", notok, "--prompt-tokens", "1,2,3", "--max-tokens", "3", "--json", "--backend", "reference"]);
+  assert.equal(nt.code, 0, nt.err);
+  assert.equal(JSON.parse(nt.out).tokens.length, 3);
+  cases.push([["generate", notok, "--prompt", "hi"], /no tokenizer.json; pass --prompt-tokens/]);
   const arch = join(tmp, "arch");
   cpSync(join(MODELS_DIR, "llama-mha-f32"), arch, { recursive: true });
   const cfg = JSON.parse(readFileSync(join(arch, "config.json"), "utf8"));

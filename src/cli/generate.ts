@@ -63,7 +63,7 @@ export function register(program: Command): void {
       if (!["f32", "f16", "bf16", "int8"].includes(flags.kvDtype)) throw new UserError(`--kv-dtype "${flags.kvDtype}": expected f32, f16, bf16 or int8`);
       if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
       const threads = flags.threads !== undefined ? number("--threads", flags.threads, true) : undefined;
-      const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: true });
+      const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: flags.promptTokens !== undefined ? "optional" : true });
       try {
         let prompts: number[][];
         if (flags.promptTokens !== undefined) {

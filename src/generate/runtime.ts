@@ -8,7 +8,7 @@ import { loadTokenizer, tokenizerFromGguf, type TextTokenizer } from "../formats
 export interface RuntimeOptions {
   backend?: KernelBackend; // "auto" (default), "wasm" or "reference"
   threads?: number; // kernel threads, default all cores
-  tokenizer?: boolean; // load the tokenizer (default true); false for --prompt-tokens runs
+  tokenizer?: boolean | "optional"; // load the tokenizer (default true); "optional": null when the files have none
 }
 
 export interface Runtime extends LoadedModel {
@@ -27,10 +27,14 @@ export async function openRuntime(path: string, opts: RuntimeOptions = {}): Prom
     const loaded = await loadModel(path, { arena, kernels });
     let tokenizer: TextTokenizer | null = null;
     if (opts.tokenizer !== false) {
-      if (loaded.dir) tokenizer = await loadTokenizer(loaded.dir);
-      else {
-        const { readGguf } = await import("../formats/gguf.js");
-        tokenizer = await tokenizerFromGguf((await readGguf(path)).metadata, path);
+      try {
+        if (loaded.dir) tokenizer = await loadTokenizer(loaded.dir);
+        else {
+          const { readGguf } = await import("../formats/gguf.js");
+          tokenizer = await tokenizerFromGguf((await readGguf(path)).metadata, path);
+        }
+      } catch (e) {
+        if (opts.tokenizer !== "optional") throw e;
       }
     }
     return { ...loaded, arena, kernels, tokenizer, loadSeconds: (performance.now() - t0) / 1000, close: () => kernels.close() };
