@@ -6,8 +6,11 @@
 // Both engines use an f16 KV cache (llama.cpp's default) and their default attention paths.
 // Never a test: timings depend on the machine and its load (2 shared vCPUs here).
 //
-// Run:  node --import tsx bench/generate.ts [--quick] [--threads 2] [--contexts 512,8192] [--reps 2]
-//       node --import tsx bench/generate.ts --worker mqa|llamacpp --model M.gguf --prompt P --decode N --threads T
+// Run:  node --import tsx bench/generate.ts [--quick] [--threads 2] [--contexts 512,8192] [--reps 2] [--interleave]
+//       node --import tsx bench/generate.ts --worker mqa|llamacpp|pair --model M.gguf --prompt P --decode N --threads T
+// --interleave runs both engines in ONE process, alternating every 512-token prefill chunk and
+// every decode token, so both see the same load (peak RSS is then not per engine: use the default
+// separate-process mode for RSS).
 import { spawnSync } from "node:child_process";
 import type { Token } from "node-llama-cpp";
 import { existsSync, mkdirSync } from "node:fs";
@@ -142,6 +145,56 @@ async function workerLlamaCpp(model: string, P: number, N: number, threads: numb
   return res;
 }
 
+/**
+ * Both engines in one process, interleaved chunk by chunk (prefill, 512 tokens) and token by token
+ * (decode), so both see the same machine load: on a shared, busy machine this gives far steadier
+ * ratios than separate runs minutes apart. Peak RSS is measured in the separate-process mode.
+ */
+async function workerPair(model: string, P: number, N: number, threads: number): Promise<WorkerResult[]> {
+  const { enableRelaxedSimdFlag } = await import("../src/kernels/wasm-node.js");
+  enableRelaxedSimdFlag();
+  const { openRuntime } = await import("../src/generate/runtime.js");
+  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  const rt = await openRuntime(model, { threads, tokenizer: false });
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+  const m = await llama.loadModel({ modelPath: model });
+  const ctx = await m.createContext({ contextSize: P + N + 16, threads, sequences: 1 });
+  const lseq = ctx.getSequence();
+  const cache = rt.model.createCache({ dtype: "f16", maxTokens: P + N + 1 });
+  const seq = cache.addSequence();
+  const prompt = promptTokens(P);
+  const t = { mqa: [0, 0], llama: [0, 0] }; // [prefill, decode] milliseconds
+  const CHUNK = 512;
+  for (let s0 = 0; s0 < P; s0 += CHUNK) {
+    const chunk = prompt.slice(s0, s0 + CHUNK) as unknown as Token[];
+    const last = s0 + CHUNK >= P;
+    let a = performance.now();
+    rt.model.forward(cache, [seq], [chunk as unknown as number[]], "last");
+    t.mqa[0] += performance.now() - a;
+    a = performance.now();
+    await lseq.controlledEvaluate(last ? [...chunk.slice(0, -1), [chunk[chunk.length - 1], { generateNext: { token: true } }]] : chunk);
+    t.llama[0] += performance.now() - a;
+  }
+  for (let i = 0; i < N; i++) {
+    const tok = prompt[i % P];
+    let a = performance.now();
+    rt.model.forward(cache, [seq], [[tok]], "last");
+    t.mqa[1] += performance.now() - a;
+    a = performance.now();
+    await lseq.controlledEvaluate([[tok as unknown as Token, { generateNext: { token: true } }]]);
+    t.llama[1] += performance.now() - a;
+  }
+  const rss = process.resourceUsage().maxRSS * 1024;
+  const out: WorkerResult[] = [
+    { engine: "mqa", prefillTokens: P, prefillSeconds: t.mqa[0] / 1000, decodeTokens: N, decodeSeconds: t.mqa[1] / 1000, maxRssBytes: rss, weightsBytes: rt.model.weightBytes(), kvBytes: cache.bytes(), detail: `${rt.kernels.name}, ${rt.kernels.threads} threads, interleaved` },
+    { engine: "llama.cpp", prefillTokens: P, prefillSeconds: t.llama[0] / 1000, decodeTokens: N, decodeSeconds: t.llama[1] / 1000, maxRssBytes: rss, weightsBytes: m.size, kvBytes: 0, detail: `node-llama-cpp ${threads} threads, flash attention ${ctx.flashAttention}, interleaved` },
+  ];
+  await ctx.dispose();
+  await m.dispose();
+  rt.close();
+  return out;
+}
+
 function arg(name: string, fallback?: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : fallback;
@@ -153,8 +206,8 @@ async function main(): Promise<void> {
   const worker = arg("--worker");
   if (worker) {
     const [model, P, N, T] = [arg("--model")!, Number(arg("--prompt")), Number(arg("--decode")), Number(arg("--threads"))];
-    const r = worker === "mqa" ? await workerMqa(model, P, N, T) : await workerLlamaCpp(model, P, N, T);
-    process.stdout.write("RESULT " + JSON.stringify(r) + "\n");
+    const rs = worker === "pair" ? await workerPair(model, P, N, T) : [worker === "mqa" ? await workerMqa(model, P, N, T) : await workerLlamaCpp(model, P, N, T)];
+    for (const r of rs) process.stdout.write("RESULT " + JSON.stringify(r) + "\n");
     return;
   }
   const quick = process.argv.includes("--quick");
@@ -164,6 +217,7 @@ async function main(): Promise<void> {
   const kvList = (arg("--kv-heads", "12,4,1") ?? "").split(",").map(Number);
   const dtypes = (arg("--dtypes", "f32,f16") ?? "").split(",") as ("f32" | "f16")[];
   const decode = Number(arg("--decode", "32"));
+  const pairMode = process.argv.includes("--interleave"); // both engines in one process, step by step
   const dir = join(tmpdir(), "mqa-bench-models");
   mkdirSync(dir, { recursive: true });
   console.log(`# mqa vs llama.cpp generate bench, ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg().map((x) => x.toFixed(2)).join(" ")}, threads ${threads}`);
@@ -177,20 +231,22 @@ async function main(): Promise<void> {
         const P = ctxLen - decode - 1;
         const runs: Record<string, WorkerResult[]> = { mqa: [], "llama.cpp": [] };
         for (let r = 0; r < reps; r++) {
-          for (const engine of r % 2 === 0 ? ["mqa", "llamacpp"] : ["llamacpp", "mqa"]) {
-            const extra = engine === "mqa" ? ["--experimental-wasm-relaxed-simd", "--max-old-space-size=8192"] : [];
+          for (const engine of pairMode ? ["pair"] : r % 2 === 0 ? ["mqa", "llamacpp"] : ["llamacpp", "mqa"]) {
+            const extra = engine !== "llamacpp" ? ["--experimental-wasm-relaxed-simd", "--max-old-space-size=8192"] : [];
             const out = spawnSync(process.execPath, [...extra, "--import", "tsx", "bench/generate.ts", "--worker", engine, "--model", model, "--prompt", String(P), "--decode", String(decode), "--threads", String(threads)], { encoding: "utf8", maxBuffer: 1 << 26 });
-            const line = out.stdout.split("\n").find((l) => l.startsWith("RESULT "));
-            if (!line) throw new Error(`${engine} worker failed (status ${out.status}): ${out.stderr.slice(-2000)}`);
-            const res = JSON.parse(line.slice(7)) as WorkerResult;
-            runs[res.engine].push(res);
+            const lines = out.stdout.split("\n").filter((l) => l.startsWith("RESULT "));
+            if (lines.length === 0) throw new Error(`${engine} worker failed (status ${out.status}): ${out.stderr.slice(-2000)}`);
+            for (const line of lines) {
+              const res = JSON.parse(line.slice(7)) as WorkerResult;
+              runs[res.engine].push(res);
+            }
           }
         }
         const row: Record<string, { prefill: number; decode: number }> = {};
         for (const [engine, rs] of Object.entries(runs)) {
           const prefill = median(rs.map((x) => x.prefillTokens / x.prefillSeconds));
           const dec = median(rs.map((x) => x.decodeTokens / x.decodeSeconds));
-          const rss = Math.max(...rs.map((x) => x.maxRssBytes)) / 1048576;
+          const rss = pairMode ? NaN : Math.max(...rs.map((x) => x.maxRssBytes)) / 1048576; // one process holds both engines in --interleave
           const wkv = engine === "mqa" ? `${((rs[0].weightsBytes + rs[0].kvBytes) / 1048576).toFixed(0)}` : "";
           row[engine] = { prefill, decode: dec };
           console.log(`| ${kv} | ${dtype} | ${ctxLen} | ${engine} | ${prefill.toFixed(1)} | ${dec.toFixed(2)} | ${rss.toFixed(0)} | ${wkv} | ${rs.length} (${rs[0].detail}) |`);
