@@ -5,6 +5,7 @@
 //   npx tsx bench/train_experiment.ts --scale full    # the issue's experiment (many hours on 2 cores)
 //   npx tsx bench/train_experiment.ts --scale small   # a scaled-down version (about an hour on 2 cores)
 //   ... --only lm | --only mqar                        # one half (e.g. in two processes)
+//   ... --seeds 2,3                                    # override the scale's seeds (add seeds to an earlier run)
 //   ... --report                                       # rebuild the report from runs/from-scratch-<scale>/*/log.jsonl
 //
 // Every number in the report comes from runs made by this command; nothing is copied in.
@@ -39,6 +40,7 @@ const scaleName = args[args.indexOf("--scale") + 1] ?? "small";
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : "lm,mqar";
 const S = SCALES[scaleName];
 if (!S) throw new Error(`bench/train_experiment.ts: --scale ${scaleName}: expected full or small`);
+if (args.includes("--seeds")) S.seeds = args[args.indexOf("--seeds") + 1].split(",").map(Number);
 const KV = [8, 4, 2, 1];
 const HEADS = 8;
 const started = Date.now();
@@ -85,7 +87,7 @@ function fromLog(dir: string): RunSummary | null {
   };
 }
 if (args.includes("--report")) {
-  for (const seed of S.seeds) for (const K of KV) {
+  for (let seed = 0; seed <= 10; seed++) for (const K of KV) {
     const s = fromLog(join(runsDir, `lm-kv${K}-s${seed}`));
     if (s) lm.push({ K, seed, s });
   }
@@ -134,12 +136,13 @@ function write(): void {
   // Training time summed over the runs (wall time of this process is meaningless with --report / --only).
   const minutes = [...lm.map((r) => r.s.seconds), ...mq.map((r) => r.s.seconds)].reduce((a, b) => a + b, 0) / 60;
   const name = (K: number) => (K === HEADS ? "MHA" : K === 1 ? "MQA" : `GQA-${K}`);
+  const seeds = [...new Set(lm.map((r) => r.seed))];
   const lines: string[] = [];
   lines.push(`# From scratch: MHA vs GQA vs MQA (${scaleName} scale)`, "");
   lines.push(`Produced by \`npx tsx bench/train_experiment.ts --scale ${scaleName}\` on ${new Date().toISOString()} ; the training runs took ${minutes.toFixed(1)} minutes in total`);
   lines.push(`(${cpus().length} vCPUs, ${cpus()[0]?.model}; the machine was shared with other jobs, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, so times are noisy).`, "");
   lines.push(`Data: ${S.dataDir} (KJV books + State of the Union speeches, validation = every 10th document), byte-level BPE with ${S.vocab} tokens.`);
-  lines.push(`Model: LLaMA-style, ${S.layers} layers, width ${S.hidden}, ${HEADS} query heads of dim ${S.hidden / HEADS}, SwiGLU, untied head; context ${S.context}; batch ${S.batch} × accum ${S.accum}; ${S.steps} AdamW updates, lr ${S.lr} (warmup + cosine), seeds ${S.seeds.join(", ")}.`, "");
+  lines.push(`Model: LLaMA-style, ${S.layers} layers, width ${S.hidden}, ${HEADS} query heads of dim ${S.hidden / HEADS}, SwiGLU, untied head; context ${S.context}; batch ${S.batch} × accum ${S.accum}; ${S.steps} AdamW updates, lr ${S.lr} (warmup + cosine), seeds ${(seeds.length ? seeds : S.seeds).join(", ")}.`, "");
   if (lm.length) {
     lines.push("## Language modelling (validation)", "", "| variant | KV heads | params | KV bytes/token (f16) | val bits/byte | val perplexity (per token) | train seconds | tokens/s |", "|---|---|---|---|---|---|---|---|");
     for (const K of KV) {
