@@ -28,7 +28,7 @@ export function tensorTable(spec: ModelSpec): TensorEntry[] {
   const E = spec.hiddenSize;
   const out: TensorEntry[] = [];
   const add = (name: string, group: ParamGroup, shape: number[], split: TpSplit, extra: Partial<TensorEntry> = {}) => out.push({ name, group, shape, split, ...extra });
-  const normSize = (n: number) => (spec.norm === "layernorm" ? [2 * n] : [n]); // LayerNorm has weight + bias
+  const normSize = (n: number) => (spec.normWeights === false ? [0] : spec.norm === "layernorm" ? [2 * n] : [n]); // LayerNorm has weight + bias
   add("embed_tokens", "embeddings", [spec.vocabSize, E], "split");
   if (spec.positions === "learned") add("embed_positions", "positions", [spec.maxPositions, E], "replicated");
   spec.layers.forEach((layer, i) => {

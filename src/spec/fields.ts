@@ -44,6 +44,7 @@ export interface IntOptions {
   fallback?: number; // used when no alias is present; without it the field is required
   what?: string; // e.g. "number of layers", used in the message
   strict?: boolean; // default true: differing aliases throw; false: the first alias wins
+  max?: number; // default Number.MAX_SAFE_INTEGER (larger values are not exact in JavaScript)
 }
 
 /** A required (or defaulted) integer field, e.g. int(src, ["num_hidden_layers", "n_layer"]). */
@@ -55,7 +56,7 @@ export function int(src: FieldSource, keys: string[], opts: IntOptions = {}): nu
     const names = keys.length === 1 ? keys[0] : `${keys[0]} (or ${keys.slice(1).join(", ")})`;
     throw new UserError(`${src.file}: missing field ${names}; expected an integer >= ${min}${opts.what ? ` (${opts.what})` : ""}`);
   }
-  return checkInt(src.file, hit.key, hit.value, min);
+  return checkInt(src.file, hit.key, hit.value, min, opts.max);
 }
 
 /** An optional integer: null when absent (or null). */
@@ -64,15 +65,20 @@ export function optInt(src: FieldSource, keys: string[], min = 1, strict = true)
   return hit ? checkInt(src.file, hit.key, hit.value, min) : null;
 }
 
-export function checkInt(file: string, key: string, value: unknown, min = 1): number {
+export function checkInt(file: string, key: string, value: unknown, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   // JSON has no int type, and GGUF metadata may come as bigint: accept any integral number.
   const n = typeof value === "bigint" ? Number(value) : value;
   if (typeof n !== "number" || !Number.isFinite(n) || !Number.isInteger(n)) {
     throw new UserError(`${file}: field ${key} is ${show(value)}; expected an integer >= ${min}`);
   }
   if (n < min) throw new UserError(`${file}: field ${key} is ${n}; expected an integer >= ${min}`);
+  // 1e30 or 2^53 + 1 parse as "integers" but are not exact; sizes that large are a broken file.
+  if (n > max) throw new UserError(`${file}: field ${key} is ${show(value)}; expected an integer <= ${max}`);
   return n;
 }
+
+/** Upper limits for structural sizes: far above any real model, low enough that the per-layer tables stay small. */
+export const LIMITS = { layers: 100_000, experts: 100_000, tableEntries: 10_000_000 } as const;
 
 /** An optional finite number (floats such as rms_norm_eps, rope_theta). */
 export function num(src: FieldSource, keys: string[], fallback: number, opts: { positive?: boolean } = {}): number {

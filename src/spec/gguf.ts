@@ -4,7 +4,7 @@
 // Pure: takes the metadata object (as parsed by @huggingface/gguf), no file access.
 import { UserError } from "../errors.js";
 import type { LayerSpec, MlaSpec, MlpKind, ModelSpec } from "./types.js";
-import { checkInt, type Json } from "./fields.js";
+import { checkInt, LIMITS, type Json } from "./fields.js";
 
 // Architectures whose GGUF feed-forward is ungated (llama.cpp LLM_FFN_SEQ rather than LLM_FFN_PAR).
 const SEQ_FFN = new Set(["gpt2", "starcoder", "falcon", "gptneox", "gptj", "bloom", "mpt", "phi2", "starcoder2"]);
@@ -33,8 +33,13 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
     const v = get(k);
     return v === undefined || v === null ? null : checkInt(sourceName, key(k), v, min);
   };
+  if (meta[key("ssm.state_size")] !== undefined || meta[key("wkv.head_size")] !== undefined) {
+    const field = meta[key("ssm.state_size")] !== undefined ? key("ssm.state_size") : key("wkv.head_size");
+    throw new UserError(`${sourceName}: GGUF key ${field} marks a state-space or hybrid model (layers keep a recurrent state, not a KV cache); the planner covers attention-only decoders`);
+  }
   const notes: string[] = [];
   const numLayers = req("block_count");
+  if (numLayers > LIMITS.layers) throw new UserError(`${sourceName}: ${key("block_count")} is ${numLayers}; expected at most ${LIMITS.layers}`);
   const hiddenSize = req("embedding_length");
   const headCount = get("attention.head_count");
   const numHeads = Array.isArray(headCount) ? Math.max(...headCount.map((h, i) => checkInt(sourceName, `${key("attention.head_count")}[${i}]`, h))) : req("attention.head_count");
@@ -74,6 +79,7 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
   const vocabSize = opt("vocab_size") ?? vocabFromTokens;
   if (vocabSize === null) throw new UserError(`${sourceName}: missing ${key("vocab_size")} and tokenizer.ggml.tokens; expected a vocabulary size`);
   const numExperts = opt("expert_count") ?? 1;
+  if (numLayers * numExperts > LIMITS.tableEntries) throw new UserError(`${sourceName}: ${key("expert_count")} ${numExperts} × ${numLayers} layers is beyond any real model; expected at most ${LIMITS.tableEntries} expert MLPs`);
   const ffn = get("feed_forward_length");
   const intermediateSize = Array.isArray(ffn) ? Math.max(...ffn.map(Number)) : req("feed_forward_length");
   const kind: MlpKind = SEQ_FFN.has(arch) ? "gelu" : arch.startsWith("gemma") ? "geglu" : "swiglu";

@@ -8,12 +8,20 @@
 // Pure: takes the parsed object, never touches the file system (the web page uses it too).
 import { UserError } from "../errors.js";
 import type { LayerSpec, MlaSpec, MlpKind, MlpSpec, ModelSpec, PositionKind } from "./types.js";
-import { bool, has, int, isObject, num, optInt, optNum, pick, str, type FieldSource, type Json } from "./fields.js";
+import { bool, has, int, isObject, LIMITS, num, optInt, optNum, pick, str, type FieldSource, type Json } from "./fields.js";
 
 // Families whose MLP is a plain two-matrix MLP (fc → act → proj) rather than a gated one.
 const NON_GATED = new Set(["gpt2", "gpt_bigcode", "falcon", "gpt_neox", "gptj", "opt", "bloom", "phi", "starcoder2", "mpt", "RefinedWeb", "RefinedWebModel"]);
-// Families that use LayerNorm (weight + bias); everything else here uses RMSNorm.
-const LAYERNORM = NON_GATED;
+// Families that use LayerNorm (weight + bias); everything else here uses RMSNorm (weight only).
+const LAYERNORM = new Set([...NON_GATED, "phimoe"]);
+// Attention-free or hybrid families: some or all layers are state-space (Mamba, RWKV, RG-LRU) blocks with a
+// per-sequence state instead of a KV cache. Planning them as attention layers would be silently wrong.
+const NOT_ATTENTION = new Set([
+  "mamba", "mamba2", "falcon_mamba", "jamba", "zamba", "zamba2", "bamba", "falcon_h1", "nemotron_h", "granitemoehybrid",
+  "rwkv", "rwkv5", "rwkv6", "rwkv7", "recurrent_gemma", "xlstm", "lfm2", "qwen3_next", "minimax", "plamo2",
+]);
+// Config fields that only hybrid (attention + state-space) configs carry; the first one present is named in the error.
+const HYBRID_FIELDS = ["attn_layer_period", "attn_layer_indices", "layers_block_type", "hybrid_override_pattern", "block_types", "layer_block_types", "ssm_cfg", "mamba_d_state", "ssm_state_size"];
 // Families whose config class defaults tie_word_embeddings to false (PretrainedConfig's default is true).
 const UNTIED_BY_DEFAULT = new Set([
   "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gpt_neox", "deepseek_v2", "deepseek_v3",
@@ -40,7 +48,7 @@ const TEXT_CONFIG_DEFAULTS: Record<string, Json> = {
  *   intermediate_size: 11008, vocab_size: 32000, max_position_embeddings: 4096 }, "config.json").numKvHeads // 32 (MHA)
  */
 export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
-  if (!isObject(json)) throw new UserError(`${sourceName}: expected a JSON object (an HF config.json), got ${Array.isArray(json) ? "an array" : typeof json}`);
+  if (!isObject(json)) throw new UserError(`${sourceName}: expected a JSON object (an HF config.json), got ${Array.isArray(json) ? "an array" : json === null ? "null" : typeof json}`);
   // Multimodal wrappers (Gemma-3, Llava, Mistral-3, Llama-4) keep the language model in text_config.
   let obj: Json = json;
   const notes: string[] = [];
@@ -55,6 +63,7 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     sourceName = `${sourceName} (text_config)`;
   }
   const src: FieldSource = { obj, file: sourceName };
+  rejectNonAttention(src);
   if (isObject(json.quantization_config)) {
     const q = json.quantization_config;
     notes.push(`checkpoint is quantized (${String(q.quant_method ?? "unknown method")}${q.bits ? `, ${q.bits} bits` : ""}); pass a matching --weight-dtype`);
@@ -62,7 +71,7 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const family = str(src, ["model_type"]) ?? "unknown";
   const name = str(src, ["_name_or_path", "name"]) || sourceName;
 
-  const numLayers = int(src, ["num_hidden_layers", "n_layer", "num_layers", "n_layers"], { what: "decoder layers" });
+  const numLayers = int(src, ["num_hidden_layers", "n_layer", "num_layers", "n_layers"], { what: "decoder layers", max: LIMITS.layers });
   const hiddenSize = int(src, ["hidden_size", "n_embd", "d_model"], { what: "model width" });
   const numHeads = int(src, ["num_attention_heads", "n_head", "n_heads", "num_heads"], { what: "query heads" });
   const vocabSize = int(src, ["vocab_size", "n_vocab", "padded_vocab_size"], { what: "vocabulary size", strict: false });
@@ -99,10 +108,13 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const bias = bool(src, ["bias"], false); // Falcon's one switch for every linear bias
   const attentionBias = bool(src, ["attention_bias"], family === "gpt_neox");
   const allBias = family === "gpt2" || family === "gpt_bigcode" || family === "phi" || (family === "starcoder2" && bool(src, ["use_bias"], true));
-  const qkvBias = allBias || family === "qwen2" || family === "qwen2_moe" || (isFalcon ? bias : attentionBias);
+  // ChatGLM: add_qkv_bias; GPT-J: biases on the MLP only; gpt-oss: every expert has biases.
+  const qkvBias = allBias || family === "qwen2" || family === "qwen2_moe" || bool(src, ["add_qkv_bias"], false) || (isFalcon ? bias : attentionBias);
   const attnOutBias = allBias || (isFalcon ? bias : family.startsWith("qwen2") ? false : attentionBias);
-  const mlpBias = allBias || family === "gpt_neox" || (isFalcon ? bias : bool(src, ["mlp_bias"], false));
-  const parallelResidual = isFalcon ? bool(src, ["parallel_attn"], true) : family === "phi" || bool(src, ["use_parallel_residual"], family === "gpt_neox");
+  const mlpBias = allBias || family === "gpt_neox" || family === "gptj" || family === "gpt_oss" || (isFalcon ? bias : bool(src, ["mlp_bias"], false));
+  // Parallel blocks with one norm feeding attention and MLP: Phi-1/2, GPT-J, Cohere (GPT-NeoX keeps two norms).
+  const oneNorm = family === "phi" || family === "gptj" || family === "cohere" || family === "cohere2";
+  const parallelResidual = isFalcon ? bool(src, ["parallel_attn"], true) : oneNorm || bool(src, ["use_parallel_residual"], family === "gpt_neox");
 
   return {
     name,
@@ -126,8 +138,9 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     qkvBias,
     attnOutBias,
     mlpBias,
-    lmHeadBias: family === "phi",
-    normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : isFalcon ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : family === "phi" ? 1 : 2,
+    lmHeadBias: family === "phi" || family === "gptj" || bool(src, ["lm_head_bias"], false),
+    normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : isFalcon ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : oneNorm ? 1 : 2,
+    normWeights: family !== "olmo", // OLMo (v1) LayerNorms have no weight or bias
     qkNorm: family === "qwen3" || family === "qwen3_moe" || family.startsWith("gemma3") || family === "olmo2",
     partialRotaryFactor: num(src, ["partial_rotary_factor", "rotary_pct"], 1, { positive: true }),
     parallelResidual,
@@ -138,6 +151,22 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     source: sourceName,
     notes,
   };
+}
+
+/**
+ * State-space and hybrid models (Mamba, Jamba, Zamba, RWKV, ...) keep a fixed-size recurrent state for most layers and a
+ * KV cache only for their attention layers, so an attention-only byte count would be wrong (Jamba-v0.1: 8× too big).
+ * They are refused with the field that gives them away rather than planned wrongly.
+ */
+function rejectNonAttention(src: FieldSource): void {
+  const type = typeof src.obj.model_type === "string" ? src.obj.model_type : "";
+  const field = HYBRID_FIELDS.find((k) => has(src, k));
+  if (!NOT_ATTENTION.has(type) && !field) return;
+  const what = field ? `field ${field}=${JSON.stringify(src.obj[field]).slice(0, 40)}` : `model_type "${type}"`;
+  throw new UserError(
+    `${src.file}: ${what} marks a state-space or hybrid model (layers without attention keep a recurrent state, not a KV cache); ` +
+      `the planner covers attention-only decoders, expected every layer to be attention`,
+  );
 }
 
 /** KV heads: num_key_value_heads, else num_kv_heads, else multi_query (1), else MHA. */
@@ -190,7 +219,8 @@ function readWindows(src: FieldSource, family: string, numLayers: number): (numb
         if (window === null) throw new UserError(`${src.file}: layer_types[${i}] is "${t}" but sliding_window is missing; expected a window length`);
         return window;
       }
-      throw new UserError(`${src.file}: layer_types[${i}] is ${JSON.stringify(t)}; expected "full_attention" or "sliding_attention"`);
+      const hint = /mamba|linear|conv|recurrent|ssm/i.test(String(t)) ? " (a layer without a KV cache: hybrid models are not planned)" : "";
+      throw new UserError(`${src.file}: layer_types[${i}] is ${JSON.stringify(t)}${hint}; expected "full_attention" or "sliding_attention"`);
     });
   }
   if (family === "gemma2") {
@@ -261,6 +291,9 @@ function readMlp(src: FieldSource, family: string, hiddenSize: number, activatio
   } else intermediateSize = int(src, keys, { what: "MLP width" });
 
   const numExperts = optInt(src, ["num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"]) ?? 1;
+  if (numExperts > LIMITS.experts || numLayers * numExperts > LIMITS.tableEntries) {
+    throw new UserError(`${src.file}: ${numExperts} experts × ${numLayers} layers is beyond any real model; expected at most ${LIMITS.tableEntries} expert MLPs in all`);
+  }
   const expertsPerToken = numExperts > 1 ? int(src, ["num_experts_per_tok", "moe_top_k", "num_selected_experts"], { what: "experts routed per token" }) : 1;
   if (expertsPerToken > numExperts) {
     throw new UserError(`${src.file}: num_experts_per_tok ${expertsPerToken} exceeds the expert count ${numExperts}; expected at most ${numExperts}`);

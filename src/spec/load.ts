@@ -11,7 +11,10 @@ import type { ModelSpec } from "./types.js";
 export async function loadSpec(modelArg: string): Promise<ModelSpec> {
   if (!modelArg || !modelArg.trim()) throw new UserError("--model is empty; expected a preset name, a config.json path, a model folder or a .gguf file");
   if (!existsSync(modelArg)) {
-    if (/[\\/]/.test(modelArg) && !/^[\w.-]+\/[\w.-]+$/.test(modelArg)) throw new UserError(`${modelArg}: no such file or folder`);
+    // Paths (absolute, ./ or ../, or more than one slash) are files; "org/name" may be a preset's HF repository.
+    if (/^(\/|\.{1,2}[\\/])/.test(modelArg) || (/[\\/]/.test(modelArg) && !/^[\w.-]+\/[\w.-]+$/.test(modelArg))) {
+      throw new UserError(`${modelArg}: no such file or folder`);
+    }
     if (/\.(json|gguf)$/i.test(modelArg)) throw new UserError(`${modelArg}: no such file`);
     return presetSpec(modelArg);
   }
@@ -55,5 +58,21 @@ export async function loadGgufSpec(path: string): Promise<ModelSpec> {
   } catch (e) {
     throw new UserError(`${path}: cannot read GGUF metadata (${(e as Error).message.split("\n")[0]})`);
   }
+  checkGgufComplete(path, parsed);
   return specFromGgufMetadata(parsed.metadata as unknown as Record<string, unknown>, path, parsed.tensorInfos.map((t) => t.name));
+}
+
+/**
+ * @huggingface/gguf reads past the end of a truncated file as zeros (garbage keys, missing fields). A cut-off download
+ * is reported as such: the metadata and tensor table must end inside the file, and every tensor's data must start in it.
+ */
+function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { offset: bigint | number }[] }): void {
+  const size = statSync(path).size;
+  const headerEnd = parsed.tensorInfoByteRange[1];
+  if (headerEnd > size) throw new UserError(`${path}: truncated GGUF file (${size} bytes; its metadata alone needs ${headerEnd}); expected a complete download`);
+  const dataStart = Number(parsed.tensorDataOffset);
+  const lastStart = parsed.tensorInfos.reduce((m, t) => Math.max(m, dataStart + Number(t.offset)), 0);
+  if (parsed.tensorInfos.length > 0 && lastStart >= size) {
+    throw new UserError(`${path}: truncated GGUF file (${size} bytes; its last tensor starts at byte ${lastStart}); expected a complete download`);
+  }
 }

@@ -57,7 +57,8 @@ export interface ModelSpec {
   mlpBias: boolean; // GPT-2: true
   // Optional details (added by the spec readers; older hand-built specs may omit them).
   normsPerLayer?: number; // norms inside each block: 2 for Llama, 4 for Gemma-2, 1 for Falcon-7B (parallel attn)
-  lmHeadBias?: boolean; // Phi-1/2: the LM head has a bias
+  lmHeadBias?: boolean; // Phi-1/2, GPT-J, Phi-3.5-MoE: the LM head has a bias
+  normWeights?: boolean; // false when the norms have no parameters (OLMo v1); default true
   qkNorm?: boolean; // per-head RMSNorm on q and k (Qwen3, Gemma-3)
   partialRotaryFactor?: number; // fraction of headDim that is rotated, e.g. 0.25 for Pythia; 1 = all
   parallelResidual?: boolean; // attention and MLP read the same input (Falcon, GPT-NeoX)

@@ -16,10 +16,16 @@ export function parseKvHeads(value: string | number, numHeads: number): number {
   return k;
 }
 
+/** Divisors of n in ascending order (O(√n), so a huge head count in a broken config cannot hang the message). */
 export function divisors(n: number): number[] {
-  const out: number[] = [];
-  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
-  return out;
+  const low: number[] = [];
+  const high: number[] = [];
+  for (let d = 1; d * d <= n; d++) {
+    if (n % d !== 0) continue;
+    low.push(d);
+    if (d * d !== n) high.unshift(n / d);
+  }
+  return [...low, ...high];
 }
 
 /** "MHA" when k = numHeads, "MQA" when k = 1, else "GQA-k" (k KV heads, i.e. k groups). */
