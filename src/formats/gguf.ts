@@ -146,15 +146,20 @@ export function permuteQK<T extends Float32Array | Uint16Array>(w: T, heads: num
 
 /** The inverse of permuteQK: GGML interleaved rows → HF rotate_half rows. */
 export function unpermuteQK<T extends Float32Array | Uint16Array>(w: T, heads: number, width: number): T {
-  const D = w.length / width / heads;
   const out = new (w.constructor as new (n: number) => T)(w.length);
+  unpermuteQKInto(w, out, heads, width);
+  return out;
+}
+
+/** unpermuteQK writing into `out` (same type and length as w, not overlapping it). */
+export function unpermuteQKInto<T extends Float32Array | Uint16Array>(w: T, out: T, heads: number, width: number): void {
+  const D = w.length / width / heads;
   for (let h = 0; h < heads; h++)
     for (let i = 0; i < D / 2; i++)
       for (let j = 0; j < 2; j++) {
         const dst = (h * D + j * (D / 2) + i) * width;
         out.set(w.subarray((h * D + 2 * i + j) * width, (h * D + 2 * i + j + 1) * width), dst);
       }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------- reader
@@ -286,6 +291,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
     const f = decodeToF32(path, freqs);
     spec.ropeScaling = { rope_type: "freq_factors", factors: Array.from(f) };
   }
+  let scratch = new Uint8Array(0);
   const source: TensorSource = {
     path,
     names: () => [...byHf.keys()],
@@ -302,11 +308,15 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
       let el: Float32Array | Uint16Array;
       if (t.type === GGML_TYPE.Q8_0) el = dequantizeQ8_0(readRaw(path, t), t.shape.reduce((a, b) => a * b, 1));
       else {
-        const raw = readRaw(path, t);
-        el = t.type === GGML_TYPE.F32 ? new Float32Array(raw.buffer) : new Uint16Array(raw.buffer);
+        // One reused scratch buffer for the Q/K reads, so loading does not leave a garbage copy per layer.
+        if (scratch.byteLength < t.bytes) scratch = new Uint8Array(t.bytes);
+        const raw = readRaw(path, t, scratch.subarray(0, t.bytes));
+        el = t.type === GGML_TYPE.F32 ? new Float32Array(raw.buffer, 0, t.bytes / 4) : new Uint16Array(raw.buffer, 0, t.bytes / 2);
       }
-      if (m) el = unpermuteQK(el, m[1] === "q" ? spec.numHeads : spec.numKvHeads, t.shape.length === 2 ? t.shape[1] : 1);
-      dst.set(new Uint8Array(el.buffer, el.byteOffset, el.byteLength));
+      if (!m) return dst.set(new Uint8Array(el.buffer, el.byteOffset, el.byteLength));
+      const heads = m[1] === "q" ? spec.numHeads : spec.numKvHeads;
+      const out = el instanceof Float32Array ? new Float32Array(dst.buffer, dst.byteOffset, el.length) : new Uint16Array(dst.buffer, dst.byteOffset, el.length);
+      unpermuteQKInto(el, out, heads, t.shape.length === 2 ? t.shape[1] : 1);
     },
   };
   return { spec, source, file };
