@@ -240,3 +240,12 @@ test("charts: heatmap cells agree with maxBatch of every variant; cache chart va
   const tput = throughputChart(spec, r, { kvHeads: [32], batches: [1, 2, 4, 8, 16, 32, 64] }) as { data: { values: { batch: number }[] } };
   assert.deepEqual(tput.data.values.map((x) => x.batch), [1, 2, 4, 8, 16].filter((b) => b <= r.variants[0].maxBatch));
 });
+
+test("gpt-oss-20b: maxConcurrency counts its 128-token sliding layers like vLLM's hybrid allocator (≈ maxBatch, not half of it)", async () => {
+  const { loadSpec } = await import("../src/spec/load.js");
+  const spec = await loadSpec(join(import.meta.dirname, "fixtures", "configs", "gpt-oss-20b.config.json"));
+  const r = plan(spec, { context: 131072, gpu: "h100-sxm", kvHeads: [] });
+  // Blocks are counted at the all-layer rate (49,152 B/token), but one sequence needs only ~half: 12 full layers.
+  assert.ok(r.maxBatch >= 1);
+  assert.ok(Math.floor(r.maxConcurrency) >= r.maxBatch && r.maxConcurrency < r.maxBatch + 1, `maxConcurrency ${r.maxConcurrency} vs maxBatch ${r.maxBatch}`);
+});

@@ -81,9 +81,12 @@ function intFlag(name: string, value: string, opts: { min?: number; k?: boolean 
   return n;
 }
 
+// Plain decimal numbers only: Number() would also take "0x10", "0b1" and "Infinity".
+const DECIMAL = /^\s*\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
+
 function numFlag(name: string, value: string, opts: { min?: number; max?: number } = {}): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n <= (opts.min ?? 0) || (opts.max !== undefined && n > opts.max)) {
+  if (!DECIMAL.test(value) || !Number.isFinite(n) || n <= (opts.min ?? 0) || (opts.max !== undefined && n > opts.max)) {
     throw new UserError(`${name}: "${value}" is not a number${opts.max !== undefined ? ` in (${opts.min ?? 0}, ${opts.max}]` : ` > ${opts.min ?? 0}`}`);
   }
   return n;
@@ -91,7 +94,7 @@ function numFlag(name: string, value: string, opts: { min?: number; max?: number
 
 function nonNegFlag(name: string, value: string): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new UserError(`${name}: "${value}" is not a number >= 0`);
+  if (!DECIMAL.test(value) || !Number.isFinite(n) || n < 0) throw new UserError(`${name}: "${value}" is not a number >= 0`);
   return n;
 }
 

@@ -50,9 +50,10 @@ export function gpuByName(name: string): GpuSpec {
 /** A GPU described by numbers: memory in GiB, bandwidth in GB/s (1e9 B/s), optional dense TFLOP/s. */
 export function customGpu(opts: { memoryGiB: number; bandwidthGBs: number; tflops?: number | null; name?: string }): GpuSpec {
   const { memoryGiB, bandwidthGBs, tflops = null } = opts;
-  if (!(memoryGiB > 0) || !Number.isFinite(memoryGiB)) throw new UserError(`--gpu-memory-gib: ${memoryGiB} is not a positive number of GiB`);
-  if (!(bandwidthGBs > 0) || !Number.isFinite(bandwidthGBs)) throw new UserError(`--gpu-bandwidth-gbs: ${bandwidthGBs} is not a positive number of GB/s`);
-  if (tflops !== null && (!(tflops > 0) || !Number.isFinite(tflops))) throw new UserError(`--gpu-tflops: ${tflops} is not a positive number of TFLOP/s`);
+  // Ranges far beyond any device, so every derived byte count stays an exact integer and every time finite.
+  if (!(memoryGiB >= 1 / 1024 && memoryGiB <= 1e6)) throw new UserError(`--gpu-memory-gib: ${memoryGiB} is not a number of GiB in [1/1024, 1e6]`);
+  if (!(bandwidthGBs >= 1e-3 && bandwidthGBs <= 1e6)) throw new UserError(`--gpu-bandwidth-gbs: ${bandwidthGBs} is not a number of GB/s in [0.001, 1e6]`);
+  if (tflops !== null && !(tflops >= 1e-3 && tflops <= 1e6)) throw new UserError(`--gpu-tflops: ${tflops} is not a number of TFLOP/s in [0.001, 1e6]`);
   return {
     id: "custom",
     name: opts.name ?? `custom (${memoryGiB} GiB, ${bandwidthGBs} GB/s${tflops ? `, ${tflops} TFLOP/s` : ""})`,

@@ -166,13 +166,18 @@ export function resolvePlanOptions(spec: ModelSpec, options: PlanOptions = {}): 
   const util = options.gpuMemoryUtilization ?? 0.9;
   if (typeof util !== "number" || !(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization: ${util} is not in (0, 1]`);
   const act = { ...DEFAULT_ACTIVATION, ...options.activation };
-  positiveInt(act.tokens, "activation tokens", 0);
-  if (!(act.overheadBytes >= 0)) throw new UserError(`overhead: ${act.overheadBytes} is not a non-negative number of bytes`);
-  if (act.bytes !== null && act.bytes !== undefined && !(act.bytes >= 0)) throw new UserError(`activation bytes: ${act.bytes} is not a non-negative number`);
+  positiveInt(act.tokens, "--activation-tokens", 0);
+  // Byte amounts beyond 2^53 are not exact integers in JavaScript (and no device has them).
+  if (!(act.overheadBytes >= 0 && act.overheadBytes <= Number.MAX_SAFE_INTEGER)) throw new UserError(`--overhead-gib: ${act.overheadBytes / GiB} GiB is not in [0, 2^53 bytes]`);
+  if (act.bytes !== null && act.bytes !== undefined && !(act.bytes >= 0 && act.bytes <= Number.MAX_SAFE_INTEGER)) {
+    throw new UserError(`--activation-gib: ${act.bytes / GiB} GiB is not in [0, 2^53 bytes]`);
+  }
   const gpu = typeof options.gpu === "string" ? gpuByName(options.gpu) : options.gpu ?? gpuByName("a100-80gb");
   const kvHeads = (options.kvHeads ?? []).map((k) => parseKvHeads(k, spec.numHeads));
   const budget = options.kvBudgetBytes ?? null;
-  if (budget !== null && !(Number.isFinite(budget) && budget >= 0)) throw new UserError(`kv budget: ${budget} is not a non-negative number of bytes`);
+  if (budget !== null && !(Number.isSafeInteger(Math.round(budget)) && budget >= 0)) throw new UserError(`kv budget: ${budget} is not a non-negative number of bytes below 2^53`);
+  const tpProblem = tpSplitProblem(spec, tp);
+  if (tpProblem) throw new UserError(`--tp ${tp}: ${tpProblem}`);
   return {
     context,
     batch,
@@ -189,6 +194,24 @@ export function resolvePlanOptions(spec: ModelSpec, options: PlanOptions = {}): 
     kvHeads: [...new Set(kvHeads)],
     applyWindow: options.applyWindow ?? true,
   };
+}
+
+/**
+ * Why a model cannot be split over `tp` GPUs, or null when it can. vLLM's rules (and TensorRT-LLM's): the query heads
+ * divide evenly, and the KV heads either divide evenly (kv % tp = 0) or are replicated whole (tp % kv = 0).
+ * MLA caches one latent per token that every GPU keeps, so only the query heads matter there.
+ */
+export function tpSplitProblem(spec: ModelSpec, tp: number): string | null {
+  if (tp === 1) return null;
+  if (spec.numHeads % tp !== 0) {
+    return `the ${spec.numHeads} query heads do not split evenly over ${tp} GPUs (vLLM refuses this); expected a tp dividing ${spec.numHeads}`;
+  }
+  if (spec.mla) return null;
+  const kv = spec.numKvHeads;
+  if (tp < kv ? kv % tp !== 0 : tp % kv !== 0) {
+    return `the ${kv} KV heads neither split evenly over ${tp} GPUs nor replicate evenly (vLLM refuses this); expected a tp dividing ${kv} or a multiple of it`;
+  }
+  return null;
 }
 
 /** Activation + overhead bytes per GPU under the stated model (see the file comment). */
@@ -219,11 +242,9 @@ function planVariant(spec: ModelSpec, label: string, o: ResolvedPlanOptions, mha
   const perSeqPaged = paged(context, 1);
   const maxBatch = budget > 0 ? Math.floor(budget / perSeqPaged) * replicas : 0;
   const { maxContext, unbounded } = searchMaxContext((t) => paged(t, perReplica), budget);
-  let allGpus = 0;
-  for (let r = 0; r < replicas; r++) {
-    const share = Math.floor(batch / replicas) + (r < batch % replicas ? 1 : 0);
-    allGpus += kvCacheBytes(spec, { tokens: context, dtype, batch: share, tp, applyWindow }) * tp;
-  }
+  // Replicas hold ⌊batch / replicas⌋ sequences, and batch % replicas of them one more (closed form: replicas may be huge).
+  const perSeqPerGpu = kvCacheBytes(spec, { tokens: context, dtype, batch: 1, tp, applyWindow });
+  const allGpus = perSeqPerGpu * tp * batch;
   return {
     label,
     attention: attentionKind(spec),
@@ -241,7 +262,9 @@ function planVariant(spec: ModelSpec, label: string, o: ResolvedPlanOptions, mha
     weightBytesPerGpu: w.perGpu,
     kvBudgetBytesPerGpu: budget,
     numBlocks,
-    maxConcurrency: numBlocks * blockTokens / context,
+    // vLLM's "Maximum concurrency": blocks × block size / context when every layer caches every token; with sliding
+    // layers a sequence needs fewer blocks than that (vLLM's hybrid allocator), so it is blocks' bytes / one sequence's.
+    maxConcurrency: spec.layers.some((l) => l.window !== null && applyWindow) ? (numBlocks * blockTokens * perTokenPerGpu) / perSeqPaged : (numBlocks * blockTokens) / context,
     maxBatch,
     maxContext,
     maxContextUnbounded: unbounded,
@@ -318,6 +341,7 @@ export function plan(spec: ModelSpec, options: PlanOptions = {}): PlanResult {
   const mhaKvProj = paramCounts(withKvHeads(spec, spec.numHeads)).kvProj;
   const base = planVariant(spec, "as configured", o, mhaKvProj);
   const variants = o.kvHeads.map((k) => planVariant(withKvHeads(spec, k), kvHeadsLabel(spec.numHeads, k), o, mhaKvProj));
+  for (const v of [base, ...variants]) checkExact(v, o);
   const params = paramCounts(spec);
   const w = weightBytes(spec, o.weightDtype, o.tp);
   const slidingLayers = spec.layers.filter((l) => l.window !== null).length;
@@ -359,12 +383,37 @@ export function plan(spec: ModelSpec, options: PlanOptions = {}): PlanResult {
   };
 }
 
+/**
+ * Every byte count of the result must be an exact integer (below 2^53) and every time finite; a context, batch or
+ * config so large that they are not is a user mistake, reported instead of printing rounded or infinite numbers.
+ */
+function checkExact(v: VariantPlan, o: ResolvedPlanOptions): void {
+  const ints: [string, number][] = [
+    ["kvBytesPerToken", v.kvBytesPerToken], ["kvCacheBytes", v.kvCacheBytes], ["kvCacheBytesAllGpus", v.kvCacheBytesAllGpus],
+    ["weightBytes", v.weightBytes], ["kvBudgetBytesPerGpu", v.kvBudgetBytesPerGpu], ["decode.flopsPerStepPerGpu", v.decode.flopsPerStepPerGpu],
+  ];
+  for (const [key, n] of ints) {
+    if (!Number.isSafeInteger(n)) {
+      throw new UserError(
+        `${v.label}: ${key} would be ${n.toExponential(3)}, beyond 2^53 (exact integers end there); ` +
+          `expected a smaller --context (${o.context}), --batch (${o.batch}) or model`,
+      );
+    }
+  }
+  if (!Number.isFinite(v.decode.tokensPerSecond) || !Number.isFinite(v.maxConcurrency)) {
+    throw new UserError(`${v.label}: the decode estimate is not finite; expected GPU figures in their documented ranges`);
+  }
+}
+
 function planWarnings(spec: ModelSpec, o: ResolvedPlanOptions, base: VariantPlan): string[] {
   const out: string[] = [];
   if (o.context > spec.maxPositions) out.push(`context ${o.context} exceeds the model's max_position_embeddings ${spec.maxPositions}; quality beyond it is not guaranteed`);
   if (base.kvBudgetBytesPerGpu <= 0) out.push(`the weights (${(base.weightBytesPerGpu / GiB).toFixed(2)} GiB per GPU) plus activations leave no room for the KV cache on ${o.gpu.name} × ${o.tp}`);
   else if (!base.fits) out.push(`batch ${o.batch} × context ${o.context} does not fit: at most ${base.maxBatch} sequences of ${o.context} tokens, or ${base.maxContext} tokens for ${o.batch} sequences`);
-  if (spec.numHeads % o.tp !== 0) out.push(`${spec.numHeads} query heads do not divide evenly over tp ${o.tp} (vLLM refuses this)`);
+  for (const k of o.kvHeads) {
+    const problem = tpSplitProblem(withKvHeads(spec, k), o.tp);
+    if (problem) out.push(`what-if ${kvHeadsLabel(spec.numHeads, k)} with tp ${o.tp}: ${problem.split(" (vLLM")[0]}; its per-GPU rows assume ⌈${k} / ${o.tp}⌉ KV heads per GPU`);
+  }
   if (!spec.mla && o.tp > spec.numKvHeads) out.push(`tp ${o.tp} > ${spec.numKvHeads} KV heads: each GPU keeps a replica of 1 KV head (vLLM replicates), so the cache per GPU stops shrinking`);
   if (spec.mla && o.tp > 1) out.push(`MLA latent cache is replicated on every GPU under tensor parallelism`);
   for (const n of spec.notes ?? []) out.push(`config: ${n}`);

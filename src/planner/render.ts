@@ -30,7 +30,12 @@ export async function renderChartFile(spec: TopLevelSpec, path: string): Promise
   const ext = extname(path).toLowerCase();
   if (ext !== ".svg" && ext !== ".png") throw new UserError(`--chart ${path}: expected a .svg or .png file name`);
   const svg = await chartToSvg(spec);
-  mkdirSync(dirname(path) || ".", { recursive: true });
-  if (ext === ".svg") writeFileSync(path, svg);
-  else writeFileSync(path, await svgToPng(svg));
+  const data = ext === ".svg" ? svg : await svgToPng(svg);
+  try {
+    mkdirSync(dirname(path) || ".", { recursive: true });
+    writeFileSync(path, data);
+  } catch (e) {
+    // EACCES, ENOENT under /proc, EISDIR, ENOSPC, ...: the user's path, named with the flag.
+    throw new UserError(`--chart ${path}: cannot write the file (${(e as Error).message.split("\n")[0]}); expected a writable path`);
+  }
 }
