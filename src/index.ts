@@ -8,3 +8,7 @@ export * from "./kvcache/index.js";
 export { referenceKernels, referenceAttention, referenceMatmul } from "./kernels/reference.js";
 export { Arena } from "./kernels/memory.js";
 export type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./kernels/types.js";
+export { createKernels } from "./kernels/index.js";
+export type { CreateKernelsOptions, KernelBackend, KernelHandle } from "./kernels/index.js";
+export * from "./planner/index.js";
+export { loadSpec } from "./spec/load.js";
