@@ -19,6 +19,7 @@ export interface TensorEntry {
   split: TpSplit;
   kvHeads?: number; // for split "kvHeads": the tensor's KV head count (rows = kvHeads × D)
   expert?: "routed" | "shared"; // MoE expert weights: only `expertsPerToken` routed experts are active per token
+  count?: number; // identical tensors this entry stands for (all routed experts of a layer: e.g. 256), default 1
 }
 
 export type ParamCounts = Record<ParamGroup, number> & { total: number; active: number; kvProj: number };
@@ -73,19 +74,21 @@ function addMlp(spec: ModelSpec, i: number, p: string, add: (name: string, group
   const E = spec.hiddenSize;
   const { kind, intermediateSize, numExperts, sharedExperts, moeIntermediateSize, firstDenseLayers } = spec.mlp;
   const gated = kind === "swiglu" || kind === "geglu";
-  const mlp = (name: string, F: number, expert?: "routed" | "shared") => {
-    add(`${name}.up`, "mlp", [(gated ? 2 : 1) * F, E], "split", { expert }); // gate and up (gated) or fc
-    add(`${name}.down`, "mlp", [E, F], "split", { expert });
+  // One entry per kind of tensor with a count: DeepSeek-V3's 256 experts × 58 layers would otherwise be ~60k entries
+  // rebuilt on every plan (0.4 s per plan, too slow for the web page's sliders).
+  const mlp = (name: string, F: number, expert?: "routed" | "shared", count = 1) => {
+    add(`${name}.up`, "mlp", [(gated ? 2 : 1) * F, E], "split", { expert, count }); // gate and up (gated) or fc
+    add(`${name}.down`, "mlp", [E, F], "split", { expert, count });
     if (spec.mlpBias) {
-      add(`${name}.up_bias`, "mlp", [(gated ? 2 : 1) * F], "split", { expert });
-      add(`${name}.down_bias`, "mlp", [E], "replicated", { expert });
+      add(`${name}.up_bias`, "mlp", [(gated ? 2 : 1) * F], "split", { expert, count });
+      add(`${name}.down_bias`, "mlp", [E], "replicated", { expert, count });
     }
   };
   if (numExperts > 1 && i >= firstDenseLayers) {
     const F = moeIntermediateSize ?? intermediateSize;
     add(`${p}.router`, "router", [numExperts, E], "replicated");
-    for (let x = 0; x < numExperts; x++) mlp(`${p}.experts.${x}`, F, "routed");
-    for (let x = 0; x < sharedExperts; x++) mlp(`${p}.shared_experts.${x}`, F, "shared");
+    mlp(`${p}.experts`, F, "routed", numExperts);
+    if (sharedExperts > 0) mlp(`${p}.shared_experts`, F, "shared", sharedExperts);
   } else mlp(`${p}.mlp`, intermediateSize);
 }
 
@@ -96,7 +99,7 @@ export function paramCounts(spec: ModelSpec): ParamCounts {
   const c: ParamCounts = { q: 0, k: 0, v: 0, o: 0, mlp: 0, router: 0, embeddings: 0, positions: 0, lmHead: 0, norms: 0, total: 0, active: 0, kvProj: 0 };
   const { numExperts, expertsPerToken } = spec.mlp;
   for (const t of tensorTable(spec)) {
-    const n = numel(t.shape);
+    const n = numel(t.shape) * (t.count ?? 1);
     c[t.group] += n;
     c.total += n;
     c.active += t.expert === "routed" ? (n * expertsPerToken) / numExperts : n;
@@ -112,7 +115,7 @@ export function vectorDtype(weightDtype: string): string {
   return d === "fp8" || d === "int8" ? "bf16" : "f32";
 }
 
-/** Bytes of one tensor: matrices as `out` rows of `in` values in the weight dtype (exact for block types). */
+/** Bytes of one tensor (of `count` identical ones): matrices as `out` rows of `in` values in the weight dtype (exact for block types). */
 export function tensorBytes(t: TensorEntry, weightDtype: string): number {
   if (t.shape.length === 1) return rowBytes(vectorDtype(weightDtype), t.shape[0]);
   const [rows, cols] = t.shape;
@@ -135,14 +138,16 @@ export function weightBytes(spec: ModelSpec, weightDtype: string, tp = 1): Weigh
   let routedPerGpu = 0;
   const { numExperts, expertsPerToken } = spec.mlp;
   for (const t of tensorTable(spec)) {
-    const b = tensorBytes(t, weightDtype);
+    const one = tensorBytes(t, weightDtype);
+    const count = t.count ?? 1;
+    const b = one * count;
     byGroup[t.group] += b;
     total += b;
     activePerToken += t.expert === "routed" ? (b * expertsPerToken) / numExperts : b;
     if (t.split === "replicated") perGpu += b;
     else if (t.split === "split") {
-      perGpu += Math.ceil(b / tp);
-      if (t.expert === "routed") routedPerGpu += Math.ceil(b / tp);
+      perGpu += Math.ceil(one / tp) * count; // each tensor is split on its own
+      if (t.expert === "routed") routedPerGpu += Math.ceil(one / tp) * count;
     }
     else perGpu += (b / t.kvHeads!) * Math.max(Math.ceil(t.kvHeads! / tp), 1);
   }
