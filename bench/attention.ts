@@ -300,7 +300,7 @@ export function evaluateTargets(r: AttentionBenchResult): Target[] {
       pass: worst.bwFraction >= 0.9,
       note:
         dtype === "f16"
-          ? "ALU-bound: WASM has no f16 loads, so each 4 halves cost ~10 SIMD ops to widen (exact, with subnormals and inf/NaN) before the FMA"
+          ? "ALU-bound: WASM has no f16 loads, so each 4 halves cost a load and 7 SIMD ops to widen exactly (subnormals, inf/NaN) before the FMA"
           : "the kernel reads K and V as two streams per head and pays a softmax and loop overhead per 64-key tile; the probe is one stream with no arithmetic",
     });
   }

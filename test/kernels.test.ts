@@ -282,3 +282,31 @@ test("wasm32: a buffer past 4 GiB is a UserError naming the sizes, not a crash",
   const a = new Arena({ initialBytes: 1 << 20 });
   assert.throws(() => a.alloc(4.5 * 1024 ** 3, "kv cache"), (e: unknown) => e instanceof UserError && /4 GiB/.test((e as Error).message));
 });
+
+test("widening is exact: f16 subnormals, ±0, ±max, ±inf, NaN and bf16 specials pass through matmul unchanged", () => {
+  // out[m, n] = Σ_k x[m, k]·w[n, k] with x = 1 and w row n = [v_n, 0, 0, 0, ...]: the sum is v_n exactly.
+  const f16 = [0x0001, 0x03ff, 0x0400, 0x8001, 0x0000, 0x8000, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x3c00, 0xb555, 0x0200];
+  const bf16 = [0x0001, 0x8000, 0x7f7f, 0xff80, 0x7f80, 0x7fc0, 0x3f80, 0xc2f7];
+  for (const [wDtype, bits] of [["f16", f16], ["bf16", bf16]] as const) {
+    for (const Kin of [1, 4, 9]) {
+      for (const M of [1, 5]) {
+        const N = bits.length;
+        const x = arena.alloc(M * Kin * 4), w = arena.alloc(N * Kin * 2), out = arena.alloc(M * N * 4), want = arena.alloc(M * N * 4);
+        arena.f32(x, M * Kin).fill(1);
+        const wu = arena.u16(w, N * Kin);
+        wu.fill(0);
+        bits.forEach((b, n) => (wu[n * Kin + (n % Kin)] = b));
+        const call = { x, w, bias: 0, out: want, M, N, Kin, wDtype };
+        ref.matmul(call);
+        for (const b of backends) {
+          b.matmul({ ...call, out });
+          const got = arena.f32(out, M * N), exp = arena.f32(want, M * N);
+          for (let i = 0; i < M * N; i++) {
+            assert.ok(Object.is(got[i], exp[i]) || (Number.isNaN(got[i]) && Number.isNaN(exp[i])), `${b.name} ${wDtype} Kin=${Kin} M=${M}: bits 0x${bits[i % N].toString(16)} at index ${i} gave ${got[i]}, want ${exp[i]} (tolerance 0: exact)`);
+          }
+        }
+        [x, w, out, want].forEach((p) => arena.release(p));
+      }
+    }
+  }
+});

@@ -5,7 +5,7 @@
 // M < 4 (decode) is a matvec: bandwidth-bound, w streams once with 4 rows in flight and is widened
 // in registers. M >= 4 (prefill, training) is compute-bound: f16/bf16 w rows are widened once per
 // item into scratch, then 4×2 register tiles run over Kin in L1-sized chunks of KC values.
-import { DT_F32, DT_F16, DT_BF16, fma, hsum, load1, load4, elemBytes, widenRow, wMagic, wBig, wExp, wOne } from "./simd";
+import { DT_F32, DT_F16, DT_BF16, fma, hsum, load1, load4, elemBytes, widenRow, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 import { dotTile } from "./tiles";
 import * as L from "./layout";
 
@@ -47,7 +47,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   const eb = elemBytes(dt);
   const rowBytes = <usize>Kin * eb;
   const K4 = Kin & ~3;
-  const one = wOne(), mg = wMagic(), bg = wBig(), ex = wExp();
+  const one = wOne(), mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
   let n = n0;
   for (; n + 4 <= n1; n += 4) {
     const w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
@@ -55,10 +55,10 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     for (let d = 0; d < K4; d += 4) {
       const xv = v128.load(x + (<usize>d << 2));
       const off = <usize>d * eb;
-      c0 = fma(xv, load4(dt, w0 + off, one, mg, bg, ex), c0);
-      c1 = fma(xv, load4(dt, w1 + off, one, mg, bg, ex), c1);
-      c2 = fma(xv, load4(dt, w2 + off, one, mg, bg, ex), c2);
-      c3 = fma(xv, load4(dt, w3 + off, one, mg, bg, ex), c3);
+      c0 = fma(xv, load4(dt, w0 + off, one, mg, km, bg, ex), c0);
+      c1 = fma(xv, load4(dt, w1 + off, one, mg, km, bg, ex), c1);
+      c2 = fma(xv, load4(dt, w2 + off, one, mg, km, bg, ex), c2);
+      c3 = fma(xv, load4(dt, w3 + off, one, mg, km, bg, ex), c3);
     }
     let s0 = hsum(c0), s1 = hsum(c1), s2 = hsum(c2), s3 = hsum(c3);
     for (let d = K4; d < Kin; d++) {
@@ -78,7 +78,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   for (; n < n1; n++) {
     const w0 = w + <usize>n * rowBytes;
     let c0 = f32x4.splat(0);
-    for (let d = 0; d < K4; d += 4) c0 = fma(v128.load(x + (<usize>d << 2)), load4(dt, w0 + <usize>d * eb, one, mg, bg, ex), c0);
+    for (let d = 0; d < K4; d += 4) c0 = fma(v128.load(x + (<usize>d << 2)), load4(dt, w0 + <usize>d * eb, one, mg, km, bg, ex), c0);
     let s0 = hsum(c0);
     for (let d = K4; d < Kin; d++) s0 += load<f32>(x + (<usize>d << 2)) * load1(dt, w0 + <usize>d * eb);
     store<f32>(out + (<usize>n << 2), s0);

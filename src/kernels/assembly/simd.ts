@@ -74,10 +74,11 @@ const EXP2: usize = memory.data<f32>([
 
 // Widening constants live in static memory and are loaded once per kernel call: V8 rematerializes
 // a v128.const at each use inside a loop (several instructions), while a loaded value stays in a
-// register. [2^112 ×4, 65536.0 ×4, 0x7f800000 ×4, 1.0 ×4]
+// register. [2^112 ×4, 65536.0 ×4, 0x7f800000 ×4, 1.0 ×4, 0x8fffe000 ×4]
 const WIDEN: usize = memory.data<u32>([
   0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x47800000, 0x47800000, 0x47800000, 0x47800000,
   0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000,
+  0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000,
 ], 16);
 
 /** The widening constants (see WIDEN): load them at the top of a kernel, outside its loops. */
@@ -97,26 +98,29 @@ const WIDEN: usize = memory.data<u32>([
 @inline export function wOne(): v128 {
   return v128.load(WIDEN, 48);
 }
+// @ts-ignore: decorator
+@inline export function wMask(): v128 {
+  return v128.load(WIDEN, 64);
+}
 
 /**
- * 4 IEEE halves (zero-extended into i32 lanes) to f32. (bits & 0x7fff) << 13 is the value times
- * 2^-112 for normals and subnormals alike, so one multiply by 2^112 (mg) rebiases it; results
- * >= 65536 (bg) were inf/NaN and get an all-ones exponent (ex); the sign is or-ed back in.
- * Shifts instead of masks keep the constants down to the three passed in.
+ * 4 IEEE halves, sign-extended into i32 lanes (v128.load16x4_s), to f32 in 7 instructions.
+ * x << 13 puts the exponent and mantissa at f32's bits 13..27 and copies of the sign at 28..31;
+ * masking with 0x8fffe000 (km) keeps bit 31 and bits 13..27, which read as f32 are ±value × 2^-112
+ * for normals and subnormals alike, so one multiply by 2^112 (mg) rebiases them. |result| >= 65536
+ * (bg) means inf/NaN: those get an all-ones exponent (ex), keeping sign and payload.
  */
 // @ts-ignore: decorator
-@inline export function h2f(x: v128, mg: v128, bg: v128, ex: v128): v128 {
-  const f = f32x4.mul(i32x4.shr_u(i32x4.shl(x, 17), 4), mg);
-  const inf = v128.and(f32x4.ge(f, bg), ex);
-  const sg = i32x4.shl(i32x4.shr_u(x, 15), 31);
-  return v128.or(v128.or(f, inf), sg);
+@inline export function h2f(x: v128, mg: v128, km: v128, bg: v128, ex: v128): v128 {
+  const f = f32x4.mul(v128.and(i32x4.shl(x, 13), km), mg);
+  return v128.or(f, v128.and(f32x4.ge(f32x4.abs(f), bg), ex));
 }
 
 /** Loads 4 consecutive values of dtype dt at p and widens them to f32 (int8: times scale). */
 // @ts-ignore: decorator
-@inline export function load4(dt: i32, p: usize, scale: v128, mg: v128, bg: v128, ex: v128): v128 {
+@inline export function load4(dt: i32, p: usize, scale: v128, mg: v128, km: v128, bg: v128, ex: v128): v128 {
   if (dt == DT_F32) return v128.load(p);
-  if (dt == DT_F16) return h2f(v128.load16x4_u(p), mg, bg, ex);
+  if (dt == DT_F16) return h2f(v128.load16x4_s(p), mg, km, bg, ex);
   if (dt == DT_BF16) return i32x4.shl(v128.load16x4_u(p), 16);
   const b = i16x8.extend_low_i8x16_s(v128.load32_zero(p));
   return f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(b)), scale);
@@ -133,7 +137,7 @@ export function load1(dt: i32, p: usize): f32 {
   if (dt == DT_F32) return load<f32>(p);
   if (dt == DT_BF16) return reinterpret<f32>(<u32>load<u16>(p) << 16);
   if (dt == DT_I8) return <f32>load<i8>(p);
-  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<u16>(p)), wMagic(), wBig(), wExp()), 0);
+  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<i16>(p)), wMagic(), wMask(), wBig(), wExp()), 0);
 }
 
 /**
@@ -142,18 +146,18 @@ export function load1(dt: i32, p: usize): f32 {
  */
 export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale: f32): void {
   const sv = f32x4.splat(scale);
-  const mg = wMagic(), bg = wBig(), ex = wExp();
+  const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
   const eb = elemBytes(dt);
   const n4 = n & ~3;
   let c = 0;
   if (dt == DT_F32) {
     for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), v128.load(src + (<usize>c << 2)));
   } else if (dt == DT_F16) {
-    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), h2f(v128.load16x4_u(src + (<usize>c << 1)), mg, bg, ex));
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), h2f(v128.load16x4_s(src + (<usize>c << 1)), mg, km, bg, ex));
   } else if (dt == DT_BF16) {
     for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), i32x4.shl(v128.load16x4_u(src + (<usize>c << 1)), 16));
   } else {
-    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), load4(DT_I8, src + <usize>c, sv, mg, bg, ex));
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), load4(DT_I8, src + <usize>c, sv, mg, km, bg, ex));
   }
   for (; c < n; c++) {
     let v = load1(dt, src + <usize>c * eb);
