@@ -249,3 +249,18 @@ test("gpt-oss-20b: maxConcurrency counts its 128-token sliding layers like vLLM'
   assert.ok(r.maxBatch >= 1);
   assert.ok(Math.floor(r.maxConcurrency) >= r.maxBatch && r.maxConcurrency < r.maxBatch + 1, `maxConcurrency ${r.maxConcurrency} vs maxBatch ${r.maxBatch}`);
 });
+
+test("default activation model vs vLLM V1 logs (llm-d, H100 at 79.18 GiB visible): Llama-3.1-8B KV budget 51.38 GiB within 1%", () => {
+  // Log: weights 14.99 GiB, peak activation 4.76 GiB, non-torch 0.13 GiB, KV 51.38 GiB (= 0.9 × 79.18 − the three).
+  const h100 = customGpu({ memoryGiB: 79.18, bandwidthGBs: 3350, tflops: 989 });
+  const r = plan(presetSpec("llama-3.1-8b"), { gpu: h100, kvHeads: [] });
+  assert.equal(r.options.activation.tokens, 8192, "vLLM serve's max_num_batched_tokens on a >= 70 GiB GPU");
+  // 8192 × 2 × (2 × 4096 + 2 × 14336) + 8192 × 128256 × 4 + 0.5 GiB
+  assert.equal(r.memory.activationBytesPerGpu, 8192 * 2 * (2 * 4096 + 2 * 14336) + 8192 * 128256 * 4 + GiB / 2);
+  const err = r.kvBudgetBytesPerGpu / GiB / 51.38 - 1;
+  assert.ok(Math.abs(err) < 0.01, `KV budget ${(r.kvBudgetBytesPerGpu / GiB).toFixed(2)} GiB vs 51.38 GiB logged: error ${(100 * err).toFixed(2)}%, tolerance 1%`);
+  // Logits are gathered to the full vocabulary under tp (llm-d: 70B at tp 2 logs 4.84 GiB, 8B at tp 1 4.76 GiB).
+  const tp2 = plan(presetSpec("llama-3.1-70b"), { gpu: h100, tp: 2, gpus: 2, kvHeads: [] });
+  assert.ok(tp2.memory.activationBytesPerGpu > 8192 * 128256 * 4, "logits not divided by tp");
+  assert.equal(plan(presetSpec("llama-3.1-8b"), { gpu: "rtx-3090", kvHeads: [] }).options.activation.tokens, 2048, "2048 below 70 GiB");
+});

@@ -29,7 +29,7 @@ interface PlanFlags {
   gpuMemoryUtilization: string;
   kvHeads?: string;
   chart: string[];
-  activationTokens: string;
+  activationTokens?: string;
   overheadGib: string;
   activationGib?: string;
   window: boolean;
@@ -57,8 +57,8 @@ export function register(program: Command): void {
     .option("--gpu-memory-utilization <fraction>", "vLLM's fraction of GPU memory the engine may use", "0.9")
     .option("--kv-heads <list>", "what-ifs: comma list of KV head counts, full (MHA), mqa; e.g. full,8,1 (default full,mqa)")
     .option("--chart <path>", "write a chart (repeatable); kind from the name: cache-vs-context, heatmap, throughput; .svg or .png", (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option("--activation-tokens <n>", "tokens in the activation profiling pass (vLLM max_num_batched_tokens)", "2048")
-    .option("--overhead-gib <GiB>", "fixed per-GPU overhead (CUDA context, NCCL, graphs)", "1")
+    .option("--activation-tokens <n>", "tokens in the activation profiling pass (vLLM max_num_batched_tokens; default 8192 on GPUs with >= 70 GiB, else 2048)")
+    .option("--overhead-gib <GiB>", "fixed per-GPU non-torch memory (CUDA context, NCCL)", "0.5")
     .option("--activation-gib <GiB>", "measured activations + overhead per GPU; replaces the activation model")
     .option("--no-window", "ignore sliding windows (cache every token on every layer)")
     .option("--json", "print one JSON object")
@@ -135,7 +135,7 @@ async function runPlan(flags: PlanFlags): Promise<void> {
     blockSize: blockSize === 0 ? null : blockSize,
     gpuMemoryUtilization: numFlag("--gpu-memory-utilization", flags.gpuMemoryUtilization, { min: 0, max: 1 }),
     activation: {
-      tokens: intFlag("--activation-tokens", flags.activationTokens, { min: 0, k: true }),
+      tokens: flags.activationTokens !== undefined ? intFlag("--activation-tokens", flags.activationTokens, { min: 0, k: true }) : undefined,
       overheadBytes: Math.round(nonNegFlag("--overhead-gib", flags.overheadGib) * GiB),
       bytes: flags.activationGib !== undefined ? Math.round(nonNegFlag("--activation-gib", flags.activationGib) * GiB) : null,
     },

@@ -5,10 +5,14 @@
 // caches allocate with. Memory model per GPU (vLLM's rule):
 //   budget = ⌊memory × gpuMemoryUtilization⌋ − weights per GPU − activations − fixed overhead
 //   numBlocks = ⌊budget / (blockSize × KV bytes per token per GPU)⌋,  maxConcurrency = numBlocks × blockSize / context
+//   (sliding-window models: blocks' bytes / one sequence's paged bytes). Formulas, sources and measured error: docs/planner.md.
 //   maxBatch  = replicas × ⌊budget / paged KV bytes of one sequence of `context` tokens⌋
-// Activation model (an option, stated in the result): one profiling forward pass over `tokens` tokens in 16-bit,
-//   tokens × 2 B × (2 × hidden + 2 × MLP width / tp)  +  min(tokens, 256) × ⌈vocab / tp⌉ × 4 B (f32 logits)
-// plus overheadBytes for CUDA context, NCCL buffers and CUDA graphs. Set activation.bytes to use a measured figure.
+// Activation model (an option, stated in the result; docs/planner.md compares it with engine logs): vLLM V1's memory
+// profile runs one forward pass over max_num_batched_tokens = `tokens` tokens (vLLM's default: 8192 on GPUs with
+// ≥ 70 GiB, else 2048) and its dummy sampler over the logits of those tokens, gathered to the full vocabulary in f32:
+//   tokens × 2 B × (2 × hidden + 2 × MLP width / tp)  +  tokens × vocab × 4 B (f32 logits, not split by tp)
+// plus overheadBytes (0.5 GiB: vLLM's "non-torch memory", CUDA context and NCCL, logged as 0.13–0.55 GiB).
+// Set activation.bytes to use a measured figure.
 // Decode roofline per GPU: step time = max(bytes read / bandwidth, FLOPs / dense bf16 peak); tokens/s = batch / step.
 import { UserError } from "../errors.js";
 import { kvBytesPerToken, kvCacheBytes, storedTokens } from "../kvcache/bytes.js";
@@ -24,7 +28,7 @@ const GiB = 1024 ** 3;
 export const MAX_CONTEXT_LIMIT = 2 ** 31 - 1;
 
 export interface ActivationModel {
-  tokens: number; // tokens in the profiling forward pass (vLLM's max_num_batched_tokens), e.g. 2048
+  tokens: number; // tokens in the profiling forward pass (vLLM's max_num_batched_tokens), e.g. 8192 on an H100
   overheadBytes: number; // fixed per-GPU memory outside the cache and weights, e.g. 1 GiB
   bytes?: number | null; // when set: activations + overhead per GPU in bytes, replacing the model above
 }
@@ -138,7 +142,12 @@ export interface PlanResult extends VariantPlan {
   assumptions: string[];
 }
 
-const DEFAULT_ACTIVATION: ActivationModel = { tokens: 2048, overheadBytes: 1 * GiB, bytes: null };
+const DEFAULT_OVERHEAD_BYTES = 0.5 * GiB;
+
+/** vLLM V1's default max_num_batched_tokens for `vllm serve`: 8192 on GPUs with at least 70 GiB, else 2048. */
+export function defaultActivationTokens(gpu: GpuSpec): number {
+  return gpu.memoryBytes >= 70 * GiB ? 8192 : 2048;
+}
 
 function positiveInt(value: unknown, flag: string, min = 1): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
@@ -165,14 +174,19 @@ export function resolvePlanOptions(spec: ModelSpec, options: PlanOptions = {}): 
   const blockSize = options.blockSize === null ? null : positiveInt(options.blockSize ?? 16, "--block-size");
   const util = options.gpuMemoryUtilization ?? 0.9;
   if (typeof util !== "number" || !(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization: ${util} is not in (0, 1]`);
-  const act = { ...DEFAULT_ACTIVATION, ...options.activation };
+  const gpu = typeof options.gpu === "string" ? gpuByName(options.gpu) : options.gpu ?? gpuByName("a100-80gb");
+  const given = options.activation ?? {};
+  const act = {
+    tokens: given.tokens ?? defaultActivationTokens(gpu),
+    overheadBytes: given.overheadBytes ?? DEFAULT_OVERHEAD_BYTES,
+    bytes: given.bytes ?? null,
+  };
   positiveInt(act.tokens, "--activation-tokens", 0);
   // Byte amounts beyond 2^53 are not exact integers in JavaScript (and no device has them).
   if (!(act.overheadBytes >= 0 && act.overheadBytes <= Number.MAX_SAFE_INTEGER)) throw new UserError(`--overhead-gib: ${act.overheadBytes / GiB} GiB is not in [0, 2^53 bytes]`);
   if (act.bytes !== null && act.bytes !== undefined && !(act.bytes >= 0 && act.bytes <= Number.MAX_SAFE_INTEGER)) {
     throw new UserError(`--activation-gib: ${act.bytes / GiB} GiB is not in [0, 2^53 bytes]`);
   }
-  const gpu = typeof options.gpu === "string" ? gpuByName(options.gpu) : options.gpu ?? gpuByName("a100-80gb");
   const kvHeads = (options.kvHeads ?? []).map((k) => parseKvHeads(k, spec.numHeads));
   const budget = options.kvBudgetBytes ?? null;
   if (budget !== null && !(Number.isSafeInteger(Math.round(budget)) && budget >= 0)) throw new UserError(`kv budget: ${budget} is not a non-negative number of bytes below 2^53`);
@@ -223,7 +237,8 @@ export function activationBytesPerGpu(spec: ModelSpec, o: Pick<ResolvedPlanOptio
   const denseWidth = numExperts === 1 || firstDenseLayers > 0 ? intermediateSize : 0;
   const width = Math.ceil(Math.max(moeWidth, denseWidth) / tp);
   const hidden = a.tokens * 2 * (2 * spec.hiddenSize + 2 * width);
-  const logits = Math.min(a.tokens, 256) * Math.ceil(spec.vocabSize / tp) * 4;
+  // vLLM's dummy sampler run takes f32 logits for every profiled token, all-gathered to the full vocabulary under tp.
+  const logits = a.tokens * spec.vocabSize * 4;
   return Math.round(hidden + logits + a.overheadBytes);
 }
 
@@ -426,7 +441,7 @@ function planAssumptions(spec: ModelSpec, o: ResolvedPlanOptions): string[] {
     ? `KV budget per GPU given directly: ${o.kvBudgetBytes} bytes`
     : a.bytes !== null
       ? `activations + overhead per GPU given: ${a.bytes} bytes`
-      : `activations: one ${a.tokens}-token profiling pass in 16-bit, tokens × 2 B × (2 × hidden + 2 × MLP width / tp) + min(tokens, 256) × vocab / tp × 4 B logits, plus ${(a.overheadBytes / GiB).toFixed(2)} GiB fixed overhead per GPU`;
+      : `activations: vLLM V1's profile over max_num_batched_tokens = ${a.tokens}, tokens × 2 B × (2 × hidden + 2 × MLP width / tp) + tokens × vocab × 4 B f32 logits, plus ${(a.overheadBytes / GiB).toFixed(2)} GiB non-torch memory per GPU; against vLLM logs this is within about ±0.5 GiB on H100 (docs/planner.md), the GPU's nominal memory exceeds what the driver exposes by ~1% (H100: 80 vs 79.18 GiB), and older engines (V0) or other servers differ: pass --activation-gib with your engine's figure`;
   return [
     `GPU memory ${(o.gpu.memoryBytes / GiB).toFixed(1)} GiB × gpu_memory_utilization ${o.gpuMemoryUtilization} (vLLM's rule)`,
     act,
