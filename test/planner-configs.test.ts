@@ -48,6 +48,11 @@ const CASES: Expect[] = [
   { file: "c4ai-command-r-v01", shape: [40, 64, 64, 128], kvBytesPerToken: 40 * 2 * 64 * 128 * 2, context: 8192, kvCacheBytes: 1310720 * 8192, total: 34_980_831_232 }, // one norm per parallel block, tied
   { file: "internlm2-7b", shape: [32, 32, 8, 128], kvBytesPerToken: 32 * 2 * 8 * 128 * 2, context: 32768, kvCacheBytes: 131072 * 32768, total: 7_737_708_544 },
   { file: "baichuan2-13b-base", shape: [40, 40, 40, 128], kvBytesPerToken: 40 * 2 * 40 * 128 * 2, context: 4096, kvCacheBytes: 819200 * 4096, total: 13_896_668_160 }, // model_max_length only
+  // Llama-4 (text_config wrapper, untied at the top level): 3 of every 4 layers are chunked (8192 tokens), the NoPE
+  // layers are global: 36 × 4096 × 8192 + 12 × 4096 × 131072. Scout: 16 routed + 1 shared expert on every layer
+  // (card: 109B with the vision encoder, 17B active); Maverick: 128 experts on every 2nd layer (card: 400B, 17B active).
+  { file: "llama-4-scout-17b-16e", shape: [48, 40, 8, 128], kvBytesPerToken: 48 * 2 * 8 * 128 * 2, context: 131072, kvCacheBytes: 36 * 4096 * 8192 + 12 * 4096 * 131072, total: 107_769_861_120, active: 17_172_894_720 },
+  { file: "llama-4-maverick-17b-128e", shape: [48, 40, 8, 128], kvBytesPerToken: 48 * 2 * 8 * 128 * 2, context: 131072, kvCacheBytes: 36 * 4096 * 8192 + 12 * 4096 * 131072, total: 400_711_848_960, active: 17_184_691_200 },
   // ChatGLM: multi_query_group_num 2, kv_channels 128, add_qkv_bias
   { file: "chatglm3-6b", shape: [28, 32, 2, 128], kvBytesPerToken: 28 * 2 * 2 * 128 * 2, context: 8192, kvCacheBytes: 28672 * 8192, total: 6_243_584_000 },
 ];

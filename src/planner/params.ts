@@ -84,7 +84,8 @@ function addMlp(spec: ModelSpec, i: number, p: string, add: (name: string, group
       add(`${name}.down_bias`, "mlp", [E], "replicated", { expert, count });
     }
   };
-  if (numExperts > 1 && i >= firstDenseLayers) {
+  const step = spec.mlp.moeLayerStep ?? 1;
+  if (numExperts > 1 && i >= firstDenseLayers && (i + 1) % step === 0) {
     const F = moeIntermediateSize ?? intermediateSize;
     add(`${p}.router`, "router", [numExperts, E], "replicated");
     mlp(`${p}.experts`, F, "routed", numExperts);

@@ -234,7 +234,7 @@ export function activationBytesPerGpu(spec: ModelSpec, o: Pick<ResolvedPlanOptio
   if (a.bytes !== null && a.bytes !== undefined) return Math.round(a.bytes);
   const { intermediateSize, numExperts, expertsPerToken, sharedExperts, moeIntermediateSize, firstDenseLayers } = spec.mlp;
   const moeWidth = numExperts > 1 ? (expertsPerToken + sharedExperts) * (moeIntermediateSize ?? intermediateSize) : 0;
-  const denseWidth = numExperts === 1 || firstDenseLayers > 0 ? intermediateSize : 0;
+  const denseWidth = numExperts === 1 || firstDenseLayers > 0 || (spec.mlp.moeLayerStep ?? 1) > 1 ? intermediateSize : 0;
   const width = Math.ceil(Math.max(moeWidth, denseWidth) / tp);
   const hidden = a.tokens * 2 * (2 * spec.hiddenSize + 2 * width);
   // vLLM's dummy sampler run takes f32 logits for every profiled token, all-gathered to the full vocabulary under tp.

@@ -59,7 +59,10 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     const defaults = TEXT_CONFIG_DEFAULTS[type] ?? {};
     const used = Object.keys(defaults).filter((k) => text[k] === undefined);
     if (used.length) notes.push(`text_config: ${type} config-class defaults used for ${used.join(", ")}`);
-    obj = { ...defaults, ...(json.vocab_size !== undefined ? { vocab_size: json.vocab_size } : {}), ...text, model_type: type };
+    // The wrapper's own vocab_size and tie_word_embeddings describe the language model too (Llama-4 unties at the top).
+    const outer: Json = {};
+    for (const k of ["vocab_size", "tie_word_embeddings"]) if (json[k] !== undefined && json[k] !== null) outer[k] = json[k];
+    obj = { ...defaults, ...outer, ...text, model_type: type };
     sourceName = `${sourceName} (text_config)`;
   }
   const src: FieldSource = { obj, file: sourceName };
@@ -208,6 +211,7 @@ function readWindows(src: FieldSource, family: string, numLayers: number): (numb
   if (bool(src, ["use_sliding_window"], true) === false) return all(null); // Qwen2: the window is configured but unused
   const windowHit = pick(src, ["sliding_window", "sliding_window_size", "attention_window_size"]);
   const window = windowHit ? int(src, [windowHit.key]) : null;
+  const chunk = optInt(src, ["attention_chunk_size"]);
   const layerTypes = src.obj.layer_types;
   if (Array.isArray(layerTypes)) {
     if (layerTypes.length !== numLayers) {
@@ -215,6 +219,11 @@ function readWindows(src: FieldSource, family: string, numLayers: number): (numb
     }
     return layerTypes.map((t, i) => {
       if (t === "full_attention" || t === "attention" || t === "global") return null;
+      if (t === "chunked_attention") {
+        // Llama-4: a chunked layer attends within its chunk, so it never holds more than attention_chunk_size tokens.
+        if (chunk === null) throw new UserError(`${src.file}: layer_types[${i}] is "chunked_attention" but attention_chunk_size is missing; expected a chunk length`);
+        return chunk;
+      }
       if (t === "sliding_attention" || t === "sliding" || t === "local") {
         if (window === null) throw new UserError(`${src.file}: layer_types[${i}] is "${t}" but sliding_window is missing; expected a window length`);
         return window;
@@ -222,6 +231,13 @@ function readWindows(src: FieldSource, family: string, numLayers: number): (numb
       const hint = /mamba|linear|conv|recurrent|ssm/i.test(String(t)) ? " (a layer without a KV cache: hybrid models are not planned)" : "";
       throw new UserError(`${src.file}: layer_types[${i}] is ${JSON.stringify(t)}${hint}; expected "full_attention" or "sliding_attention"`);
     });
+  }
+  if (family.startsWith("llama4") && chunk !== null) {
+    // transformers' Llama4TextConfig: layers with RoPE use chunked attention, the NoPE layers (every 4th) are global;
+    // no_rope_layers[i] = 1 marks a RoPE (chunked) layer when the config lists them.
+    const noRope = src.obj.no_rope_layers;
+    const chunked = (i: number) => (Array.isArray(noRope) && noRope.length === numLayers ? noRope[i] === 1 || noRope[i] === true : (i + 1) % 4 !== 0);
+    return Array.from({ length: numLayers }, (_, i) => (chunked(i) ? chunk : null));
   }
   if (family === "gemma2") {
     // transformers' Gemma2: even layers (0, 2, ...) slide, odd layers are global.
@@ -282,7 +298,9 @@ function mlpKind(family: string, activation: string): MlpKind {
 }
 
 function readMlp(src: FieldSource, family: string, hiddenSize: number, activation: string, numLayers: number, notes: string[]): MlpSpec {
-  const keys = ["intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim"];
+  // Llama-4 names the dense MLP width intermediate_size_mlp and the expert width intermediate_size.
+  const llama4 = family.startsWith("llama4");
+  const keys = llama4 && has(src, "intermediate_size_mlp") ? ["intermediate_size_mlp"] : ["intermediate_size", "n_inner", "ffn_hidden_size", "ffn_dim"];
   let intermediateSize: number;
   if (pick(src, keys, false)) intermediateSize = int(src, keys, { strict: false });
   else if (FOUR_X_MLP.has(family)) {
@@ -298,8 +316,15 @@ function readMlp(src: FieldSource, family: string, hiddenSize: number, activatio
   if (expertsPerToken > numExperts) {
     throw new UserError(`${src.file}: num_experts_per_tok ${expertsPerToken} exceeds the expert count ${numExperts}; expected at most ${numExperts}`);
   }
-  const moeIntermediateSize = numExperts > 1 ? optInt(src, ["moe_intermediate_size"]) : null;
-  let sharedExperts = numExperts > 1 ? optInt(src, ["n_shared_experts"], 0) ?? 0 : 0;
+  const moeIntermediateSize = numExperts > 1 ? (llama4 ? int(src, ["intermediate_size"], { what: "Llama-4 expert width" }) : optInt(src, ["moe_intermediate_size"])) : null;
+  // Llama-4 MoE layers carry one shared expert beside the routed ones (no config field says so).
+  let sharedExperts = numExperts > 1 ? optInt(src, ["n_shared_experts"], 0) ?? (llama4 ? 1 : 0) : 0;
+  // MoE on every step-th layer, dense MLPs between (Llama-4 interleave_moe_layer_step, Qwen2/3-MoE decoder_sparse_step).
+  const moeLayerStep = numExperts > 1 ? int(src, ["interleave_moe_layer_step", "decoder_sparse_step"], { fallback: 1 }) : 1;
+  const mlpOnly = src.obj.mlp_only_layers;
+  if (numExperts > 1 && Array.isArray(mlpOnly) && mlpOnly.length > 0) {
+    throw new UserError(`${src.file}: mlp_only_layers ${JSON.stringify(mlpOnly).slice(0, 40)} (dense layers inside a MoE model) is not modelled; expected an empty list`);
+  }
   const sharedSize = optInt(src, ["shared_expert_intermediate_size"]);
   if (sharedSize !== null && numExperts > 1) {
     // Qwen2-MoE: one shared expert of its own width; expressed as a count of expert-width MLPs.
@@ -313,5 +338,5 @@ function readMlp(src: FieldSource, family: string, hiddenSize: number, activatio
   if (firstDenseLayers > numLayers) {
     throw new UserError(`${src.file}: first_k_dense_replace ${firstDenseLayers} exceeds num_hidden_layers ${numLayers}`);
   }
-  return { kind: mlpKind(family, activation), intermediateSize, numExperts, expertsPerToken, sharedExperts, moeIntermediateSize, firstDenseLayers };
+  return { kind: mlpKind(family, activation), intermediateSize, numExperts, expertsPerToken, sharedExperts, moeIntermediateSize, firstDenseLayers, ...(moeLayerStep > 1 ? { moeLayerStep } : {}) };
 }

@@ -29,6 +29,7 @@ export interface MlpSpec {
   sharedExperts: number; // DeepSeek: 2, else 0
   moeIntermediateSize: number | null; // expert width when it differs from intermediateSize
   firstDenseLayers: number; // DeepSeek: leading layers that stay dense
+  moeLayerStep?: number; // MoE on layers with (i + 1) % step = 0, dense MLP elsewhere (Llama-4 Maverick: 2); default 1
 }
 
 export type PositionKind = "rope" | "learned" | "alibi";
