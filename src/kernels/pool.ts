@@ -1,10 +1,12 @@
 // The worker pool's dispatch and barrier, host side (browser-neutral: no Node imports).
 //
 // All threads run the same WASM module over one shared memory. A task is published by writing its
-// arguments into the control block and bumping GEN; workers (spinning briefly, then sleeping in
-// memory.atomic.wait32) wake, take work items from an atomic counter, and bump DONE. The calling
-// thread works too (as thread 0), then waits on DONE with Atomics.wait (allowed on Node's main
-// thread and in browser workers). Offsets mirror src/kernels/assembly/layout.ts.
+// arguments into the control block, then NEXT = (generation << 32 | 0), then bumping GEN; workers
+// (spinning briefly, then sleeping in memory.atomic.wait32) wake and claim work items by
+// compare-and-swap on NEXT, counting finished items in DONE. The calling thread works too (as
+// thread 0), then waits until DONE = items with Atomics.wait (allowed on Node's main thread and in
+// browser workers). It never waits for a worker that found nothing to do, so a worker that is
+// descheduled on a busy machine costs only the items it holds. Offsets mirror assembly/layout.ts.
 
 export const CTL = {
   GEN: 0,
@@ -53,6 +55,8 @@ const SPIN = 20000; // polls of DONE before sleeping (a short task returns in mi
 
 export class Pool {
   private i32: Int32Array;
+  private i64: BigInt64Array;
+  private gen = 0;
   private broken: string | null = null;
 
   private constructor(
@@ -62,6 +66,7 @@ export class Pool {
     private readonly workers: SpawnedWorker[],
   ) {
     this.i32 = new Int32Array(memory.buffer);
+    this.i64 = new BigInt64Array(memory.buffer);
   }
 
   get threads(): number {
@@ -100,21 +105,24 @@ export class Pool {
   }
 
   view(): Int32Array {
-    if (this.i32.buffer !== this.memory.buffer) this.i32 = new Int32Array(this.memory.buffer);
+    if (this.i32.buffer !== this.memory.buffer) {
+      this.i32 = new Int32Array(this.memory.buffer);
+      this.i64 = new BigInt64Array(this.memory.buffer);
+    }
     return this.i32;
   }
 
-  /** Runs task `kind` with `nitems` work items on all threads and returns when all are done. */
+  /** Runs task `kind` with `nitems` work items on all threads and returns when all items are done. */
   run(kind: number, nitems: number): void {
     if (this.broken) throw new Error(`kernel pool is unusable: ${this.broken}`);
     const v = this.view();
     const c = this.ctl >> 2;
-    const nw = this.workers.length;
-    Atomics.store(v, c + (CTL.DONE >> 2), 0);
-    Atomics.store(v, c + (CTL.NEXT >> 2), 0);
     v[c + (CTL.KIND >> 2)] = kind;
     v[c + (CTL.NITEMS >> 2)] = nitems;
-    if (nw > 0) {
+    Atomics.store(v, c + (CTL.DONE >> 2), 0);
+    this.gen = (this.gen + 1) & 0x7fffffff;
+    Atomics.store(this.i64, (this.ctl + CTL.NEXT) >> 3, BigInt(this.gen) << 32n); // publishes the task
+    if (this.workers.length > 0) {
       Atomics.add(v, c + (CTL.GEN >> 2), 1);
       Atomics.notify(v, c + (CTL.GEN >> 2));
     }
@@ -124,11 +132,17 @@ export class Pool {
     } catch (e) {
       failure = e;
     }
-    // Barrier: wait for every worker even if this thread failed, so no task overlaps the next.
+    // Barrier on items: workers still inside an item finish it before the next task is published.
     let spins = 0;
     for (;;) {
       const done = Atomics.load(v, c + (CTL.DONE >> 2));
-      if (done >= nw) break;
+      if (done >= nitems || Atomics.load(v, c + (CTL.ERR >> 2)) !== 0) break;
+      if (failure) {
+        // This thread trapped inside an item it claimed: that item never finishes. Wait for the
+        // others to drain what they hold, then give up on the pool.
+        const next = Number(Atomics.load(this.i64, (this.ctl + CTL.NEXT) >> 3) & 0xffffffffn);
+        if (done >= Math.min(next, nitems) - 1) break;
+      }
       if (++spins > SPIN) Atomics.wait(v, c + (CTL.DONE >> 2), done, 50);
     }
     const err = Atomics.load(v, c + (CTL.ERR >> 2));
@@ -136,7 +150,10 @@ export class Pool {
       this.broken = `worker ${err} crashed`;
       failure ??= new Error(`kernel worker ${err} crashed during task ${kind}`);
     }
-    if (failure) throw failure;
+    if (failure) {
+      this.broken ??= `a kernel trapped: ${failure instanceof Error ? failure.message : String(failure)}`;
+      throw failure;
+    }
   }
 
   /** Stops the workers (they return from workerLoop) and terminates them. */

@@ -17,29 +17,51 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-/** Runs this thread's share of the current task: work items taken from an atomic counter. */
+/**
+ * Runs this thread's share of the current task: it claims work items one at a time from CTL_NEXT,
+ * an i64 holding (task generation << 32 | next item), and counts each finished item in CTL_DONE.
+ * Claims are compare-and-swap on the tagged value, so a thread that wakes late (after the host
+ * has moved on) can never take an item of a task it did not read the arguments of, and the host
+ * only waits for items, not for threads that found nothing left to do.
+ */
 export function runTask(ctl: usize, tid: i32): void {
-  const kind = load<i32>(ctl + L.CTL_KIND);
-  const nitems = load<i32>(ctl + L.CTL_NITEMS);
+  const gen = atomicLoad64(ctl + L.CTL_NEXT) >>> 32;
   while (true) {
-    const i = fetchAdd(ctl + L.CTL_NEXT);
-    if (i >= nitems) break;
+    const v = atomicLoad64(ctl + L.CTL_NEXT);
+    if (v >>> 32 != gen) return;
+    const i = <i32>(v & 0xffffffff);
+    const kind = load<i32>(ctl + L.CTL_KIND);
+    if (i >= load<i32>(ctl + L.CTL_NITEMS)) return;
+    if (!claim(ctl + L.CTL_NEXT, v)) continue;
     if (kind == L.KIND_ATTENTION) attnItem(ctl, i, tid);
     else if (kind == L.KIND_MATMUL) matmulItem(ctl, i, tid);
     else if (kind == L.KIND_STREAM) streamItem(ctl, i, tid);
     else if (kind == L.KIND_PEAK) peakItem(ctl, tid);
+    itemDone(ctl + L.CTL_DONE);
   }
 }
 
+// Atomics where the build has threads; plain memory operations in the single-thread build.
 // @ts-ignore: decorator
-@inline function fetchAdd(p: usize): i32 {
-  if (ASC_FEATURE_THREADS) return atomic.add<i32>(p, 1);
-  const v = load<i32>(p);
-  store<i32>(p, v + 1);
-  return v;
+@inline function atomicLoad64(p: usize): i64 {
+  if (ASC_FEATURE_THREADS) return atomic.load<i64>(p);
+  return load<i64>(p);
+}
+// @ts-ignore: decorator
+@inline function claim(p: usize, v: i64): bool {
+  if (ASC_FEATURE_THREADS) return atomic.cmpxchg<i64>(p, v, v + 1) == v;
+  store<i64>(p, v + 1);
+  return true;
+}
+// @ts-ignore: decorator
+@inline function itemDone(p: usize): void {
+  if (ASC_FEATURE_THREADS) {
+    atomic.add<i32>(p, 1);
+    atomic.notify(p, 1);
+  } else store<i32>(p, load<i32>(p) + 1);
 }
 
-/** A worker's life: wait for a new generation, run its share, count itself done. Returns on quit. */
+/** A worker's life: wait for a new generation, take items while there are any. Returns on quit. */
 export function workerLoop(ctl: usize, tid: i32): void {
   if (!ASC_FEATURE_THREADS) return; // single-thread build (unshared memory): no workers
   let seen = atomic.load<i32>(ctl + L.CTL_GEN);
@@ -56,8 +78,6 @@ export function workerLoop(ctl: usize, tid: i32): void {
     seen = g;
     if (atomic.load<i32>(ctl + L.CTL_QUIT) != 0) return;
     runTask(ctl, tid);
-    atomic.add<i32>(ctl + L.CTL_DONE, 1);
-    atomic.notify(ctl + L.CTL_DONE, 1);
   }
 }
 

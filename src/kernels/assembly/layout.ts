@@ -1,14 +1,14 @@
 // The control block shared by the host (src/kernels/wasm.ts, which mirrors these numbers) and
 // every thread. It sits in the Arena; futex words get their own cache lines.
 
-export const CTL_GEN: usize = 0; // i32: bumped by the host to publish a task (workers wait on it)
-export const CTL_DONE: usize = 64; // i32: workers that finished the current task (host waits on it)
-export const CTL_NEXT: usize = 128; // i32: next work item (atomic counter, dynamic scheduling)
+export const CTL_GEN: usize = 0; // i32: bumped by the host to publish a task (sleeping workers wait on it)
+export const CTL_DONE: usize = 64; // i32: work items finished in the current task (host waits on it)
+export const CTL_NEXT: usize = 128; // i64: task generation << 32 | next work item (claimed by compare-and-swap)
 export const CTL_KIND: usize = 192; // i32: task kind
 export const CTL_NITEMS: usize = 196; // i32: work items in the task
 export const CTL_QUIT: usize = 200; // i32: 1 = workers return from workerLoop
 export const CTL_READY: usize = 256; // i32: workers that entered workerLoop
-export const CTL_ERR: usize = 260; // i32: tid + 1 of a worker whose loop threw (written by the host's worker script)
+export const CTL_ERR: usize = 260; // i32: tid of a worker whose loop threw (written by the host's worker script)
 export const CTL_ARGS: usize = 320; // u32[64]: task arguments
 export const CTL_SINK: usize = 640; // per-thread results of the bandwidth/peak probes, 16 bytes each
 export const CTL_BYTES: usize = 1024;

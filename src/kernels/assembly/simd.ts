@@ -29,19 +29,6 @@ export const DT_I8: i32 = 3;
   return max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
 }
 
-// exp2 constants in static memory: a v128.load per use is one instruction, while V8 rebuilds a
-// v128.const from two 64-bit immediates at every use (four). [-126, c6..c0 of 2^f, 127 as i32], ×4 lanes.
-const EXP2: usize = memory.data<f32>([
-  -126.0, -126.0, -126.0, -126.0,
-  1.5403530393381606e-4, 1.5403530393381606e-4, 1.5403530393381606e-4, 1.5403530393381606e-4,
-  1.3333558146428443e-3, 1.3333558146428443e-3, 1.3333558146428443e-3, 1.3333558146428443e-3,
-  9.618129107628477e-3, 9.618129107628477e-3, 9.618129107628477e-3, 9.618129107628477e-3,
-  5.550410866482158e-2, 5.550410866482158e-2, 5.550410866482158e-2, 5.550410866482158e-2,
-  2.402265069591007e-1, 2.402265069591007e-1, 2.402265069591007e-1, 2.402265069591007e-1,
-  6.931471805599453e-1, 6.931471805599453e-1, 6.931471805599453e-1, 6.931471805599453e-1,
-  1.0, 1.0, 1.0, 1.0,
-], 16);
-
 /**
  * 2^x for x <= 0 (softmax weights after subtracting the max), 4 lanes. Round-to-nearest splits
  * x = n + f with |f| <= 0.5; 2^f is a degree-6 Taylor polynomial (relative error ~1.2e-7) and 2^n
@@ -50,18 +37,17 @@ const EXP2: usize = memory.data<f32>([
  */
 // @ts-ignore: decorator
 @inline export function exp2v(x: v128): v128 {
-  const lo = v128.load(EXP2);
-  const keep = f32x4.ge(x, lo);
-  const xc = f32x4.max(x, lo);
+  const keep = f32x4.ge(x, f32x4.splat(-126.0));
+  const xc = f32x4.max(x, f32x4.splat(-126.0));
   const n = f32x4.nearest(xc);
   const f = f32x4.sub(xc, n);
-  let p = v128.load(EXP2, 16);
-  p = fma(p, f, v128.load(EXP2, 32));
-  p = fma(p, f, v128.load(EXP2, 48));
-  p = fma(p, f, v128.load(EXP2, 64));
-  p = fma(p, f, v128.load(EXP2, 80));
-  p = fma(p, f, v128.load(EXP2, 96));
-  p = fma(p, f, v128.load(EXP2, 112));
+  let p = f32x4.splat(1.5403530393381606e-4);
+  p = fma(p, f, f32x4.splat(1.3333558146428443e-3));
+  p = fma(p, f, f32x4.splat(9.618129107628477e-3));
+  p = fma(p, f, f32x4.splat(5.550410866482158e-2));
+  p = fma(p, f, f32x4.splat(2.402265069591007e-1));
+  p = fma(p, f, f32x4.splat(6.931471805599453e-1));
+  p = fma(p, f, f32x4.splat(1.0));
   const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   return v128.and(f32x4.mul(p, e), keep);
 }
@@ -72,35 +58,27 @@ const EXP2: usize = memory.data<f32>([
   return f32x4.extract_lane(exp2v(f32x4.splat(x)), 0);
 }
 
-// Widening constants live in static memory and are loaded once per kernel call: V8 rematerializes
-// a v128.const at each use inside a loop (several instructions), while a loaded value stays in a
-// register. [2^112 ×4, 65536.0 ×4, 0x7f800000 ×4, 1.0 ×4, 0x8fffe000 ×4]
-const WIDEN: usize = memory.data<u32>([
-  0x77800000, 0x77800000, 0x77800000, 0x77800000, 0x47800000, 0x47800000, 0x47800000, 0x47800000,
-  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000,
-  0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000,
-], 16);
-
-/** The widening constants (see WIDEN): load them at the top of a kernel, outside its loops. */
+// The widening constants, as v128.const immediates. Loading them (and exp2's) from static memory
+// once per call instead measured no faster on this machine, so the module keeps no static data.
 // @ts-ignore: decorator
 @inline export function wMagic(): v128 {
-  return v128.load(WIDEN);
+  return i32x4.splat(0x77800000); // 2^112
 }
 // @ts-ignore: decorator
 @inline export function wBig(): v128 {
-  return v128.load(WIDEN, 16);
+  return f32x4.splat(65536.0);
 }
 // @ts-ignore: decorator
 @inline export function wExp(): v128 {
-  return v128.load(WIDEN, 32);
+  return i32x4.splat(0x7f800000);
 }
 // @ts-ignore: decorator
 @inline export function wOne(): v128 {
-  return v128.load(WIDEN, 48);
+  return f32x4.splat(1.0);
 }
 // @ts-ignore: decorator
 @inline export function wMask(): v128 {
-  return v128.load(WIDEN, 64);
+  return i32x4.splat(0x8fffe000);
 }
 
 /**
