@@ -74,7 +74,7 @@ export async function tokenizerFromGguf(meta: Record<string, unknown>, path: str
   const model = meta["tokenizer.ggml.model"];
   const tokens = meta["tokenizer.ggml.tokens"];
   if (!Array.isArray(tokens)) throw new UserError(`${path}: no tokenizer.ggml.tokens; pass --prompt-tokens to give token ids directly`);
-  if (model === "llama") return spmFromGguf(meta, tokens as string[], path);
+  if (model === "llama") return spmFromGguf(meta, tokens as string[]);
   if (model !== "gpt2") throw new UserError(`${path}: GGUF tokenizer model "${String(model)}" is not supported ("gpt2" byte-level BPE and "llama" SentencePiece are); pass --prompt-tokens`);
   const types = (meta["tokenizer.ggml.token_type"] as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
@@ -116,7 +116,7 @@ export async function applyChatTemplate(tok: TextTokenizer, messages: ChatMessag
  * into two pieces that are both in the vocabulary, ranked by the merged piece's score; spaces
  * become "▁" and a "▁" is prepended; BOS is added when tokenizer.ggml.add_bos_token (default true).
  */
-async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path: string): Promise<TextTokenizer> {
+async function spmFromGguf(meta: Record<string, unknown>, tokens: string[]): Promise<TextTokenizer> {
   const scores = (meta["tokenizer.ggml.scores"] as number[] | undefined) ?? tokens.map((_, i) => -i);
   const types = (meta["tokenizer.ggml.token_type"] as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
@@ -157,6 +157,5 @@ async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path
     bos_token: bosTok,
     chat_template: typeof meta["tokenizer.chat_template"] === "string" ? meta["tokenizer.chat_template"] : undefined,
   };
-  void path;
   return tokenizerFromJson(json, config, typeof eos === "number" ? [eos] : []);
 }

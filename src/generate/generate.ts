@@ -107,7 +107,7 @@ export function generate(model: DecoderModel, prompts: number[][], opts: Generat
 /** Updates r.text, streams the safe part, and returns true when a stop string ended the sequence. */
 function updateText(r: SequenceResult, opts: GenerateOptions, emitted: number[], b: number): boolean {
   if (!opts.decode) return false;
-  let text = opts.decode(r.tokens);
+  const text = opts.decode(r.tokens);
   const stops = opts.stopStrings ?? [];
   for (const s of stops) {
     const at = s ? text.indexOf(s) : -1;
@@ -135,6 +135,5 @@ function updateText(r: SequenceResult, opts: GenerateOptions, emitted: number[],
     opts.onText(b, text.slice(emitted[b], safe));
     emitted[b] = safe;
   }
-  text = "";
   return false;
 }
