@@ -41,6 +41,7 @@ const CASES: [string, "f32" | "f16", string][] = [
   ["llama-gqa-f16", "f16", "GQA, tied, f16 GGUF"],
   ["llama3-gqa-sharded", "f32", "GQA G=4, llama3 rope_freqs"],
   ["llama-mqa-bf16", "f32", "MQA, head dim 10"],
+  ["qwen2-gqa-bias", "f32", "qwen2 architecture: q/k/v biases, NEOX RoPE without permutation, tied"],
 ];
 
 for (const [name, dtype, what] of CASES) {

@@ -1,4 +1,4 @@
-// `mqa export-gguf <hf-dir> <out.gguf>`: write a llama-architecture HF folder as GGUF v3 that
+// `mqa export-gguf <hf-dir> <out.gguf>`: write a llama or qwen2 HF folder as GGUF v3 that
 // llama.cpp loads (Q/K rows permuted, tokenizer embedded). The conversion is in src/formats/export.ts.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
@@ -7,7 +7,7 @@ import { exportGguf } from "../formats/export.js";
 export function register(program: Command): void {
   program
     .command("export-gguf")
-    .description("Convert an HF llama-family folder to a GGUF file llama.cpp can load")
+    .description("Convert an HF llama or qwen2 folder to a GGUF file llama.cpp can load")
     .argument("<hf-dir>", "HF model folder (config.json, safetensors, tokenizer.json)")
     .argument("<out>", "output .gguf path")
     .option("--dtype <type>", "matrix dtype: f32 or f16 (norms stay f32)", "f16")
@@ -15,8 +15,8 @@ export function register(program: Command): void {
     .action((dir: string, out: string, flags: { dtype: string; json?: boolean }) => {
       if (flags.dtype !== "f32" && flags.dtype !== "f16") throw new UserError(`--dtype "${flags.dtype}": expected f32 or f16`);
       const r = exportGguf(dir, out, flags.dtype);
-      const summary = { input: dir, output: out, dtype: flags.dtype, tensors: r.tensors, dataBytes: r.bytes, architecture: "llama", heads: r.spec.numHeads, kvHeads: r.spec.numKvHeads };
+      const summary = { input: dir, output: out, dtype: flags.dtype, tensors: r.tensors, dataBytes: r.bytes, architecture: r.spec.family, heads: r.spec.numHeads, kvHeads: r.spec.numKvHeads };
       if (flags.json) console.log(JSON.stringify(summary));
-      else console.log(`wrote ${out}: ${r.tensors} tensors, ${(r.bytes / 1048576).toFixed(1)} MiB of ${flags.dtype} data (llama, ${r.spec.numHeads} heads, ${r.spec.numKvHeads} KV heads)`);
+      else console.log(`wrote ${out}: ${r.tensors} tensors, ${(r.bytes / 1048576).toFixed(1)} MiB of ${flags.dtype} data (${r.spec.family}, ${r.spec.numHeads} heads, ${r.spec.numKvHeads} KV heads)`);
     });
 }

@@ -1,5 +1,6 @@
-// HF folder → GGUF (llama architecture), the way llama.cpp's convert_hf_to_gguf.py writes it:
-// metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout, norms in f32,
+// HF folder → GGUF (llama and qwen2 architectures), the way llama.cpp's convert_hf_to_gguf.py writes
+// it: metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout (llama only: qwen2
+// uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
 // matrices in the requested dtype, llama3 rope_scaling as the rope_freqs tensor, and the
 // tokenizer.json vocabulary as a "gpt2" (byte-level BPE) tokenizer.
 import { existsSync, readFileSync } from "node:fs";
@@ -19,13 +20,14 @@ export interface ExportResult {
   spec: ModelSpec;
 }
 
-/** Converts `hfDir` (llama family) to a GGUF file readable by llama.cpp. */
+/** Converts `hfDir` (model_type llama or qwen2) to a GGUF file readable by llama.cpp. */
 export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
   const configPath = join(hfDir, "config.json");
   if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
-  if (spec.family !== "llama") throw new UserError(`${configPath}: export-gguf writes the llama architecture; model_type "${spec.family}" is not supported`);
+  if (spec.family !== "llama" && spec.family !== "qwen2") throw new UserError(`${configPath}: export-gguf writes the llama and qwen2 architectures; model_type "${spec.family}" is not supported`);
+  const arch = spec.family;
   const src = safetensorsSource(hfDir);
   const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = spec;
   const tensors: GgufTensorOut[] = [];
@@ -43,7 +45,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
       name: gname, shape: info.shape, type, bytes: numel * eb,
       write: (emit) => {
         let f = readF32(src.read.bind(src), name, info.dtype, numel);
-        if (qk) f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1]);
+        if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1]);
         if (type === "f32") emit(new Uint8Array(f.buffer));
         else {
           const h = new Uint16Array(numel);
@@ -62,21 +64,21 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
     tensors.push({ name: "rope_freqs.weight", shape: [D / 2], type: "f32", bytes: f.byteLength, write: (emit) => emit(new Uint8Array(f.buffer)) });
   }
   const meta: [string, GgufValue][] = [
-    ["general.architecture", { type: "string", value: "llama" }],
+    ["general.architecture", { type: "string", value: arch }],
     ["general.name", { type: "string", value: spec.name }],
     ["general.file_type", { type: "u32", value: dtype === "f32" ? 0 : 1 }],
-    ["llama.context_length", { type: "u32", value: spec.maxPositions }],
-    ["llama.embedding_length", { type: "u32", value: E }],
-    ["llama.block_count", { type: "u32", value: spec.numLayers }],
-    ["llama.feed_forward_length", { type: "u32", value: spec.mlp.intermediateSize }],
-    ["llama.attention.head_count", { type: "u32", value: H }],
-    ["llama.attention.head_count_kv", { type: "u32", value: K }],
-    ["llama.attention.layer_norm_rms_epsilon", { type: "f32", value: spec.normEps }],
-    ["llama.rope.freq_base", { type: "f32", value: spec.ropeTheta }],
-    ["llama.rope.dimension_count", { type: "u32", value: D }],
-    ["llama.attention.key_length", { type: "u32", value: D }],
-    ["llama.attention.value_length", { type: "u32", value: D }],
-    ["llama.vocab_size", { type: "u32", value: spec.vocabSize }],
+    [`${arch}.context_length`, { type: "u32", value: spec.maxPositions }],
+    [`${arch}.embedding_length`, { type: "u32", value: E }],
+    [`${arch}.block_count`, { type: "u32", value: spec.numLayers }],
+    [`${arch}.feed_forward_length`, { type: "u32", value: spec.mlp.intermediateSize }],
+    [`${arch}.attention.head_count`, { type: "u32", value: H }],
+    [`${arch}.attention.head_count_kv`, { type: "u32", value: K }],
+    [`${arch}.attention.layer_norm_rms_epsilon`, { type: "f32", value: spec.normEps }],
+    [`${arch}.rope.freq_base`, { type: "f32", value: spec.ropeTheta }],
+    [`${arch}.rope.dimension_count`, { type: "u32", value: D }],
+    [`${arch}.attention.key_length`, { type: "u32", value: D }],
+    [`${arch}.attention.value_length`, { type: "u32", value: D }],
+    [`${arch}.vocab_size`, { type: "u32", value: spec.vocabSize }],
     ...(opts.tokenizer ?? tokenizerMetadata(hfDir, spec.vocabSize)), // opts.tokenizer: tests write other vocabularies
   ];
   writeGguf(out, meta, tensors);

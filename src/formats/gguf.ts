@@ -164,7 +164,7 @@ export function unpermuteQKInto<T extends Float32Array | Uint16Array>(w: T, out:
 
 // ---------------------------------------------------------------------------------- reader
 
-/** GGUF name → HF name for the llama architecture (blk.N.* per layer). */
+/** GGUF name → HF name for the llama and qwen2 architectures (blk.N.* per layer). */
 const LLAMA_NAMES: [RegExp, string][] = [
   [/^token_embd\.weight$/, "model.embed_tokens.weight"],
   [/^output_norm\.weight$/, "model.norm.weight"],
@@ -279,7 +279,7 @@ export function dequantizeQ8_0(raw: Uint8Array, numel: number): Float32Array {
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
   const file = await readGguf(path);
   const arch = file.metadata["general.architecture"];
-  if (arch !== "llama") throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama`);
+  if (arch !== "llama" && arch !== "qwen2") throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama or qwen2`);
   const spec = specFromGgufMetadata(file.metadata, path, [...file.tensors.keys()]);
   const byHf = new Map<string, GgufTensor>();
   for (const [name, t] of file.tensors) {
@@ -303,7 +303,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
     },
     read: (name, dst) => {
       const t = byHf.get(name)!;
-      const m = /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name);
+      const m = arch === "llama" ? /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name) : null; // qwen2: NEOX RoPE = HF layout
       if (!m && t.type !== GGML_TYPE.Q8_0) return readRaw(path, t, dst); // straight into the destination
       let el: Float32Array | Uint16Array;
       if (t.type === GGML_TYPE.Q8_0) el = dequantizeQ8_0(readRaw(path, t), t.shape.reduce((a, b) => a * b, 1));
