@@ -42,6 +42,7 @@ const CASES: [string, "f32" | "f16", string][] = [
   ["llama3-gqa-sharded", "f32", "GQA G=4, llama3 rope_freqs"],
   ["llama-mqa-bf16", "f32", "MQA, head dim 10"],
   ["qwen2-gqa-bias", "f32", "qwen2 architecture: q/k/v biases, NEOX RoPE without permutation, tied"],
+  ["gemma-mqa", "f32", "gemma architecture: MQA, head dim 24 != 32/4, GeGLU, (1 + w) norms"],
 ];
 
 for (const [name, dtype, what] of CASES) {

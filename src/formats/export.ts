@@ -1,4 +1,4 @@
-// HF folder → GGUF (llama and qwen2 architectures), the way llama.cpp's convert_hf_to_gguf.py writes
+// HF folder → GGUF (llama, qwen2 and gemma architectures; gemma norms stored as 1 + w), the way llama.cpp's convert_hf_to_gguf.py writes
 // it: metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout (llama only: qwen2
 // uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
 // matrices in the requested dtype, llama3 rope_scaling as the rope_freqs tensor, and the
@@ -26,7 +26,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
   if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
-  if (spec.family !== "llama" && spec.family !== "qwen2") throw new UserError(`${configPath}: export-gguf writes the llama and qwen2 architectures; model_type "${spec.family}" is not supported`);
+  if (!["llama", "qwen2", "gemma"].includes(spec.family)) throw new UserError(`${configPath}: export-gguf writes the llama, qwen2 and gemma architectures; model_type "${spec.family}" is not supported`);
   const arch = spec.family;
   const src = safetensorsSource(hfDir);
   const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = spec;
@@ -46,6 +46,8 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
       write: (emit) => {
         let f = readF32(src.read.bind(src), name, info.dtype, numel);
         if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1]);
+        // llama.cpp's Gemma multiplies by the stored norm weight: store HF's (1 + w).
+        if (arch === "gemma" && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
         if (type === "f32") emit(new Uint8Array(f.buffer));
         else {
           const h = new Uint16Array(numel);

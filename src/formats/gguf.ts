@@ -279,7 +279,7 @@ export function dequantizeQ8_0(raw: Uint8Array, numel: number): Float32Array {
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
   const file = await readGguf(path);
   const arch = file.metadata["general.architecture"];
-  if (arch !== "llama" && arch !== "qwen2") throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama or qwen2`);
+  if (arch !== "llama" && arch !== "qwen2" && arch !== "gemma") throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama, qwen2 or gemma`);
   const spec = specFromGgufMetadata(file.metadata, path, [...file.tensors.keys()]);
   const byHf = new Map<string, GgufTensor>();
   for (const [name, t] of file.tensors) {
@@ -298,12 +298,19 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
     info: (name) => {
       const t = byHf.get(name);
       if (!t) return undefined;
-      const dtype = t.type === GGML_TYPE.F32 || t.type === GGML_TYPE.Q8_0 ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
+      const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
+      const dtype = t.type === GGML_TYPE.F32 || t.type === GGML_TYPE.Q8_0 || gemmaNorm ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
       return { dtype, shape: t.shape };
     },
     read: (name, dst) => {
       const t = byHf.get(name)!;
       const m = arch === "llama" ? /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name) : null; // qwen2: NEOX RoPE = HF layout
+      const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
+      if (gemmaNorm) {
+        // GGUF Gemma norms hold (1 + w); the runtime's Gemma RMSNorm adds the 1 itself.
+        const f = decodeToF32(path, t).map((x) => x - 1);
+        return dst.set(new Uint8Array(f.buffer));
+      }
       if (!m && t.type !== GGML_TYPE.Q8_0) return readRaw(path, t, dst); // straight into the destination
       let el: Float32Array | Uint16Array;
       if (t.type === GGML_TYPE.Q8_0) el = dequantizeQ8_0(readRaw(path, t), t.shape.reduce((a, b) => a * b, 1));
