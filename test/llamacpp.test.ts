@@ -36,16 +36,20 @@ function softmax(logits: Float32Array): Float64Array {
   return p.map((v) => v / s);
 }
 
-const CASES: [string, "f32" | "f16", string][] = [
+// Per-case probability tolerance: 1e-5 (f32 arithmetic), except starcoder, whose GELU llama.cpp's
+// CPU backend evaluates through an f16 lookup table (GGML_GELU_FP16: the input is rounded to f16,
+// relative error up to 2^-11 per activation), observed 1.5e-5 on probabilities: 1e-4 there.
+const CASES: [string, "f32" | "f16", string, number?][] = [
   ["llama-mha-f32", "f32", "MHA"],
   ["llama-gqa-f16", "f16", "GQA, tied, f16 GGUF"],
   ["llama3-gqa-sharded", "f32", "GQA G=4, llama3 rope_freqs"],
   ["llama-mqa-bf16", "f32", "MQA, head dim 10"],
   ["qwen2-gqa-bias", "f32", "qwen2 architecture: q/k/v biases, NEOX RoPE without permutation, tied"],
   ["gemma-mqa", "f32", "gemma architecture: MQA, head dim 24 != 32/4, GeGLU, (1 + w) norms"],
+  ["gpt-bigcode-mqa", "f16", "starcoder architecture (gpt_bigcode): classic MQA, learned positions, LayerNorm, f16", 1e-4],
 ];
 
-for (const [name, dtype, what] of CASES) {
+for (const [name, dtype, what, tol = 1e-5] of CASES) {
   test(`llama.cpp parity ${name} (${what}): next-token probabilities and greedy continuation`, async () => {
     const { exp } = expected(name);
     const gguf = join(dir, `${name}-${dtype}.gguf`);
@@ -67,7 +71,7 @@ for (const [name, dtype, what] of CASES) {
         const theirs = new Float64Array(V);
         for (const [tok, p] of res[i]!.next!.probabilities!) theirs[tok] = p;
         lastProbs = softmax(mine.subarray(i * V, (i + 1) * V));
-        assertClose(`${name} probabilities after prompt token ${i}`, lastProbs, theirs, 1e-5);
+        assertClose(`${name} probabilities after prompt token ${i}`, lastProbs, theirs, tol);
       });
       // Greedy continuation, step by step on both sides.
       const oursGreedy: number[] = [];
@@ -79,7 +83,7 @@ for (const [name, dtype, what] of CASES) {
         const theirs = new Float64Array(V);
         for (const [t, p] of r[0]!.next!.probabilities!) theirs[t] = p;
         lastProbs = softmax(ours.model.forward(cache, [s], [[tok]], "last"));
-        assertClose(`${name} probabilities after greedy token ${step}`, lastProbs, theirs, 1e-5);
+        assertClose(`${name} probabilities after greedy token ${step}`, lastProbs, theirs, tol);
         theirsGreedy.push(argmax(theirs));
       }
       assert.deepEqual(oursGreedy, exp.greedy, `${name}: our greedy continuation from the GGUF`);

@@ -1,4 +1,4 @@
-// `mqa export-gguf <hf-dir> <out.gguf>`: write a llama, qwen2 or gemma HF folder as GGUF v3 that
+// `mqa export-gguf <hf-dir> <out.gguf>`: write a llama, qwen2, gemma or gpt_bigcode (MQA) HF folder as GGUF v3 that
 // llama.cpp loads (Q/K rows permuted, tokenizer embedded). The conversion is in src/formats/export.ts.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
@@ -7,7 +7,7 @@ import { exportGguf } from "../formats/export.js";
 export function register(program: Command): void {
   program
     .command("export-gguf")
-    .description("Convert an HF llama, qwen2 or gemma folder to a GGUF file llama.cpp can load")
+    .description("Convert an HF llama, qwen2, gemma or gpt_bigcode (multi_query) folder to a GGUF file llama.cpp can load")
     .argument("<hf-dir>", "HF model folder (config.json, safetensors, tokenizer.json)")
     .argument("<out>", "output .gguf path")
     .option("--dtype <type>", "matrix dtype: f32 or f16 (norms stay f32)", "f16")

@@ -1,4 +1,4 @@
-// HF folder → GGUF (llama, qwen2 and gemma architectures; gemma norms stored as 1 + w), the way llama.cpp's convert_hf_to_gguf.py writes
+// HF folder → GGUF (llama, qwen2, gemma and starcoder = gpt_bigcode MQA; gemma norms stored as 1 + w), the way llama.cpp's convert_hf_to_gguf.py writes
 // it: metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout (llama only: qwen2
 // uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
 // matrices in the requested dtype, llama3 rope_scaling as the rope_freqs tensor, and the
@@ -26,8 +26,13 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
   if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
-  if (!["llama", "qwen2", "gemma"].includes(spec.family)) throw new UserError(`${configPath}: export-gguf writes the llama, qwen2 and gemma architectures; model_type "${spec.family}" is not supported`);
-  const arch = spec.family;
+  if (!["llama", "qwen2", "gemma", "gpt_bigcode"].includes(spec.family)) {
+    throw new UserError(`${configPath}: export-gguf writes the llama, qwen2, gemma and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
+  }
+  if (spec.family === "gpt_bigcode" && spec.numKvHeads !== 1) {
+    throw new UserError(`${configPath}: gpt_bigcode without multi_query stores c_attn per head ([q_h | k_h | v_h]), which llama.cpp's starcoder layout does not; expected multi_query true`);
+  }
+  const arch = spec.family === "gpt_bigcode" ? "starcoder" : spec.family;
   const src = safetensorsSource(hfDir);
   const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = spec;
   const tensors: GgufTensorOut[] = [];
@@ -75,9 +80,10 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
     [`${arch}.feed_forward_length`, { type: "u32", value: spec.mlp.intermediateSize }],
     [`${arch}.attention.head_count`, { type: "u32", value: H }],
     [`${arch}.attention.head_count_kv`, { type: "u32", value: K }],
-    [`${arch}.attention.layer_norm_rms_epsilon`, { type: "f32", value: spec.normEps }],
-    [`${arch}.rope.freq_base`, { type: "f32", value: spec.ropeTheta }],
-    [`${arch}.rope.dimension_count`, { type: "u32", value: D }],
+    [`${arch}.attention.${spec.norm === "layernorm" ? "layer_norm_epsilon" : "layer_norm_rms_epsilon"}`, { type: "f32", value: spec.normEps }],
+    ...(spec.positions === "rope"
+      ? ([[`${arch}.rope.freq_base`, { type: "f32", value: spec.ropeTheta }], [`${arch}.rope.dimension_count`, { type: "u32", value: D }]] as [string, GgufValue][])
+      : []),
     [`${arch}.attention.key_length`, { type: "u32", value: D }],
     [`${arch}.attention.value_length`, { type: "u32", value: D }],
     [`${arch}.vocab_size`, { type: "u32", value: spec.vocabSize }],

@@ -180,8 +180,34 @@ const LLAMA_NAMES: [RegExp, string][] = [
   [/^blk\.(\d+)\.ffn_down\.weight$/, "model.layers.$1.mlp.down_proj.weight"],
 ];
 
-/** HF name → GGUF name (llama architecture); null for tensors GGUF does not store. */
+/** GGUF name → HF name for the starcoder architecture (HF gpt_bigcode; fused c_attn = attn_qkv). */
+const STARCODER_NAMES: [RegExp, string][] = [
+  [/^token_embd\.weight$/, "transformer.wte.weight"],
+  [/^position_embd\.weight$/, "transformer.wpe.weight"],
+  [/^output_norm\.(weight|bias)$/, "transformer.ln_f.$1"],
+  [/^output\.weight$/, "lm_head.weight"],
+  [/^blk\.(\d+)\.attn_norm\.(weight|bias)$/, "transformer.h.$1.ln_1.$2"],
+  [/^blk\.(\d+)\.attn_qkv\.(weight|bias)$/, "transformer.h.$1.attn.c_attn.$2"],
+  [/^blk\.(\d+)\.attn_output\.(weight|bias)$/, "transformer.h.$1.attn.c_proj.$2"],
+  [/^blk\.(\d+)\.ffn_norm\.(weight|bias)$/, "transformer.h.$1.ln_2.$2"],
+  [/^blk\.(\d+)\.ffn_up\.(weight|bias)$/, "transformer.h.$1.mlp.c_fc.$2"],
+  [/^blk\.(\d+)\.ffn_down\.(weight|bias)$/, "transformer.h.$1.mlp.c_proj.$2"],
+];
+
+/** HF name → GGUF name (llama, qwen2, gemma, and gpt_bigcode as starcoder); null for tensors GGUF does not store. */
 export function ggufNameOf(hf: string): string | null {
+  const starcoder: [RegExp, string][] = [
+    [/^transformer\.wte\.weight$/, "token_embd.weight"],
+    [/^transformer\.wpe\.weight$/, "position_embd.weight"],
+    [/^transformer\.ln_f\.(weight|bias)$/, "output_norm.$1"],
+    [/^transformer\.h\.(\d+)\.ln_1\.(weight|bias)$/, "blk.$1.attn_norm.$2"],
+    [/^transformer\.h\.(\d+)\.attn\.c_attn\.(weight|bias)$/, "blk.$1.attn_qkv.$2"],
+    [/^transformer\.h\.(\d+)\.attn\.c_proj\.(weight|bias)$/, "blk.$1.attn_output.$2"],
+    [/^transformer\.h\.(\d+)\.ln_2\.(weight|bias)$/, "blk.$1.ffn_norm.$2"],
+    [/^transformer\.h\.(\d+)\.mlp\.c_fc\.(weight|bias)$/, "blk.$1.ffn_up.$2"],
+    [/^transformer\.h\.(\d+)\.mlp\.c_proj\.(weight|bias)$/, "blk.$1.ffn_down.$2"],
+  ];
+  for (const [re, to] of starcoder) if (re.test(hf)) return hf.replace(re, to);
   const table: [RegExp, string][] = [
     [/^model\.embed_tokens\.weight$/, "token_embd.weight"],
     [/^model\.norm\.weight$/, "output_norm.weight"],
@@ -279,11 +305,18 @@ export function dequantizeQ8_0(raw: Uint8Array, numel: number): Float32Array {
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
   const file = await readGguf(path);
   const arch = file.metadata["general.architecture"];
-  if (arch !== "llama" && arch !== "qwen2" && arch !== "gemma") throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama, qwen2 or gemma`);
+  if (arch !== "llama" && arch !== "qwen2" && arch !== "gemma" && arch !== "starcoder") {
+    throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama, qwen2, gemma or starcoder`);
+  }
   const spec = specFromGgufMetadata(file.metadata, path, [...file.tensors.keys()]);
+  if (arch === "starcoder") {
+    // llama.cpp's "starcoder" is HF's gpt_bigcode (biases everywhere, tanh GELU, learned positions).
+    spec.family = "gpt_bigcode";
+    spec.qkvBias = spec.attnOutBias = spec.mlpBias = true;
+  }
   const byHf = new Map<string, GgufTensor>();
   for (const [name, t] of file.tensors) {
-    const rule = LLAMA_NAMES.find(([re]) => re.test(name));
+    const rule = (arch === "starcoder" ? STARCODER_NAMES : LLAMA_NAMES).find(([re]) => re.test(name));
     if (rule) byHf.set(name.replace(rule[0], rule[1]), t);
   }
   const freqs = file.tensors.get("rope_freqs.weight");
