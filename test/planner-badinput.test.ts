@@ -142,3 +142,16 @@ test("unknown names suggest the close ones; bad --kv-heads list the divisors; ba
   const blocker = file("blocker", "x");
   await expectUserError(["--chart", join(blocker, "heatmap.svg")], /--chart .*blocker\/heatmap\.svg: cannot write the file/);
 });
+
+test("chart and seed-table folders under /proc fail at once (Node's recursive mkdir loops forever there)", { timeout: 60_000 }, async () => {
+  await expectUserError(["--chart", "/proc/mqa-no-such-dir/heatmap.svg"], /--chart \/proc\/mqa-no-such-dir\/heatmap\.svg: cannot write the file \(ENOENT/);
+  const { code, err } = await run(["seed-tables", "--out", "/proc/mqa-no-such-dir"]);
+  assert.equal(code, 2, err);
+  assert.match(err, /^mqa: --out \/proc\/mqa-no-such-dir: cannot write seed-tables\.md \(ENOENT/);
+  const { makeDirs } = await import("../src/planner/render.js");
+  const deep = join(dir, "a", "b", "c");
+  makeDirs(deep);
+  makeDirs(deep); // existing folders are fine
+  const { existsSync } = await import("node:fs");
+  assert.ok(existsSync(deep));
+});

@@ -1,7 +1,7 @@
 // Renders a Vega-Lite spec to an SVG or PNG file (node only; the web page renders in the browser).
 // vega-lite compile → vega View with renderer "none" → toSVG(); PNG via @resvg/resvg-js.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, extname } from "node:path";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, extname, resolve } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
 import { UserError } from "../errors.js";
 
@@ -25,6 +25,22 @@ export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
   return resvg.render().asPng();
 }
 
+/**
+ * mkdir -p that fails instead of hanging: Node 20's mkdirSync(..., { recursive: true }) loops forever under /proc
+ * (ENOENT is retried), so the missing levels are created one by one from the deepest existing ancestor.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let d = resolve(dir);
+  while (!existsSync(d)) {
+    missing.unshift(d);
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const m of missing) mkdirSync(m);
+}
+
 /** Writes the chart to `path`; the extension (.svg or .png) picks the format. */
 export async function renderChartFile(spec: TopLevelSpec, path: string): Promise<void> {
   const ext = extname(path).toLowerCase();
@@ -32,7 +48,7 @@ export async function renderChartFile(spec: TopLevelSpec, path: string): Promise
   const svg = await chartToSvg(spec);
   const data = ext === ".svg" ? svg : await svgToPng(svg);
   try {
-    mkdirSync(dirname(path) || ".", { recursive: true });
+    makeDirs(dirname(path) || ".");
     writeFileSync(path, data);
   } catch (e) {
     // EACCES, ENOENT under /proc, EISDIR, ENOSPC, ...: the user's path, named with the flag.
