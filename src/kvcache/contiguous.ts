@@ -7,28 +7,16 @@
 
 import type { Arena } from "../kernels/memory.js";
 import type { KvSegment } from "../kernels/types.js";
-import {
-  type KvCache,
-  type KvCacheConfig,
-  type RowPlace,
-  RowWriter,
-  checkWriteInputs,
-  countBytes,
-  normalizeCacheConfig,
-  regionLayout,
-  segmentOf,
-} from "./cache.js";
+import { type KvCacheConfig, checkWriteInputs, countBytes, regionLayout, segmentOf } from "./cache.js";
+import { type Region as BaseRegion, RegionKvCache, emptyPlace } from "./regions.js";
 
 export interface ContiguousKvCacheOptions {
   initialTokens?: number; // rows reserved at the first write, e.g. 16 (at least the first write's T)
   growth?: number; // capacity multiplier when full, e.g. 2; must be > 1
 }
 
-interface Region {
-  ptr: number; // arena allocation, 0 = none yet
+interface Region extends BaseRegion {
   cap: number; // rows reserved per kv head
-  len: number; // rows written
-  place: RowPlace;
 }
 
 /**
@@ -37,44 +25,23 @@ interface Region {
  * const seq = cache.addSequence();
  * const segments = cache.write(0, seq, k, v); // k, v: f32 [T, 2, 64]
  */
-export class ContiguousKvCache implements KvCache {
+export class ContiguousKvCache extends RegionKvCache<Region> {
   readonly kind = "contiguous" as const;
-  readonly config: Required<KvCacheConfig>;
   /** How many times a region was (re)allocated; tests use it to prove growth is geometric. */
   reallocations = 0;
-  private readonly regions = new Map<number, Region[]>(); // seq -> [L]
-  private nextSeq = 0;
-  private readonly writer: RowWriter;
   private readonly initialTokens: number;
   private readonly growth: number;
 
-  constructor(readonly arena: Arena, config: KvCacheConfig, opts: ContiguousKvCacheOptions = {}) {
-    this.config = normalizeCacheConfig("ContiguousKvCache", config);
+  constructor(arena: Arena, config: KvCacheConfig, opts: ContiguousKvCacheOptions = {}) {
+    super(arena, "ContiguousKvCache", config);
     this.initialTokens = opts.initialTokens ?? 16;
     this.growth = opts.growth ?? 2;
     if (!Number.isInteger(this.initialTokens) || this.initialTokens < 1) throw new RangeError(`ContiguousKvCache: initialTokens must be a positive integer, got ${this.initialTokens}`);
     if (!(this.growth > 1)) throw new RangeError(`ContiguousKvCache: growth must be > 1, got ${this.growth}`);
-    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype);
   }
 
-  addSequence(): number {
-    const seq = this.nextSeq++;
-    const empty = (): Region => ({ ptr: 0, cap: 0, len: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } });
-    this.regions.set(seq, Array.from({ length: this.config.numLayers }, empty));
-    return seq;
-  }
-
-  freeSequence(seq: number): void {
-    for (const r of this.get(seq)) if (r.ptr) this.arena.release(r.ptr);
-    this.regions.delete(seq);
-  }
-
-  sequences(): number[] {
-    return [...this.regions.keys()];
-  }
-
-  length(seq: number, layer = 0): number {
-    return this.get(seq)[layer].len;
+  protected emptyRegion(): Region {
+    return { ptr: 0, cap: 0, len: 0, place: emptyPlace() };
   }
 
   write(layer: number, seq: number, k: Float32Array, v: Float32Array): KvSegment[] {
@@ -98,27 +65,11 @@ export class ContiguousKvCache implements KvCache {
   }
 
   bytes(): number {
-    return countBytes(this.config, this.lengths((r) => r.len));
+    return countBytes(this.config, this.perRegion((r) => r.len));
   }
 
   reservedBytes(): number {
-    return countBytes(this.config, this.lengths((r) => r.cap));
-  }
-
-  dispose(): void {
-    for (const seq of this.sequences()) this.freeSequence(seq);
-  }
-
-  private lengths(pick: (r: Region) => number): number[] {
-    const out: number[] = [];
-    for (const regions of this.regions.values()) for (const r of regions) out.push(pick(r));
-    return out;
-  }
-
-  private get(seq: number): Region[] {
-    const r = this.regions.get(seq);
-    if (!r) throw new RangeError(`ContiguousKvCache: unknown sequence ${seq}; live sequences are [${this.sequences().join(", ")}]`);
-    return r;
+    return countBytes(this.config, this.perRegion((r) => r.cap));
   }
 
   /** Reallocates a region to hold at least `need` rows, copying the rows already written. */

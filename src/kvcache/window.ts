@@ -13,27 +13,15 @@
 
 import type { Arena } from "../kernels/memory.js";
 import type { KvSegment } from "../kernels/types.js";
-import {
-  type KvCache,
-  type KvCacheConfig,
-  type RowPlace,
-  RowWriter,
-  checkWriteInputs,
-  countBytes,
-  normalizeCacheConfig,
-  regionLayout,
-  segmentOf,
-} from "./cache.js";
+import { type KvCacheConfig, type RowPlace, checkWriteInputs, countBytes, regionLayout, segmentOf } from "./cache.js";
+import { type Region, RegionKvCache, emptyPlace } from "./regions.js";
 
 export interface SlidingWindowKvCacheOptions {
   window: number; // W, e.g. 4096 for Mistral-7B: keys with pos <= qPos - W are dropped
 }
 
-interface Ring {
-  ptr: number; // 0 until the first write
-  len: number; // tokens written (positions), may exceed W
-  place: RowPlace;
-}
+/** A W-row ring; len counts positions written and may exceed W. */
+type Ring = Region;
 
 /**
  * @example
@@ -41,40 +29,19 @@ interface Ring {
  * const seq = cache.addSequence();
  * const segments = cache.write(0, seq, k, v); // attend with window: 4096
  */
-export class SlidingWindowKvCache implements KvCache {
+export class SlidingWindowKvCache extends RegionKvCache<Ring> {
   readonly kind = "window" as const;
-  readonly config: Required<KvCacheConfig>;
   readonly window: number;
-  private readonly rings = new Map<number, Ring[]>(); // seq -> [L]
-  private nextSeq = 0;
-  private readonly writer: RowWriter;
-  private staging = { ptr: 0, cap: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } as RowPlace };
+  private staging: { ptr: number; cap: number; place: RowPlace } = { ptr: 0, cap: 0, place: emptyPlace() };
 
-  constructor(readonly arena: Arena, config: KvCacheConfig, opts: SlidingWindowKvCacheOptions) {
-    this.config = normalizeCacheConfig("SlidingWindowKvCache", config);
+  constructor(arena: Arena, config: KvCacheConfig, opts: SlidingWindowKvCacheOptions) {
+    super(arena, "SlidingWindowKvCache", config);
     this.window = opts.window;
     if (!Number.isInteger(this.window) || this.window < 1) throw new RangeError(`SlidingWindowKvCache: window must be a positive integer, got ${this.window}`);
-    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype);
   }
 
-  addSequence(): number {
-    const seq = this.nextSeq++;
-    const empty = (): Ring => ({ ptr: 0, len: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } });
-    this.rings.set(seq, Array.from({ length: this.config.numLayers }, empty));
-    return seq;
-  }
-
-  freeSequence(seq: number): void {
-    for (const r of this.get(seq)) if (r.ptr) this.arena.release(r.ptr);
-    this.rings.delete(seq);
-  }
-
-  sequences(): number[] {
-    return [...this.rings.keys()];
-  }
-
-  length(seq: number, layer = 0): number {
-    return this.get(seq)[layer].len;
+  protected emptyRegion(): Ring {
+    return { ptr: 0, len: 0, place: emptyPlace() };
   }
 
   write(layer: number, seq: number, k: Float32Array, v: Float32Array): KvSegment[] {
@@ -119,22 +86,19 @@ export class SlidingWindowKvCache implements KvCache {
 
   /** Bytes of the cached rows: min(len, W) per (layer, seq), equal to kvCacheBytes with the window applied. */
   bytes(): number {
-    const lens: number[] = [];
-    for (const rings of this.rings.values()) for (const r of rings) lens.push(r.len);
-    return countBytes(this.config, lens, { window: this.window });
+    return countBytes(this.config, this.perRegion((r) => r.len), { window: this.window });
   }
 
   /** W rows per allocated ring, plus the prefill staging rows. */
   reservedBytes(): number {
-    const rows: number[] = [this.staging.cap];
-    for (const rings of this.rings.values()) for (const r of rings) if (r.ptr) rows.push(this.window);
-    return countBytes(this.config, rows);
+    const rows = this.perRegion((r) => (r.ptr ? this.window : null));
+    return countBytes(this.config, [this.staging.cap, ...rows]);
   }
 
-  dispose(): void {
-    for (const seq of this.sequences()) this.freeSequence(seq);
+  override dispose(): void {
+    super.dispose();
     if (this.staging.ptr) this.arena.release(this.staging.ptr);
-    this.staging = { ptr: 0, cap: 0, place: { kPtr: 0, vPtr: 0, headStride: 0 } };
+    this.staging = { ptr: 0, cap: 0, place: emptyPlace() };
   }
 
   private allocRing(ring: Ring): void {
@@ -150,9 +114,4 @@ export class SlidingWindowKvCache implements KvCache {
     this.staging = { ptr, cap, place: regionLayout(this.config, cap, ptr).place };
   }
 
-  private get(seq: number): Ring[] {
-    const r = this.rings.get(seq);
-    if (!r) throw new RangeError(`SlidingWindowKvCache: unknown sequence ${seq}; live sequences are [${this.sequences().join(", ")}]`);
-    return r;
-  }
 }
