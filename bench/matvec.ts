@@ -1,0 +1,98 @@
+// Decode matvec (M = 1) speed of the WASM kernels beside a streaming read of the same weight bytes,
+// measured interleaved in the same run over the same threads. Never a test: timings depend on load.
+//
+// Shapes: the decode projections and LM head of a 110M LLaMA (dim 768, hidden 2048, vocab 32000),
+// plus N = Kin = 4096. Each shape rotates over enough copies of w (>= 96 MiB) that, as in decode,
+// every call reads its weights from DRAM, not cache; the probe reads the same copy right after.
+//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16] [--seconds 0.5]
+import { cpus, loadavg } from "node:os";
+import { Arena } from "../src/kernels/memory.js";
+import { createKernels, type KernelHandle } from "../src/kernels/index.js";
+import type { WasmKernels } from "../src/kernels/wasm.js";
+import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
+import { encodeF16 } from "../src/kvcache/convert.js";
+
+const MiB = 1024 * 1024;
+const ROTATE_BYTES = 96 * MiB;
+
+function flag(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
+const threadList = flag("threads", "1,2").split(",").map(Number);
+const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16")[];
+const seconds = Number(flag("seconds", "0.5"));
+const shapes: [number, number][] = [
+  [768, 768],
+  [2048, 768],
+  [768, 2048],
+  [32000, 768],
+  [4096, 4096],
+];
+
+enableRelaxedSimdFlag();
+const loadBefore = loadavg();
+const arena = new Arena({ initialBytes: 256 * MiB });
+const kernels = new Map<number, KernelHandle>();
+for (const t of threadList) kernels.set(t, await createKernels({ arena, backend: "wasm", threads: t, relaxed: "auto" }));
+const wasm = (t: number) => kernels.get(t) as unknown as WasmKernels;
+
+const maxW = Math.max(...shapes.map(([n, k]) => n * k * 4));
+const poolBytes = Math.max(ROTATE_BYTES, maxW) + maxW;
+const wPool = arena.alloc(poolBytes, "bench w");
+const x = arena.alloc(4096 * 4, "bench x");
+const out = arena.alloc(32000 * 4, "bench out");
+// Random weights in [-0.1, 0.1), activations in [-2, 2): finite, typical of a trained model.
+{
+  let s = 12345;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2147483648 - 1);
+  const xs = arena.f32(x, 4096);
+  for (let i = 0; i < xs.length; i++) xs[i] = 2 * rnd();
+  const block = new Float32Array(MiB);
+  for (let i = 0; i < block.length; i++) block[i] = 0.1 * rnd();
+  const f32bytes = new Uint8Array(block.buffer);
+  const dst = arena.u8(wPool, poolBytes);
+  for (let o = 0; o < poolBytes; o += f32bytes.length) dst.set(f32bytes.subarray(0, Math.min(f32bytes.length, poolBytes - o)), o);
+}
+
+console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}`);
+console.log("dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction");
+for (const dt of dtypes) {
+  if (dt === "f16") {
+    // Re-encode the pool as f16 in place (first half of the f32 bytes).
+    const f = arena.f32(wPool, poolBytes / 4);
+    const h = new Uint16Array(poolBytes / 4);
+    encodeF16(f, h);
+    arena.u8(wPool, poolBytes).set(new Uint8Array(h.buffer, 0, poolBytes / 2));
+  }
+  for (const [N, Kin] of shapes) {
+    const wBytes = N * Kin * (dt === "f32" ? 4 : 2);
+    const stride = Math.ceil(wBytes / 4096) * 4096;
+    const copies = Math.max(1, Math.floor(Math.min(ROTATE_BYTES, (dt === "f32" ? poolBytes : poolBytes / 2) - stride) / stride));
+    for (const t of threadList) {
+      const k = kernels.get(t)!;
+      let i = 0;
+      let best = Infinity, bestProbe = Infinity;
+      const start = performance.now();
+      for (let rep = 0; rep < 3 * copies || performance.now() - start < seconds * 1000; rep++) {
+        const w = wPool + (i++ % copies) * stride;
+        const t0 = performance.now();
+        k.matmul({ x, w, bias: 0, out, M: 1, N, Kin, wDtype: dt });
+        const t1 = performance.now();
+        const w2 = wPool + (i++ % copies) * stride;
+        wasm(t).streamRead(w2, wBytes);
+        const t2 = performance.now();
+        if (rep > 0) {
+          best = Math.min(best, t1 - t0);
+          bestProbe = Math.min(bestProbe, t2 - t1);
+        }
+        if (rep > 4000) break;
+      }
+      const gbps = wBytes / best / 1e6, sgbps = wBytes / bestProbe / 1e6;
+      console.log(`${dt.padEnd(6)} ${String(N).padEnd(6)} ${String(Kin).padEnd(5)} ${t}   ${best.toFixed(3).padStart(8)}  ${gbps.toFixed(1).padStart(5)}   ${sgbps.toFixed(1).padStart(9)}     ${(gbps / sgbps).toFixed(2)}`);
+    }
+  }
+}
+for (const k of kernels.values()) k.close();
+console.log(`# load after ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
