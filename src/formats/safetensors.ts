@@ -6,7 +6,7 @@
 // forged header is a UserError naming the file and the tensor, never a crash or a huge allocation.
 // Tensor bytes are read straight into their destination (an Arena view) with fs.readSync, so the
 // weights are never held twice in memory.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 
@@ -158,4 +158,38 @@ export function readTensorBytes(t: TensorEntry, dst: Uint8Array): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** A tensor to write: row-major values, stored as F32. */
+export interface NamedTensor {
+  name: string; // e.g. "model.layers.0.mlp.up_proj.weight"
+  shape: number[];
+  data: Float32Array | Float64Array | number[];
+}
+
+/**
+ * Writes an F32 safetensors file (training checkpoints and optimizer state): u64 header length,
+ * the JSON header padded so the data starts 8-byte aligned, then each tensor's values in order.
+ */
+export function writeSafetensors(path: string, tensors: NamedTensor[], metadata: Record<string, string> = {}): void {
+  const header: Record<string, unknown> = { __metadata__: { format: "pt", ...metadata } };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = t.data.length * 4;
+    header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, "utf8");
+  const out = Buffer.alloc(8 + headerBytes.length + offset);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  let o = 8 + headerBytes.length;
+  for (const t of tensors) {
+    const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+    Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(out, o);
+    o += f.byteLength;
+  }
+  writeFileSync(path, out);
 }

@@ -2,55 +2,22 @@
 //   config.json (model_type "llama"), model.safetensors (F32), tokenizer.json, tokenizer_config.json,
 // plus what resuming needs: optimizer.safetensors (AdamW moments per parameter: "<name>.exp_avg",
 // "<name>.exp_avg_sq") and trainer_state.json (step, options, batch RNG state, data, log).
-// The safetensors code here is a minimal F32 writer/reader: 8-byte little-endian header length,
-// JSON header {name: {dtype, shape, data_offsets}}, then the raw row-major data.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
+import { readSafetensorsHeader, readTensorBytes, writeSafetensors } from "../formats/safetensors.js";
 import type { TrainOptions } from "./loop.js";
 import type { Buf } from "./matmul.js";
 import type { TensorInfo, TrainModelConfig } from "./model.js";
 
-export interface NamedTensor {
-  name: string;
-  shape: number[];
-  data: Buf; // written as F32
-}
-
-export function writeSafetensors(path: string, tensors: NamedTensor[], metadata: Record<string, string> = {}): void {
-  const header: Record<string, unknown> = { __metadata__: { format: "pt", ...metadata } };
-  let offset = 0;
-  for (const t of tensors) {
-    const bytes = t.data.length * 4;
-    header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // data starts 8-byte aligned
-  const headerBytes = Buffer.from(json, "utf8");
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let o = 8 + headerBytes.length;
-  for (const t of tensors) {
-    const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-    Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(out, o);
-    o += f.byteLength;
-  }
-  writeFileSync(path, out);
-}
-
+/** Reads every tensor of an F32 safetensors file (validated by the formats reader). */
 export function readSafetensorsF32(path: string): Map<string, { shape: number[]; data: Float32Array }> {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, h] of Object.entries(header)) {
-    if (name === "__metadata__") continue;
-    if (h.dtype !== "F32") throw new UserError(`${path}: tensor ${name} is ${h.dtype}; training checkpoints hold F32 only`);
-    const [a, b] = h.data_offsets;
-    const bytes = buf.subarray(8 + n + a, 8 + n + b);
-    out.set(name, { shape: h.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) });
+  for (const [name, t] of readSafetensorsHeader(path).tensors) {
+    if (t.dtype !== "F32") throw new UserError(`${path}: tensor ${name} is ${t.dtype}; training checkpoints hold F32 only`);
+    const data = new Float32Array(t.bytes / 4);
+    readTensorBytes(t, new Uint8Array(data.buffer));
+    out.set(name, { shape: t.shape, data });
   }
   return out;
 }
