@@ -2,20 +2,12 @@
 //
 // Legend: N tokens, S keys, H query heads, K kv heads, G = H/K, D head dim.
 import assert from "node:assert/strict";
+import { seededRandom } from "../src/random.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** Deterministic PRNG (mulberry32) so every failure reproduces. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 /** n standard-normal values (Box-Muller) times `scale`. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {

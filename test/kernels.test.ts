@@ -8,6 +8,7 @@
 // Caches in f16/bf16/int8 are decoded exactly the same way by both sides, so the same bound holds.
 // matmul: f32 sums of Kin products, |err| <= 1e-5 + 4e-7·Kin·mean|x·w| ... stated per case below.
 import { test, before, after } from "node:test";
+import { seededRandom } from "../src/random.js";
 import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
@@ -28,17 +29,8 @@ before(async () => {
 });
 after(() => backends.forEach((b) => b.close()));
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32) so every failure reproduces. */
+const rng = seededRandom;
 function fill(a: Float32Array, seed: number, scale = 1): void {
   const r = rng(seed);
   for (let i = 0; i < a.length; i++) a[i] = (2 * r() - 1) * scale;

@@ -7,6 +7,7 @@
 // Legend: H query heads, K kv heads, G = H/K, D head dim, S cached positions, L layers.
 
 import { Arena } from "../kernels/memory.js";
+import { seededRandom } from "../random.js";
 import { createKernels, type KernelBackend } from "../kernels/index.js";
 import { referenceKernels } from "../kernels/reference.js";
 import type { AttentionCall, Kernels, KvDtype, KvSegment } from "../kernels/types.js";
@@ -181,15 +182,10 @@ function median(xs: number[]): number {
 
 /** Uniform(-1, 1) draws from a deterministic generator (mulberry32). */
 function uniform(seed: number): (n: number) => Float32Array {
-  let x = seed >>> 0;
+  const next = seededRandom(seed);
   return (n) => {
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      x = (x + 0x6d2b79f5) >>> 0;
-      let t = Math.imul(x ^ (x >>> 15), x | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-    }
+    for (let i = 0; i < n; i++) out[i] = next() * 2 - 1;
     return out;
   };
 }

@@ -15,17 +15,7 @@ export interface SamplingOptions {
   seed?: number; // RNG seed; the same seed and inputs give the same tokens
 }
 
-/** A small seeded PRNG (mulberry32): uniform floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "../random.js";
 
 /** Validates options; messages name the flag and the value. */
 export function checkSampling(o: SamplingOptions): Required<SamplingOptions> {
