@@ -41,7 +41,7 @@ interface PlanFlags {
 export function register(program: Command): void {
   program
     .command("plan")
-    .description("Exact KV-cache and memory plan for a model on a GPU, with MHA/GQA/MQA what-ifs and charts")
+    .description("Exact KV-cache and memory plan for a model on a GPU, with MHA/GQA/MQA what-ifs and charts (formulas, sources and the budget model's measured error: docs/planner.md)")
     .option("--model <name|path>", "preset name, config.json, model folder or .gguf file", "llama-2-7b")
     .option("--context <tokens>", "tokens per sequence (a k suffix multiplies by 1024: 32k = 32768)", "4096")
     .option("--batch <n>", "concurrent sequences", "1")
