@@ -87,3 +87,20 @@ test("state-space and hybrid models are refused with the field that marks them, 
   const { specFromGgufMetadata } = await import("../src/spec/gguf.js");
   assert.throws(() => specFromGgufMetadata({ "general.architecture": "mamba", "mamba.block_count": 64, "mamba.ssm.state_size": 16 }, "m.gguf"), /mamba\.ssm\.state_size/);
 });
+
+test("GGUF sliding patterns llama.cpp hard-codes: gpt-oss slides on even layers only (was: every layer capped at 128 tokens)", async () => {
+  const { specFromGgufMetadata } = await import("../src/spec/gguf.js");
+  const meta = (arch: string) => ({
+    "general.architecture": arch, [`${arch}.block_count`]: 24, [`${arch}.embedding_length`]: 2880, [`${arch}.feed_forward_length`]: 2880,
+    [`${arch}.attention.head_count`]: 64, [`${arch}.attention.head_count_kv`]: 8, [`${arch}.attention.key_length`]: 64,
+    [`${arch}.attention.sliding_window`]: 128, [`${arch}.context_length`]: 131072, [`${arch}.vocab_size`]: 201088,
+  });
+  const oss = specFromGgufMetadata(meta("gpt-oss"), "gpt-oss-20b.gguf");
+  assert.deepEqual(oss.layers.map((l) => l.window).slice(0, 4), [128, null, 128, null]);
+  // Same cache as the HF config's layer_types: 12 × 2048 × 128 + 12 × 2048 × 131072 bytes at 128K in f16.
+  assert.equal(plan(oss, { context: 131072, kvHeads: [] }).kvCacheBytes, 12 * 2048 * 128 + 12 * 2048 * 131072);
+  const cohere2 = specFromGgufMetadata(meta("cohere2"), "c.gguf");
+  assert.deepEqual(cohere2.layers.map((l) => l.window).slice(0, 8), [128, 128, 128, null, 128, 128, 128, null]);
+  const gemma3 = specFromGgufMetadata(meta("gemma3"), "g.gguf");
+  assert.deepEqual(gemma3.layers.flatMap((l, i) => (l.window === null ? [i] : [])), [5, 11, 17, 23]);
+});

@@ -67,11 +67,13 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
   }
   const window = opt("attention.sliding_window");
   const pattern = opt("attention.sliding_window_pattern");
+  // llama.cpp hard-codes the sliding pattern of some architectures (set_swa_pattern(n): layer i slides when
+  // i % n < n - 1, i.e. every n-th layer is global); the GGUF then carries only the window length.
+  const FIXED_PATTERN: Record<string, number> = { gemma2: 2, gemma3: 6, "gpt-oss": 2, cohere2: 4, exaone4: 4 };
   const windowOf = (i: number): number | null => {
     if (window === null) return null;
-    if (arch === "gemma2") return i % 2 === 0 ? window : null; // llama.cpp: even layers slide
-    if (arch === "gemma3") return (i + 1) % (pattern ?? 6) === 0 ? null : window;
-    if (pattern !== null) return (i + 1) % pattern === 0 ? null : window;
+    const n = pattern ?? FIXED_PATTERN[arch] ?? null;
+    if (n !== null) return i % n < n - 1 ? window : null;
     return window;
   };
   const layers: LayerSpec[] = kvPerLayer.map((kv, i) => ({ numHeads, numKvHeads: mla ? numHeads : kv, headDim, window: windowOf(i) }));
