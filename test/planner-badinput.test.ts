@@ -155,3 +155,8 @@ test("chart and seed-table folders under /proc fail at once (Node's recursive mk
   const { existsSync } = await import("node:fs");
   assert.ok(existsSync(deep));
 });
+
+test("usage mistakes caught by the argument parser are one mqa: line too (unknown flag, missing value)", async () => {
+  await expectUserError(["--no-such-flag"], /unknown option '--no-such-flag'/);
+  await expectUserError(["--context"], /--context/);
+});

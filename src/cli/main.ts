@@ -9,7 +9,8 @@ export async function main(argv: string[]): Promise<number> {
     .description("Multi-query / grouped-query attention toolkit: engine, runtime, planner, lab")
     .version("0.1.0")
     .exitOverride()
-    .showHelpAfterError("(run with --help for usage)");
+    // Usage mistakes read like every other user error: one "mqa: ..." line, exit code 2.
+    .configureOutput({ outputError: (text, write) => write(`mqa: ${text.replace(/^error: /, "")}`) });
   for (const register of COMMANDS) register(program);
   try {
     await program.parseAsync(argv, { from: "user" });
