@@ -4,8 +4,11 @@
 // Shapes: the decode projections and LM head of a 110M LLaMA (dim 768, hidden 2048, vocab 32000),
 // plus N = Kin = 4096. Each shape rotates over enough copies of w (>= 96 MiB) that, as in decode,
 // every call reads its weights from DRAM, not cache; the probe reads the same copy right after.
-//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16] [--seconds 0.5]
+//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16] [--seconds 0.5] [--hot] [--baseline old.wasm]
+// --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current one (same-run
+// A/B on this shared, noisy machine); its GB/s is printed as "base" and the speed-up as "×base".
 import { cpus, loadavg } from "node:os";
+import { readFileSync } from "node:fs";
 import { Arena } from "../src/kernels/memory.js";
 import { createKernels, type KernelHandle } from "../src/kernels/index.js";
 import type { WasmKernels } from "../src/kernels/wasm.js";
@@ -23,6 +26,7 @@ function flag(name: string, dflt: string): string {
 const threadList = flag("threads", "1,2").split(",").map(Number);
 const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16")[];
 const seconds = Number(flag("seconds", "0.5"));
+const hot = process.argv.includes("--hot"); // one copy of w: cache-resident for the small shapes (compute bound)
 const shapes: [number, number][] = [
   [768, 768],
   [2048, 768],
@@ -37,6 +41,10 @@ const arena = new Arena({ initialBytes: 256 * MiB });
 const kernels = new Map<number, KernelHandle>();
 for (const t of threadList) kernels.set(t, await createKernels({ arena, backend: "wasm", threads: t, relaxed: "auto" }));
 const wasm = (t: number) => kernels.get(t) as unknown as WasmKernels;
+const baselinePath = flag("baseline", "");
+const baseModule = baselinePath ? new WebAssembly.Module(readFileSync(baselinePath)) : undefined;
+const baseKernels = new Map<number, KernelHandle>();
+if (baseModule) for (const t of threadList) baseKernels.set(t, await createKernels({ arena, backend: "wasm", threads: t, relaxed: "auto", module: baseModule }));
 
 const maxW = Math.max(...shapes.map(([n, k]) => n * k * 4));
 const poolBytes = Math.max(ROTATE_BYTES, maxW) + maxW;
@@ -57,7 +65,7 @@ const out = arena.alloc(32000 * 4, "bench out");
 }
 
 console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}`);
-console.log("dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction");
+console.log(`dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction${baseModule ? "   base GB/s  ×base" : ""}`);
 for (const dt of dtypes) {
   if (dt === "f16") {
     // Re-encode the pool as f16 in place (first half of the f32 bytes).
@@ -69,11 +77,12 @@ for (const dt of dtypes) {
   for (const [N, Kin] of shapes) {
     const wBytes = N * Kin * (dt === "f32" ? 4 : 2);
     const stride = Math.ceil(wBytes / 4096) * 4096;
-    const copies = Math.max(1, Math.floor(Math.min(ROTATE_BYTES, (dt === "f32" ? poolBytes : poolBytes / 2) - stride) / stride));
+    const copies = hot ? 1 : Math.max(1, Math.floor(Math.min(ROTATE_BYTES, (dt === "f32" ? poolBytes : poolBytes / 2) - stride) / stride));
     for (const t of threadList) {
       const k = kernels.get(t)!;
       let i = 0;
-      let best = Infinity, bestProbe = Infinity;
+      const bk = baseKernels.get(t);
+      let best = Infinity, bestProbe = Infinity, bestBase = Infinity;
       const start = performance.now();
       for (let rep = 0; rep < 3 * copies || performance.now() - start < seconds * 1000; rep++) {
         const w = wPool + (i++ % copies) * stride;
@@ -83,16 +92,24 @@ for (const dt of dtypes) {
         const w2 = wPool + (i++ % copies) * stride;
         wasm(t).streamRead(w2, wBytes);
         const t2 = performance.now();
+        let tb = Infinity;
+        if (bk) {
+          const w3 = wPool + (i++ % copies) * stride;
+          const t3 = performance.now();
+          bk.matmul({ x, w: w3, bias: 0, out, M: 1, N, Kin, wDtype: dt });
+          tb = performance.now() - t3;
+        }
         if (rep > 0) {
           best = Math.min(best, t1 - t0);
           bestProbe = Math.min(bestProbe, t2 - t1);
+          bestBase = Math.min(bestBase, tb);
         }
         if (rep > 4000) break;
       }
       const gbps = wBytes / best / 1e6, sgbps = wBytes / bestProbe / 1e6;
-      console.log(`${dt.padEnd(6)} ${String(N).padEnd(6)} ${String(Kin).padEnd(5)} ${t}   ${best.toFixed(3).padStart(8)}  ${gbps.toFixed(1).padStart(5)}   ${sgbps.toFixed(1).padStart(9)}     ${(gbps / sgbps).toFixed(2)}`);
+      console.log(`${dt.padEnd(6)} ${String(N).padEnd(6)} ${String(Kin).padEnd(5)} ${t}   ${best.toFixed(3).padStart(8)}  ${gbps.toFixed(1).padStart(5)}   ${sgbps.toFixed(1).padStart(9)}     ${(gbps / sgbps).toFixed(2)}${bk ? `   ${(wBytes / bestBase / 1e6).toFixed(1).padStart(9)}  ${(bestBase / best).toFixed(2).padStart(5)}` : ""}`);
     }
   }
 }
-for (const k of kernels.values()) k.close();
+for (const k of [...kernels.values(), ...baseKernels.values()]) k.close();
 console.log(`# load after ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);

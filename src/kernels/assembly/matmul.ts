@@ -3,9 +3,9 @@
 // Legend: M rows of x (tokens), N output features (rows of w), Kin input features.
 // An item is (block of MB rows of x, block of NB rows of w); threads take items dynamically.
 // M < 4 (decode) is a matvec: bandwidth-bound, w streams once with 4 rows in flight and is widened
-// in registers. M >= 4 (prefill, training) is compute-bound: f16/bf16 w rows are widened once per
+// in registers (f16: 8 halves per load by shifts and masks only, see matvecF16). M >= 4 (prefill, training) is compute-bound: f16/bf16 w rows are widened once per
 // item into scratch, then 4×2 register tiles run over Kin in L1-sized chunks of KC values.
-import { DT_F32, DT_F16, DT_BF16, fma, hsum, load1, load4, elemBytes, widenRow, wMagic, wMask, wBig, wExp, wOne } from "./simd";
+import { DT_F32, DT_F16, DT_BF16, fma, hsum, hmax, load1, load4, elemBytes, widenRow, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 import { dotTile } from "./tiles";
 import * as L from "./layout";
 
@@ -26,7 +26,10 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     for (let m = m0; m < m1; m++) {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
       if (dt == DT_F32) matvec(DT_F32, xr, w, n0, n1, Kin, or);
-      else if (dt == DT_F16) matvec(DT_F16, xr, w, n0, n1, Kin, or);
+      else if (dt == DT_F16) {
+        if (absMax(xr, Kin) < X_FAST_MAX) matvecF16(xr, w, n0, n1, Kin, or);
+        else matvec(DT_F16, xr, w, n0, n1, Kin, or);
+      }
       else matvec(DT_BF16, xr, w, n0, n1, Kin, or);
     }
   } else {
@@ -83,6 +86,94 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     for (let d = K4; d < Kin; d++) s0 += load<f32>(x + (<usize>d << 2)) * load1(dt, w0 + <usize>d * eb);
     store<f32>(out + (<usize>n << 2), s0);
   }
+}
+
+// f16 matvec fast path. A half h read as f32 bits (h & 0x7fff) << 13 with the sign moved to bit 31
+// is exactly h·2^-112 for every finite half, normal or subnormal (the same bits h2f builds). Instead
+// of multiplying each weight by 2^112 (h2f), x is multiplied by 2^112 once per chunk and shared by
+// 4 rows: (x·2^112)·(h·2^-112) is the same real product, so every product rounds exactly as on the
+// h2f path (only the summation order differs: even and odd halves go to separate accumulators).
+// It needs |x| < 2^14 so x·2^112 stays finite (larger or NaN x take the h2f path). Inf/NaN halves would read as finite here: a max over |h| per 4 rows
+// detects them, and that block is recomputed on the exact h2f path.
+const X_FAST_MAX: f32 = 16384.0;
+
+/** max |x[i]| over n values (NaN if any is NaN). */
+function absMax(x: usize, n: i32): f32 {
+  let m = f32x4.splat(0);
+  const n4 = n & ~3;
+  let d = 0;
+  for (; d < n4; d += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>d << 2))));
+  let s = hmax(m);
+  for (; d < n; d++) s = max(s, abs(load<f32>(x + (<usize>d << 2))));
+  return s;
+}
+
+/**
+ * 8 halves in one v128, read as 4 i32 lanes of 2 halves: the odd half (bits 16..31) and the even
+ * half (bits 0..15) of each lane as f32 bits scaled by 2^-112, in two shifts and masks, no shuffles.
+ */
+// @ts-ignore: decorator
+@inline function hOdd(h: v128, km: v128): v128 {
+  return v128.and(i32x4.shr_s(h, 3), km);
+}
+// @ts-ignore: decorator
+@inline function hEven(h: v128, km: v128): v128 {
+  return v128.and(i32x4.shr_s(i32x4.shl(h, 16), 3), km);
+}
+
+function matvecF16(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  const rowBytes = <usize>Kin << 1;
+  const K8 = Kin & ~7;
+  const sc = f32x4.splat(5.192296858534828e33); // 2^112
+  const km = i32x4.splat(0x8fffe000), am = i16x8.splat(0x7fff);
+  let n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let hx = i16x8.splat(0);
+    for (let d = 0; d < K8; d += 8) {
+      const x0 = v128.load(x + (<usize>d << 2)), x1 = v128.load(x + (<usize>d << 2), 16);
+      const xe = f32x4.mul(v128.shuffle<f32>(x0, x1, 0, 2, 4, 6), sc);
+      const xo = f32x4.mul(v128.shuffle<f32>(x0, x1, 1, 3, 5, 7), sc);
+      const off = <usize>d << 1;
+      let h = v128.load(w0 + off);
+      hx = i16x8.max_u(hx, v128.and(h, am));
+      a0 = fma(xe, hEven(h, km), a0);
+      b0 = fma(xo, hOdd(h, km), b0);
+      h = v128.load(w1 + off);
+      hx = i16x8.max_u(hx, v128.and(h, am));
+      a1 = fma(xe, hEven(h, km), a1);
+      b1 = fma(xo, hOdd(h, km), b1);
+      h = v128.load(w2 + off);
+      hx = i16x8.max_u(hx, v128.and(h, am));
+      a2 = fma(xe, hEven(h, km), a2);
+      b2 = fma(xo, hOdd(h, km), b2);
+      h = v128.load(w3 + off);
+      hx = i16x8.max_u(hx, v128.and(h, am));
+      a3 = fma(xe, hEven(h, km), a3);
+      b3 = fma(xo, hOdd(h, km), b3);
+    }
+    if (v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
+      matvec(DT_F16, x, w, n, n + 4, Kin, out); // an inf/NaN weight: exact path for these 4 rows
+      continue;
+    }
+    let s0 = hsum(f32x4.add(a0, b0)), s1 = hsum(f32x4.add(a1, b1)), s2 = hsum(f32x4.add(a2, b2)), s3 = hsum(f32x4.add(a3, b3));
+    for (let d = K8; d < Kin; d++) {
+      const xs = load<f32>(x + (<usize>d << 2));
+      const off = <usize>d << 1;
+      s0 += xs * load1(DT_F16, w0 + off);
+      s1 += xs * load1(DT_F16, w1 + off);
+      s2 += xs * load1(DT_F16, w2 + off);
+      s3 += xs * load1(DT_F16, w3 + off);
+    }
+    const o = out + (<usize>n << 2);
+    store<f32>(o, s0);
+    store<f32>(o, s1, 4);
+    store<f32>(o, s2, 8);
+    store<f32>(o, s3, 12);
+  }
+  if (n < n1) matvec(DT_F16, x, w, n, n1, Kin, out);
 }
 
 /** out[m0:m1, n0:n1] for M >= 4: widen w rows if needed, then 4×2 register tiles per KC chunk. */
