@@ -85,20 +85,25 @@ for (const dt of dtypes) {
       let best = Infinity, bestProbe = Infinity, bestBase = Infinity;
       const start = performance.now();
       for (let rep = 0; rep < 3 * copies || performance.now() - start < seconds * 1000; rep++) {
-        const w = wPool + (i++ % copies) * stride;
-        const t0 = performance.now();
-        k.matmul({ x, w, bias: 0, out, M: 1, N, Kin, wDtype: dt });
-        const t1 = performance.now();
-        const w2 = wPool + (i++ % copies) * stride;
-        wasm(t).streamRead(w2, wBytes);
-        const t2 = performance.now();
-        let tb = Infinity;
-        if (bk) {
+        // Current build, probe and baseline each read their own copy of w; the order alternates
+        // (current first on even reps, baseline first on odd) so neither always follows the probe.
+        let t0 = 0, t1 = 0, t2 = 0, tb = Infinity;
+        const runBase = () => {
+          if (!bk) return;
           const w3 = wPool + (i++ % copies) * stride;
           const t3 = performance.now();
           bk.matmul({ x, w: w3, bias: 0, out, M: 1, N, Kin, wDtype: dt });
           tb = performance.now() - t3;
-        }
+        };
+        if (rep % 2 === 1) runBase();
+        const w = wPool + (i++ % copies) * stride;
+        t0 = performance.now();
+        k.matmul({ x, w, bias: 0, out, M: 1, N, Kin, wDtype: dt });
+        t1 = performance.now();
+        const w2 = wPool + (i++ % copies) * stride;
+        wasm(t).streamRead(w2, wBytes);
+        t2 = performance.now();
+        if (rep % 2 === 0) runBase();
         if (rep > 0) {
           best = Math.min(best, t1 - t0);
           bestProbe = Math.min(bestProbe, t2 - t1);
