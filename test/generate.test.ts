@@ -7,7 +7,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { main } from "../src/cli/main.js";
+import { runCli } from "./cli-helpers.js";
 import { UserError } from "../src/errors.js";
 import { generate } from "../src/generate/generate.js";
 import { applyRepetitionPenalty, checkSampling, filteredDistribution, sampleToken, seededRandom } from "../src/generate/sampling.js";
@@ -109,21 +109,7 @@ test("generate: stop tokens end a sequence (not included); stop strings cut the 
   assert.equal(edge.sequences[0].finishReason, "length");
 });
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  // process.stdout stays untouched: the test runner reports through it.
-  const [log, error, writeErr] = [console.log, console.error, process.stderr.write.bind(process.stderr)];
-  console.log = (...a: unknown[]) => void out.push(a.join(" ") + "\n");
-  console.error = (...a: unknown[]) => void err.push(a.join(" ") + "\n");
-  process.stderr.write = ((c: string | Uint8Array) => (err.push(String(c)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out: out.join(""), err: err.join("").trim() };
-  } finally {
-    [console.log, console.error, process.stderr.write] = [log, error, writeErr];
-    process.exitCode = undefined;
-  }
-}
+const run = runCli;
 
 /** Runs the CLI in a child process (streaming writes to process.stdout). */
 function runChild(args: string[]): { code: number; out: string; err: string } {

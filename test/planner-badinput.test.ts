@@ -5,27 +5,9 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { main } from "../src/cli/main.js";
+import { runCli } from "./cli-helpers.js";
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  const writeErr = process.stderr.write.bind(process.stderr);
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  process.stderr.write = ((chunk: string | Uint8Array) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n").trim() };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stderr.write = writeErr;
-    process.exitCode = undefined;
-  }
-}
+const run = runCli;
 
 /** Exit 2, exactly one stderr line starting "mqa: ", no stack frame, and every pattern found in it. */
 async function expectUserError(args: string[], ...patterns: RegExp[]): Promise<void> {

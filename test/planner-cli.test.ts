@@ -4,30 +4,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { main } from "../src/cli/main.js";
+import { runCli } from "./cli-helpers.js";
 
 const FIX = join(import.meta.dirname, "fixtures", "configs");
 const GiB = 1024 ** 3;
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  const writeErr = process.stderr.write.bind(process.stderr);
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  process.stderr.write = ((chunk: string | Uint8Array) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("").trim() };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stderr.write = writeErr;
-    process.exitCode = undefined;
-  }
-}
+const run = runCli;
 
 test("--json prints one object with the exact integer keys", async () => {
   const { code, out } = await run(["plan", "--model", "llama-3.1-70b", "--gpu", "h100-sxm", "--gpus", "4", "--tp", "4", "--context", "32768", "--json"]);
