@@ -45,24 +45,13 @@ export function causalAttentionForward(out: Buf, probs: Buf, q: Buf, k: Buf, v: 
       for (let t = 0; t < T; t++) {
         const qo = ((b * T + t) * H + h) * D;
         const po = ((b * H + h) * T + t) * T;
-        let mx = -Infinity;
         for (let s = 0; s <= t; s++) {
           const ko = ((b * T + s) * K + kv) * D;
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
-          dot *= scale;
           probs[po + s] = dot;
-          if (dot > mx) mx = dot;
         }
-        let z = 0;
-        for (let s = 0; s <= t; s++) {
-          const e = Math.exp(probs[po + s] - mx);
-          probs[po + s] = e;
-          z += e;
-        }
-        const inv = 1 / z;
-        for (let s = 0; s <= t; s++) probs[po + s] *= inv;
-        for (let s = t + 1; s < T; s++) probs[po + s] = 0;
+        causalSoftmaxRow(probs, po, t, T, scale);
         for (let d = 0; d < D; d++) out[qo + d] = 0;
         for (let s = 0; s <= t; s++) {
           const p = probs[po + s];
@@ -125,6 +114,28 @@ export function causalAttentionBackward(
 // The matmul path. Gather/scatter helpers move one KV group between the [B, T, heads, D] layouts
 // and contiguous row blocks: rows g·T + t for the G query heads, rows t for the KV head.
 
+/**
+ * In place on row[o .. o+T): p_s = softmax(scale · row_s) over the visible keys s ≤ t, 0 for s > t
+ * (the causal mask). Both forward paths (loops and matmuls) end each query row with it.
+ */
+function causalSoftmaxRow(row: Buf, o: number, t: number, T: number, scale: number): void {
+  let mx = -Infinity;
+  for (let s = 0; s <= t; s++) {
+    const x = row[o + s] * scale;
+    row[o + s] = x;
+    if (x > mx) mx = x;
+  }
+  let z = 0;
+  for (let s = 0; s <= t; s++) {
+    const e = Math.exp(row[o + s] - mx);
+    row[o + s] = e;
+    z += e;
+  }
+  const inv = 1 / z;
+  for (let s = 0; s <= t; s++) row[o + s] *= inv;
+  for (let s = t + 1; s < T; s++) row[o + s] = 0;
+}
+
 /** dst[(g·T + t)·D + d] = src[((b·T + t)·nH + h0 + g)·D + d] for g < G */
 function gather(dst: Buf, src: Buf, b: number, h0: number, G: number, T: number, nH: number, D: number): void {
   for (let g = 0; g < G; g++)
@@ -162,22 +173,7 @@ function forwardMatmul(out: Buf, probs: Buf, q: Buf, k: Buf, v: Buf, shape: Trai
       const p = probs.subarray((b * H + kv * G) * T * T, (b * H + kv * G + G) * T * T);
       mm.nt(p, qg, kc, G * T, T, D); // S = Q_g · Kᵀ
       for (let r = 0; r < G * T; r++) {
-        const t = r % T, o = r * T;
-        let mx = -Infinity;
-        for (let s = 0; s <= t; s++) {
-          const x = p[o + s] * scale;
-          p[o + s] = x;
-          if (x > mx) mx = x;
-        }
-        let z = 0;
-        for (let s = 0; s <= t; s++) {
-          const e = Math.exp(p[o + s] - mx);
-          p[o + s] = e;
-          z += e;
-        }
-        const inv = 1 / z;
-        for (let s = 0; s <= t; s++) p[o + s] *= inv;
-        for (let s = t + 1; s < T; s++) p[o + s] = 0;
+        causalSoftmaxRow(p, r * T, r % T, T, scale);
       }
       mm.nt(og, p, vt, G * T, D, T); // O = P · V
       scatter(out, og, b, kv * G, G, T, H, D);
