@@ -206,28 +206,48 @@ function checkRange(where: string, name: string, ptr: number, bytes: number, ali
 }
 
 /**
- * out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]), the PyTorch Linear layout, accumulated in float64.
- * Weights may be f32, f16 or bf16; x, bias and out are f32.
+ * Checks the layout options of a MatmulCall: "nn" and "tn" need f32 weights, accumulate needs
+ * "nn" or "tn". Shared by every backend so they refuse the same calls with the same message.
+ */
+export function validateMatmulLayout(call: MatmulCall): void {
+  const layout = call.layout ?? "nt";
+  if (layout !== "nt" && layout !== "nn" && layout !== "tn") throw new RangeError(`matmul: unknown layout "${layout}"; expected nt, nn or tn`);
+  if (layout !== "nt" && call.wDtype !== "f32") throw new RangeError(`matmul: layout "${layout}" needs wDtype f32, got ${call.wDtype}`);
+  if (call.accumulate && layout === "nt") throw new RangeError(`matmul: accumulate needs layout nn or tn, got nt`);
+}
+
+/**
+ * out[M, N] (+)= x · w (+ bias[N]) in the call's layout (see MatmulCall), accumulated in float64:
+ *   nt: out[m, n] = Σ_i x[m, i]·w[n, i]   (x [M, Kin], w [N, Kin], the PyTorch Linear layout)
+ *   nn: out[m, n] = Σ_i x[m, i]·w[i, n]   (x [M, Kin], w [Kin, N])
+ *   tn: out[m, n] = Σ_i x[i, m]·w[i, n]   (x [Kin, M], w [Kin, N])
+ * With accumulate the sum starts from the old out[m, n]. Weights may be f32, f16 or bf16 ("nt" only);
+ * x, bias and out are f32.
  */
 export function referenceMatmul(arena: Arena, call: MatmulCall): void {
   const { M, N, Kin, wDtype } = call;
   for (const [name, value] of [["M", M], ["N", N], ["Kin", Kin]] as const) {
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`matmul: ${name} must be a non-negative integer, got ${value}`);
   }
+  validateMatmulLayout(call);
   const memBytes = arena.memory.buffer.byteLength;
   const eb = elementBytes(wDtype);
   checkRange("matmul", "x", call.x, M * Kin * 4, 4, memBytes);
   checkRange("matmul", "w", call.w, N * Kin * eb, eb, memBytes);
   checkRange("matmul", "out", call.out, M * N * 4, 4, memBytes);
   if (call.bias !== 0) checkRange("matmul", "bias", call.bias, N * 4, 4, memBytes);
-  const x = arena.f32(call.x, M * Kin); // [M, Kin]
-  const w = decodeWeights(arena, call.w, N * Kin, wDtype); // [N, Kin]
+  const x = arena.f32(call.x, M * Kin); // [M, Kin] ("tn": [Kin, M])
+  const w = decodeWeights(arena, call.w, N * Kin, wDtype); // [N, Kin] ("nn", "tn": [Kin, N])
   const bias = call.bias !== 0 ? arena.f32(call.bias, N) : null; // [N]
   const out = arena.f32(call.out, M * N); // [M, N]
+  // Element strides of x[m, i] and w[n, i] along (m, i) and (n, i).
+  const layout = call.layout ?? "nt";
+  const [xm, xi] = layout === "tn" ? [1, M] : [Kin, 1];
+  const [wn, wi] = layout === "nt" ? [Kin, 1] : [1, N];
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
-      let acc = bias ? bias[n] : 0;
-      for (let i = 0; i < Kin; i++) acc += x[m * Kin + i] * w[n * Kin + i];
+      let acc = (bias ? bias[n] : 0) + (call.accumulate ? out[m * N + n] : 0);
+      for (let i = 0; i < Kin; i++) acc += x[m * xm + i * xi] * w[n * wn + i * wi];
       out[m * N + n] = acc;
     }
   }

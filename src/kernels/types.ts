@@ -35,16 +35,27 @@ export interface AttentionCall {
 
 export type WeightDtype = "f32" | "f16" | "bf16";
 
-/** out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]); the PyTorch Linear layout. */
+/**
+ * Where the operands' reduction axis (Kin) sits. Training's backward needs the two transposed forms:
+ *   "nt" out[M, N] = x[M, Kin] · w[N, Kin]ᵀ   the PyTorch Linear layout (forward; the default)
+ *   "nn" out[M, N] = x[M, Kin] · w[Kin, N]    e.g. dx = dy · W
+ *   "tn" out[M, N] = x[Kin, M]ᵀ · w[Kin, N]   e.g. dW = dyᵀ · x
+ * "nn" and "tn" take f32 weights only.
+ */
+export type MatmulLayout = "nt" | "nn" | "tn";
+
+/** out[M, N] (+)= x · w in `layout` (+ bias[N]); by default the PyTorch Linear layout x[M, Kin] · w[N, Kin]ᵀ. */
 export interface MatmulCall {
-  x: number; // f32 [M, Kin]
-  w: number; // wDtype [N, Kin]
+  x: number; // f32 [M, Kin] ("tn": [Kin, M])
+  w: number; // wDtype [N, Kin] ("nn", "tn": [Kin, N])
   bias: number; // f32 [N], or 0 for none
   out: number; // f32 [M, N]
   M: number;
   N: number;
   Kin: number;
   wDtype: WeightDtype;
+  layout?: MatmulLayout; // default "nt"
+  accumulate?: boolean; // out += product instead of out = product ("nn" and "tn" only), e.g. gradient accumulation
 }
 
 export interface Kernels {

@@ -7,11 +7,11 @@
 // The host turns a call into work items in the control block (see assembly/layout.ts):
 //   attention: items (kv head, query tile, key split); decode (T = 1) splits long contexts across
 //   threads (split-KV) and merges by log-sum-exp; prefill tiles queries and never splits keys.
-//   matmul: items (block of x rows, block of w rows).
-import type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
+//   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
+import type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
 import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
-import { validateAttentionCall } from "./reference.js";
+import { validateAttentionCall, validateMatmulLayout } from "./reference.js";
 
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
 const DTYPE_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
@@ -21,13 +21,14 @@ const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per pr
 const MIN_SPLIT_ROWS = 256; // a decode split is never shorter than this
 const MATMUL_MB = 64;
 const MATMUL_NB = 16;
+const MATMUL_KN_B = 64; // nn/tn items: up to 64 rows × 64 columns
 
 // Attention argument words (assembly/layout.ts A_*).
 const A = {
   Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12,
   BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22,
 } as const;
-const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12 } as const;
+const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14 } as const;
 const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
 
 /** A growable buffer in the arena, reallocated only when a call needs more than it has. */
@@ -171,14 +172,24 @@ export class WasmKernels implements Kernels {
     if (nsplit > 1) this.pool.exports.attnMerge(this.pool.ctl);
   }
 
-  /** out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]). */
+  /** out[M, N] (+)= x · w (+ bias[N]) in the call's layout; by default x[M, Kin] · w[N, Kin]ᵀ (see types.ts). */
   matmul(call: MatmulCall): void {
     const { x, w, bias, out, M: rows, N, Kin, wDtype } = call;
     checkMatmul(call, this.arena.memory.buffer.byteLength);
     if (rows === 0 || N === 0) return;
     const threads = this.pool.threads;
+    const layout = call.layout ?? "nt";
     let MB: number, NB: number;
-    if (rows < 4) {
+    if (layout !== "nt") {
+      // Items of up to 64 × 64 outputs (the w panel of a KC chunk is 32 KiB), smaller when that
+      // would leave a thread idle: at least 4 items per thread where the shape allows.
+      MB = MATMUL_KN_B;
+      NB = MATMUL_KN_B;
+      while (Math.ceil(rows / MB) * Math.ceil(N / NB) < 4 * threads && (MB > 8 || NB > 8)) {
+        if (MB >= NB && MB > 8) MB /= 2;
+        else NB /= 2;
+      }
+    } else if (rows < 4) {
       MB = rows;
       NB = Math.max(4, Math.ceil(N / (16 * threads) / 4) * 4);
     } else {
@@ -188,7 +199,7 @@ export class WasmKernels implements Kernels {
     const NNB = Math.ceil(N / NB);
     const nitems = Math.ceil(rows / MB) * NNB;
     const stride = align64(NB * ((Kin + 3) & ~3) * 4);
-    const scratch = rows >= 4 && wDtype !== "f32" ? this.scratch.need(stride * threads) : 0;
+    const scratch = layout === "nt" && rows >= 4 && wDtype !== "f32" ? this.scratch.need(stride * threads) : 0;
     const a = this.pool.args();
     a[M.X] = x;
     a[M.W] = w;
@@ -203,6 +214,8 @@ export class WasmKernels implements Kernels {
     a[M.NNB] = NNB;
     a[M.SCRATCH] = scratch;
     a[M.SCRATCH_STRIDE] = stride;
+    a[M.LAYOUT] = LAYOUT_CODE[layout];
+    a[M.ACC] = call.accumulate ? 1 : 0;
     this.pool.run(KIND.matmul, nitems);
   }
 
@@ -232,6 +245,7 @@ export class WasmKernels implements Kernels {
 }
 
 const WEIGHT_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 2 };
+const LAYOUT_CODE: Record<MatmulLayout, number> = { nt: 0, nn: 1, tn: 2 }; // assembly/layout.ts LAYOUT_*
 
 function align64(n: number): number {
   return Math.ceil(n / 64) * 64;
@@ -243,6 +257,7 @@ function checkMatmul(c: MatmulCall, memBytes: number): void {
     throw new RangeError(`matmul: bad shape M=${M} N=${N} Kin=${Kin} (M, N >= 0, Kin >= 1)`);
   }
   if (!(c.wDtype in WEIGHT_CODE)) throw new RangeError(`matmul: unknown wDtype "${c.wDtype}"`);
+  validateMatmulLayout(c);
   const eb = c.wDtype === "f32" ? 4 : 2;
   const spans: [string, number, number][] = [["x", c.x, M * Kin * 4], ["w", c.w, N * Kin * eb], ["out", c.out, M * N * 4]];
   if (c.bias !== 0) spans.push(["bias", c.bias, N * 4]);

@@ -71,6 +71,12 @@ export const M_NB = 9; // rows of w per item
 export const M_NNB = 10; // n blocks
 export const M_SCRATCH = 11;
 export const M_SCRATCH_STRIDE = 12;
+export const M_LAYOUT = 13; // LAYOUT_*
+export const M_ACC = 14; // 1: out += product (nn, tn)
+
+export const LAYOUT_NT = 0; // w [N, Kin]
+export const LAYOUT_NN = 1; // x [M, Kin], w [Kin, N]
+export const LAYOUT_TN = 2; // x [Kin, M], w [Kin, N]
 
 // Probe arguments.
 export const P_PTR = 0;

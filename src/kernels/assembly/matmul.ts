@@ -1,4 +1,5 @@
 // out[M, N] = x[M, Kin] · w[N, Kin]ᵀ (+ bias[N]), the PyTorch Linear layout (AssemblyScript, f32x4).
+// The nn and tn layouts (w [Kin, N]) are in matmulkn.ts; their items come through matmulItem too.
 //
 // Legend: M rows of x (tokens), N output features (rows of w), Kin input features.
 // An item is (block of MB rows of x, block of NB rows of w); threads take items dynamically.
@@ -7,6 +8,7 @@
 // item into scratch, then 4×2 register tiles run over Kin in L1-sized chunks of KC values.
 import { DT_F32, DT_F16, DT_BF16, fma, hsum, hmax, load1, load4, elemBytes, widenRow, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 import { dotTile } from "./tiles";
+import { matmulKnItem } from "./matmulkn";
 import * as L from "./layout";
 
 const KC = 256; // Kin chunk: 4 x rows + NB w rows of KC f32 stay in L1
@@ -22,7 +24,9 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   const MB = <i32>arg(ctl, L.M_MB), NB = <i32>arg(ctl, L.M_NB), NNB = <i32>arg(ctl, L.M_NNB);
   const mb = item / NNB, nb = item % NNB;
   const m0 = mb * MB, m1 = min(M, m0 + MB), n0 = nb * NB, n1 = min(N, n0 + NB);
-  if (M < 4) {
+  if (arg(ctl, L.M_LAYOUT) != L.LAYOUT_NT) {
+    matmulKnItem(ctl, item); // nn, tn: f32 w [Kin, N] (see matmulkn.ts)
+  } else if (M < 4) {
     for (let m = m0; m < m1; m++) {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
       if (dt == DT_F32) matvec(DT_F32, xr, w, n0, n1, Kin, or);
