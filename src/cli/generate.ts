@@ -1,11 +1,14 @@
 // `mqa generate <model>`: text generation from an HF folder or a .gguf file. Parses flags, opens
 // the runtime, streams text (or prints one JSON object with --json). All logic is in src/generate/.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
 import { applyChatTemplate } from "../formats/tokenizer.js";
 import { generate } from "../generate/generate.js";
 import { openRuntime } from "../generate/runtime.js";
+import { defaultModelDir } from "../package-root.js";
 
 interface GenerateFlags {
   prompt: string[];
@@ -39,7 +42,7 @@ export function register(program: Command): void {
   program
     .command("generate")
     .description("Generate text with a model folder (config.json + safetensors + tokenizer.json) or a .gguf file")
-    .argument("<model>", "HF model folder or .gguf file")
+    .argument("[model]", "HF model folder or .gguf file (default: the small KJV + State of the Union model shipped in models/default)")
     .option("--prompt <text>", "prompt text (repeat for a batch sharing one paged KV cache)", collect, [] as string[])
     .option("--prompt-tokens <ids>", "prompt as comma-separated token ids, e.g. 1,2,3 (no tokenizer needed)")
     .option("--chat", "wrap the prompt as a user message with the model's chat template")
@@ -57,7 +60,9 @@ export function register(program: Command): void {
     .option("--backend <name>", "kernels: auto, wasm, reference", "auto")
     .option("--threads <n>", "kernel threads (default: all cores)")
     .option("--json", "print one JSON object (tokens, text, timings, kvCacheBytes) instead of streaming")
-    .action(async (modelPath: string, flags: GenerateFlags) => {
+    .action(async (modelArg: string | undefined, flags: GenerateFlags) => {
+      const modelPath = modelArg ?? defaultModelDir();
+      if (modelArg === undefined && !existsSync(join(modelPath, "config.json"))) throw new UserError(`generate: no model given and the default model ${modelPath} is missing; pass a model folder or .gguf file`);
       if (flags.prompt.length === 0 && flags.promptTokens === undefined) throw new UserError("generate: give --prompt <text> or --prompt-tokens <ids>");
       if (flags.prompt.length > 0 && flags.promptTokens !== undefined) throw new UserError("generate: give either --prompt or --prompt-tokens, not both");
       if (!["f32", "f16", "bf16", "int8"].includes(flags.kvDtype)) throw new UserError(`--kv-dtype "${flags.kvDtype}": expected f32, f16, bf16 or int8`);

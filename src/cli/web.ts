@@ -7,10 +7,10 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { dirname, extname, join, resolve, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { extname, join, resolve, sep } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
+import { packageRoot } from "../package-root.js";
 
 const MIME: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -46,16 +46,6 @@ export interface WebServer {
   root: string;
   server: Server;
   close(): Promise<void>;
-}
-
-/** The package folder (holds package.json), found from this file in src/cli/ or dist/src/cli/. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error(`web.ts: no package.json above ${fileURLToPath(import.meta.url)}`);
 }
 
 /**

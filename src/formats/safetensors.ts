@@ -9,6 +9,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
+import { encodeF16 } from "../kvcache/convert.js";
 
 export type StDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 const DTYPE_BYTES: Record<StDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -160,23 +161,24 @@ export function readTensorBytes(t: TensorEntry, dst: Uint8Array): void {
   }
 }
 
-/** A tensor to write: row-major values, stored as F32. */
+/** A tensor to write: row-major values, stored as F32 unless dtype says F16. */
 export interface NamedTensor {
   name: string; // e.g. "model.layers.0.mlp.up_proj.weight"
   shape: number[];
   data: Float32Array | Float64Array | number[];
+  dtype?: "F32" | "F16";
 }
 
 /**
- * Writes an F32 safetensors file (training checkpoints and optimizer state): u64 header length,
- * the JSON header padded so the data starts 8-byte aligned, then each tensor's values in order.
+ * Writes a safetensors file (training checkpoints, optimizer state, shipped f16 models): u64 header
+ * length, the JSON header padded so the data starts 8-byte aligned, then each tensor's values in order.
  */
 export function writeSafetensors(path: string, tensors: NamedTensor[], metadata: Record<string, string> = {}): void {
   const header: Record<string, unknown> = { __metadata__: { format: "pt", ...metadata } };
   let offset = 0;
   for (const t of tensors) {
-    const bytes = t.data.length * 4;
-    header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
+    const bytes = t.data.length * (t.dtype === "F16" ? 2 : 4);
+    header[t.name] = { dtype: t.dtype ?? "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   let json = JSON.stringify(header);
@@ -187,7 +189,9 @@ export function writeSafetensors(path: string, tensors: NamedTensor[], metadata:
   headerBytes.copy(out, 8);
   let o = 8 + headerBytes.length;
   for (const t of tensors) {
-    const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+    const f32 = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+    let f: Float32Array | Uint16Array = f32;
+    if (t.dtype === "F16") encodeF16(f32, (f = new Uint16Array(f32.length)));
     Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(out, o);
     o += f.byteLength;
   }
