@@ -14,6 +14,7 @@ import { referenceKernels } from "../src/kernels/reference.js";
 import { createKernels, type KernelHandle } from "../src/kernels/index.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import type { MatmulCall, MatmulLayout } from "../src/kernels/types.js";
+import { kernelMatmuls, tsMatmuls } from "../src/train/matmul.js";
 
 const arena = new Arena({ initialBytes: 16 << 20 });
 const ref = referenceKernels(arena);
@@ -141,5 +142,30 @@ test("layouts refuse what they do not support, naming the layout and dtype, in e
     assert.throws(() => b.matmul({ ...base, wDtype: "bf16", layout: "tn" }), /layout "tn" needs wDtype f32, got bf16/);
     assert.throws(() => b.matmul({ ...base, wDtype: "f32", accumulate: true }), /accumulate needs layout nn or tn, got nt/);
     assert.throws(() => b.matmul({ ...base, wDtype: "f32", layout: "tt" as MatmulLayout }), /unknown layout "tt"/);
+  }
+});
+
+test("training's kernelMatmuls (nn, tnAcc through the layouts) equal the float64 TS backend on every WASM backend", () => {
+  // dx = dy·w and dw += dyᵀ·x for a Linear with w [N, Kin], batch M; reference: tsMatmuls in float64.
+  const [M, N, Kin] = [37, 21, 45];
+  const r = seededRandom(77);
+  const rand = (n: number) => Float64Array.from({ length: n }, () => 2 * r() - 1);
+  const dy = rand(M * N), w = rand(N * Kin), x = rand(M * Kin), dw0 = rand(N * Kin);
+  const ts = tsMatmuls();
+  const dxWant = new Float64Array(M * Kin), dwWant = Float64Array.from(dw0);
+  ts.nn(dxWant, dy, w, M, N, Kin);
+  ts.tnAcc(dwWant, dy, x, M, N, Kin);
+  for (const b of backends) {
+    const mm = kernelMatmuls(b, arena);
+    const [dyA, wA, xA, dxA, dwA] = [M * N, N * Kin, M * Kin, M * Kin, N * Kin].map((n) => arena.f32(arena.alloc(n * 4), n));
+    dyA.set(dy);
+    wA.set(w);
+    xA.set(x);
+    dwA.set(dw0);
+    mm.nn(dxA, dyA, wA, M, N, Kin);
+    mm.tnAcc(dwA, dyA, xA, M, N, Kin);
+    expectClose(dxA, dxWant, 1e-5 + 2e-6 * N, 1e-5, `kernelMatmuls ${b.name}×${b.threads} nn`);
+    expectClose(dwA, dwWant, 1e-5 + 2e-6 * M, 1e-5, `kernelMatmuls ${b.name}×${b.threads} tnAcc`);
+    [dyA, wA, xA, dxA, dwA].forEach((a) => arena.release(a.byteOffset));
   }
 });

@@ -3,11 +3,11 @@
 //   backward  dx = dy · w        nn   out[M, Kin] = dy[M, N] · w[N, Kin]
 //   backward  dw += dyᵀ · x      tnAcc out[N, Kin] += dy[M, N]ᵀ · x[M, Kin]
 // Two backends: plain TS (works in float32 or float64; the float64 one is what the finite-difference
-// checks use) and one that routes all three through Kernels.matmul (the inference kernel interface,
-// which only has the "nt" form). For nn and tnAcc it transposes the operands into scratch first:
-// O(M·N + M·Kin + N·Kin) copies around an O(M·N·Kin) product.
+// checks use; nn and tnAcc transpose into scratch and reuse the blocked nt loop) and one that routes
+// all three through Kernels.matmul, whose "nn" and "tn" layouts (with accumulate) read the operands
+// in place: no transposes and no accumulate pass on the host.
 import type { Arena } from "../kernels/memory.js";
-import type { Kernels } from "../kernels/types.js";
+import type { Kernels, MatmulLayout } from "../kernels/types.js";
 
 export type Buf = Float32Array | Float64Array;
 
@@ -105,8 +105,9 @@ export function transpose(out: Buf, a: Buf, R: number, C: number): void {
 }
 
 /**
- * All three products through `kernels.matmul`. Every Float32Array passed in must be a view of
- * `arena.memory` (its byteOffset is its pointer); the training model allocates that way.
+ * All three products through `kernels.matmul` (layouts nt, nn, and tn with accumulate). Every
+ * Float32Array passed in must be a view of `arena.memory` (its byteOffset is its pointer); the
+ * training model allocates that way.
  */
 export function kernelMatmuls(kernels: Kernels, arena: Arena): Matmuls {
   const scratch = new Map<string, { ptr: number; n: number }>();
@@ -125,28 +126,21 @@ export function kernelMatmuls(kernels: Kernels, arena: Arena): Matmuls {
     }
     return a.byteOffset;
   };
-  const call = (out: number, x: number, w: number, M: number, N: number, Kin: number) =>
-    kernels.matmul({ x, w, bias: 0, out, M, N, Kin, wDtype: "f32" });
+  const call = (out: number, x: number, w: number, M: number, N: number, Kin: number, layout: MatmulLayout, accumulate = false) =>
+    kernels.matmul({ x, w, bias: 0, out, M, N, Kin, wDtype: "f32", layout, accumulate });
   return {
     name: `kernels:${kernels.name}`,
     buffer: (slot, n) => buf(`user:${slot}`, n),
     nt(out, x, w, M, N, Kin) {
-      call(ptr(out, "out"), ptr(x, "x"), ptr(w, "w"), M, N, Kin);
+      call(ptr(out, "out"), ptr(x, "x"), ptr(w, "w"), M, N, Kin, "nt");
     },
     nn(out, dy, w, M, N, Kin) {
-      const wT = buf("wT", Kin * N); // [Kin, N]
-      transpose(wT, w, N, Kin);
-      call(ptr(out, "out"), ptr(dy, "dy"), wT.byteOffset, M, Kin, N);
+      // Kernel "nn": out[M, Kin] = dy[M, N] · w[N, Kin], the kernel's reduction runs over N.
+      call(ptr(out, "out"), ptr(dy, "dy"), ptr(w, "w"), M, Kin, N, "nn");
     },
     tnAcc(out, dy, x, M, N, Kin) {
-      const dyT = buf("dyT", N * M); // [N, M]
-      const xT = buf("xT", Kin * M); // [Kin, M]
-      const tmp = buf("dw", N * Kin); // [N, Kin]
-      transpose(dyT, dy, M, N);
-      transpose(xT, x, M, Kin);
-      call(tmp.byteOffset, dyT.byteOffset, xT.byteOffset, N, Kin, M);
-      const n = N * Kin;
-      for (let i = 0; i < n; i++) out[i] += tmp[i];
+      // Kernel "tn" with accumulate: out[N, Kin] += dy[M, N]ᵀ · x[M, Kin], the reduction runs over M.
+      call(ptr(out, "out"), ptr(dy, "dy"), ptr(x, "x"), N, Kin, M, "tn", true);
     },
   };
 }
