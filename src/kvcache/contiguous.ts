@@ -49,8 +49,8 @@ export class ContiguousKvCache extends RegionKvCache<Region> {
     const region = this.get(seq)[layer];
     if (region.len + T > region.cap) {
       // Growing may grow the arena memory, which detaches views of a non-shared memory: keep copies.
-      if (k.buffer === this.arena.memory.buffer) k = k.slice();
-      if (v.buffer === this.arena.memory.buffer) v = v.slice();
+      k = this.survivingGrowth(k);
+      v = this.survivingGrowth(v);
       this.grow(region, region.len + T);
     }
     for (let t = 0; t < T; t++) this.writer.write(region.place, region.len + t, k, v, t);

@@ -73,6 +73,16 @@ export abstract class RegionKvCache<R extends Region> implements KvCache {
     return out;
   }
 
+  /**
+   * `a` itself, or a copy when it is a view of a non-shared arena memory (growing such a memory
+   * detaches its views). A shared memory never detaches, so no copy is made: copying every
+   * layer's prefill k and v left ~1 MiB of garbage per layer for a 511-token chunk.
+   */
+  protected survivingGrowth(a: Float32Array): Float32Array {
+    const shared = typeof SharedArrayBuffer !== "undefined" && a.buffer instanceof SharedArrayBuffer;
+    return !shared && a.buffer === this.arena.memory.buffer ? a.slice() : a;
+  }
+
   protected get(seq: number): R[] {
     const r = this.regions.get(seq);
     if (!r) throw new RangeError(`${this.where}: unknown sequence ${seq}; live sequences are [${this.sequences().join(", ")}]`);

@@ -53,8 +53,8 @@ export class SlidingWindowKvCache extends RegionKvCache<Ring> {
     const needsStaging = T > 1 && keep + T > this.staging.cap;
     if (ring.ptr === 0 || needsStaging) {
       // Allocation may grow a non-shared memory and detach views of it: keep copies of the inputs.
-      if (k.buffer === this.arena.memory.buffer) k = k.slice();
-      if (v.buffer === this.arena.memory.buffer) v = v.slice();
+      k = this.survivingGrowth(k);
+      v = this.survivingGrowth(v);
       if (ring.ptr === 0) this.allocRing(ring);
       if (needsStaging) this.growStaging(keep + T);
     }
