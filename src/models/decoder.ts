@@ -44,7 +44,7 @@ export class DecoderModel {
   readonly attention: Attention[]; // [L]
   readonly rope: RopeTable | null;
   readonly maxContext: number; // positions the model accepts (max_position_embeddings)
-  private scratch = { ptr: 0, tokens: 0, rows: 0, offsets: {} as Record<string, number> };
+  private scratch = { ptr: 0, tokens: 0, rows: 0 };
 
   constructor(
     readonly spec: ModelSpec,
@@ -106,7 +106,9 @@ export class DecoderModel {
         ids[n++] = id;
       });
     });
-    const s = this.buffers(N, R, { x: E, h: E, t: E, q: H * D, k: K * D, v: K * D, a: H * D, g: F, u: F });
+    // x and h live through the whole forward; the attention buffers (q, k, v, a) and the MLP
+    // buffers (g, u) are never live at the same time, so they share one block (see buffers()).
+    const s = this.buffers(N, R);
     const f = (name: string, rows: number, width: number) => this.arena.f32(s[name], rows * width);
     this.embed(ids, pos, f("x", N, E));
     let maxPos = 0;
@@ -128,20 +130,20 @@ export class DecoderModel {
         this.rope.apply(f("k", N, K * D), K, D, pos);
       }
       this.attention[l].forward({ cache, layer: l, seqs, lengths, q: f("q", N, H * D), k: f("k", N, K * D), v: f("v", N, K * D), out: f("a", N, H * D) });
-      this.mm(s.a, p + "o", s.t, N);
-      addInto(f("x", N, E), f("t", N, E));
+      this.mm(s.a, p + "o", s.h, N); // h is free once q, k, v are computed
+      addInto(f("x", N, E), f("h", N, E));
       norm(p + "mlp_norm", f("x", N, E), f("h", N, E));
       if (this.options.mlp === "gelu") {
         this.mm(s.h, p + "fc", s.g, N);
         activation(f("g", N, F), "gelu");
-        this.mm(s.g, p + "proj", s.t, N);
+        this.mm(s.g, p + "proj", s.h, N);
       } else {
         this.mm(s.h, p + "gate", s.g, N);
         this.mm(s.h, p + "up", s.u, N);
         gatedActivation(f("g", N, F), f("u", N, F), this.options.mlp);
-        this.mm(s.g, p + "down", s.t, N);
+        this.mm(s.g, p + "down", s.h, N); // h is free once gate and up are computed
       }
-      addInto(f("x", N, E), f("t", N, E));
+      addInto(f("x", N, E), f("h", N, E));
     }
     // Final norm and LM head on the rows we need (last token of each sequence, or all).
     const x = f("x", N, E);
@@ -208,32 +210,51 @@ export class DecoderModel {
     return this.arena.f32(w.ptr, w.shape.reduce((a, b) => a * b, 1));
   }
 
-  /** One arena block holding every activation buffer for N tokens and R logit rows. */
-  private buffers(N: number, R: number, widths: Record<string, number>): Record<string, number> {
-    const V = this.spec.vocabSize;
+  /**
+   * Byte offsets of the activation buffers for N tokens and R logit rows, inside one arena block
+   * that is reallocated only when a call needs more. Layout (each piece 64-byte aligned):
+   *   x [N, E] residual, h [N, E] normed input / projection output, then one shared block used as
+   *   q [N, H·D], k [N, K·D], v [N, K·D], a [N, H·D] during attention, as g [N, F], u [N, F]
+   *   during the MLP, and as t [R, E] for the final norm; then logits [R, V].
+   * Sharing the block keeps prefill activations at (2E + max(2HD + 2KD, 2F)) floats per token
+   * instead of the sum of all widths (16.5 → 11 MiB for a 512-token chunk of a 768-wide model).
+   */
+  private buffers(N: number, R: number): Record<string, number> {
+    const { hiddenSize: E, numHeads: H, numKvHeads: K, headDim: D, vocabSize: V } = this.spec;
+    const F = this.spec.mlp.intermediateSize;
+    const piece = (rows: number, width: number) => Math.ceil((rows * width * 4) / 64) * 64;
+    const layout = (tokens: number, rows: number) => {
+      const o: Record<string, number> = { x: 0, h: piece(tokens, E) };
+      const work = 2 * piece(tokens, E);
+      o.q = work;
+      o.k = o.q + piece(tokens, H * D);
+      o.v = o.k + piece(tokens, K * D);
+      o.a = o.v + piece(tokens, K * D);
+      o.g = work;
+      o.u = o.g + piece(tokens, F);
+      o.t = work;
+      const workEnd = Math.max(o.a + piece(tokens, H * D), o.u + piece(tokens, F), o.t + piece(rows, E));
+      o.logits = workEnd;
+      return { offsets: o, bytes: workEnd + piece(rows, V) };
+    };
     if (N > this.scratch.tokens || R > this.scratch.rows) {
       if (this.scratch.ptr) this.arena.release(this.scratch.ptr);
       const tokens = Math.max(N, this.scratch.tokens);
       const rows = Math.max(R, this.scratch.rows);
-      const offsets: Record<string, number> = {};
-      let bytes = 0;
-      for (const [name, width] of Object.entries(widths)) {
-        offsets[name] = bytes;
-        bytes += Math.ceil((tokens * width * 4) / 64) * 64;
-      }
-      offsets.logits = bytes;
-      bytes += rows * V * 4;
-      const ptr = this.arena.alloc(bytes, `activations for ${tokens} tokens`);
-      for (const k of Object.keys(offsets)) offsets[k] += ptr;
-      this.scratch = { ptr, tokens, rows, offsets };
+      const ptr = this.arena.alloc(layout(tokens, rows).bytes, `activations for ${tokens} tokens`);
+      this.scratch = { ptr, tokens, rows };
     }
-    return this.scratch.offsets;
+    // Offsets for this call's N (not the block's capacity), so q, k, v, a are packed for N rows.
+    const { offsets } = layout(N, R);
+    const out: Record<string, number> = {};
+    for (const [k, o] of Object.entries(offsets)) out[k] = this.scratch.ptr + o;
+    return out;
   }
 
   /** Frees the activation buffers and the attention scratch (weights stay). */
   dispose(): void {
     if (this.scratch.ptr) this.arena.release(this.scratch.ptr);
-    this.scratch = { ptr: 0, tokens: 0, rows: 0, offsets: {} };
+    this.scratch = { ptr: 0, tokens: 0, rows: 0 };
     for (const a of this.attention) a.dispose();
   }
 }
