@@ -11,7 +11,7 @@ export interface RuntimeOptions {
   tokenizer?: boolean | "optional"; // load the tokenizer (default true); "optional": null when the files have none
 }
 
-export interface Runtime extends LoadedModel {
+export interface Runtime extends Omit<LoadedModel, "ggufMetadata"> {
   arena: Arena;
   kernels: KernelHandle;
   tokenizer: TextTokenizer | null;
@@ -24,15 +24,13 @@ export async function openRuntime(path: string, opts: RuntimeOptions = {}): Prom
   const arena = new Arena({ initialBytes: 64 * 1024 * 1024 });
   const kernels = await createKernels({ arena, backend: opts.backend ?? "auto", threads: opts.threads });
   try {
-    const loaded = await loadModel(path, { arena, kernels });
+    // The GGUF metadata is not kept: once the tokenizer is built it is garbage (a 32K vocabulary).
+    const { ggufMetadata, ...loaded } = await loadModel(path, { arena, kernels });
     let tokenizer: TextTokenizer | null = null;
     if (opts.tokenizer !== false) {
       try {
         if (loaded.dir) tokenizer = await loadTokenizer(loaded.dir);
-        else {
-          const { readGguf } = await import("../formats/gguf.js");
-          tokenizer = await tokenizerFromGguf((await readGguf(path)).metadata, path);
-        }
+        else tokenizer = await tokenizerFromGguf(ggufMetadata!, path);
       } catch (e) {
         if (opts.tokenizer !== "optional") throw e;
       }

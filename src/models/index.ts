@@ -59,6 +59,7 @@ export interface LoadedModel {
   spec: ModelSpec;
   dir: string; // folder holding tokenizer files ("" for a bare .gguf)
   unusedTensors: string[];
+  ggufMetadata?: Record<string, unknown>; // a .gguf's metadata (holds its tokenizer), parsed once
 }
 
 /** Builds the model from a spec and a tensor source (shared by safetensors and GGUF). */
@@ -81,9 +82,9 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Loaded
   }
   if (path.endsWith(".gguf")) {
     const { ggufModelSource } = await import("../formats/gguf.js");
-    const { spec, source } = await ggufModelSource(path);
+    const { spec, source, file } = await ggufModelSource(path);
     const { model, unused } = buildModel(spec, source, opts);
-    return { model, spec, dir: "", unusedTensors: unused };
+    return { model, spec, dir: "", unusedTensors: unused, ggufMetadata: file.metadata };
   }
   throw new UserError(`${path}: expected a model folder (config.json + safetensors) or a .gguf file`);
 }
