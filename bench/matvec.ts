@@ -7,6 +7,7 @@
 //   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16] [--seconds 0.5] [--hot] [--baseline old.wasm]
 // --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current one (same-run
 // A/B on this shared, noisy machine); its GB/s is printed as "base" and the speed-up as "×base".
+// --finite: the current build's calls set MatmulCall.wFinite (f16: no in-loop inf/NaN check).
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import { Arena } from "../src/kernels/memory.js";
@@ -26,6 +27,7 @@ function flag(name: string, dflt: string): string {
 const threadList = flag("threads", "1,2").split(",").map(Number);
 const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16")[];
 const seconds = Number(flag("seconds", "0.5"));
+const finite = process.argv.includes("--finite");
 const hot = process.argv.includes("--hot"); // one copy of w: cache-resident for the small shapes (compute bound)
 const shapes: [number, number][] = [
   [768, 768],
@@ -64,7 +66,7 @@ const out = arena.alloc(32000 * 4, "bench out");
   for (let o = 0; o < poolBytes; o += f32bytes.length) dst.set(f32bytes.subarray(0, Math.min(f32bytes.length, poolBytes - o)), o);
 }
 
-console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}`);
+console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}${finite ? ", wFinite" : ""}`);
 console.log(`dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction${baseModule ? "   base GB/s  ×base" : ""}`);
 for (const dt of dtypes) {
   if (dt === "f16") {
@@ -98,7 +100,7 @@ for (const dt of dtypes) {
         if (rep % 2 === 1) runBase();
         const w = wPool + (i++ % copies) * stride;
         t0 = performance.now();
-        k.matmul({ x, w, bias: 0, out, M: 1, N, Kin, wDtype: dt });
+        k.matmul({ x, w, bias: 0, out, M: 1, N, Kin, wDtype: dt, wFinite: finite });
         t1 = performance.now();
         const w2 = wPool + (i++ % copies) * stride;
         wasm(t).streamRead(w2, wBytes);

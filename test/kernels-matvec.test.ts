@@ -72,3 +72,19 @@ test("f16 matvec: subnormal weights and small x keep their products (no flush to
   const wf = rand(8 * 64, 6e-5, 9); // many f16 subnormals (|w| < 6.1e-5)
   check("subnormal w", rand(64, 1e-3, 10), wf, 8, 1e-6);
 });
+
+test("f16 matvec: wFinite (no in-loop inf/NaN check) gives bit-identical outputs for finite weights", () => {
+  // Shapes cover full 4-row blocks, a row tail (N % 4) and a Kin tail (Kin % 8); several items per call.
+  for (const [N, Kin, seed] of [[8, 64, 21], [203, 77, 22], [768, 768, 23]] as const) {
+    const x = arena.alloc(Kin * 4), w = arena.alloc(N * Kin * 2), a = arena.alloc(N * 4), b = arena.alloc(N * 4);
+    arena.f32(x, Kin).set(rand(Kin, 2, seed));
+    encodeF16(rand(N * Kin, 0.1, seed + 100), arena.u16(w, N * Kin));
+    const call = { x, w, bias: 0, out: a, M: 1, N, Kin, wDtype: "f16" as const };
+    wasm.matmul(call);
+    wasm.matmul({ ...call, out: b, wFinite: true });
+    const ga = new Uint32Array(arena.f32(a, N).slice().buffer), gb = new Uint32Array(arena.f32(b, N).slice().buffer);
+    const at = ga.findIndex((v, i) => v !== gb[i]);
+    assert.ok(at < 0, `N=${N} Kin=${Kin}: out[${at}] bits ${gb[at]?.toString(16)} with wFinite, ${ga[at]?.toString(16)} without`);
+    [x, w, a, b].forEach((p) => arena.release(p));
+  }
+});

@@ -56,6 +56,7 @@ export interface MatmulCall {
   wDtype: WeightDtype;
   layout?: MatmulLayout; // default "nt"
   accumulate?: boolean; // out += product instead of out = product ("nn" and "tn" only), e.g. gradient accumulation
+  wFinite?: boolean; // the caller promises w holds no inf/NaN (e.g. checked at load): f16 decode skips its per-block check
 }
 
 export interface Kernels {

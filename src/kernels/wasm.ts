@@ -28,7 +28,7 @@ const A = {
   Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12,
   BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22,
 } as const;
-const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14 } as const;
+const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14, WFINITE: 15 } as const;
 const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
 
 /** A growable buffer in the arena, reallocated only when a call needs more than it has. */
@@ -198,8 +198,10 @@ export class WasmKernels implements Kernels {
     }
     const NNB = Math.ceil(N / NB);
     const nitems = Math.ceil(rows / MB) * NNB;
-    const stride = align64(NB * ((Kin + 3) & ~3) * 4);
-    const scratch = layout === "nt" && rows >= 4 && wDtype !== "f32" ? this.scratch.need(stride * threads) : 0;
+    // Scratch per thread: M >= 4 widens NB w rows of f16/bf16; an f16 matvec keeps its scaled x (matmul.ts prepX).
+    const stride = rows >= 4 ? align64(NB * ((Kin + 3) & ~3) * 4) : align64(((Kin + 7) & ~7) * 4);
+    const needScratch = layout === "nt" && (rows >= 4 ? wDtype !== "f32" : wDtype === "f16");
+    const scratch = needScratch ? this.scratch.need(stride * threads) : 0;
     const a = this.pool.args();
     a[M.X] = x;
     a[M.W] = w;
@@ -216,6 +218,7 @@ export class WasmKernels implements Kernels {
     a[M.SCRATCH_STRIDE] = stride;
     a[M.LAYOUT] = LAYOUT_CODE[layout];
     a[M.ACC] = call.accumulate ? 1 : 0;
+    a[M.WFINITE] = call.wFinite ? 1 : 0;
     this.pool.run(KIND.matmul, nitems);
   }
 

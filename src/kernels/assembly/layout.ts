@@ -73,6 +73,7 @@ export const M_SCRATCH = 11;
 export const M_SCRATCH_STRIDE = 12;
 export const M_LAYOUT = 13; // LAYOUT_*
 export const M_ACC = 14; // 1: out += product (nn, tn)
+export const M_WFINITE = 15; // 1: the caller promises an f16 w has no inf/NaN (matvec skips its check)
 
 export const LAYOUT_NT = 0; // w [N, Kin]
 export const LAYOUT_NN = 1; // x [M, Kin], w [Kin, N]

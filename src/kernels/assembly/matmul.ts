@@ -31,8 +31,13 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
       if (dt == DT_F32) matvec(DT_F32, xr, w, n0, n1, Kin, or);
       else if (dt == DT_F16) {
-        if (absMax(xr, Kin) < X_FAST_MAX) matvecF16(xr, w, n0, n1, Kin, or);
-        else matvec(DT_F16, xr, w, n0, n1, Kin, or);
+        const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
+        if (xs == 0 || !(absMax(xr, Kin) < X_FAST_MAX)) matvec(DT_F16, xr, w, n0, n1, Kin, or);
+        else {
+          prepX(xr, Kin, xs);
+          if (arg(ctl, L.M_WFINITE)) matvecF16Finite(xr, xs, w, n0, n1, Kin, or);
+          else matvecF16Checked(xr, xs, w, n0, n1, Kin, or);
+        }
       }
       else matvec(DT_BF16, xr, w, n0, n1, Kin, or);
     }
@@ -94,11 +99,13 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
 
 // f16 matvec fast path. A half h read as f32 bits (h & 0x7fff) << 13 with the sign moved to bit 31
 // is exactly h·2^-112 for every finite half, normal or subnormal (the same bits h2f builds). Instead
-// of multiplying each weight by 2^112 (h2f), x is multiplied by 2^112 once per chunk and shared by
-// 4 rows: (x·2^112)·(h·2^-112) is the same real product, so every product rounds exactly as on the
-// h2f path (only the summation order differs: even and odd halves go to separate accumulators).
-// It needs |x| < 2^14 so x·2^112 stays finite (larger or NaN x take the h2f path). Inf/NaN halves would read as finite here: a max over |h| per 4 rows
-// detects them, and that block is recomputed on the exact h2f path.
+// of multiplying each weight by 2^112 (h2f), x is multiplied by 2^112 once per item (prepX, into
+// the thread's scratch) and shared by all rows: (x·2^112)·(h·2^-112) is the same real product, so
+// every product rounds exactly as on the h2f path (only the summation order differs: even and odd
+// halves go to separate accumulators). It needs |x| < 2^14 so x·2^112 stays finite (larger or NaN x
+// take the h2f path). Inf/NaN halves would read as finite here: unless the caller promised an
+// all-finite w (MatmulCall.wFinite), a max over |h| per 4 rows detects them, and that block is
+// recomputed on the exact h2f path.
 const X_FAST_MAX: f32 = 16384.0;
 
 /** max |x[i]| over n values (NaN if any is NaN). */
@@ -125,10 +132,34 @@ function absMax(x: usize, n: i32): f32 {
   return v128.and(i32x4.shr_s(i32x4.shl(h, 16), 3), km);
 }
 
-function matvecF16(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
-  const rowBytes = <usize>Kin << 1;
+/**
+ * xs[8j .. 8j+3] = x[8j + 0, 2, 4, 6]·2^112, xs[8j+4 .. 8j+7] = x[8j + 1, 3, 5, 7]·2^112 for j < Kin/8:
+ * the even and odd halves' x, scaled, laid out once per item so the 4-row blocks only load them.
+ */
+function prepX(x: usize, Kin: i32, xs: usize): void {
   const K8 = Kin & ~7;
   const sc = f32x4.splat(5.192296858534828e33); // 2^112
+  for (let d = 0; d < K8; d += 8) {
+    const x0 = v128.load(x + (<usize>d << 2)), x1 = v128.load(x + (<usize>d << 2), 16);
+    v128.store(xs + (<usize>d << 2), f32x4.mul(v128.shuffle<f32>(x0, x1, 0, 2, 4, 6), sc));
+    v128.store(xs + (<usize>d << 2), f32x4.mul(v128.shuffle<f32>(x0, x1, 1, 3, 5, 7), sc), 16);
+  }
+}
+
+// Two copies of one body: `check` is a constant after inlining, so the finite-weight copy has no
+// inf/NaN detection in its loop (the caller promised w is all-finite: MatmulCall.wFinite).
+function matvecF16Checked(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  matvecF16(x, xs, w, n0, n1, Kin, out, true);
+}
+function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  matvecF16(x, xs, w, n0, n1, Kin, out, false);
+}
+
+/** out[n] = x · w_n for n0 <= n < n1, f16 w, with xs = prepX(x) (see the comment above X_FAST_MAX). */
+// @ts-ignore: decorator
+@inline function matvecF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, check: bool): void {
+  const rowBytes = <usize>Kin << 1;
+  const K8 = Kin & ~7;
   const km = i32x4.splat(0x8fffe000), am = i16x8.splat(0x7fff);
   let n = n0;
   for (; n + 4 <= n1; n += 4) {
@@ -137,28 +168,26 @@ function matvecF16(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): 
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let hx = i16x8.splat(0);
     for (let d = 0; d < K8; d += 8) {
-      const x0 = v128.load(x + (<usize>d << 2)), x1 = v128.load(x + (<usize>d << 2), 16);
-      const xe = f32x4.mul(v128.shuffle<f32>(x0, x1, 0, 2, 4, 6), sc);
-      const xo = f32x4.mul(v128.shuffle<f32>(x0, x1, 1, 3, 5, 7), sc);
+      const xe = v128.load(xs + (<usize>d << 2)), xo = v128.load(xs + (<usize>d << 2), 16);
       const off = <usize>d << 1;
       let h = v128.load(w0 + off);
-      hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a0 = fma(xe, hEven(h, km), a0);
       b0 = fma(xo, hOdd(h, km), b0);
       h = v128.load(w1 + off);
-      hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a1 = fma(xe, hEven(h, km), a1);
       b1 = fma(xo, hOdd(h, km), b1);
       h = v128.load(w2 + off);
-      hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a2 = fma(xe, hEven(h, km), a2);
       b2 = fma(xo, hOdd(h, km), b2);
       h = v128.load(w3 + off);
-      hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a3 = fma(xe, hEven(h, km), a3);
       b3 = fma(xo, hOdd(h, km), b3);
     }
-    if (v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
+    if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
       matvec(DT_F16, x, w, n, n + 4, Kin, out); // an inf/NaN weight: exact path for these 4 rows
       continue;
     }
