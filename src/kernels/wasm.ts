@@ -22,6 +22,7 @@ const MIN_SPLIT_ROWS = 256; // a decode split is never shorter than this
 const MATMUL_MB = 64;
 const MATMUL_NB = 16;
 const MATMUL_KN_B = 64; // nn/tn items: up to 64 rows × 64 columns
+const MATMUL_KN_KC = 128; // nn/tn reduction chunk, = KC in assembly/matmulkn.ts: the packed w panel [KC, 64] is 32 KiB
 
 // Attention argument words (assembly/layout.ts A_*).
 const A = {
@@ -202,6 +203,9 @@ export class WasmKernels implements Kernels {
     const stride = rows >= 4 ? align64(NB * ((Kin + 3) & ~3) * 4) : align64(((Kin + 7) & ~7) * 4);
     const needScratch = layout === "nt" && (rows >= 4 ? wDtype !== "f32" : wDtype === "f16");
     const scratch = needScratch ? this.scratch.need(stride * threads) : 0;
+    // nn/tn pack w as [NB/8][KC][8] and x as [MB/4][KC][4] per thread (assembly/matmulkn.ts).
+    const knStride = align64(MATMUL_KN_KC * (NB + MB) * 4);
+    const knScratch = layout === "nt" ? 0 : this.scratch.need(knStride * threads);
     const a = this.pool.args();
     a[M.X] = x;
     a[M.W] = w;
@@ -214,8 +218,8 @@ export class WasmKernels implements Kernels {
     a[M.MB] = MB;
     a[M.NB] = NB;
     a[M.NNB] = NNB;
-    a[M.SCRATCH] = scratch;
-    a[M.SCRATCH_STRIDE] = stride;
+    a[M.SCRATCH] = layout === "nt" ? scratch : knScratch;
+    a[M.SCRATCH_STRIDE] = layout === "nt" ? stride : knStride;
     a[M.LAYOUT] = LAYOUT_CODE[layout];
     a[M.ACC] = call.accumulate ? 1 : 0;
     a[M.WFINITE] = call.wFinite ? 1 : 0;

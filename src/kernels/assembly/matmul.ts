@@ -25,7 +25,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   const mb = item / NNB, nb = item % NNB;
   const m0 = mb * MB, m1 = min(M, m0 + MB), n0 = nb * NB, n1 = min(N, n0 + NB);
   if (arg(ctl, L.M_LAYOUT) != L.LAYOUT_NT) {
-    matmulKnItem(ctl, item); // nn, tn: f32 w [Kin, N] (see matmulkn.ts)
+    matmulKnItem(ctl, item, tid); // nn, tn: f32 w [Kin, N] (see matmulkn.ts)
   } else if (M < 4) {
     for (let m = m0; m < m1; m++) {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
