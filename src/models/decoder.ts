@@ -201,7 +201,7 @@ export class DecoderModel {
     if (!w) throw new Error(`DecoderModel: no weight "${key}"`);
     const bias = this.weights.get(key + ".b");
     const [N, Kin] = w.shape;
-    this.kernels.matmul({ x, w: w.ptr, bias: bias ? bias.ptr : 0, out, M, N, Kin, wDtype: w.dtype });
+    this.kernels.matmul({ x, w: w.ptr, bias: bias ? bias.ptr : 0, out, M, N, Kin, wDtype: w.dtype, wFinite: w.finite });
   }
 
   private f32w(key: string): Float32Array {

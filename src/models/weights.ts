@@ -23,6 +23,7 @@ export interface Weight {
   ptr: number; // byte offset
   dtype: WeightDtype; // matmul weights: checkpoint dtype; everything else f32
   shape: number[]; // after the transform, e.g. [N, Kin] for a matmul weight
+  finite?: boolean; // f16 matmul weights: no inf/NaN half (checked at load), so decode may skip its check (MatmulCall.wFinite)
 }
 
 export interface WeightRow {
@@ -68,7 +69,7 @@ function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightD
   if (direct) {
     const ptr = arena.alloc(numel * eb, `weight ${row.source}`);
     src.read(row.source, arena.u8(ptr, numel * eb));
-    return { ptr, dtype, shape: row.shape.slice() };
+    return { ptr, dtype, shape: row.shape.slice(), finite: dtype === "f16" ? allFiniteF16(arena.u16(ptr, numel)) : undefined };
   }
   // Transform in element space (dtype-agnostic: 2- or 4-byte elements are moved, not converted).
   const raw = new Uint8Array(numel * eb);
@@ -99,13 +100,19 @@ function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightD
   if (row.store === "matmul" || dtype === "f32") {
     const ptr = arena.alloc(n * eb, `weight ${row.source}`);
     arena.u8(ptr, n * eb).set(new Uint8Array(el.buffer, el.byteOffset, n * eb));
-    return { ptr, dtype, shape };
+    return { ptr, dtype, shape, finite: dtype === "f16" ? allFiniteF16(el as Uint16Array) : undefined };
   }
   const ptr = arena.alloc(n * 4, `weight ${row.source}`);
   const out = arena.f32(ptr, n);
   if (dtype === "f16") decodeF16(el as Uint16Array, out);
   else decodeBf16(el as Uint16Array, out);
   return { ptr, dtype: "f32", shape };
+}
+
+/** True if no half in h is inf or NaN (exponent bits all ones). One pass at load, ~0.1 s per 100M halves. */
+export function allFiniteF16(h: Uint16Array): boolean {
+  for (let i = 0; i < h.length; i++) if ((h[i] & 0x7c00) === 0x7c00) return false;
+  return true;
 }
 
 /** Reads row `r` of a [rows, width] weight as f32 (embedding lookup). */
