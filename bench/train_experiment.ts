@@ -35,7 +35,7 @@ const SCALES: Record<string, Scale> = {
   // 4 variants × 3 seeds × 120 updates × 2048 tokens ≈ 2.9M training tokens.
   default: {
     dataDir: "data", vocab: 4096, hidden: 256, layers: 4, context: 256, batch: 8, accum: 1, steps: 120, lr: 3e-3, seeds: [1, 2, 3], evalTokens: 65536,
-    mqar: { hidden: 128, layers: 2, context: 64, vocab: 256, pairs: [2, 4, 8, 16], batch: 16, steps: 500, lr: 1e-2, examples: 512 },
+    mqar: { hidden: 128, layers: 2, context: 64, vocab: 256, pairs: [2, 4, 8, 16], batch: 32, steps: 800, lr: 3e-3, examples: 512 },
   },
   // The same models trained about 17× longer (≈ 49M tokens): about a day on 2 vCPUs.
   full: {
