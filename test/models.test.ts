@@ -66,3 +66,13 @@ test("every fixture on the WASM kernels (2 worker threads) matches PyTorch and g
     for (const h of handles) h.close();
   }
 });
+
+test("MLP row blocks: the 17-token fixtures of llama-mqa-bf16, llama-gqa-f16 and qwen2-gqa-bias run their MLP in 2 blocks, so the PyTorch checks above cover a blocked MLP", async () => {
+  for (const name of ["llama-mqa-bf16", "llama-gqa-f16", "qwen2-gqa-bias"]) {
+    const { exp } = expected(name);
+    const { model } = await load(join(MODELS_DIR, name));
+    const N = exp.tokens.length;
+    const rows = model.mlpRows(N);
+    assert.ok(rows < N && rows * 2 >= N, `${name}: mlpRows(${N}) = ${rows}; expected 2 blocks (${N} / 2 <= rows < ${N})`);
+  }
+});
