@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { createKernels } from "../src/kernels/index.js";
+import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { Arena } from "../src/kernels/memory.js";
 import { arenaAllocator } from "../src/train/alloc.js";
 import { TextBatches, Trainer } from "../src/train/loop.js";
@@ -34,6 +35,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 async function mqa() {
+  enableRelaxedSimdFlag(); // as the mqa CLI does (src/cli/main.ts)
   const arena = new Arena({ initialBytes: 64 << 20, base: 1 << 20 });
   const kernels = backend === "ts" ? null : await createKernels({ arena, backend: backend as "auto", threads: a.threads });
   const cfg = {
