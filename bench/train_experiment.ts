@@ -129,7 +129,9 @@ if (args.includes("--report")) {
     const s = fromLog(join(runsDir, `mqar-kv${K}`));
     if (s) mq.push({ K, s });
   }
-  write(procs > 1 ? (Date.now() - started) / 60000 : null);
+  // A plain --report keeps the wall time a --procs run recorded.
+  const prevWall = existsSync(jsonPath) ? (JSON.parse(readFileSync(jsonPath, "utf8")) as { wall?: Wall | null }).wall ?? null : null;
+  write(procs > 1 ? { minutes: (Date.now() - started) / 60000, procs, threadsEach: Math.max(1, Math.floor(threads / procs)) } : prevWall);
   if (args.includes("--ship")) ship();
   process.exit(0);
 }
@@ -205,8 +207,11 @@ function comparison(): string[] {
   return out;
 }
 
-/** Writes the report; wallMinutes is the elapsed time of a --procs run (null when unknown). */
-function write(wallMinutes: number | null): void {
+/** The elapsed time of a --procs run, and how it ran. */
+interface Wall { minutes: number; procs: number; threadsEach: number }
+
+/** Writes the report; wall is null when unknown (runs made one after another in one process). */
+function write(wall: Wall | null): void {
   mkdirSync("docs/experiments", { recursive: true });
   // Training time summed over the runs (wall time of this process is meaningless with --report / --only).
   const minutes = [...lm.map((r) => r.s.seconds), ...mq.map((r) => r.s.seconds)].reduce((a, b) => a + b, 0) / 60;
@@ -214,8 +219,8 @@ function write(wallMinutes: number | null): void {
   const seeds = [...new Set(lm.map((r) => r.seed))];
   const lines: string[] = [];
   lines.push(`# From scratch: MHA vs GQA vs MQA (${scaleName} scale)`, "");
-  const cmd = `npx tsx bench/train_experiment.ts${scaleName === "default" ? "" : ` --scale ${scaleName}`}${procs > 1 ? ` --procs ${procs}` : ""}`;
-  lines.push(`Produced by \`${cmd}\` on ${new Date().toISOString()}; the training runs took ${minutes.toFixed(1)} minutes summed over runs${wallMinutes === null ? "" : ` (${wallMinutes.toFixed(1)} minutes wall clock, ${procs} processes of ${Math.max(1, Math.floor(threads / procs))} kernel thread each)`}`);
+  const cmd = `npx tsx bench/train_experiment.ts${scaleName === "default" ? "" : ` --scale ${scaleName}`}${wall ? ` --procs ${wall.procs}` : ""}`;
+  lines.push(`Produced by \`${cmd}\` on ${new Date().toISOString()}; the training runs took ${minutes.toFixed(1)} minutes summed over runs${wall ? ` (${wall.minutes.toFixed(1)} minutes wall clock, ${wall.procs} processes of ${wall.threadsEach} kernel thread${wall.threadsEach > 1 ? "s" : ""} each)` : ""}`);
   lines.push(`(${cpus().length} vCPUs, ${cpus()[0]?.model}; the machine was shared with other jobs, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, so times are noisy).`, "");
   lines.push(`Data: ${S.dataDir} (KJV books + State of the Union speeches, validation = every 10th document), byte-level BPE with ${S.vocab} tokens.`);
   lines.push(`Model: LLaMA-style, ${S.layers} layers, width ${S.hidden}, ${HEADS} query heads of dim ${S.hidden / HEADS}, SwiGLU, untied head; context ${S.context}; batch ${S.batch} × accum ${S.accum}; ${S.steps} AdamW updates, lr ${S.lr} (warmup + cosine), seeds ${(seeds.length ? seeds : S.seeds).join(", ")}.`, "");
@@ -244,7 +249,7 @@ function write(wallMinutes: number | null): void {
   lines.push(...comparison());
   lines.push("");
   writeFileSync(`${docBase}.md`, lines.join("\n"));
-  writeFileSync(`${docBase}.json`, JSON.stringify({ scale: scaleName, config: S, lm, mqar: mq, minutes, wallMinutes }, null, 2) + "\n");
+  writeFileSync(`${docBase}.json`, JSON.stringify({ scale: scaleName, config: S, lm, mqar: mq, minutes, wall }, null, 2) + "\n");
 }
 if (parts === 1 && procs === 1) {
   write(null);
