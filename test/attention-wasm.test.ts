@@ -5,28 +5,19 @@
 // Tolerance (reason): the WASM kernels accumulate in f32 and use a polynomial exp2 (relative error
 // ~2e-7); outputs are convex combinations of V rows with |v| ~ 1, so 2e-5 + 2e-5·|want| (the same
 // bound as test/kernels.test.ts). Both backends read the very same cache bytes.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
-import { createKernels, type KernelHandle } from "../src/kernels/index.js";
-import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { Attention, type AttentionConfig } from "../src/attention/index.js";
 import { createKvCache, type KvCacheSpec } from "../src/kvcache/index.js";
 import type { Kernels, KvDtype } from "../src/kernels/types.js";
 import { assertClose, loadFixtures, randn } from "./attention-helpers.js";
+import { wasmBackends } from "./kernel-backends.js";
 
 const ATOL = 2e-5;
 const RTOL = 2e-5;
 const arena = new Arena({ initialBytes: 64 << 20 });
-const backends: KernelHandle[] = [];
-
-before(async () => {
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 1, relaxed: "off" }));
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "off" }));
-  enableRelaxedSimdFlag();
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "auto" }));
-});
-after(() => backends.forEach((b) => b.close()));
+const backends = wasmBackends(arena, [{ threads: 1, relaxed: false }, { threads: 2, relaxed: false }, { threads: 2, relaxed: true }]);
 
 /** Runs a ragged prefill and `steps` decode steps; returns every output, concatenated. */
 function schedule(kernels: Kernels, config: AttentionConfig, kind: KvCacheSpec["kind"], dtype: KvDtype, prompt: number[], steps: number): Float32Array {

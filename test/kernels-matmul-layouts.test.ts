@@ -6,28 +6,18 @@
 //
 // Tolerance (reason): inputs in [-1, 1], the kernels sum Kin f32 products in f32 (in a different
 // order than the reference), so |err| <= 1e-5 + 2e-6·Kin + 1e-5·|want|, as in kernels.test.ts.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { seededRandom } from "../src/random.js";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
-import { createKernels, type KernelHandle } from "../src/kernels/index.js";
-import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import type { MatmulCall, MatmulLayout } from "../src/kernels/types.js";
 import { kernelMatmuls, tsMatmuls } from "../src/train/matmul.js";
+import { wasmBackends } from "./kernel-backends.js";
 
 const arena = new Arena({ initialBytes: 16 << 20 });
 const ref = referenceKernels(arena);
-const backends: KernelHandle[] = [];
-
-before(async () => {
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 1, relaxed: "off" }));
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "off" }));
-  enableRelaxedSimdFlag();
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 1, relaxed: "auto" }));
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "auto" }));
-});
-after(() => backends.forEach((b) => b.close()));
+const backends = wasmBackends(arena, [{ threads: 1, relaxed: false }, { threads: 2, relaxed: false }, { threads: 1, relaxed: true }, { threads: 2, relaxed: true }]);
 
 function fill(a: Float32Array, seed: number): void {
   const r = seededRandom(seed);

@@ -7,27 +7,18 @@
 // kernels accumulate in f32 and use a polynomial exp2 (rel. error ~2e-7), so |err| <= 2e-5 + 2e-5·|want|.
 // Caches in f16/bf16/int8 are decoded exactly the same way by both sides, so the same bound holds.
 // matmul: f32 sums of Kin products, |err| <= 1e-5 + 4e-7·Kin·mean|x·w| ... stated per case below.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import { seededRandom } from "../src/random.js";
 import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
-import { createKernels, type KernelHandle } from "../src/kernels/index.js";
-import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import type { AttentionCall, Kernels, KvDtype, KvSegment, WeightDtype } from "../src/kernels/types.js";
 import { encodeBf16, encodeF16, quantizeInt8Row } from "../src/kvcache/convert.js";
+import { wasmBackends } from "./kernel-backends.js";
 
 const arena = new Arena({ initialBytes: 64 << 20 });
 const ref = referenceKernels(arena);
-const backends: KernelHandle[] = [];
-
-before(async () => {
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 1, relaxed: "off" }));
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "off" }));
-  enableRelaxedSimdFlag();
-  backends.push(await createKernels({ arena, backend: "wasm", threads: 2, relaxed: "auto" }));
-});
-after(() => backends.forEach((b) => b.close()));
+const backends = wasmBackends(arena, [{ threads: 1, relaxed: false }, { threads: 2, relaxed: false }, { threads: 2, relaxed: true }]);
 
 /** Deterministic PRNG (mulberry32) so every failure reproduces. */
 const rng = seededRandom;
