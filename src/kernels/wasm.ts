@@ -199,13 +199,14 @@ export class WasmKernels implements Kernels {
     }
     const NNB = Math.ceil(N / NB);
     const nitems = Math.ceil(rows / MB) * NNB;
-    // Scratch per thread: M >= 4 widens NB w rows of f16/bf16; an f16 matvec keeps its scaled x (matmul.ts prepX).
-    const stride = rows >= 4 ? align64(NB * ((Kin + 3) & ~3) * 4) : align64(((Kin + 7) & ~7) * 4);
-    const needScratch = layout === "nt" && (rows >= 4 ? wDtype !== "f32" : wDtype === "f16");
-    const scratch = needScratch ? this.scratch.need(stride * threads) : 0;
-    // nn/tn pack w as [NB/8][KC][8] and x as [MB/4][KC][4] per thread (assembly/matmulkn.ts).
-    const knStride = align64(MATMUL_KN_KC * (NB + MB) * 4);
-    const knScratch = layout === "nt" ? 0 : this.scratch.need(knStride * threads);
+    // Scratch per thread (0: none): nn/tn pack w as [NB/8][KC][8] and x as [MB/4][KC][4]
+    // (assembly/matmulkn.ts); nt with M >= 4 widens NB f16/bf16 w rows; an f16 matvec keeps its
+    // scaled x (matmul.ts prepX).
+    let stride = 0;
+    if (layout !== "nt") stride = align64(MATMUL_KN_KC * (NB + MB) * 4);
+    else if (rows >= 4 && wDtype !== "f32") stride = align64(NB * ((Kin + 3) & ~3) * 4);
+    else if (rows < 4 && wDtype === "f16") stride = align64(((Kin + 7) & ~7) * 4);
+    const scratch = stride ? this.scratch.need(stride * threads) : 0;
     const a = this.pool.args();
     a[M.X] = x;
     a[M.W] = w;
@@ -218,8 +219,8 @@ export class WasmKernels implements Kernels {
     a[M.MB] = MB;
     a[M.NB] = NB;
     a[M.NNB] = NNB;
-    a[M.SCRATCH] = layout === "nt" ? scratch : knScratch;
-    a[M.SCRATCH_STRIDE] = layout === "nt" ? stride : knStride;
+    a[M.SCRATCH] = scratch;
+    a[M.SCRATCH_STRIDE] = stride;
     a[M.LAYOUT] = LAYOUT_CODE[layout];
     a[M.ACC] = call.accumulate ? 1 : 0;
     a[M.WFINITE] = call.wFinite ? 1 : 0;
