@@ -52,10 +52,11 @@ const SCALES: Record<string, Scale> = {
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const scaleName = flag("--scale") ?? "default";
-const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : "lm,mqar";
+const only = flag("--only") ?? "lm,mqar";
 const S = SCALES[scaleName];
 if (!S) throw new Error(`bench/train_experiment.ts: --scale ${scaleName}: expected ${Object.keys(SCALES).join(", ")}`);
-if (args.includes("--seeds")) S.seeds = args[args.indexOf("--seeds") + 1].split(",").map(Number);
+const seeds = flag("--seeds");
+if (seeds) S.seeds = seeds.split(",").map(Number);
 const KV = [8, 4, 2, 1];
 const HEADS = 8;
 const started = Date.now();
