@@ -257,7 +257,10 @@ function write(wall: Wall | null): void {
   lines.push("");
   lines.push(...comparison());
   lines.push("");
-  writeFileSync(`${docBase}.md`, lines.join("\n"));
+  // A hand-written "## How this run was made" section at the end of the old report is kept.
+  const old = existsSync(`${docBase}.md`) ? readFileSync(`${docBase}.md`, "utf8") : "";
+  const kept = old.indexOf("\n## How this run was made");
+  writeFileSync(`${docBase}.md`, lines.join("\n") + (kept >= 0 ? old.slice(kept + 1) : ""));
   writeFileSync(`${docBase}.json`, JSON.stringify({ scale: scaleName, config: S, lm, mqar: mq, minutes, wall }, null, 2) + "\n");
 }
 if (parts === 1 && procs === 1) {
