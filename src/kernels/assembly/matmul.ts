@@ -107,6 +107,16 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
 // all-finite w (MatmulCall.wFinite), a max over |h| per 4 rows detects them, and that block is
 // recomputed on the exact h2f path.
 const X_FAST_MAX: f32 = 16384.0;
+// Two measured details of the loop (bench/matvec.ts --baseline, f16, 1 thread: 1.16-1.29x together):
+// - The masks are loaded from F16_MASK before the loop. Written as i32x4.splat(constant), each use
+//   inside the loop became a v128.const, which V8 rematerialises per use (TurboFan does not hoist
+//   loop invariants), and the extra instructions cost ~8 %.
+// - Read-ahead: each iteration also loads one byte of the next 4-row block, one per 64-byte line,
+//   so the next block's lines are in flight while this one is computed. It pays for rows shorter
+//   than a 4 KiB page (Kin < 2048: 768-wide projections, the LM head), where the hardware prefetcher
+//   keeps restarting on short runs; for longer rows it was 12-25 % slower, so those skip it.
+const READ_AHEAD_BELOW = 2048; // Kin, in halves: 4 KiB rows
+const F16_MASK = memory.data<u32>([0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x7fff7fff, 0x7fff7fff, 0x7fff7fff, 0x7fff7fff], 16);
 
 /** max |x[i]| over n values (NaN if any is NaN). */
 function absMax(x: usize, n: i32): f32 {
@@ -149,25 +159,30 @@ function prepX(x: usize, Kin: i32, xs: usize): void {
 // Two copies of one body: `check` is a constant after inlining, so the finite-weight copy has no
 // inf/NaN detection in its loop (the caller promised w is all-finite: MatmulCall.wFinite).
 function matvecF16Checked(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
-  matvecF16(x, xs, w, n0, n1, Kin, out, true);
+  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, true, true);
+  else matvecF16(x, xs, w, n0, n1, Kin, out, true, false);
 }
 function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
-  matvecF16(x, xs, w, n0, n1, Kin, out, false);
+  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, false, true);
+  else matvecF16(x, xs, w, n0, n1, Kin, out, false, false);
 }
 
 /** out[n] = x · w_n for n0 <= n < n1, f16 w, with xs = prepX(x) (see the comment above X_FAST_MAX). */
 // @ts-ignore: decorator
-@inline function matvecF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, check: bool): void {
+@inline function matvecF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, check: bool, readAhead: bool): void {
   const rowBytes = <usize>Kin << 1;
   const K8 = Kin & ~7;
-  const km = i32x4.splat(0x8fffe000), am = i16x8.splat(0x7fff);
+  const km = v128.load(F16_MASK), am = v128.load(F16_MASK, 16);
   let n = n0;
+  let touch: u8 = 0;
   for (; n + 4 <= n1; n += 4) {
     const w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let hx = i16x8.splat(0);
+    const ahead = n + 8 <= n1 ? w0 + (rowBytes << 2) : w0;
     for (let d = 0; d < K8; d += 8) {
+      if (readAhead) touch |= load<u8>(ahead + (<usize>d << 3));
       const xe = v128.load(xs + (<usize>d << 2)), xo = v128.load(xs + (<usize>d << 2), 16);
       const off = <usize>d << 1;
       let h = v128.load(w0 + off);
@@ -206,6 +221,7 @@ function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i
     store<f32>(o, s2, 8);
     store<f32>(o, s3, 12);
   }
+  store<u8>(xs, touch); // keeps the read-ahead loads; xs is not read again in this item
   if (n < n1) matvec(DT_F16, x, w, n, n1, Kin, out);
 }
 
