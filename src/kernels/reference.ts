@@ -21,7 +21,7 @@
 //   gets weight 0 (all -Inf gives NaN), as in PyTorch's softmax.
 
 import type { Arena } from "./memory.js";
-import type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
+import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
 import { bf16ToF32, elementBytes, f16DecodeTable } from "../kvcache/convert.js";
 
 /** Receives the attention probabilities of one (query t, head h): probs[i] belongs to positions[i]. */
@@ -39,6 +39,7 @@ export function referenceKernels(arena: Arena): Kernels {
     threads: 1,
     attention: (call: AttentionCall) => referenceAttention(arena, call),
     matmul: (call: MatmulCall) => referenceMatmul(arena, call),
+    activation: (call: ActivationCall) => referenceActivation(arena, call),
   };
 }
 
@@ -250,6 +251,52 @@ export function referenceMatmul(arena: Arena, call: MatmulCall): void {
       for (let i = 0; i < Kin; i++) acc += x[m * xm + i * xi] * w[n * wn + i * wi];
       out[m * N + n] = acc;
     }
+  }
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/**
+ * The tanh GELU (gelu_new, gelu_pytorch_tanh): 0.5 a (1 + tanh(z)), z = √(2/π) (a + 0.044715 a³),
+ * written as a · σ(2z) (the same function), which keeps its precision where 1 + tanh(z) cancels.
+ */
+export function geluTanh(a: number): number {
+  return a / (1 + Math.exp(-2 * GELU_C * (a + 0.044715 * a * a * a)));
+}
+
+/** SiLU: a · σ(a). */
+export function silu(a: number): number {
+  return a / (1 + Math.exp(-a));
+}
+
+const ACTIVATIONS: Record<ActivationOp, { gated: boolean; f: (a: number) => number }> = {
+  swiglu: { gated: true, f: silu },
+  geglu: { gated: true, f: geluTanh },
+  gelu: { gated: false, f: geluTanh },
+  relu: { gated: false, f: (a) => Math.max(0, a) },
+};
+
+/** Checks an ActivationCall (shared by every backend); returns whether the op reads y. */
+export function validateActivationCall(arena: Arena, call: ActivationCall): boolean {
+  const act = ACTIVATIONS[call.op];
+  if (!act) throw new RangeError(`activation: unknown op "${call.op}"; expected ${Object.keys(ACTIVATIONS).join(", ")}`);
+  if (!Number.isInteger(call.n) || call.n < 0) throw new RangeError(`activation: n must be a non-negative integer, got ${call.n}`);
+  const memBytes = arena.memory.buffer.byteLength;
+  checkRange("activation", "x", call.x, call.n * 4, 4, memBytes);
+  if (act.gated) checkRange("activation", "y", call.y, call.n * 4, 4, memBytes);
+  return act.gated;
+}
+
+/** x[i] = f(x[i]) (· y[i] for the gated ops), in float64 (see ActivationCall in types.ts). */
+export function referenceActivation(arena: Arena, call: ActivationCall): void {
+  const gated = validateActivationCall(arena, call);
+  const f = ACTIVATIONS[call.op].f;
+  const x = arena.f32(call.x, call.n);
+  if (gated) {
+    const y = arena.f32(call.y, call.n);
+    for (let i = 0; i < x.length; i++) x[i] = f(x[i]) * y[i];
+  } else {
+    for (let i = 0; i < x.length; i++) x[i] = f(x[i]);
   }
 }
 

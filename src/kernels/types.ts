@@ -59,9 +59,27 @@ export interface MatmulCall {
   wFinite?: boolean; // the caller promises w holds no inf/NaN (e.g. checked at load): f16 decode skips its per-block check
 }
 
+/**
+ * Elementwise MLP activations, in place on x (f32 [n]):
+ *   "swiglu" x[i] = silu(x[i])·y[i]      silu(a) = a·σ(a)                       (LLaMA family)
+ *   "geglu"  x[i] = gelu(x[i])·y[i]      gelu = the tanh approximation          (Gemma)
+ *   "gelu"   x[i] = gelu(x[i])                                                  (GPT-2)
+ *   "relu"   x[i] = max(0, x[i])
+ * y (f32 [n]) is read by the gated ops only (0 otherwise).
+ */
+export type ActivationOp = "swiglu" | "geglu" | "gelu" | "relu";
+
+export interface ActivationCall {
+  x: number; // f32 [n], overwritten with the result
+  y: number; // f32 [n] for swiglu/geglu, else 0
+  n: number;
+  op: ActivationOp;
+}
+
 export interface Kernels {
   readonly name: string; // "reference", "wasm-simd", "wasm-relaxed-simd"
   readonly threads: number;
   attention(call: AttentionCall): void;
   matmul(call: MatmulCall): void;
+  activation(call: ActivationCall): void;
 }

@@ -8,10 +8,10 @@
 //   attention: items (kv head, query tile, key split); decode (T = 1) splits long contexts across
 //   threads (split-KV) and merges by log-sum-exp; prefill tiles queries and never splits keys.
 //   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
-import type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, WeightDtype } from "./types.js";
+import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
 import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
-import { validateAttentionCall, validateMatmulLayout } from "./reference.js";
+import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
 
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
 const DTYPE_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
@@ -19,7 +19,7 @@ const SEG_WORDS = 12;
 const BK = 64; // keys per tile: K and V tiles of 32 KiB (f32, D = 128) stay in L1/L2
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
 const MIN_SPLIT_ROWS = 256; // a decode split is never shorter than this
-const MATMUL_MB = 64;
+const MATMUL_MB = 512;
 const MATMUL_NB = 16;
 const MATMUL_KN_B = 64; // nn/tn items: up to 64 rows × 64 columns
 const MATMUL_KN_KC = 128; // nn/tn reduction chunk, = KC in assembly/matmulkn.ts: the packed w panel [KC, 64] is 32 KiB
@@ -31,6 +31,9 @@ const A = {
 } as const;
 const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14, WFINITE: 15 } as const;
 const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
+const E = { X: 0, Y: 1, N: 2, OP: 3, CHUNK: 4 } as const; // activation words (assembly/layout.ts E_*)
+const ACTIVATION_OP: Record<ActivationOp, number> = { swiglu: 0, geglu: 1, gelu: 2, relu: 3 }; // assembly/activation.ts OP_*
+const ACTIVATION_CHUNK = 16384; // values per activation item (64 KiB of x)
 
 /** A growable buffer in the arena, reallocated only when a call needs more than it has. */
 class ArenaBuffer {
@@ -194,8 +197,13 @@ export class WasmKernels implements Kernels {
       MB = rows;
       NB = Math.max(4, Math.ceil(N / (16 * threads) / 4) * 4);
     } else {
-      MB = MATMUL_MB;
+      // An item is NB w rows against up to MATMUL_MB rows of x, so each w block is read from
+      // memory (and widened, for f16/bf16) once per MATMUL_MB rows instead of once per 64: the
+      // weights of a layer do not fit in L2, the x rows of a prefill chunk do. Smaller row blocks
+      // only when that would leave a thread without items.
+      MB = Math.min(rows, MATMUL_MB);
       NB = MATMUL_NB;
+      while (Math.ceil(rows / MB) * Math.ceil(N / NB) < 4 * threads && MB > 64) MB = Math.ceil(MB / 2);
     }
     const NNB = Math.ceil(N / NB);
     const nitems = Math.ceil(rows / MB) * NNB;
@@ -225,6 +233,19 @@ export class WasmKernels implements Kernels {
     a[M.ACC] = call.accumulate ? 1 : 0;
     a[M.WFINITE] = call.wFinite ? 1 : 0;
     this.pool.run(KIND.matmul, nitems);
+  }
+
+  /** x = act(x) (· y), in place, in items of ACTIVATION_CHUNK values (see ActivationCall). */
+  activation(call: ActivationCall): void {
+    validateActivationCall(this.arena, call);
+    if (call.n === 0) return;
+    const a = this.pool.args();
+    a[E.X] = call.x;
+    a[E.Y] = call.y;
+    a[E.N] = call.n;
+    a[E.OP] = ACTIVATION_OP[call.op];
+    a[E.CHUNK] = ACTIVATION_CHUNK;
+    this.pool.run(KIND.activation, Math.ceil(call.n / ACTIVATION_CHUNK));
   }
 
   /** Benchmark probe: reads [ptr, ptr + bytes) once with SIMD loads on all threads. */

@@ -113,30 +113,6 @@ export class RopeTable {
   }
 }
 
-const GELU_C = Math.sqrt(2 / Math.PI);
-
-/** The tanh GELU (gelu_new, gelu_pytorch_tanh): 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). */
-export function geluTanh(x: number): number {
-  return 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)));
-}
-
-/** SiLU: x · sigmoid(x). */
-export function silu(x: number): number {
-  return x / (1 + Math.exp(-x));
-}
-
-/** Gated MLP middle, in place into gate: gate[i] = act(gate[i]) · up[i] (SwiGLU: silu, GeGLU: gelu). */
-export function gatedActivation(gate: Float32Array, up: Float32Array, kind: "swiglu" | "geglu"): void {
-  const act = kind === "swiglu" ? silu : geluTanh;
-  for (let i = 0; i < gate.length; i++) gate[i] = act(gate[i]) * up[i];
-}
-
-/** Plain MLP activation in place (GPT-2: tanh GELU). */
-export function activation(x: Float32Array, kind: "gelu" | "relu"): void {
-  if (kind === "gelu") for (let i = 0; i < x.length; i++) x[i] = geluTanh(x[i]);
-  else for (let i = 0; i < x.length; i++) x[i] = Math.max(0, x[i]);
-}
-
 /** x += y, elementwise. */
 export function addInto(x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i];

@@ -14,7 +14,7 @@ import type { Kernels } from "../kernels/types.js";
 import { createKvCache, type KvCache } from "../kvcache/index.js";
 import type { KvDtype } from "../kernels/types.js";
 import type { ModelSpec } from "../spec/types.js";
-import { activation, addInto, gatedActivation, layerNorm, RopeTable, rmsNorm, ropeInvFreq } from "./blocks.js";
+import { addInto, layerNorm, RopeTable, rmsNorm, ropeInvFreq } from "./blocks.js";
 import { weightBytes, weightRow, type Weight } from "./weights.js";
 
 /** What differs between families beyond the weight table. */
@@ -140,12 +140,12 @@ export class DecoderModel {
         const hr = s.h + r0 * E * 4;
         if (this.options.mlp === "gelu") {
           this.mm(hr, p + "fc", s.g, m);
-          activation(f("g", m, F), "gelu");
+          this.kernels.activation({ x: s.g, y: 0, n: m * F, op: "gelu" });
           this.mm(s.g, p + "proj", hr, m);
         } else {
           this.mm(hr, p + "gate", s.g, m);
           this.mm(hr, p + "up", s.u, m);
-          gatedActivation(f("g", m, F), f("u", m, F), this.options.mlp);
+          this.kernels.activation({ x: s.g, y: s.u, n: m * F, op: this.options.mlp });
           this.mm(s.g, p + "down", hr, m); // h rows are free once gate and up have read them
         }
       }

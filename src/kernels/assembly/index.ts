@@ -4,6 +4,7 @@
 import * as L from "./layout";
 import { attnItem, attnMerge } from "./attention";
 import { matmulItem } from "./matmul";
+import { activationItem } from "./activation";
 import { fma } from "./simd";
 
 export { attnMerge };
@@ -35,6 +36,7 @@ export function runTask(ctl: usize, tid: i32): void {
     if (!claim(ctl + L.CTL_NEXT, v)) continue;
     if (kind == L.KIND_ATTENTION) attnItem(ctl, i, tid);
     else if (kind == L.KIND_MATMUL) matmulItem(ctl, i, tid);
+    else if (kind == L.KIND_ACTIVATION) activationItem(ctl, i);
     else if (kind == L.KIND_STREAM) streamItem(ctl, i, tid);
     else if (kind == L.KIND_PEAK) peakItem(ctl, tid);
     itemDone(ctl + L.CTL_DONE);

@@ -17,6 +17,7 @@ export const KIND_ATTENTION: i32 = 1;
 export const KIND_MATMUL: i32 = 2;
 export const KIND_STREAM: i32 = 3;
 export const KIND_PEAK: i32 = 4;
+export const KIND_ACTIVATION: i32 = 5;
 
 // Attention arguments (u32 word index into CTL_ARGS).
 export const A_Q = 0; // f32 [T, H, D]
@@ -78,6 +79,13 @@ export const M_WFINITE = 15; // 1: the caller promises an f16 w has no inf/NaN (
 export const LAYOUT_NT = 0; // w [N, Kin]
 export const LAYOUT_NN = 1; // x [M, Kin], w [Kin, N]
 export const LAYOUT_TN = 2; // x [Kin, M], w [Kin, N]
+
+// Activation arguments.
+export const E_X = 0; // f32 [n], in place
+export const E_Y = 1; // f32 [n] (gated ops)
+export const E_N = 2;
+export const E_OP = 3; // OP_* in activation.ts
+export const E_CHUNK = 4; // values per item
 
 // Probe arguments.
 export const P_PTR = 0;
