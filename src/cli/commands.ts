@@ -8,9 +8,10 @@ import { register as info } from "./info.js";
 import { register as plan } from "./plan.js";
 import { register as prepareData } from "./prepare-data.js";
 import { register as seedTables } from "./seed-tables.js";
+import { register as serve } from "./serve.js";
 import { register as train } from "./train.js";
 import { register as web } from "./web.js";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, generate, info, exportGguf];
+export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, generate, info, exportGguf, serve];

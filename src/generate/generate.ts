@@ -1,10 +1,13 @@
 // The generation loop: one ragged prefill of every prompt, then one batched decode step per token
 // for the sequences still running, all in one KV cache (paged when there are several prompts).
 // Stops on eos/stop tokens, stop strings or max tokens; streams text deltas through onText.
+// generate() runs to the end; generateAsync() yields to the event loop between decode steps (the
+// server streams through it). Both drive the same Generation (prefill, step, finish).
 //
 // Legend: B prompts, T_b prompt tokens, V vocabulary.
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
+import type { KvCache } from "../kvcache/index.js";
 import type { DecoderModel } from "../models/decoder.js";
 import { checkSampling, sampleToken, seededRandom, type SamplingOptions } from "./sampling.js";
 
@@ -33,6 +36,7 @@ export interface GenerateResult {
   decodeSeconds: number;
   kvCacheBytes: number; // cached rows at the end (kvCacheBytes of every sequence's length)
   kvCacheReservedBytes: number;
+  aborted: boolean; // generateAsync's signal stopped the run (generate(): always false)
 }
 
 /**
@@ -40,67 +44,143 @@ export interface GenerateResult {
  * (seed + index), so a batch gives the same tokens as running the prompts one by one.
  */
 export function generate(model: DecoderModel, prompts: number[][], opts: GenerateOptions): GenerateResult {
-  const sampling = checkSampling(opts);
-  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
-  if (prompts.length === 0) throw new UserError("generate: no prompts");
-  const ctx = model.maxContext;
-  prompts.forEach((p, b) => {
-    if (p.length === 0) throw new UserError(`prompt ${b} is empty; expected at least one token`);
-    if (p.length > ctx) throw new UserError(`prompt ${b} has ${p.length} tokens but the model's context is ${ctx} tokens`);
-  });
-  const B = prompts.length;
-  const cache = model.createCache({ kind: B > 1 ? "paged" : "contiguous", dtype: opts.kvDtype, maxTokens: ctx, maxSequences: B });
+  const run = new Generation(model, prompts, opts);
   try {
-    const seqs = prompts.map(() => cache.addSequence());
-    const stop = new Set(opts.stopTokens ?? []);
-    const randoms = prompts.map((_, b) => seededRandom(sampling.seed + b));
-    const out: SequenceResult[] = prompts.map(() => ({ tokens: [], text: "", finishReason: "length" }));
-    const emitted = prompts.map(() => 0); // characters of text already streamed
-    const t0 = performance.now();
-    let logits = model.prefill(cache, seqs, prompts, opts.prefillChunk ?? 512);
-    const t1 = performance.now();
-    const V = model.spec.vocabSize;
-    let live = prompts.map((_, b) => b);
-    let decodeTokens = 0;
-    for (let step = 0; step < opts.maxTokens && live.length > 0; step++) {
-      const next: number[] = [];
-      const still: number[] = [];
-      live.forEach((b, i) => {
-        const row = logits.subarray(i * V, (i + 1) * V);
-        const tok = sampleToken(row, sampling, [...prompts[b], ...out[b].tokens], randoms[b]);
-        if (stop.has(tok)) {
-          out[b].finishReason = "stop";
-          return;
-        }
-        out[b].tokens.push(tok);
-        opts.onToken?.(b, tok);
-        if (updateText(out[b], opts, emitted, b)) return;
-        if (prompts[b].length + out[b].tokens.length >= ctx) return; // context full: "length"
-        still.push(b);
-        next.push(tok);
-      });
-      live = still;
-      if (live.length === 0 || step === opts.maxTokens - 1) break;
-      logits = model.forward(cache, live.map((b) => seqs[b]), next.map((t) => [t]), "last");
-      decodeTokens += live.length;
-    }
-    const t2 = performance.now();
-    // Flush streamed text that was held back (possible stop-string prefixes, partial UTF-8).
-    out.forEach((r, b) => {
-      if (opts.decode && r.finishReason !== "stop") r.text = opts.decode(r.tokens);
-      if (opts.onText && r.text.length > emitted[b]) opts.onText(b, r.text.slice(emitted[b]));
-    });
-    return {
-      sequences: out,
-      prefillTokens: prompts.reduce((a, p) => a + p.length, 0),
-      prefillSeconds: (t1 - t0) / 1000,
-      decodeTokens,
-      decodeSeconds: (t2 - t1) / 1000,
-      kvCacheBytes: cache.bytes(),
-      kvCacheReservedBytes: cache.reservedBytes(),
-    };
+    run.prefill();
+    while (run.step());
+    return run.finish(false);
   } finally {
-    cache.dispose();
+    run.dispose();
+  }
+}
+
+/** generateAsync's extra option. */
+export interface AsyncGenerateOptions extends GenerateOptions {
+  signal?: AbortSignal; // aborting stops the run after the current step (e.g. the client hung up)
+}
+
+/**
+ * generate() for a server: the same tokens (the same prefill and step), but it returns to the
+ * event loop between decode steps, so text streamed through onText leaves the socket as it is
+ * produced and `signal` can stop the run. An aborted run resolves with `aborted: true`, the
+ * tokens made so far, and no flush of held-back text.
+ */
+export async function generateAsync(model: DecoderModel, prompts: number[][], opts: AsyncGenerateOptions): Promise<GenerateResult> {
+  const run = new Generation(model, prompts, opts); // validates before the first await: bad input rejects at once
+  const stopped = () => opts.signal?.aborted ?? false;
+  try {
+    await yieldToEventLoop();
+    if (!stopped()) {
+      run.prefill();
+      while (!stopped() && run.step()) await yieldToEventLoop();
+    }
+    return run.finish(stopped());
+  } finally {
+    run.dispose();
+  }
+}
+
+/** setImmediate, not a resolved promise: I/O (socket writes, a client's close) runs in between. */
+const yieldToEventLoop = () => new Promise<void>((ok) => setImmediate(ok));
+
+/**
+ * One generation in progress: the state that generate() and generateAsync() advance with the
+ * same prefill() and step(), so the two loops cannot drift apart.
+ */
+class Generation {
+  private readonly sampling: Required<SamplingOptions>;
+  private readonly cache: KvCache;
+  private readonly seqs: number[]; // cache sequence of each prompt
+  private readonly stop: Set<number>;
+  private readonly randoms: (() => number)[];
+  private readonly out: SequenceResult[];
+  private readonly emitted: number[]; // characters of text already streamed, per prompt
+  private logits: Float32Array = new Float32Array(0); // [live, V] next-token logits of the live sequences
+  private live: number[]; // prompts still generating, in the order of the logits rows
+  private steps = 0;
+  private decodeTokens = 0;
+  private readonly t0 = performance.now();
+  private t1 = this.t0;
+
+  constructor(private readonly model: DecoderModel, private readonly prompts: number[][], private readonly opts: GenerateOptions) {
+    this.sampling = checkSampling(opts);
+    if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
+    if (prompts.length === 0) throw new UserError("generate: no prompts");
+    const ctx = model.maxContext;
+    prompts.forEach((p, b) => {
+      if (p.length === 0) throw new UserError(`prompt ${b} is empty; expected at least one token`);
+      if (p.length > ctx) throw new UserError(`prompt ${b} has ${p.length} tokens but the model's context is ${ctx} tokens`);
+    });
+    const B = prompts.length;
+    this.cache = model.createCache({ kind: B > 1 ? "paged" : "contiguous", dtype: opts.kvDtype, maxTokens: ctx, maxSequences: B });
+    this.seqs = prompts.map(() => this.cache.addSequence());
+    this.stop = new Set(opts.stopTokens ?? []);
+    this.randoms = prompts.map((_, b) => seededRandom(this.sampling.seed + b));
+    this.out = prompts.map(() => ({ tokens: [], text: "", finishReason: "length" }));
+    this.emitted = prompts.map(() => 0);
+    this.live = prompts.map((_, b) => b);
+  }
+
+  /** One ragged prefill of every prompt. */
+  prefill(): void {
+    this.logits = this.model.prefill(this.cache, this.seqs, this.prompts, this.opts.prefillChunk ?? 512);
+    this.t1 = performance.now();
+  }
+
+  /** Samples one token per live sequence and feeds them back; false once every sequence is done. */
+  step(): boolean {
+    const { model, prompts, out, opts } = this;
+    if (this.steps >= opts.maxTokens || this.live.length === 0) return false;
+    const V = model.spec.vocabSize;
+    const next: number[] = [];
+    const still: number[] = [];
+    this.live.forEach((b, i) => {
+      const row = this.logits.subarray(i * V, (i + 1) * V);
+      const tok = sampleToken(row, this.sampling, [...prompts[b], ...out[b].tokens], this.randoms[b], out[b].tokens);
+      if (this.stop.has(tok)) {
+        out[b].finishReason = "stop";
+        return;
+      }
+      out[b].tokens.push(tok);
+      opts.onToken?.(b, tok);
+      if (updateText(out[b], opts, this.emitted, b)) return;
+      if (prompts[b].length + out[b].tokens.length >= model.maxContext) return; // context full: "length"
+      still.push(b);
+      next.push(tok);
+    });
+    this.live = still;
+    this.steps++;
+    // The last sample is not fed back: nothing would read its logits.
+    if (this.live.length === 0 || this.steps === opts.maxTokens) return false;
+    this.logits = model.forward(this.cache, this.live.map((b) => this.seqs[b]), next.map((t) => [t]), "last");
+    this.decodeTokens += this.live.length;
+    return true;
+  }
+
+  /** The result; unless aborted, first flushes streamed text that was held back (possible stop-string prefixes, partial UTF-8). */
+  finish(aborted: boolean): GenerateResult {
+    const t2 = performance.now();
+    const { opts } = this;
+    if (!aborted) {
+      this.out.forEach((r, b) => {
+        if (opts.decode && r.finishReason !== "stop") r.text = opts.decode(r.tokens);
+        if (opts.onText && r.text.length > this.emitted[b]) opts.onText(b, r.text.slice(this.emitted[b]));
+      });
+    }
+    return {
+      sequences: this.out,
+      prefillTokens: this.prompts.reduce((a, p) => a + p.length, 0),
+      prefillSeconds: (this.t1 - this.t0) / 1000,
+      decodeTokens: this.decodeTokens,
+      decodeSeconds: (t2 - this.t1) / 1000,
+      kvCacheBytes: this.cache.bytes(),
+      kvCacheReservedBytes: this.cache.reservedBytes(),
+      aborted,
+    };
+  }
+
+  dispose(): void {
+    this.cache.dispose();
   }
 }
 

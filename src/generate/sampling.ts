@@ -1,6 +1,8 @@
-// Token sampling: greedy, temperature, top-k, top-p (nucleus), min-p, repetition penalty, seed.
-// Order as in transformers' generate(): repetition penalty on the logits, then temperature, then
-// the top-k / top-p / min-p filters on the resulting distribution, then one draw.
+// Token sampling: greedy, temperature, top-k, top-p (nucleus), min-p, repetition penalty,
+// frequency / presence penalties (OpenAI's), seed.
+// Order as in transformers' generate() and vLLM: penalties on the logits (repetition, then
+// frequency and presence), then temperature, then the top-k / top-p / min-p filters on the
+// resulting distribution, then one draw.
 //
 // Legend: V vocabulary size.
 
@@ -12,6 +14,8 @@ export interface SamplingOptions {
   topP?: number; // keep the smallest set with cumulative probability >= p; 1 = off
   minP?: number; // drop tokens with p < minP · p_max; 0 = off
   repetitionPenalty?: number; // CTRL's penalty on tokens already seen: logit / r if > 0 else logit · r; 1 = off
+  frequencyPenalty?: number; // OpenAI's: logit -= f · (times the token was generated); 0 = off, e.g. 0.5
+  presencePenalty?: number; // OpenAI's: logit -= p once the token was generated; 0 = off, e.g. 0.5
   seed?: number; // RNG seed; the same seed and inputs give the same tokens
 }
 
@@ -19,13 +23,15 @@ export { seededRandom } from "../random.js";
 
 /** Validates options; messages name the flag and the value. */
 export function checkSampling(o: SamplingOptions): Required<SamplingOptions> {
-  const r = { temperature: o.temperature ?? 0, topK: o.topK ?? 0, topP: o.topP ?? 1, minP: o.minP ?? 0, repetitionPenalty: o.repetitionPenalty ?? 1, seed: o.seed ?? Math.floor(Math.random() * 2 ** 31) };
+  const r = { temperature: o.temperature ?? 0, topK: o.topK ?? 0, topP: o.topP ?? 1, minP: o.minP ?? 0, repetitionPenalty: o.repetitionPenalty ?? 1, frequencyPenalty: o.frequencyPenalty ?? 0, presencePenalty: o.presencePenalty ?? 0, seed: o.seed ?? Math.floor(Math.random() * 2 ** 31) };
   const bad = (name: string, v: number, want: string) => new UserError(`--${name} ${v}: expected ${want}`);
   if (!(r.temperature >= 0) || !Number.isFinite(r.temperature)) throw bad("temperature", r.temperature, "a finite number >= 0 (0 = greedy)");
   if (!Number.isInteger(r.topK) || r.topK < 0) throw bad("top-k", r.topK, "an integer >= 0 (0 = off)");
   if (!(r.topP > 0 && r.topP <= 1)) throw bad("top-p", r.topP, "a number in (0, 1]");
   if (!(r.minP >= 0 && r.minP < 1)) throw bad("min-p", r.minP, "a number in [0, 1)");
   if (!(r.repetitionPenalty > 0) || !Number.isFinite(r.repetitionPenalty)) throw bad("repetition-penalty", r.repetitionPenalty, "a positive number (1 = off)");
+  if (!(Math.abs(r.frequencyPenalty) <= 2)) throw bad("frequency-penalty", r.frequencyPenalty, "a number in [-2, 2] (0 = off)");
+  if (!(Math.abs(r.presencePenalty) <= 2)) throw bad("presence-penalty", r.presencePenalty, "a number in [-2, 2] (0 = off)");
   if (!Number.isInteger(r.seed)) throw bad("seed", r.seed, "an integer");
   return r;
 }
@@ -34,6 +40,17 @@ export function checkSampling(o: SamplingOptions): Required<SamplingOptions> {
 export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
   if (penalty === 1) return;
   for (const t of new Set(seen)) logits[t] = logits[t] > 0 ? logits[t] / penalty : logits[t] * penalty;
+}
+
+/**
+ * OpenAI's frequency and presence penalties, in place: logit[t] -= frequency · count(t) + presence
+ * for every token t in `generated` (the completion so far, not the prompt, as in vLLM).
+ */
+export function applyFrequencyPenalties(logits: Float32Array, generated: number[], frequency: number, presence: number): void {
+  if (frequency === 0 && presence === 0) return;
+  const counts = new Map<number, number>();
+  for (const t of generated) counts.set(t, (counts.get(t) ?? 0) + 1);
+  for (const [t, n] of counts) logits[t] -= frequency * n + presence;
 }
 
 /**
@@ -73,11 +90,14 @@ export function filteredDistribution(logits: Float32Array, o: Required<SamplingO
 }
 
 /**
- * Picks the next token. `logits` [V] may be modified (repetition penalty).
- * @example sampleToken(logits, { temperature: 0 }, [], Math.random) // argmax
+ * Picks the next token. `logits` [V] may be modified (penalties). `seen` (prompt and completion)
+ * feeds the repetition penalty; `generated` (the completion only, default `seen`) feeds the
+ * frequency and presence penalties.
+ * @example sampleToken(logits, checkSampling({ temperature: 0 }), [], Math.random) // argmax
  */
-export function sampleToken(logits: Float32Array, opts: Required<SamplingOptions>, seen: number[], random: () => number): number {
+export function sampleToken(logits: Float32Array, opts: Required<SamplingOptions>, seen: number[], random: () => number, generated: number[] = seen): number {
   applyRepetitionPenalty(logits, seen, opts.repetitionPenalty);
+  applyFrequencyPenalties(logits, generated, opts.frequencyPenalty, opts.presencePenalty);
   if (opts.temperature === 0) {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;

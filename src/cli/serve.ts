@@ -1,0 +1,97 @@
+// `mqa serve [model]`: an OpenAI-compatible HTTP server for one model (HF folder or .gguf).
+// Parses flags, opens the runtime, starts src/serve/server.ts and waits for Ctrl-C / SIGTERM.
+import { existsSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { Command } from "commander";
+import { UserError } from "../errors.js";
+import type { KvDtype } from "../kernels/types.js";
+import { openRuntime } from "../generate/runtime.js";
+import { defaultModelDir } from "../package-root.js";
+import { startServer } from "../serve/server.js";
+
+interface ServeFlags {
+  host: string;
+  port: string;
+  threads?: string;
+  kvDtype: string;
+  maxTokensDefault: string;
+  maxBatch: string;
+  backend: string;
+  modelName?: string;
+  chatTemplate?: string;
+  apiKey?: string;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+function integer(name: string, v: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n < min || n > max) throw new UserError(`${name}: "${v}" is not an integer from ${min} to ${max}`);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command("serve")
+    .description("Serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health)")
+    .argument("[model]", "HF model folder or .gguf file (default: the small model shipped in models/default)")
+    .option("--host <addr>", "address to listen on", "127.0.0.1")
+    .option("--port <n>", "TCP port; 0 picks a free one (the printed URL says which)", "8080")
+    .option("--threads <n>", "kernel threads (default: all cores)")
+    .option("--kv-dtype <type>", "KV cache storage: f32, f16, bf16, int8", "f32")
+    .option("--max-tokens-default <n>", "max_tokens for requests that give none", "256")
+    .option("--max-batch <n>", "prompts per /v1/completions request (an array prompt is one batch)", "64")
+    .option("--backend <name>", "kernels: auto, wasm, reference", "auto")
+    .option("--model-name <id>", "model id in /v1/models and responses (default: the folder or file name)")
+    .option("--chat-template <file>", "Jinja chat template to use instead of the model's (or when it has none)")
+    .option("--api-key <key>", "require \"Authorization: Bearer <key>\" on every route but /health")
+    .option("--quiet", "do not log one line per request on stderr")
+    .option("--json", "print one JSON line {url, model, ...} once listening (for scripts) instead of a sentence")
+    .action(async (modelArg: string | undefined, flags: ServeFlags) => {
+      const modelPath = modelArg ?? defaultModelDir();
+      if (modelArg === undefined && !existsSync(join(modelPath, "config.json"))) throw new UserError(`serve: no model given and the default model ${modelPath} is missing; pass a model folder or .gguf file`);
+      if (!["f32", "f16", "bf16", "int8"].includes(flags.kvDtype)) throw new UserError(`--kv-dtype "${flags.kvDtype}": expected f32, f16, bf16 or int8`);
+      if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
+      const port = integer("--port", flags.port, 0, 65535);
+      const threads = flags.threads !== undefined ? integer("--threads", flags.threads, 1, 256) : undefined;
+      const maxTokensDefault = integer("--max-tokens-default", flags.maxTokensDefault, 0);
+      const maxBatch = integer("--max-batch", flags.maxBatch, 1, 4096);
+      const chatTemplate = flags.chatTemplate !== undefined ? readTemplate(flags.chatTemplate) : null;
+      const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: "optional" });
+      try {
+        if (chatTemplate !== null && rt.tokenizer) rt.tokenizer.chatTemplate = chatTemplate;
+        const id = flags.modelName ?? basename(modelPath.replace(/[/\\]+$/, "")).replace(/\.gguf$/i, "");
+        const log = flags.quiet ? undefined : (line: string) => console.error(line);
+        const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault, maxBatch }, kvDtype: flags.kvDtype as KvDtype, host: flags.host, port, apiKey: flags.apiKey, log });
+        const info = {
+          url: server.url,
+          openaiBaseUrl: `${server.url}/v1`,
+          model: id,
+          path: modelPath,
+          contextTokens: rt.model.maxContext,
+          tokenizer: rt.tokenizer !== null,
+          chatTemplate: rt.tokenizer?.chatTemplate != null,
+          kvDtype: flags.kvDtype,
+          kernels: rt.kernels.name,
+          threads: rt.kernels.threads,
+          loadSeconds: rt.loadSeconds,
+        };
+        if (flags.json) console.log(JSON.stringify(info));
+        else console.log(`mqa serve: model "${id}" (${modelPath}, context ${info.contextTokens} tokens, ${info.kernels} ×${info.threads}) at ${info.openaiBaseUrl} (Ctrl-C to stop)`);
+        await new Promise<void>((ok) => {
+          const stop = () => void server.close().then(ok);
+          process.once("SIGINT", stop);
+          process.once("SIGTERM", stop);
+        });
+      } finally {
+        rt.close();
+      }
+    });
+}
+
+function readTemplate(path: string): string {
+  if (!existsSync(path)) throw new UserError(`--chat-template: ${path}: no such file`);
+  const text = readFileSync(path, "utf8");
+  if (text.trim() === "") throw new UserError(`--chat-template: ${path} is empty`);
+  return text;
+}

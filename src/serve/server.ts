@@ -1,0 +1,283 @@
+// The HTTP side of `mqa serve` (node:http, no framework): routes, a FIFO queue that runs one
+// generation at a time, SSE streaming through generateAsync (chunks leave as tokens are made), and
+// client disconnects that stop the generation. Request parsing and response shapes are in openai.ts.
+//
+// Why a queue and not continuous batching: generate() batches prompts that start together (one
+// paged cache), but joining a running batch mid-decode would need a scheduler; on a 2-core CPU the
+// kernels already use every core for one sequence, so a queue costs little throughput.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { UserError } from "../errors.js";
+import { generateAsync } from "../generate/generate.js";
+import type { KvDtype } from "../kernels/types.js";
+import { ApiError, completionResponse, envelope, modelList, parseChat, parseCompletion, responseHead, streamChunk, usage, type Job, type ServedModel } from "./openai.js";
+
+export interface ServerOptions {
+  served: ServedModel;
+  kvDtype?: KvDtype; // KV cache storage for every request, default f32
+  host?: string; // e.g. "127.0.0.1"
+  port?: number; // 0 = any free port; default 8080
+  apiKey?: string; // when set, every route but /health needs "Authorization: Bearer <key>"
+  maxBodyBytes?: number; // request body limit, default 16 MiB
+  log?: (line: string) => void; // one line per request (and per internal error)
+  onRequestDone?: (r: RequestRecord) => void; // after every request (tests, metrics)
+}
+
+/** What happened to one request. */
+export interface RequestRecord {
+  method: string;
+  path: string;
+  status: number;
+  promptTokens: number;
+  completionTokens: number;
+  aborted: boolean; // the client went away before the answer was complete
+  seconds: number;
+}
+
+export interface ApiServer {
+  url: string; // e.g. "http://127.0.0.1:8080" (the OpenAI base URL is url + "/v1")
+  server: Server;
+  close(): Promise<void>; // stops listening, drops connections, waits for the running generation to stop
+}
+
+/** One generation at a time, in arrival order. */
+class Queue {
+  private tail: Promise<void> = Promise.resolve();
+  waiting = 0;
+  busy = false;
+
+  run<T>(job: () => Promise<T>): Promise<T> {
+    this.waiting++;
+    const p = this.tail.then(async () => {
+      this.waiting--;
+      this.busy = true;
+      try {
+        return await job();
+      } finally {
+        this.busy = false;
+      }
+    });
+    this.tail = p.then(() => undefined, () => undefined);
+    return p;
+  }
+
+  idle(): Promise<void> {
+    return this.tail;
+  }
+}
+
+interface Ctx {
+  opts: ServerOptions;
+  queue: Queue;
+  created: number; // unix seconds the server started (the model's "created")
+}
+
+type Handler = (ctx: Ctx, req: IncomingMessage, res: ServerResponse, rec: RequestRecord) => Promise<void>;
+
+const ROUTES: Record<string, { method: "GET" | "POST"; auth: boolean; run: Handler }> = {
+  "/health": { method: "GET", auth: false, run: async (ctx, _req, res) => sendJson(res, 200, { status: "ok", model: ctx.opts.served.id, busy: ctx.queue.busy, queued: ctx.queue.waiting }) },
+  "/v1/models": { method: "GET", auth: true, run: async (ctx, _req, res) => sendJson(res, 200, modelList(ctx.opts.served, ctx.created)) },
+  "/v1/completions": { method: "POST", auth: true, run: async (ctx, req, res, rec) => runJob(ctx, parseCompletion(await readBody(ctx, req), ctx.opts.served), res, rec) },
+  "/v1/chat/completions": { method: "POST", auth: true, run: async (ctx, req, res, rec) => runJob(ctx, await parseChat(await readBody(ctx, req), ctx.opts.served), res, rec) },
+  "/tokenize": { method: "POST", auth: true, run: tokenize },
+  "/detokenize": { method: "POST", auth: true, run: detokenize },
+};
+// llama-server also answers without the /v1 prefix.
+for (const p of ["/models", "/completions", "/chat/completions"]) ROUTES[p] = ROUTES[`/v1${p}`];
+
+const CORS = { "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, OPTIONS", "Access-Control-Allow-Headers": "Content-Type, Authorization" };
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...CORS, "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The body as a JSON object; 400 for empty or invalid JSON, 413 past maxBodyBytes. */
+async function readBody(ctx: Ctx, req: IncomingMessage): Promise<Record<string, unknown>> {
+  const limit = ctx.opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    bytes += c.length;
+    if (bytes <= limit) chunks.push(c); // past the limit: drain, then answer 413
+  }
+  if (bytes > limit) throw new ApiError(413, `request body is ${bytes} bytes; this server accepts at most ${limit}`, null, "body_too_large");
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") throw new ApiError(400, "request body is empty; expected a JSON object", null, "invalid_json");
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(400, `request body is not valid JSON (${(e as Error).message})`, null, "invalid_json");
+  }
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw new ApiError(400, `request body: expected a JSON object, got ${Array.isArray(body) ? "an array" : JSON.stringify(body)}`, null, "invalid_json");
+  return body as Record<string, unknown>;
+}
+
+/** Server-sent events; the 200 header goes out with the first event, so a failure before it can still be a 4xx. */
+class SseWriter {
+  constructor(private readonly res: ServerResponse) {}
+
+  send(event: unknown): void {
+    const { res } = this;
+    if (res.destroyed || res.writableEnded) return;
+    if (!res.headersSent) res.writeHead(200, { ...CORS, "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", Connection: "keep-alive", "X-Accel-Buffering": "no" });
+    res.write(`data: ${JSON.stringify(event)}\n\n`);
+  }
+
+  done(): void {
+    if (!this.res.writableEnded) this.res.end("data: [DONE]\n\n");
+  }
+}
+
+/** Queues `job`, generates, and answers with one JSON body or an SSE stream. */
+async function runJob(ctx: Ctx, job: Job, res: ServerResponse, rec: RequestRecord): Promise<void> {
+  const { served, kvDtype } = ctx.opts;
+  const abort = new AbortController();
+  res.on("close", () => {
+    if (!res.writableFinished) abort.abort(); // the client hung up before the answer was complete
+  });
+  rec.promptTokens = job.prompts.reduce((a, p) => a + p.length, 0);
+  await ctx.queue.run(async () => {
+    if (abort.signal.aborted) return void (rec.aborted = true);
+    const head = responseHead(job.kind, served.id);
+    const tok = served.tokenizer;
+    const sse = job.stream ? new SseWriter(res) : null;
+    const pending = job.prompts.map((): number[] => []); // token ids not yet sent (return_tokens)
+    const opened = job.prompts.map(() => false);
+    const open = (b: number) => {
+      if (opened[b] || !sse) return;
+      opened[b] = true;
+      if (job.kind === "chat") sse.send(streamChunk(job, head, b, { role: "assistant", text: "" }));
+      if (job.echoTexts) sse.send(streamChunk(job, head, b, { text: job.echoTexts[b] }));
+    };
+    const result = await generateAsync(served.model, job.prompts, {
+      ...job.options,
+      kvDtype,
+      signal: abort.signal,
+      decode: tok ? (ids) => tok.decode(ids) : undefined,
+      onToken: sse && job.returnTokens ? (b, t) => void pending[b].push(t) : undefined,
+      onText: sse
+        ? (b, text) => {
+          open(b);
+          sse.send(streamChunk(job, head, b, { text, tokens: pending[b].splice(0) }));
+        }
+        : undefined,
+    });
+    rec.completionTokens = result.sequences.reduce((a, s) => a + s.tokens.length, 0);
+    if (result.aborted) return void (rec.aborted = true);
+    if (!sse) return sendJson(res, 200, completionResponse(job, head, result));
+    result.sequences.forEach((s, b) => {
+      open(b);
+      sse.send(streamChunk(job, head, b, { tokens: pending[b].splice(0) }, s.finishReason));
+    });
+    if (job.includeUsage) sse.send({ ...envelope(head, job.kind === "chat" ? "chat.completion.chunk" : "text_completion"), choices: [], usage: usage(job, result) });
+    sse.done();
+  });
+  rec.status = res.headersSent ? res.statusCode : 499; // 499: client closed the request (nginx's code)
+}
+
+/** llama-server's POST /tokenize {content, add_special?} → {tokens}. */
+async function tokenize(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readBody(ctx, req);
+  const tok = ctx.opts.served.tokenizer;
+  if (typeof body.content !== "string") throw new ApiError(400, `content: expected a string, got ${JSON.stringify(body.content) ?? "nothing"}`, "content");
+  if (!tok) throw new ApiError(400, "content: this model has no tokenizer", "content");
+  sendJson(res, 200, { tokens: tok.encode(body.content) });
+}
+
+/** llama-server's POST /detokenize {tokens} → {content}. */
+async function detokenize(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readBody(ctx, req);
+  const tok = ctx.opts.served.tokenizer;
+  const V = ctx.opts.served.model.spec.vocabSize;
+  const ids = body.tokens;
+  if (!Array.isArray(ids) || !ids.every((t) => Number.isInteger(t) && t >= 0 && t < V)) throw new ApiError(400, `tokens: expected an array of token ids in [0, ${V})`, "tokens");
+  if (!tok) throw new ApiError(400, "tokens: this model has no tokenizer", "tokens");
+  sendJson(res, 200, { content: tok.decode(ids as number[]) });
+}
+
+/** Maps anything thrown to an OpenAI error body; only bugs are logged, and never with a stack trace. */
+function sendError(ctx: Ctx, req: IncomingMessage, res: ServerResponse, e: unknown): number {
+  let err: ApiError;
+  if (e instanceof ApiError) err = e;
+  else if (e instanceof UserError) err = new ApiError(400, e.message);
+  else {
+    err = new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
+    ctx.opts.log?.(`mqa serve: ${req.method} ${req.url}: ${err.message}`);
+  }
+  if (res.destroyed || res.writableEnded) return err.status;
+  if (res.headersSent) {
+    // Mid-stream: one error event, then the end of the stream.
+    res.end(`data: ${JSON.stringify(err.body())}\n\n`);
+    return res.statusCode;
+  }
+  if (err.status === 401) res.setHeader("WWW-Authenticate", "Bearer");
+  sendJson(res, err.status, err.body());
+  return err.status;
+}
+
+async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const t0 = performance.now();
+  const path = (req.url ?? "/").split("?")[0].replace(/\/+$/, "") || "/";
+  const rec: RequestRecord = { method: req.method ?? "?", path, status: 200, promptTokens: 0, completionTokens: 0, aborted: false, seconds: 0 };
+  try {
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, CORS).end();
+      rec.status = 204;
+      return;
+    }
+    const route = ROUTES[path];
+    if (!route) throw new ApiError(404, `unknown route ${req.method} ${path}; this server has GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, POST /detokenize`, null, "not_found");
+    if (req.method !== route.method) {
+      res.setHeader("Allow", `${route.method}, OPTIONS`);
+      throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, null, "method_not_allowed");
+    }
+    const key = ctx.opts.apiKey;
+    if (key && route.auth && req.headers.authorization !== `Bearer ${key}`) throw new ApiError(401, "missing or wrong API key (send the header \"Authorization: Bearer <key>\")", null, "invalid_api_key");
+    await route.run(ctx, req, res, rec);
+  } catch (e) {
+    rec.status = sendError(ctx, req, res, e);
+  } finally {
+    rec.seconds = (performance.now() - t0) / 1000;
+    if (rec.promptTokens > 0 || rec.status >= 400) {
+      const tokens = rec.promptTokens > 0 ? ` ${rec.promptTokens} prompt + ${rec.completionTokens} completion tokens` : "";
+      ctx.opts.log?.(`${rec.method} ${rec.path} ${rec.status}${tokens} ${rec.seconds.toFixed(2)} s${rec.aborted ? " (client closed)" : ""}`);
+    }
+    ctx.opts.onRequestDone?.(rec);
+  }
+}
+
+/**
+ * Starts the OpenAI-compatible server for one loaded model; resolves once it listens.
+ * @example const s = await startServer({ served: { id: "default", model, tokenizer, maxTokensDefault: 256, maxBatch: 64 }, port: 0 });
+ *          await fetch(`${s.url}/v1/models`); await s.close();
+ */
+export async function startServer(opts: ServerOptions): Promise<ApiServer> {
+  const ctx: Ctx = { opts, queue: new Queue(), created: Math.floor(Date.now() / 1000) };
+  const host = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? 8080;
+  const server = createServer((req, res) => void handle(ctx, req, res));
+  server.on("clientError", (_e, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      fail(e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" ? new UserError(`serve: cannot listen on ${host}:${port} (${e.code})`) : e),
+    );
+    server.listen(port, host, () => ok());
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${address.port}`,
+    server,
+    close: async () => {
+      const closed = new Promise<void>((ok) => server.close(() => ok()));
+      server.closeAllConnections(); // open streams see "close" and abort their generation
+      await closed;
+      await ctx.queue.idle();
+    },
+  };
+}

@@ -1,0 +1,241 @@
+// `mqa serve`: the OpenAI-compatible server, in-process on port 0 with the shipped default model
+// (no chat template) and a tiny PyTorch fixture that has one. Completions equal generate() token
+// for token; streams concatenate to the same text and end with [DONE]; a client that hangs up stops
+// the generation; bad requests get 4xx bodies naming the field; the CLI prints its URL as JSON.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { request } from "node:http";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { runCli } from "./cli-helpers.js";
+import { MODELS_DIR } from "./models-helpers.js";
+import { applyChatTemplate } from "../src/formats/tokenizer.js";
+import { generate } from "../src/generate/generate.js";
+import { openRuntime, type Runtime } from "../src/generate/runtime.js";
+import { defaultModelDir } from "../src/package-root.js";
+import { startServer, type ApiServer, type RequestRecord } from "../src/serve/server.js";
+
+interface Served {
+  rt: Runtime;
+  server: ApiServer;
+  records: RequestRecord[];
+}
+
+async function serve(path: string, id: string): Promise<Served> {
+  const rt = await openRuntime(path, { backend: "auto", threads: 1, smallYoungGeneration: false }) // one thread: results independent of the machine;
+  const records: RequestRecord[] = [];
+  const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault: 16, maxBatch: 8 }, port: 0, onRequestDone: (r) => records.push(r) });
+  return { rt, server, records };
+}
+
+let def: Served; // models/default: context 256, no chat template
+let chat: Served; // llama-gqa-f16 fixture: context 64, chat_template in tokenizer_config.json
+before(async () => {
+  def = await serve(defaultModelDir(), "default");
+  chat = await serve(join(MODELS_DIR, "llama-gqa-f16"), "tiny-chat");
+});
+after(async () => {
+  for (const s of [def, chat]) {
+    await s?.server.close();
+    s?.rt.close();
+  }
+});
+
+async function post(s: Served, path: string, body: unknown): Promise<{ status: number; json: any }> {
+  const r = await fetch(s.server.url + path, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });
+  return { status: r.status, json: await r.json() };
+}
+
+/** POSTs with stream: true; returns the parsed data: events and whether the stream ended with [DONE]. */
+async function stream(s: Served, path: string, body: object): Promise<{ status: number; events: any[]; done: boolean; type: string | null }> {
+  const r = await fetch(s.server.url + path, { method: "POST", body: JSON.stringify({ ...body, stream: true }) });
+  const text = await r.text();
+  const datas = text.split("\n\n").filter((e) => e.trim() !== "").map((e) => e.replace(/^data: /, ""));
+  const done = datas.at(-1) === "[DONE]";
+  return { status: r.status, events: (done ? datas.slice(0, -1) : datas).map((d) => JSON.parse(d)), done, type: r.headers.get("content-type") };
+}
+
+/** generate() on the same model object, as the server should run it. */
+function direct(s: Served, prompt: number[], maxTokens: number) {
+  const tok = s.rt.tokenizer!;
+  return generate(s.rt.model, [prompt], { maxTokens, temperature: 0, stopTokens: tok.eosIds, decode: (ids) => tok.decode(ids) }).sequences[0];
+}
+
+test("GET /v1/models and /health", async () => {
+  const m = await (await fetch(def.server.url + "/v1/models")).json();
+  assert.equal(m.object, "list");
+  assert.deepEqual(m.data.map((d: any) => [d.id, d.object, d.max_model_len]), [["default", "model", 256]]);
+  const h = await (await fetch(def.server.url + "/health")).json();
+  assert.equal(h.status, "ok");
+});
+
+test("greedy /v1/completions equals generate() token for token; a prompt array is one batch with the same answers", async () => {
+  const tok = def.rt.tokenizer!;
+  const prompts = ["In the beginning", "And the LORD said unto Moses", "We the people"];
+  const want = prompts.map((p) => direct(def, tok.encode(p), 24));
+  const r = await post(def, "/v1/completions", { model: "default", prompt: prompts[0], max_tokens: 24, temperature: 0, return_tokens: true });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const j = r.json;
+  assert.match(j.id, /^cmpl-/);
+  assert.equal(j.object, "text_completion");
+  assert.equal(j.model, "default");
+  assert.ok(Number.isInteger(j.created));
+  assert.deepEqual(j.choices[0].tokens, want[0].tokens);
+  assert.equal(j.choices[0].text, want[0].text);
+  assert.equal(j.choices[0].finish_reason, want[0].finishReason);
+  const promptTokens = tok.encode(prompts[0]).length;
+  assert.deepEqual(j.usage, { prompt_tokens: promptTokens, completion_tokens: want[0].tokens.length, total_tokens: promptTokens + want[0].tokens.length });
+  // The same prompt as token ids, with echo: the text starts with the decoded prompt.
+  const ids = await post(def, "/v1/completions", { prompt: tok.encode(prompts[0]), max_tokens: 24, temperature: 0, echo: true });
+  assert.equal(ids.json.choices[0].text, tok.decode(tok.encode(prompts[0])) + want[0].text);
+  const batch = await post(def, "/v1/completions", { prompt: prompts, max_tokens: 24, temperature: 0, return_tokens: true });
+  assert.equal(batch.status, 200, JSON.stringify(batch.json));
+  batch.json.choices.forEach((c: any, b: number) => {
+    assert.equal(c.index, b);
+    assert.deepEqual(c.tokens, want[b].tokens, `prompt ${b}`);
+  });
+  // Three requests at once go through the queue one by one and get the same answers.
+  const all = await Promise.all(prompts.map((p) => post(def, "/v1/completions", { prompt: p, max_tokens: 24, temperature: 0 })));
+  all.forEach((a, b) => assert.equal(a.json.choices[0].text, want[b].text, `concurrent request ${b}`));
+  // Sampling with a seed is reproducible.
+  const sampled = { prompt: prompts[1], max_tokens: 12, temperature: 0.9, top_k: 40, top_p: 0.95, min_p: 0.01, repetition_penalty: 1.1, frequency_penalty: 0.5, presence_penalty: 0.2, seed: 7, return_tokens: true };
+  const s1 = await post(def, "/v1/completions", sampled);
+  const s2 = await post(def, "/v1/completions", sampled);
+  assert.equal(s1.status, 200, JSON.stringify(s1.json));
+  assert.deepEqual(s1.json.choices[0].tokens, s2.json.choices[0].tokens);
+});
+
+test("streamed /v1/completions: SSE chunks concatenate to the non-streamed text and end with [DONE]; usage on request", async () => {
+  const body = { prompt: "And God said", max_tokens: 20, temperature: 0, stop: [" the LORD"] };
+  const whole = (await post(def, "/v1/completions", body)).json;
+  const s = await stream(def, "/v1/completions", { ...body, stream_options: { include_usage: true } });
+  assert.equal(s.status, 200);
+  assert.match(s.type ?? "", /^text\/event-stream/);
+  assert.ok(s.done, "ends with data: [DONE]");
+  const usage = s.events.pop();
+  assert.deepEqual(usage.choices, []);
+  assert.deepEqual(usage.usage, whole.usage);
+  assert.ok(s.events.length >= 3, `${s.events.length} chunks: the text arrives in pieces`);
+  for (const e of s.events) assert.equal(e.object, "text_completion");
+  assert.equal(new Set(s.events.map((e) => e.id)).size, 1, "one id for the whole stream");
+  assert.equal(s.events.map((e) => e.choices[0].text).join(""), whole.choices[0].text);
+  assert.deepEqual(s.events.map((e) => e.choices[0].finish_reason).filter((f) => f !== null), [whole.choices[0].finish_reason]);
+});
+
+test("a client that hangs up mid-stream stops the generation", async () => {
+  const before = def.records.length;
+  const url = new URL(def.server.url + "/v1/completions");
+  await new Promise<void>((ok, fail) => {
+    const req = request(url, { method: "POST" }, (res) => {
+      res.once("data", () => {
+        req.destroy();
+        ok();
+      });
+    });
+    req.on("error", (e) => (req.destroyed ? undefined : fail(e)));
+    req.end(JSON.stringify({ prompt: "In the beginning", max_tokens: 250, temperature: 0, ignore_eos: true, stream: true }));
+  });
+  while (def.records.length === before) await new Promise((r) => setTimeout(r, 10));
+  const rec = def.records.at(-1)!;
+  assert.equal(rec.aborted, true);
+  assert.ok(rec.completionTokens < 250, `stopped after ${rec.completionTokens} of 250 tokens`);
+  const h = await (await fetch(def.server.url + "/health")).json();
+  assert.deepEqual([h.status, h.busy], ["ok", false]);
+});
+
+test("/v1/chat/completions renders the chat template; streamed deltas start with the role and concatenate to the message", async () => {
+  const tok = chat.rt.tokenizer!;
+  const messages = [{ role: "system", content: "be brief" }, { role: "user", content: [{ type: "text", text: "the cat" }] }];
+  const text = await applyChatTemplate(tok, [{ role: "system", content: "be brief" }, { role: "user", content: "the cat" }], "test");
+  const want = direct(chat, tok.encode(text), 10);
+  const r = await post(chat, "/v1/chat/completions", { model: "tiny-chat", messages, max_tokens: 10, temperature: 0, return_tokens: true });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.match(r.json.id, /^chatcmpl-/);
+  assert.equal(r.json.object, "chat.completion");
+  assert.deepEqual(r.json.choices[0].message, { role: "assistant", content: want.text });
+  assert.deepEqual(r.json.choices[0].tokens, want.tokens);
+  assert.equal(r.json.usage.prompt_tokens, tok.encode(text).length);
+  const s = await stream(chat, "/v1/chat/completions", { messages, max_tokens: 10, temperature: 0 });
+  assert.ok(s.done);
+  for (const e of s.events) assert.equal(e.object, "chat.completion.chunk");
+  assert.equal(s.events[0].choices[0].delta.role, "assistant");
+  assert.equal(s.events.map((e) => e.choices[0].delta.content ?? "").join(""), want.text);
+  assert.equal(s.events.at(-1).choices[0].finish_reason, want.finishReason);
+  // The default model has no chat template: a 400 that says so.
+  const none = await post(def, "/v1/chat/completions", { messages: [{ role: "user", content: "hi" }] });
+  assert.equal(none.status, 400);
+  assert.equal(none.json.error.code, "no_chat_template");
+  assert.match(none.json.error.message, /no chat template/);
+});
+
+test("bad requests: 4xx with an OpenAI error body naming the field; the server keeps serving", async () => {
+  const cases: [string, unknown, number, string | null, RegExp][] = [
+    ["/v1/completions", "{not json", 400, null, /not valid JSON/],
+    ["/v1/completions", "", 400, null, /body is empty/],
+    ["/v1/completions", [1, 2], 400, null, /expected a JSON object/],
+    ["/v1/completions", { prompt: "x", max_tokens: "x" }, 400, "max_tokens", /max_tokens: expected an integer >= 0, got "x"/],
+    ["/v1/completions", { prompt: "x", n: 2 }, 400, "n", /n: expected 1/],
+    ["/v1/completions", { prompt: "x", temperature: -1 }, 400, "temperature", /temperature/],
+    ["/v1/completions", { prompt: "x", top_p: 0 }, 400, "top_p", /top_p: expected a number in \(0, 1\]/],
+    ["/v1/completions", { prompt: "x", stop: [1] }, 400, "stop", /stop: expected a string or an array of strings/],
+    ["/v1/completions", { prompt: "x", stream: "yes" }, 400, "stream", /stream: expected true or false/],
+    ["/v1/completions", { prompt: "x", logprobs: 5 }, 400, "logprobs", /logprobs: not supported/],
+    ["/v1/completions", { max_tokens: 3 }, 400, "prompt", /prompt: required/],
+    ["/v1/completions", { prompt: [] }, 400, "prompt", /prompt: expected a string/],
+    ["/v1/completions", { prompt: [1, 4096] }, 400, "prompt", /token id 4096 at index 1 is outside the vocabulary \[0, 4096\)/],
+    ["/v1/completions", { prompt: new Array(300).fill(5) }, 400, "prompt", /300 tokens but the model's context is 256 tokens/],
+    ["/v1/completions", { prompt: ["a", "b", "c", "d", "e", "f", "g", "h", "i"] }, 400, "prompt", /9 prompts in one request; this server takes at most 8/],
+    ["/v1/chat/completions", { messages: [] }, 400, "messages", /messages: expected a non-empty array/],
+    ["/v1/chat/completions", { messages: [{ content: "hi" }] }, 400, "messages[0].role", /messages\[0\].role: expected a string/],
+    ["/v1/chat/completions", { messages: [{ role: "user", content: [{ type: "image_url" }] }] }, 400, "messages[0].content[0]", /text/],
+    ["/v1/nope", {}, 404, null, /unknown route POST \/v1\/nope/],
+  ];
+  for (const [path, body, status, param, re] of cases) {
+    const r = await post(def, path, body);
+    const what = `${path} ${JSON.stringify(body).slice(0, 60)}`;
+    assert.equal(r.status, status, `${what}: ${JSON.stringify(r.json)}`);
+    assert.deepEqual(Object.keys(r.json.error).sort(), ["code", "message", "param", "type"], what);
+    assert.equal(r.json.error.param, param, what);
+    assert.match(r.json.error.message, re, what);
+  }
+  const get = await fetch(def.server.url + "/v1/completions");
+  assert.equal(get.status, 405);
+  assert.match((await get.json()).error.message, /takes POST/);
+  const h = await fetch(def.server.url + "/health");
+  assert.equal(h.status, 200);
+});
+
+test("mqa serve: --help, bad flags exit 2 on one line, --port 0 --json prints the URL it listens on", async () => {
+  const write = process.stdout.write;
+  let helpText = "";
+  process.stdout.write = ((c: string | Uint8Array) => ((helpText += String(c)), true)) as typeof process.stdout.write; // commander prints help there
+  const help = await runCli(["serve", "--help"]).finally(() => (process.stdout.write = write));
+  assert.equal(help.code, 0);
+  for (const flag of ["--port", "--host", "--threads", "--kv-dtype", "--max-tokens-default", "--json"]) assert.ok(helpText.includes(flag), `--help mentions ${flag}`);
+  const bad = await runCli(["serve", "--kv-dtype", "f8"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--kv-dtype "f8"/);
+  assert.equal(bad.err.split("\n").length, 1);
+  const src = `import { main } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "cli", "main.ts"))}; process.exitCode = await main(["serve", "--port", "0", "--json", "--threads", "1", "--quiet"]);`;
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  try {
+    const line = await new Promise<string>((ok, fail) => {
+      createInterface({ input: child.stdout }).once("line", ok);
+      child.once("exit", (code) => fail(new Error(`mqa serve exited with ${code}: ${err}`)));
+    });
+    const info = JSON.parse(line);
+    assert.match(info.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(info.url, "http://127.0.0.1:0");
+    assert.equal(info.model, "default");
+    assert.equal(info.contextTokens, 256);
+    const m = await (await fetch(info.url + "/v1/models")).json();
+    assert.equal(m.data[0].id, "default");
+  } finally {
+    const exited = new Promise<number | null>((ok) => child.once("exit", (code) => ok(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, `exit code after SIGTERM; stderr: ${err}`);
+  }
+});
