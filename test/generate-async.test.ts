@@ -27,6 +27,9 @@ test("generateAsync equals generate(): tokens, finish reasons and streamed text 
     assert.deepEqual(streamed[1], a.sequences.map((s) => s.text));
     assert.equal(b.decodeTokens, a.decodeTokens);
   }
+  // Prefill in 2-token chunks (the loop yields between them): the same greedy tokens.
+  const chunked = await generateAsync(model, prompts, { maxTokens: 12, temperature: 0, prefillChunk: 2 });
+  assert.deepEqual(chunked.sequences.map((s) => s.tokens), generate(model, prompts, { maxTokens: 12, temperature: 0 }).sequences.map((s) => s.tokens));
 });
 
 test("generateAsync: an aborted signal stops between steps; bad options reject before any work", async () => {

@@ -46,7 +46,7 @@ export interface GenerateResult {
 export function generate(model: DecoderModel, prompts: number[][], opts: GenerateOptions): GenerateResult {
   const run = new Generation(model, prompts, opts);
   try {
-    run.prefill();
+    while (run.prefillStep());
     while (run.step());
     return run.finish(false);
   } finally {
@@ -60,8 +60,8 @@ export interface AsyncGenerateOptions extends GenerateOptions {
 }
 
 /**
- * generate() for a server: the same tokens (the same prefill and step), but it returns to the
- * event loop between decode steps, so text streamed through onText leaves the socket as it is
+ * generate() for a server: the same tokens (the same prefill and decode steps), but it returns to
+ * the event loop between prefill chunks and between decode steps, so text streamed through onText leaves the socket as it is
  * produced and `signal` can stop the run. An aborted run resolves with `aborted: true`, the
  * tokens made so far, and no flush of held-back text.
  */
@@ -70,10 +70,8 @@ export async function generateAsync(model: DecoderModel, prompts: number[][], op
   const stopped = () => opts.signal?.aborted ?? false;
   try {
     await yieldToEventLoop();
-    if (!stopped()) {
-      run.prefill();
-      while (!stopped() && run.step()) await yieldToEventLoop();
-    }
+    while (!stopped() && run.prefillStep()) await yieldToEventLoop();
+    while (!stopped() && run.step()) await yieldToEventLoop();
     return run.finish(stopped());
   } finally {
     run.dispose();
@@ -95,8 +93,9 @@ class Generation {
   private readonly randoms: (() => number)[];
   private readonly out: SequenceResult[];
   private readonly emitted: number[]; // characters of text already streamed, per prompt
-  private logits: Float32Array = new Float32Array(0); // [live, V] next-token logits of the live sequences
+  private logits: Float32Array; // [live, V] next-token logits of the live sequences
   private live: number[]; // prompts still generating, in the order of the logits rows
+  private prefilled = 0; // prompt positions already in the cache (every prompt advances by one chunk per prefillStep)
   private steps = 0;
   private decodeTokens = 0;
   private readonly t0 = performance.now();
@@ -106,6 +105,8 @@ class Generation {
     this.sampling = checkSampling(opts);
     if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
     if (prompts.length === 0) throw new UserError("generate: no prompts");
+    const chunk = opts.prefillChunk ?? 512;
+    if (!Number.isInteger(chunk) || chunk < 1) throw new UserError(`generate: prefillChunk must be an integer >= 1, got ${chunk}`);
     const ctx = model.maxContext;
     prompts.forEach((p, b) => {
       if (p.length === 0) throw new UserError(`prompt ${b} is empty; expected at least one token`);
@@ -119,12 +120,26 @@ class Generation {
     this.out = prompts.map(() => ({ tokens: [], text: "", finishReason: "length" }));
     this.emitted = prompts.map(() => 0);
     this.live = prompts.map((_, b) => b);
+    this.logits = new Float32Array(B * model.spec.vocabSize);
   }
 
-  /** One ragged prefill of every prompt. */
-  prefill(): void {
-    this.logits = this.model.prefill(this.cache, this.seqs, this.prompts, this.opts.prefillChunk ?? 512);
+  /**
+   * Prefills the next chunk (prefillChunk tokens, default 512) of every prompt that has one, one
+   * ragged forward as in DecoderModel.prefill; false once every prompt is in the cache. A prompt's
+   * last chunk leaves its last-token logits in row b of this.logits.
+   */
+  prefillStep(): boolean {
+    const { model, prompts } = this;
+    const chunk = this.opts.prefillChunk ?? 512;
+    const start = this.prefilled;
+    const live = prompts.map((_, b) => b).filter((b) => prompts[b].length > start);
+    const V = model.spec.vocabSize;
+    const logits = model.prefill(this.cache, live.map((b) => this.seqs[b]), live.map((b) => prompts[b].slice(start, start + chunk)), chunk);
+    live.forEach((b, i) => this.logits.set(logits.subarray(i * V, (i + 1) * V), b * V));
+    this.prefilled += chunk;
+    if (prompts.some((p) => p.length > this.prefilled)) return true;
     this.t1 = performance.now();
+    return false;
   }
 
   /** Samples one token per live sequence and feeds them back; false once every sequence is done. */
