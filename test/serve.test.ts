@@ -206,6 +206,30 @@ test("bad requests: 4xx with an OpenAI error body naming the field; the server k
   assert.equal(h.status, 200);
 });
 
+test("--api-key guards every route but /health; /tokenize and /detokenize round-trip; CORS preflight", async () => {
+  const keyed = await startServer({ served: { id: "default", model: def.rt.model, tokenizer: def.rt.tokenizer, maxTokensDefault: 4, maxBatch: 1 }, port: 0, apiKey: "sekret" });
+  try {
+    const none = await fetch(keyed.url + "/v1/models");
+    assert.equal(none.status, 401);
+    assert.equal((await none.json()).error.code, "invalid_api_key");
+    assert.equal((await fetch(keyed.url + "/v1/models", { headers: { Authorization: "Bearer wrong" } })).status, 401);
+    assert.equal((await fetch(keyed.url + "/v1/models", { headers: { Authorization: "Bearer sekret" } })).status, 200);
+    assert.equal((await fetch(keyed.url + "/health")).status, 200);
+  } finally {
+    await keyed.close();
+  }
+  const tok = def.rt.tokenizer!;
+  const t = await post(def, "/tokenize", { content: "In the beginning" });
+  assert.deepEqual(t.json.tokens, tok.encode("In the beginning"));
+  const d = await post(def, "/detokenize", { tokens: t.json.tokens });
+  assert.equal(d.json.content, tok.decode(t.json.tokens));
+  const bad = await post(def, "/detokenize", { tokens: [1, -1] });
+  assert.deepEqual([bad.status, bad.json.error.param], [400, "tokens"]);
+  const pre = await fetch(def.server.url + "/v1/chat/completions", { method: "OPTIONS" });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get("access-control-allow-origin"), "*");
+});
+
 test("mqa serve: --help, bad flags exit 2 on one line, --port 0 --json prints the URL it listens on", async () => {
   const write = process.stdout.write;
   let helpText = "";

@@ -34,6 +34,7 @@ export interface ServedModel {
   tokenizer: TextTokenizer | null; // null: prompts must be token ids, and texts are empty
   maxTokensDefault: number; // max_tokens when a request gives none, e.g. 256
   maxBatch: number; // prompts per /v1/completions request, e.g. 64
+  prefillChunk?: number; // prompt tokens per forward call (the loop yields between calls), default 512
 }
 
 /** A validated request: what to generate and how to answer. */
@@ -107,6 +108,7 @@ function generationOptions(body: Body, served: ServedModel, kind: Job["kind"]): 
     seed: num(body, "seed", "an integer", Number.isSafeInteger, true),
     stopStrings: (stop as string[]).filter((s) => s !== ""),
     stopTokens: ignoreEos ? [] : served.tokenizer?.eosIds ?? [],
+    prefillChunk: served.prefillChunk,
   };
 }
 
