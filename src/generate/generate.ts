@@ -98,7 +98,7 @@ class Generation {
   private prefilled = 0; // prompt positions already in the cache (every prompt advances by one chunk per prefillStep)
   private steps = 0;
   private decodeTokens = 0;
-  private readonly t0 = performance.now();
+  private t0 = performance.now(); // prefill start (reset by the first prefillStep: waiting is not prefill)
   private t1 = this.t0;
 
   constructor(private readonly model: DecoderModel, private readonly prompts: number[][], private readonly opts: GenerateOptions) {
@@ -132,6 +132,7 @@ class Generation {
     const { model, prompts } = this;
     const chunk = this.opts.prefillChunk ?? 512;
     const start = this.prefilled;
+    if (start === 0) this.t0 = performance.now();
     const live = prompts.map((_, b) => b).filter((b) => prompts[b].length > start);
     const V = model.spec.vocabSize;
     const logits = model.prefill(this.cache, live.map((b) => this.seqs[b]), live.map((b) => prompts[b].slice(start, start + chunk)), chunk);
