@@ -1,14 +1,14 @@
 // generateAsync (the server's loop) against generate(): the same tokens and streamed text for a
 // batch, greedy and sampled; an abort stops it between steps; OpenAI's frequency and presence
-// penalties count the completion only.
+// penalties count the completion only; logprobs (prompt and completion) equal PyTorch's log-softmax.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { generate, generateAsync } from "../src/generate/generate.js";
-import { applyFrequencyPenalties, checkSampling, sampleToken, seededRandom } from "../src/generate/sampling.js";
+import { applyFrequencyPenalties, checkSampling, sampleToken, seededRandom, tokenLogprob } from "../src/generate/sampling.js";
 import { loadTokenizer } from "../src/formats/tokenizer.js";
 import { UserError } from "../src/errors.js";
-import { MODELS_DIR, load } from "./models-helpers.js";
+import { MODELS_DIR, expected, load } from "./models-helpers.js";
 
 const name = "llama3-gqa-sharded";
 
@@ -43,6 +43,9 @@ test("generateAsync: an aborted signal stops between steps; bad options reject b
   pre.abort();
   const none = await generateAsync(model, [[1, 2, 3]], { maxTokens: 40, signal: pre.signal });
   assert.deepEqual([none.aborted, none.sequences[0].tokens.length, none.prefillTokens], [true, 0, 3]);
+  // maxTokens 0 with a tokenizer: empty text (decode([]) would throw in @huggingface/tokenizers).
+  const tok = await loadTokenizer(join(MODELS_DIR, name));
+  assert.equal(generate(model, [[1, 2, 3]], { maxTokens: 0, decode: (ids) => tok.decode(ids) }).sequences[0].text, "");
   await assert.rejects(generateAsync(model, [[1, 2, 3]], { maxTokens: -1 }), (e: unknown) => e instanceof UserError && /--max-tokens/.test((e as Error).message));
 });
 
@@ -55,4 +58,45 @@ test("frequency / presence penalties: logit -= f · count + p for generated toke
   assert.equal(sampleToken(new Float32Array([0, 3, 2]), o, [1, 1, 1], seededRandom(1), []), 1);
   assert.equal(sampleToken(new Float32Array([0, 3, 2]), o, [1], seededRandom(1), [1]), 2);
   assert.throws(() => checkSampling({ presencePenalty: 3 }), (e: unknown) => e instanceof UserError && /--presence-penalty 3/.test((e as Error).message));
+});
+
+/** log softmax of a float32 row in float64: the reference for the logprobs. */
+function logSoftmax(row: Float32Array): number[] {
+  const max = Math.max(...row);
+  const logZ = max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0));
+  return [...row].map((x) => x - logZ);
+}
+
+test("logprobs: prompt and generated tokens equal log-softmax of PyTorch's logits; top alternatives are the largest, in order", async () => {
+  const { exp, logits } = expected(name);
+  const V = exp.logits.shape[1];
+  const { model } = await load(join(MODELS_DIR, name));
+  const P = exp.prompt.length;
+  const k = 3;
+  // prefillChunk 4: prompt rows cross a chunk boundary.
+  const r = (await generateAsync(model, [exp.prompt], { maxTokens: exp.greedy.length, temperature: 0, logprobs: k, promptLogprobs: true, prefillChunk: 4 })).sequences[0];
+  assert.deepEqual(r.tokens, exp.greedy);
+  assert.equal(r.promptLogprobs!.length, P);
+  assert.equal(r.promptLogprobs![0], null);
+  const got = [...r.promptLogprobs!.slice(1), ...r.logprobs!];
+  const tol = 1e-4; // the logits match PyTorch to ~1e-5 (test/models.test.ts); log-softmax does not amplify
+  let worst = { err: 0, at: -1 };
+  got.forEach((lp, i) => {
+    const ref = logSoftmax(logits.subarray(i * V, (i + 1) * V)); // row i scores token i + 1 of prompt + greedy
+    const err = Math.abs(lp!.logprob - ref[exp.tokens[i + 1]]);
+    assert.equal(lp!.token, exp.tokens[i + 1]);
+    if (err > worst.err) worst = { err, at: i };
+    const order = ref.map((x, t) => [x, t]).sort((a, b) => b[0] - a[0]).slice(0, k);
+    assert.deepEqual(lp!.top.map((t) => t.token), order.map((o) => o[1]), `top ${k} at row ${i}`);
+    lp!.top.forEach((t, j) => (worst = Math.abs(t.logprob - order[j][0]) > worst.err ? { err: Math.abs(t.logprob - order[j][0]), at: i } : worst));
+  });
+  assert.ok(worst.err < tol, `largest logprob error ${worst.err.toExponential(2)} at row ${worst.at}; tolerance ${tol}`);
+  // generate() reports the same; without promptLogprobs there are none.
+  const g = generate(model, [exp.prompt], { maxTokens: exp.greedy.length, temperature: 0, logprobs: k }).sequences[0];
+  assert.deepEqual(g.logprobs!.map((l) => l.token), exp.greedy);
+  assert.equal(g.promptLogprobs, undefined);
+  // p = [1/4, 3/4] (log 3 rounded to f32: 1e-7).
+  const small = tokenLogprob(new Float32Array([0, Math.log(3)]), 0, 2);
+  assert.deepEqual(small.top.map((t) => t.token), [1, 0]);
+  for (const [a, b] of [[small.logprob, Math.log(0.25)], [small.top[0].logprob, Math.log(0.75)]]) assert.ok(Math.abs(a - b) < 1e-6, `${a} vs ${b}; tolerance 1e-6`);
 });

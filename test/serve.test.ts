@@ -123,6 +123,37 @@ test("streamed /v1/completions: SSE chunks concatenate to the non-streamed text 
   assert.deepEqual(s.events.map((e) => e.choices[0].finish_reason).filter((f) => f !== null), [whole.choices[0].finish_reason]);
 });
 
+test("logprobs: echo + max_tokens 0 scores the prompt like generate(); streamed logprobs equal the non-streamed ones; chat logprobs", async () => {
+  const tok = def.rt.tokenizer!;
+  const prompt = "And the LORD said unto Moses";
+  const ids = tok.encode(prompt);
+  const want = generate(def.rt.model, [ids], { maxTokens: 0, logprobs: 2, promptLogprobs: true }).sequences[0].promptLogprobs!;
+  const r = await post(def, "/v1/completions", { prompt, max_tokens: 0, echo: true, logprobs: 2 });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const lp = r.json.choices[0].logprobs;
+  assert.equal(r.json.choices[0].text, prompt);
+  assert.deepEqual(lp.token_logprobs, want.map((l) => l?.logprob ?? null));
+  assert.deepEqual(lp.tokens, ids.map((t) => tok.decode([t])));
+  assert.equal(lp.top_logprobs[0], null);
+  assert.deepEqual(Object.values(lp.top_logprobs[1]), want[1]!.top.map((t) => t.logprob));
+  assert.deepEqual(lp.text_offset.slice(0, 2), [0, tok.decode([ids[0]]).length]);
+  // Generated tokens: streamed chunks carry the logprobs of their tokens.
+  const body = { prompt, max_tokens: 12, temperature: 0, logprobs: 1 };
+  const whole = (await post(def, "/v1/completions", body)).json.choices[0].logprobs;
+  assert.equal(whole.tokens.length, 12);
+  assert.ok(whole.token_logprobs.every((x: number) => x <= 0 && Number.isFinite(x)));
+  const s = await stream(def, "/v1/completions", body);
+  const parts = s.events.map((e) => e.choices[0].logprobs).filter((l) => l !== null);
+  for (const key of ["tokens", "token_logprobs", "top_logprobs", "text_offset"]) assert.deepEqual(parts.flatMap((p) => p[key]), whole[key], key);
+  const c = await post(chat, "/v1/chat/completions", { messages: [{ role: "user", content: "the cat" }], max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 2 });
+  assert.equal(c.status, 200, JSON.stringify(c.json));
+  const content = c.json.choices[0].logprobs.content;
+  assert.equal(content.length, c.json.usage.completion_tokens);
+  assert.deepEqual(Object.keys(content[0]).sort(), ["bytes", "logprob", "token", "top_logprobs"]);
+  assert.equal(content[0].top_logprobs.length, 2);
+  assert.ok(content[0].top_logprobs[0].logprob >= content[0].logprob, "greedy: the chosen token is the most likely");
+});
+
 test("a client that hangs up mid-stream stops the generation", async () => {
   const before = def.records.length;
   const url = new URL(def.server.url + "/v1/completions");
@@ -180,7 +211,10 @@ test("bad requests: 4xx with an OpenAI error body naming the field; the server k
     ["/v1/completions", { prompt: "x", top_p: 0 }, 400, "top_p", /top_p: expected a number in \(0, 1\]/],
     ["/v1/completions", { prompt: "x", stop: [1] }, 400, "stop", /stop: expected a string or an array of strings/],
     ["/v1/completions", { prompt: "x", stream: "yes" }, 400, "stream", /stream: expected true or false/],
-    ["/v1/completions", { prompt: "x", logprobs: 5 }, 400, "logprobs", /logprobs: not supported/],
+    ["/v1/completions", { prompt: "x", logprobs: 50 }, 400, "logprobs", /logprobs: expected an integer in \[0, 20\]/],
+    ["/v1/completions", { prompt: "x", logprobs: 1, echo: true, stream: true }, 400, "echo", /without streaming only/],
+    ["/v1/completions", { prompt: "x", logit_bias: { 5: 1 } }, 400, "logit_bias", /not supported/],
+    ["/v1/chat/completions", { messages: [{ role: "user", content: "x" }], top_logprobs: 2 }, 400, "top_logprobs", /needs "logprobs": true/],
     ["/v1/completions", { max_tokens: 3 }, 400, "prompt", /prompt: required/],
     ["/v1/completions", { prompt: [] }, 400, "prompt", /prompt: expected a string/],
     ["/v1/completions", { prompt: [1, 4096] }, 400, "prompt", /token id 4096 at index 1 is outside the vocabulary \[0, 4096\)/],

@@ -9,7 +9,7 @@ import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
 import type { KvCache } from "../kvcache/index.js";
 import type { DecoderModel } from "../models/decoder.js";
-import { checkSampling, sampleToken, seededRandom, type SamplingOptions } from "./sampling.js";
+import { checkSampling, sampleToken, seededRandom, tokenLogprob, type SamplingOptions, type TokenLogprob } from "./sampling.js";
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens: number; // new tokens per prompt, e.g. 64
@@ -19,13 +19,17 @@ export interface GenerateOptions extends SamplingOptions {
   kvDtype?: KvDtype; // default f32
   prefillChunk?: number; // prompt tokens per sequence per forward call, default 512
   onText?: (seq: number, delta: string) => void; // streamed text of prompt `seq`
-  onToken?: (seq: number, token: number) => void;
+  onToken?: (seq: number, token: number, logprob?: TokenLogprob) => void; // logprob when opts.logprobs is set
+  logprobs?: number; // report each generated token's log-probability and this many alternatives (e.g. 5); undefined = none
+  promptLogprobs?: boolean; // also for every prompt token after the first (prefill computes logits for all rows); needs logprobs
 }
 
 export interface SequenceResult {
   tokens: number[]; // generated ids (prompt excluded; a stop token is not included)
   text: string;
   finishReason: "stop" | "length";
+  logprobs?: TokenLogprob[]; // one per generated token, when opts.logprobs is set
+  promptLogprobs?: (TokenLogprob | null)[]; // one per prompt token (the first has none), when opts.promptLogprobs
 }
 
 export interface GenerateResult {
@@ -107,6 +111,9 @@ class Generation {
     if (prompts.length === 0) throw new UserError("generate: no prompts");
     const chunk = opts.prefillChunk ?? 512;
     if (!Number.isInteger(chunk) || chunk < 1) throw new UserError(`generate: prefillChunk must be an integer >= 1, got ${chunk}`);
+    const k = opts.logprobs;
+    if (k !== undefined && (!Number.isInteger(k) || k < 0 || k > model.spec.vocabSize)) throw new UserError(`generate: logprobs must be an integer in [0, ${model.spec.vocabSize}], got ${k}`);
+    if (opts.promptLogprobs && k === undefined) throw new UserError("generate: promptLogprobs needs logprobs (the number of alternatives, e.g. 0)");
     const ctx = model.maxContext;
     prompts.forEach((p, b) => {
       if (p.length === 0) throw new UserError(`prompt ${b} is empty; expected at least one token`);
@@ -117,7 +124,11 @@ class Generation {
     this.seqs = prompts.map(() => this.cache.addSequence());
     this.stop = new Set(opts.stopTokens ?? []);
     this.randoms = prompts.map((_, b) => seededRandom(this.sampling.seed + b));
-    this.out = prompts.map(() => ({ tokens: [], text: "", finishReason: "length" }));
+    this.out = prompts.map((): SequenceResult => ({
+      tokens: [], text: "", finishReason: "length",
+      ...(k !== undefined ? { logprobs: [] } : {}),
+      ...(opts.promptLogprobs ? { promptLogprobs: [null] } : {}),
+    }));
     this.emitted = prompts.map(() => 0);
     this.live = prompts.map((_, b) => b);
     this.logits = new Float32Array(B * model.spec.vocabSize);
@@ -135,8 +146,24 @@ class Generation {
     if (start === 0) this.t0 = performance.now();
     const live = prompts.map((_, b) => b).filter((b) => prompts[b].length > start);
     const V = model.spec.vocabSize;
-    const logits = model.prefill(this.cache, live.map((b) => this.seqs[b]), live.map((b) => prompts[b].slice(start, start + chunk)), chunk);
-    live.forEach((b, i) => this.logits.set(logits.subarray(i * V, (i + 1) * V), b * V));
+    const seqs = live.map((b) => this.seqs[b]);
+    const pieces = live.map((b) => prompts[b].slice(start, start + chunk));
+    if (this.opts.promptLogprobs) {
+      // Every row: position p's logits score prompt token p + 1; a prompt's last row is its next-token logits.
+      const all = model.forward(this.cache, seqs, pieces, "all");
+      let row = 0;
+      live.forEach((b, i) => {
+        for (let t = 0; t < pieces[i].length; t++, row++) {
+          const r = all.subarray(row * V, (row + 1) * V);
+          const next = start + t + 1;
+          if (next < prompts[b].length) this.out[b].promptLogprobs!.push(tokenLogprob(r, prompts[b][next], this.opts.logprobs!));
+          else this.logits.set(r, b * V);
+        }
+      });
+    } else {
+      const logits = model.prefill(this.cache, seqs, pieces, chunk);
+      live.forEach((b, i) => this.logits.set(logits.subarray(i * V, (i + 1) * V), b * V));
+    }
     this.prefilled += chunk;
     if (prompts.some((p) => p.length > this.prefilled)) return true;
     this.t1 = performance.now();
@@ -152,13 +179,16 @@ class Generation {
     const still: number[] = [];
     this.live.forEach((b, i) => {
       const row = this.logits.subarray(i * V, (i + 1) * V);
+      const raw = opts.logprobs !== undefined ? row.slice() : null; // sampling applies penalties in place
       const tok = sampleToken(row, this.sampling, [...prompts[b], ...out[b].tokens], this.randoms[b], out[b].tokens);
       if (this.stop.has(tok)) {
         out[b].finishReason = "stop";
         return;
       }
       out[b].tokens.push(tok);
-      opts.onToken?.(b, tok);
+      const lp = raw ? tokenLogprob(raw, tok, opts.logprobs!) : undefined;
+      if (lp) out[b].logprobs!.push(lp);
+      opts.onToken?.(b, tok, lp);
       if (updateText(out[b], opts, this.emitted, b)) return;
       if (prompts[b].length + out[b].tokens.length >= model.maxContext) return; // context full: "length"
       still.push(b);
@@ -179,7 +209,7 @@ class Generation {
     const { opts } = this;
     if (!aborted) {
       this.out.forEach((r, b) => {
-        if (opts.decode && r.finishReason !== "stop") r.text = opts.decode(r.tokens);
+        if (opts.decode && r.finishReason !== "stop" && r.tokens.length > 0) r.text = opts.decode(r.tokens); // tokenizers reject an empty list
         if (opts.onText && r.text.length > this.emitted[b]) opts.onText(b, r.text.slice(this.emitted[b]));
       });
     }

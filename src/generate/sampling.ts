@@ -111,3 +111,34 @@ export function sampleToken(logits: Float32Array, opts: Required<SamplingOptions
   }
   return ids[ids.length - 1];
 }
+
+/** A token's log-probability under the model and the most likely alternatives at its position. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number; // natural log, e.g. -0.105
+  top: { token: number; logprob: number }[]; // the k most likely tokens, most likely first
+}
+
+/**
+ * log softmax(logits)[token] and the top k entries, in float64. These are the model's raw
+ * probabilities (before penalties, temperature and filters), as OpenAI and vLLM report them.
+ * @example tokenLogprob(new Float32Array([0, Math.log(3)]), 1, 1) // {token: 1, logprob: log 0.75, top: [{token: 1, logprob: log 0.75}]}
+ */
+export function tokenLogprob(logits: Float32Array, token: number, k: number): TokenLogprob {
+  const V = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[i] > max) max = logits[i];
+  let z = 0;
+  for (let i = 0; i < V; i++) z += Math.exp(logits[i] - max);
+  const logZ = max + Math.log(z);
+  // Top k by insertion into a short sorted list: O(V·k) with k ≤ 20, no sort of V entries.
+  const top: number[] = [];
+  for (let i = 0; i < V && k > 0; i++) {
+    if (top.length === k && logits[i] <= logits[top[k - 1]]) continue;
+    let j = Math.min(top.length, k - 1);
+    while (j > 0 && logits[top[j - 1]] < logits[i]) j--;
+    top.splice(j, 0, i);
+    if (top.length > k) top.pop();
+  }
+  return { token, logprob: logits[token] - logZ, top: top.map((t) => ({ token: t, logprob: logits[t] - logZ })) };
+}

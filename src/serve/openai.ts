@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { applyChatTemplate, type ChatMessage, type TextTokenizer } from "../formats/tokenizer.js";
 import type { GenerateOptions, GenerateResult } from "../generate/generate.js";
+import type { TokenLogprob } from "../generate/sampling.js";
 import type { DecoderModel } from "../models/decoder.js";
 
 /** An error the client gets as {error: {message, type, param, code}} with HTTP `status`. */
@@ -72,10 +73,6 @@ function bool(body: Body, param: string): boolean {
 function rejectUnsupported(body: Body, kind: Job["kind"]): void {
   num(body, "n", "1 (only one choice per prompt is supported)", (x) => x === 1, true);
   num(body, "best_of", "1 (best_of is not supported)", (x) => x === 1, true);
-  const lp = body.logprobs;
-  if (lp !== undefined && lp !== null && lp !== false && lp !== 0) throw new ApiError(400, "logprobs: not supported by this server (omit it or send null)", "logprobs");
-  const top = body.top_logprobs;
-  if (top !== undefined && top !== null && top !== 0) throw new ApiError(400, "top_logprobs: not supported by this server", "top_logprobs");
   const bias = body.logit_bias;
   if (bias !== undefined && bias !== null && !(typeof bias === "object" && Object.keys(bias).length === 0)) throw new ApiError(400, "logit_bias: not supported by this server", "logit_bias");
   if (typeof body.suffix === "string" && body.suffix !== "") throw new ApiError(400, "suffix: not supported by this server (no fill-in-the-middle)", "suffix");
@@ -109,7 +106,23 @@ function generationOptions(body: Body, served: ServedModel, kind: Job["kind"]): 
     stopStrings: (stop as string[]).filter((s) => s !== ""),
     stopTokens: ignoreEos ? [] : served.tokenizer?.eosIds ?? [],
     prefillChunk: served.prefillChunk,
+    logprobs: logprobsField(body, kind),
   };
+}
+
+/**
+ * Alternatives per token when logprobs are wanted, else undefined. Completions: logprobs is that
+ * number (0-20); chat: logprobs true, with top_logprobs (0-20) alternatives.
+ */
+function logprobsField(body: Body, kind: Job["kind"]): number | undefined {
+  const want = "an integer in [0, 20] (alternatives per token)";
+  if (kind === "text") return body.logprobs === false ? undefined : num(body, "logprobs", want, (x) => x >= 0 && x <= 20, true);
+  const top = num(body, "top_logprobs", want, (x) => x >= 0 && x <= 20, true);
+  if (!bool(body, "logprobs")) {
+    if (top) throw new ApiError(400, "top_logprobs: needs \"logprobs\": true", "top_logprobs");
+    return undefined;
+  }
+  return top ?? 0;
 }
 
 function needTokenizer(served: ServedModel, param: string): TextTokenizer {
@@ -154,13 +167,17 @@ export function parseCompletion(body: Body, served: ServedModel): Job {
   const options = generationOptions(body, served, "text");
   const { prompts, texts } = parsePrompt(body, served);
   const echo = bool(body, "echo");
+  const stream = bool(body, "stream");
   const tok = served.tokenizer;
+  // echo + logprobs scores the prompt too (what lm-eval-harness's loglikelihood requests send).
+  options.promptLogprobs = echo && options.logprobs !== undefined;
+  if (options.promptLogprobs && stream) throw new ApiError(400, "echo: echo with logprobs (prompt logprobs) works without streaming only; send \"stream\": false", "echo");
   return {
     kind: "text",
     prompts,
     echoTexts: echo ? texts.map((t, b) => t ?? (tok ? tok.decode(prompts[b]) : "")) : null,
     options,
-    stream: bool(body, "stream"),
+    stream,
     includeUsage: streamUsage(body),
     returnTokens: bool(body, "return_tokens"),
   };
@@ -255,27 +272,61 @@ export function timings(result: GenerateResult) {
   };
 }
 
+/** Tokens with their logprobs (null: the first prompt token, which nothing scores). */
+export interface Scored {
+  ids: number[];
+  logprobs: (TokenLogprob | null)[];
+}
+
+/**
+ * OpenAI's logprobs object for `s`: completions' {tokens, token_logprobs, top_logprobs, text_offset}
+ * (offsets count from `offset` characters), or chat's {content: [{token, logprob, bytes, top_logprobs}]}.
+ * Each token is decoded alone, so a byte-level piece of a multi-byte character reads as U+FFFD.
+ */
+export function logprobsObject(job: Job, served: ServedModel, s: Scored, offset = 0) {
+  const piece = (id: number) => served.tokenizer?.decode([id]) ?? "";
+  const pieces = s.ids.map(piece);
+  if (job.kind === "chat") {
+    const entry = (token: string, logprob: number) => ({ token, logprob, bytes: [...Buffer.from(token, "utf8")] });
+    return { content: s.logprobs.map((l, i) => ({ ...entry(pieces[i], l?.logprob ?? 0), top_logprobs: (l?.top ?? []).map((t) => entry(piece(t.token), t.logprob)) })) };
+  }
+  const textOffset: number[] = [];
+  for (const p of pieces) {
+    textOffset.push(offset);
+    offset += p.length;
+  }
+  return {
+    tokens: pieces,
+    token_logprobs: s.logprobs.map((l) => l?.logprob ?? null),
+    top_logprobs: s.logprobs.map((l) => (l ? Object.fromEntries(l.top.map((t) => [piece(t.token), t.logprob])) : null)),
+    text_offset: textOffset,
+  };
+}
+
 /** The non-streamed answer: text_completion or chat.completion. */
-export function completionResponse(job: Job, head: ResponseHead, result: GenerateResult) {
+export function completionResponse(job: Job, served: ServedModel, head: ResponseHead, result: GenerateResult) {
   const choices = result.sequences.map((s, b) => {
     const tokens = job.returnTokens ? { tokens: s.tokens } : {};
-    if (job.kind === "chat") return { index: b, message: { role: "assistant", content: s.text }, logprobs: null, finish_reason: s.finishReason, ...tokens };
-    return { index: b, text: (job.echoTexts?.[b] ?? "") + s.text, logprobs: null, finish_reason: s.finishReason, ...tokens };
+    const scored: Scored = job.options.promptLogprobs ? { ids: [...job.prompts[b], ...s.tokens], logprobs: [...s.promptLogprobs!, ...s.logprobs!] } : { ids: s.tokens, logprobs: s.logprobs ?? [] };
+    const logprobs = job.options.logprobs !== undefined ? logprobsObject(job, served, scored) : null;
+    if (job.kind === "chat") return { index: b, message: { role: "assistant", content: s.text }, logprobs, finish_reason: s.finishReason, ...tokens };
+    return { index: b, text: (job.echoTexts?.[b] ?? "") + s.text, logprobs, finish_reason: s.finishReason, ...tokens };
   });
   const object = job.kind === "chat" ? "chat.completion" : "text_completion";
   return { ...envelope(head, object), choices, usage: usage(job, result), timings: timings(result) };
 }
 
 /** One streamed chunk: a text delta of choice `index`, or (finishReason set) its last chunk. */
-export function streamChunk(job: Job, head: ResponseHead, index: number, delta: { text?: string; role?: string; tokens?: number[] }, finishReason: string | null = null) {
+export function streamChunk(job: Job, head: ResponseHead, index: number, delta: { text?: string; role?: string; tokens?: number[]; logprobs?: unknown }, finishReason: string | null = null) {
   const tokens = job.returnTokens && delta.tokens ? { tokens: delta.tokens } : {};
+  const logprobs = delta.logprobs ?? null;
   if (job.kind === "chat") {
     const d: Record<string, string> = {};
     if (delta.role) d.role = delta.role;
     if (delta.text !== undefined) d.content = delta.text;
-    return { ...envelope(head, "chat.completion.chunk"), choices: [{ index, delta: d, logprobs: null, finish_reason: finishReason, ...tokens }] };
+    return { ...envelope(head, "chat.completion.chunk"), choices: [{ index, delta: d, logprobs, finish_reason: finishReason, ...tokens }] };
   }
-  return { ...envelope(head, "text_completion"), choices: [{ index, text: delta.text ?? "", logprobs: null, finish_reason: finishReason, ...tokens }] };
+  return { ...envelope(head, "text_completion"), choices: [{ index, text: delta.text ?? "", logprobs, finish_reason: finishReason, ...tokens }] };
 }
 
 /** The /v1/models list (one model). */

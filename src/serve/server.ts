@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { UserError } from "../errors.js";
 import { generateAsync } from "../generate/generate.js";
 import type { KvDtype } from "../kernels/types.js";
-import { ApiError, completionResponse, envelope, modelList, parseChat, parseCompletion, responseHead, streamChunk, usage, type Job, type ServedModel } from "./openai.js";
+import { ApiError, completionResponse, envelope, logprobsObject, modelList, parseChat, parseCompletion, responseHead, streamChunk, usage, type Job, type Scored, type ServedModel } from "./openai.js";
 
 export interface ServerOptions {
   served: ServedModel;
@@ -144,7 +144,17 @@ async function runJob(ctx: Ctx, job: Job, res: ServerResponse, rec: RequestRecor
     const head = responseHead(job.kind, served.id);
     const tok = served.tokenizer;
     const sse = job.stream ? new SseWriter(res) : null;
-    const pending = job.prompts.map((): number[] => []); // token ids not yet sent (return_tokens)
+    // Tokens made but not yet sent (their text may be held back): they ride on the next chunk.
+    const pending = job.prompts.map((): Scored => ({ ids: [], logprobs: [] }));
+    const offsets = job.prompts.map((_, b) => job.echoTexts?.[b].length ?? 0); // text_offset of the next token
+    const take = (b: number) => {
+      const s = pending[b];
+      pending[b] = { ids: [], logprobs: [] };
+      if (job.options.logprobs === undefined) return { tokens: s.ids };
+      const logprobs = logprobsObject(job, served, s, offsets[b]);
+      if (job.kind === "text") offsets[b] += (logprobs as { tokens: string[] }).tokens.join("").length;
+      return { tokens: s.ids, logprobs };
+    };
     const opened = job.prompts.map(() => false);
     const open = (b: number) => {
       if (opened[b] || !sse) return;
@@ -157,20 +167,25 @@ async function runJob(ctx: Ctx, job: Job, res: ServerResponse, rec: RequestRecor
       kvDtype,
       signal: abort.signal,
       decode: tok ? (ids) => tok.decode(ids) : undefined,
-      onToken: sse && job.returnTokens ? (b, t) => void pending[b].push(t) : undefined,
+      onToken: sse && (job.returnTokens || job.options.logprobs !== undefined)
+        ? (b, t, lp) => {
+          pending[b].ids.push(t);
+          pending[b].logprobs.push(lp ?? null);
+        }
+        : undefined,
       onText: sse
         ? (b, text) => {
           open(b);
-          sse.send(streamChunk(job, head, b, { text, tokens: pending[b].splice(0) }));
+          sse.send(streamChunk(job, head, b, { text, ...take(b) }));
         }
         : undefined,
     });
     rec.completionTokens = result.sequences.reduce((a, s) => a + s.tokens.length, 0);
     if (result.aborted) return void (rec.aborted = true);
-    if (!sse) return sendJson(res, 200, completionResponse(job, head, result));
+    if (!sse) return sendJson(res, 200, completionResponse(job, served, head, result));
     result.sequences.forEach((s, b) => {
       open(b);
-      sse.send(streamChunk(job, head, b, { tokens: pending[b].splice(0) }, s.finishReason));
+      sse.send(streamChunk(job, head, b, take(b), s.finishReason));
     });
     if (job.includeUsage) sse.send({ ...envelope(head, job.kind === "chat" ? "chat.completion.chunk" : "text_completion"), choices: [], usage: usage(job, result) });
     sse.done();
