@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.js";
 import { openSafetensors, readSafetensorsHeader } from "../src/formats/safetensors.js";
-import { dequantizeQ8_0, ggufModelSource, permuteQK, readGguf, unpermuteQK, writeGguf } from "../src/formats/gguf.js";
+import { ggufModelSource, permuteQK, readGguf, unpermuteQK, writeGguf } from "../src/formats/gguf.js";
+import { decodeQ8_0 } from "../src/kernels/q8.js";
 import { exportGguf } from "../src/formats/export.js";
 import { applyChatTemplate, loadTokenizer, tokenizerFromGguf } from "../src/formats/tokenizer.js";
 import { assertClose } from "./attention-helpers.js";
@@ -133,7 +134,7 @@ test("GGUF: Q8_0 blocks dequantize to d·q", () => {
     dv.setInt8(2 + i, i - 16);
     dv.setInt8(36 + i, 127 - i);
   }
-  const f = dequantizeQ8_0(raw, 64);
+  const f = decodeQ8_0(raw, 64);
   for (let i = 0; i < 32; i++) {
     assert.equal(f[i], 0.5 * (i - 16));
     assert.equal(f[32 + i], -2 * (127 - i));

@@ -36,10 +36,16 @@ function softmax(logits: Float32Array): Float64Array {
   return p.map((v) => v / s);
 }
 
+// Q8_0: both read the same blocks, but llama.cpp's CPU dot product also quantizes the activations
+// to Q8_0 blocks (vec_dot_q8_0_q8_0) while ours multiplies them in f32, so each matmul differs by
+// up to ~0.4 % of its terms; the greedy decisions must still agree with llama.cpp's on the file
+// (the f32 fixture's own continuation can differ, since the weights were quantized).
+const Q8_TOL = 1e-2; // observed 5.4e-3 (a probability of 0.14); the exact check of our Q8_0 path is test/models-q8.test.ts
+
 // Per-case probability tolerance: 1e-5 (f32 arithmetic), except starcoder, whose GELU llama.cpp's
 // CPU backend evaluates through an f16 lookup table (GGML_GELU_FP16: the input is rounded to f16,
 // relative error up to 2^-11 per activation), observed 1.5e-5 on probabilities: 1e-4 there.
-const CASES: [string, "f32" | "f16", string, number?][] = [
+const CASES: [string, "f32" | "f16" | "q8_0", string, number?][] = [
   ["llama-mha-f32", "f32", "MHA"],
   ["llama-gqa-f16", "f16", "GQA, tied, f16 GGUF"],
   ["llama3-gqa-sharded", "f32", "GQA G=4, llama3 rope_freqs"],
@@ -47,6 +53,7 @@ const CASES: [string, "f32" | "f16", string, number?][] = [
   ["qwen2-gqa-bias", "f32", "qwen2 architecture: q/k/v biases, NEOX RoPE without permutation, tied"],
   ["gemma-mqa", "f32", "gemma architecture: MQA, head dim 24 != 32/4, GeGLU, (1 + w) norms"],
   ["gpt-bigcode-mqa", "f16", "starcoder architecture (gpt_bigcode): classic MQA, learned positions, LayerNorm, f16", 1e-4],
+  ["llama-gqa-f16", "q8_0", "GQA, Q8_0 GGUF read in place", Q8_TOL],
 ];
 
 for (const [name, dtype, what, tol = 1e-5] of CASES) {
@@ -86,8 +93,11 @@ for (const [name, dtype, what, tol = 1e-5] of CASES) {
         assertClose(`${name} probabilities after greedy token ${step}`, lastProbs, theirs, tol);
         theirsGreedy.push(argmax(theirs));
       }
-      assert.deepEqual(oursGreedy, exp.greedy, `${name}: our greedy continuation from the GGUF`);
-      assert.deepEqual([exp.greedy[0], ...theirsGreedy.slice(0, -1)], exp.greedy, `${name}: llama.cpp greedy continuation`);
+      if (dtype === "q8_0") assert.deepEqual(oursGreedy.slice(1), theirsGreedy.slice(0, -1), `${name}: our greedy decisions on the Q8_0 file vs llama.cpp's`);
+      else {
+        assert.deepEqual(oursGreedy, exp.greedy, `${name}: our greedy continuation from the GGUF`);
+        assert.deepEqual([exp.greedy[0], ...theirsGreedy.slice(0, -1)], exp.greedy, `${name}: llama.cpp greedy continuation`);
+      }
     } finally {
       await ctx.dispose();
       await model.dispose();

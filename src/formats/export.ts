@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { bf16ToF32, f16DecodeTable, f32ToF16 } from "../kvcache/convert.js";
+import { encodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
 import { ropeInvFreq } from "../models/blocks.js";
 import { checkSupported } from "../models/index.js";
 import { loadHfConfigSpec } from "../spec/load.js";
@@ -20,8 +21,11 @@ export interface ExportResult {
   spec: ModelSpec;
 }
 
+// llama.cpp's llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0.
+const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7 } as const;
+
 /** Converts `hfDir` (model_type llama or qwen2) to a GGUF file readable by llama.cpp. */
-export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
+export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q8_0", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
   const configPath = join(hfDir, "config.json");
   if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
   const spec = loadHfConfigSpec(configPath);
@@ -42,18 +46,22 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
     if (!gname) continue; // e.g. rotary_emb.inv_freq buffers
     const info = src.info(name)!;
     if (!["F32", "F16", "BF16"].includes(info.dtype)) throw new UserError(`${hfDir}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
-    const type = info.shape.length === 2 && dtype === "f16" ? "f16" : "f32";
+    // Matrices take the requested dtype (Q8_0 needs rows of whole 32-value blocks; others stay
+    // f16, as llama.cpp's quantizer does); vectors (norms, biases) stay f32.
+    const matrix = info.shape.length === 2;
+    const type = !matrix || dtype === "f32" ? "f32" : dtype === "q8_0" && info.shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
     const numel = info.shape.reduce((a, b) => a * b, 1);
-    const eb = type === "f32" ? 4 : 2;
+    const tensorBytes = type === "q8_0" ? weightRowBytes("q8_0", numel) : numel * (type === "f32" ? 4 : 2);
     const qk = /self_attn\.(q|k)_proj\.weight$/.exec(name);
     tensors.push({
-      name: gname, shape: info.shape, type, bytes: numel * eb,
+      name: gname, shape: info.shape, type, bytes: tensorBytes,
       write: (emit) => {
         let f = readF32(src.read.bind(src), name, info.dtype, numel);
         if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1]);
         // llama.cpp's Gemma multiplies by the stored norm weight: store HF's (1 + w).
         if (arch === "gemma" && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
         if (type === "f32") emit(new Uint8Array(f.buffer));
+        else if (type === "q8_0") emit(encodeQ8_0(f));
         else {
           const h = new Uint16Array(numel);
           for (let i = 0; i < numel; i++) h[i] = f32ToF16(f[i]);
@@ -61,7 +69,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
         }
       },
     });
-    bytes += numel * eb;
+    bytes += tensorBytes;
   }
   if (spec.ropeScaling) {
     // llama.cpp divides each RoPE frequency by rope_freqs[i]: store base / scaled.
@@ -73,7 +81,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16", opt
   const meta: [string, GgufValue][] = [
     ["general.architecture", { type: "string", value: arch }],
     ["general.name", { type: "string", value: spec.name }],
-    ["general.file_type", { type: "u32", value: dtype === "f32" ? 0 : 1 }],
+    ["general.file_type", { type: "u32", value: FILE_TYPE[dtype] }],
     [`${arch}.context_length`, { type: "u32", value: spec.maxPositions }],
     [`${arch}.embedding_length`, { type: "u32", value: E }],
     [`${arch}.block_count`, { type: "u32", value: spec.numLayers }],

@@ -38,7 +38,7 @@ export type GgufValue =
 export interface GgufTensorOut {
   name: string; // GGUF name, e.g. "blk.0.attn_q.weight"
   shape: number[]; // PyTorch order, e.g. [N, Kin]; written reversed as ne
-  type: "f32" | "f16";
+  type: "f32" | "f16" | "q8_0";
   bytes: number; // data size
   write: (emit: (chunk: Uint8Array) => void) => void; // produces exactly `bytes` bytes
 }
@@ -109,7 +109,7 @@ export function writeGguf(path: string, metadata: [string, GgufValue][], tensors
     head.str(t.name);
     head.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) head.u64(d);
-    head.u32(t.type === "f32" ? GGML_TYPE.F32 : GGML_TYPE.F16);
+    head.u32(t.type === "f32" ? GGML_TYPE.F32 : t.type === "f16" ? GGML_TYPE.F16 : GGML_TYPE.Q8_0);
     head.u64(offset);
     offset += t.bytes + pad(t.bytes);
   }
@@ -152,7 +152,7 @@ export function unpermuteQK<T extends Float32Array | Uint16Array>(w: T, heads: n
 }
 
 /** unpermuteQK writing into `out` (same type and length as w, not overlapping it). */
-export function unpermuteQKInto<T extends Float32Array | Uint16Array>(w: T, out: T, heads: number, width: number): void {
+export function unpermuteQKInto<T extends Float32Array | Uint16Array | Uint8Array>(w: T, out: T, heads: number, width: number): void {
   const D = w.length / width / heads;
   for (let h = 0; h < heads; h++)
     for (let i = 0; i < D / 2; i++)
@@ -285,21 +285,10 @@ function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Q8_0 blocks (f16 scale d + 32 int8 q; value = d·q) → f32. */
-export function dequantizeQ8_0(raw: Uint8Array, numel: number): Float32Array {
-  const out = new Float32Array(numel);
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const table = f16DecodeTable();
-  for (let b = 0; b < numel / 32; b++) {
-    const d = table[dv.getUint16(b * 34, true)];
-    for (let i = 0; i < 32; i++) out[b * 32 + i] = d * dv.getInt8(b * 34 + 2 + i);
-  }
-  return out;
-}
-
 /**
  * Opens a GGUF llama model as a spec plus a TensorSource under HF names: Q/K rows are
- * un-permuted, Q8_0 is dequantized to F32, and llama.cpp's rope_freqs tensor (llama3 scaling)
+ * un-permuted (Q8_0 rows as whole blocks), Q8_0 stays Q8_0 (loadWeights keeps it for matmul
+ * weights and dequantizes the rest), and llama.cpp's rope_freqs tensor (llama3 scaling)
  * becomes ropeScaling { rope_type: "freq_factors", factors }.
  */
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
@@ -332,7 +321,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
       const t = byHf.get(name);
       if (!t) return undefined;
       const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
-      const dtype = t.type === GGML_TYPE.F32 || t.type === GGML_TYPE.Q8_0 || gemmaNorm ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
+      const dtype = t.type === GGML_TYPE.F32 || gemmaNorm ? "F32" : t.type === GGML_TYPE.Q8_0 ? "Q8_0" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
       return { dtype, shape: t.shape };
     },
     read: (name, dst) => {
@@ -344,19 +333,14 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
         const f = decodeToF32(path, t).map((x) => x - 1);
         return dst.set(new Uint8Array(f.buffer));
       }
-      if (!m && t.type !== GGML_TYPE.Q8_0) return readRaw(path, t, dst); // straight into the destination
-      let el: Float32Array | Uint16Array;
-      if (t.type === GGML_TYPE.Q8_0) el = dequantizeQ8_0(readRaw(path, t), t.shape.reduce((a, b) => a * b, 1));
-      else {
-        // One reused scratch buffer for the Q/K reads, so loading does not leave a garbage copy per layer.
-        if (scratch.byteLength < t.bytes) scratch = new Uint8Array(t.bytes);
-        const raw = readRaw(path, t, scratch.subarray(0, t.bytes));
-        el = t.type === GGML_TYPE.F32 ? new Float32Array(raw.buffer, 0, t.bytes / 4) : new Uint16Array(raw.buffer, 0, t.bytes / 2);
-      }
-      if (!m) return dst.set(new Uint8Array(el.buffer, el.byteOffset, el.byteLength));
+      if (!m) return readRaw(path, t, dst); // straight into the destination
+      // One reused scratch buffer for the Q/K reads, so loading does not leave a garbage copy per layer.
+      if (scratch.byteLength < t.bytes) scratch = new Uint8Array(t.bytes);
+      const raw = readRaw(path, t, scratch.subarray(0, t.bytes));
       const heads = m[1] === "q" ? spec.numHeads : spec.numKvHeads;
-      const out = el instanceof Float32Array ? new Float32Array(dst.buffer, dst.byteOffset, el.length) : new Uint16Array(dst.buffer, dst.byteOffset, el.length);
-      unpermuteQKInto(el, out, heads, t.shape.length === 2 ? t.shape[1] : 1);
+      const rows = t.shape[0];
+      // Rows are permuted whole: bytes of one row (Q8_0 rows are whole blocks), one unit per byte.
+      unpermuteQKInto(raw.subarray(0, t.bytes), dst, heads, t.bytes / rows);
     },
   };
   return { spec, source, file };

@@ -23,6 +23,7 @@
 import type { Arena } from "./memory.js";
 import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
 import { bf16ToF32, elementBytes, f16DecodeTable } from "../kvcache/convert.js";
+import { decodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "./q8.js";
 
 /** Receives the attention probabilities of one (query t, head h): probs[i] belongs to positions[i]. */
 export type ProbsSink = (t: number, h: number, positions: Int32Array, probs: Float64Array) => void;
@@ -214,6 +215,7 @@ export function validateMatmulLayout(call: MatmulCall): void {
   const layout = call.layout ?? "nt";
   if (layout !== "nt" && layout !== "nn" && layout !== "tn") throw new RangeError(`matmul: unknown layout "${layout}"; expected nt, nn or tn`);
   if (layout !== "nt" && call.wDtype !== "f32") throw new RangeError(`matmul: layout "${layout}" needs wDtype f32, got ${call.wDtype}`);
+  if (call.wDtype === "q8_0" && call.Kin % Q8_0_BLOCK !== 0) throw new RangeError(`matmul: q8_0 weights need Kin to be a multiple of ${Q8_0_BLOCK}, got ${call.Kin}`);
   if (call.accumulate && layout === "nt") throw new RangeError(`matmul: accumulate needs layout nn or tn, got nt`);
 }
 
@@ -232,9 +234,8 @@ export function referenceMatmul(arena: Arena, call: MatmulCall): void {
   }
   validateMatmulLayout(call);
   const memBytes = arena.memory.buffer.byteLength;
-  const eb = elementBytes(wDtype);
   checkRange("matmul", "x", call.x, M * Kin * 4, 4, memBytes);
-  checkRange("matmul", "w", call.w, N * Kin * eb, eb, memBytes);
+  checkRange("matmul", "w", call.w, N * weightRowBytes(wDtype, Kin), wDtype === "q8_0" ? 1 : elementBytes(wDtype), memBytes);
   checkRange("matmul", "out", call.out, M * N * 4, 4, memBytes);
   if (call.bias !== 0) checkRange("matmul", "bias", call.bias, N * 4, 4, memBytes);
   const x = arena.f32(call.x, M * Kin); // [M, Kin] ("tn": [Kin, M])
@@ -302,6 +303,7 @@ export function referenceActivation(arena: Arena, call: ActivationCall): void {
 
 function decodeWeights(arena: Arena, ptr: number, n: number, dtype: WeightDtype): Float32Array {
   if (dtype === "f32") return arena.f32(ptr, n);
+  if (dtype === "q8_0") return decodeQ8_0(arena.u8(ptr, weightRowBytes("q8_0", n)), n);
   const bits = arena.u16(ptr, n);
   const w = new Float32Array(n);
   if (dtype === "f16") {

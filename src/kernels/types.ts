@@ -33,7 +33,8 @@ export interface AttentionCall {
   segments: KvSegment[];
 }
 
-export type WeightDtype = "f32" | "f16" | "bf16";
+/** Matmul weight storage; "q8_0" is GGML's 8-bit block format (src/kernels/q8.ts), layout "nt" only, Kin % 32 == 0. */
+export type WeightDtype = "f32" | "f16" | "bf16" | "q8_0";
 
 /**
  * Where the operands' reduction axis (Kin) sits. Training's backward needs the two transposed forms:

@@ -12,6 +12,7 @@ import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvS
 import type { Arena } from "./memory.js";
 import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
+import { weightRowBytes } from "./q8.js";
 
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
 const DTYPE_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
@@ -273,7 +274,7 @@ export class WasmKernels implements Kernels {
   }
 }
 
-const WEIGHT_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 2 };
+const WEIGHT_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 4 }; // assembly/simd.ts DT_*
 const LAYOUT_CODE: Record<MatmulLayout, number> = { nt: 0, nn: 1, tn: 2 }; // assembly/layout.ts LAYOUT_*
 
 function align64(n: number): number {
@@ -287,8 +288,7 @@ function checkMatmul(c: MatmulCall, memBytes: number): void {
   }
   if (!(c.wDtype in WEIGHT_CODE)) throw new RangeError(`matmul: unknown wDtype "${c.wDtype}"`);
   validateMatmulLayout(c);
-  const eb = c.wDtype === "f32" ? 4 : 2;
-  const spans: [string, number, number][] = [["x", c.x, M * Kin * 4], ["w", c.w, N * Kin * eb], ["out", c.out, M * N * 4]];
+  const spans: [string, number, number][] = [["x", c.x, M * Kin * 4], ["w", c.w, N * weightRowBytes(c.wDtype, Kin)], ["out", c.out, M * N * 4]];
   if (c.bias !== 0) spans.push(["bias", c.bias, N * 4]);
   for (const [name, ptr, bytes] of spans) {
     if (!Number.isInteger(ptr) || ptr < 0 || ptr + bytes > memBytes) {

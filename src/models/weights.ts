@@ -7,6 +7,7 @@ import { UserError } from "../errors.js";
 import type { Arena } from "../kernels/memory.js";
 import type { WeightDtype } from "../kernels/types.js";
 import { decodeBf16, decodeF16 } from "../kvcache/convert.js";
+import { decodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
 
 /** What a checkpoint reader offers: HF tensor names, PyTorch shapes, raw bytes. */
 export interface TensorSource {
@@ -36,7 +37,7 @@ export interface WeightRow {
   optional?: boolean; // absent is allowed (e.g. lm_head when embeddings are tied)
 }
 
-const DTYPES: Record<string, WeightDtype> = { F32: "f32", F16: "f16", BF16: "bf16" };
+const DTYPES: Record<string, WeightDtype> = { F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0" };
 
 /**
  * Loads every row of the table from `src` into the arena. Extra checkpoint tensors that no row
@@ -53,7 +54,7 @@ export function loadWeights(arena: Arena, src: TensorSource, table: WeightRow[])
     }
     used.add(row.source);
     const dtype = DTYPES[info.dtype];
-    if (!dtype) throw new UserError(`${src.path}: tensor "${row.source}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
+    if (!dtype) throw new UserError(`${src.path}: tensor "${row.source}" has dtype ${info.dtype}; expected F32, F16 or BF16`); // Q8_0 comes only from GGUF files, whose reader checks its types
     if (info.shape.length !== row.shape.length || info.shape.some((d, i) => d !== row.shape[i])) {
       throw new UserError(`${src.path}: tensor "${row.source}" has shape [${info.shape.join(", ")}]; expected [${row.shape.join(", ")}] from the config`);
     }
@@ -63,6 +64,7 @@ export function loadWeights(arena: Arena, src: TensorSource, table: WeightRow[])
 }
 
 function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightDtype): Weight {
+  if (dtype === "q8_0") return loadQ8Row(arena, src, row);
   const eb = dtype === "f32" ? 4 : 2;
   const numel = row.shape.reduce((a, b) => a * b, 1);
   const direct = !row.transpose && !row.rows && (row.store === "matmul" || dtype === "f32");
@@ -109,6 +111,47 @@ function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightD
   return { ptr, dtype: "f32", shape };
 }
 
+/**
+ * A Q8_0 tensor (GGUF): matmul weights [N, Kin] with Kin % 32 == 0 stay Q8_0 (the kernels read
+ * the blocks in place; row ranges are whole rows of blocks); anything else (norms, biases, a
+ * transposed layout) is dequantized once and loaded as f32.
+ */
+function loadQ8Row(arena: Arena, src: TensorSource, row: WeightRow): Weight {
+  const [rows, width] = row.shape;
+  if (row.store === "matmul" && !row.transpose && row.shape.length === 2 && width % Q8_0_BLOCK === 0) {
+    const rowBytes = weightRowBytes("q8_0", width);
+    const ranges = row.rows ?? [[0, rows]];
+    const total = ranges.reduce((s, [a, b]) => s + (b - a), 0);
+    const ptr = arena.alloc(total * rowBytes, `weight ${row.source}`);
+    const dst = arena.u8(ptr, total * rowBytes);
+    if (!row.rows) src.read(row.source, dst);
+    else {
+      const raw = new Uint8Array(rows * rowBytes);
+      src.read(row.source, raw);
+      let o = 0;
+      for (const [a, b] of ranges) {
+        if (a < 0 || b > rows || a > b) throw new Error(`loadWeights(${row.source}): row range [${a}, ${b}) outside [0, ${rows})`);
+        dst.set(raw.subarray(a * rowBytes, b * rowBytes), o);
+        o += (b - a) * rowBytes;
+      }
+    }
+    return { ptr, dtype: "q8_0", shape: [total, width] };
+  }
+  const numel = row.shape.reduce((a, b) => a * b, 1);
+  if (numel % Q8_0_BLOCK !== 0) throw new UserError(`${src.path}: Q8_0 tensor "${row.source}" has ${numel} values; expected a multiple of ${Q8_0_BLOCK}`);
+  const dequantized: TensorSource = {
+    path: src.path,
+    names: () => src.names(),
+    info: (name) => src.info(name),
+    read: (name, dst) => {
+      const raw = new Uint8Array(weightRowBytes("q8_0", numel));
+      src.read(name, raw);
+      decodeQ8_0(raw, numel, new Float32Array(dst.buffer, dst.byteOffset, numel));
+    },
+  };
+  return loadRow(arena, dequantized, row, "f32");
+}
+
 /** True if no half in h is inf or NaN (exponent bits all ones). One pass at load, ~0.1 s per 100M halves. */
 export function allFiniteF16(h: Uint16Array): boolean {
   for (let i = 0; i < h.length; i++) if ((h[i] & 0x7c00) === 0x7c00) return false;
@@ -120,12 +163,16 @@ export function weightRow(arena: Arena, w: Weight, r: number, out: Float32Array)
   const width = w.shape[1];
   if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
   else if (w.dtype === "f16") decodeF16(arena.u16(w.ptr + r * width * 2, width), out);
+  else if (w.dtype === "q8_0") decodeQ8_0(arena.u8(w.ptr + r * weightRowBytes("q8_0", width), weightRowBytes("q8_0", width)), width, out);
   else decodeBf16(arena.u16(w.ptr + r * width * 2, width), out);
 }
 
 /** Bytes held by the weights. */
 export function weightBytes(weights: Map<string, Weight>): number {
   let b = 0;
-  for (const w of weights.values()) b += w.shape.reduce((a, c) => a * c, 1) * (w.dtype === "f32" ? 4 : 2);
+  for (const w of weights.values()) {
+    const width = w.shape[w.shape.length - 1];
+    b += (w.shape.reduce((a, c) => a * c, 1) / width) * weightRowBytes(w.dtype, width);
+  }
   return b;
 }

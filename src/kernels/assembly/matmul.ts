@@ -6,7 +6,8 @@
 // M < 4 (decode) is a matvec: bandwidth-bound, w streams once with 4 rows in flight and is widened
 // in registers (f16: 8 halves per load by shifts and masks only, see matvecF16). M >= 4 (prefill, training) is compute-bound: f16/bf16 w rows are widened once per
 // item into scratch, then 4×2 register tiles run over Kin in L1-sized chunks of KC values.
-import { DT_F32, DT_F16, DT_BF16, fma, hsum, hmax, load1, load4, elemBytes, widenRow, wMagic, wMask, wBig, wExp, wOne } from "./simd";
+import { matvecQ8, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES } from "./q8";
+import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, fma, hsum, hmax, load1, load4, elemBytes, widenRow, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 import { dotTile } from "./tiles";
 import { matmulKnItem } from "./matmulkn";
 import * as L from "./layout";
@@ -39,6 +40,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
           else matvecF16Checked(xr, xs, w, n0, n1, Kin, or);
         }
       }
+      else if (dt == DT_Q8_0) matvecQ8(xr, w, n0, n1, Kin, or);
       else matvec(DT_BF16, xr, w, n0, n1, Kin, or);
     }
   } else {
@@ -228,12 +230,16 @@ function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i
 /** out[m0:m1, n0:n1] for M >= 4: widen w rows if needed, then 4×2 register tiles per KC chunk. */
 function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, dt: i32, scratch: usize): void {
   const K4 = Kin & ~3;
-  let wp = w + <usize>n0 * <usize>Kin * elemBytes(dt);
+  const src = dt == DT_Q8_0 ? <usize>(Kin / Q8_BLOCK) * Q8_BLOCK_BYTES : <usize>Kin * elemBytes(dt); // bytes per w row
+  let wp = w + <usize>n0 * src;
   let ws = <usize>Kin << 2;
   if (dt != DT_F32) {
     const Kp = (Kin + 3) & ~3;
-    const src = <usize>Kin * elemBytes(dt);
-    for (let n = n0; n < n1; n++) widenRow(dt, wp + <usize>(n - n0) * src, Kin, Kp, scratch + (<usize>(n - n0) * <usize>Kp << 2), 1);
+    for (let n = n0; n < n1; n++) {
+      const dst = scratch + (<usize>(n - n0) * <usize>Kp << 2);
+      if (dt == DT_Q8_0) dequantRow(wp + <usize>(n - n0) * src, Kin, dst); // Kin % 32 == 0: no padding
+      else widenRow(dt, wp + <usize>(n - n0) * src, Kin, Kp, dst, 1);
+    }
     wp = scratch;
     ws = <usize>Kp << 2;
   }

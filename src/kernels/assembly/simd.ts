@@ -1,12 +1,13 @@
 // SIMD building blocks shared by the attention and matmul kernels (AssemblyScript, f32x4).
 // Everything here is @inline: the kernels see straight-line v128 code with no calls.
 //
-// dtype codes (match src/kernels/wasm.ts): 0 f32, 1 f16, 2 bf16, 3 int8.
+// dtype codes (match src/kernels/wasm.ts): 0 f32, 1 f16, 2 bf16, 3 int8 (KV cache), 4 Q8_0 (weights, q8.ts).
 
 export const DT_F32: i32 = 0;
 export const DT_F16: i32 = 1;
 export const DT_BF16: i32 = 2;
 export const DT_I8: i32 = 3;
+export const DT_Q8_0: i32 = 4;
 
 /** a*b + c. The relaxed build (ASC_FEATURE_RELAXED_SIMD) emits f32x4.relaxed_madd, a fused FMA on x64. */
 // @ts-ignore: decorator

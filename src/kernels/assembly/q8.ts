@@ -1,0 +1,76 @@
+// Q8_0 weights (GGML's 8-bit block format), read in place (AssemblyScript, f32x4).
+// A row of Kin values (Kin % 32 == 0) is Kin/32 blocks of 34 bytes: an f16 scale d, then 32 int8
+// q; value = d·q. Decode (M < 4) reads each block once: the 32 int8 are widened in registers and
+// multiplied with x in four accumulators, and the block's sum is scaled by d once. Prefill
+// dequantizes rows into the thread's scratch (dequantRow) and runs the f32 tiles.
+import { fma, h2f, hsum, wMagic, wMask, wBig, wExp } from "./simd";
+
+export const Q8_BLOCK: i32 = 32; // values per block
+export const Q8_BLOCK_BYTES: usize = 34;
+
+/** The f16 scale of a block at p, as f32. */
+// @ts-ignore: decorator
+@inline function scaleAt(p: usize, mg: v128, km: v128, bg: v128, ex: v128): f32 {
+  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<i16>(p)), mg, km, bg, ex), 0);
+}
+
+/** int8 lanes 0..3 / 4..7 of an i16x8 (already widened from i8) as f32x4. */
+// @ts-ignore: decorator
+@inline function lo4(v: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(v));
+}
+// @ts-ignore: decorator
+@inline function hi4(v: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(v));
+}
+
+/** out[n] = x · w_n for n0 <= n < n1; w rows are Q8_0 blocks. */
+export function matvecQ8(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  const nb = Kin / Q8_BLOCK;
+  const rowBytes = <usize>nb * Q8_BLOCK_BYTES;
+  const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
+  for (let n = n0; n < n1; n++) {
+    let b = w + <usize>n * rowBytes;
+    let sum = f32x4.splat(0);
+    let xp = x;
+    for (let j = 0; j < nb; j++) {
+      const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
+      const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
+      const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);
+      let s0 = f32x4.mul(v128.load(xp), lo4(a));
+      let s1 = f32x4.mul(v128.load(xp, 16), hi4(a));
+      let s2 = f32x4.mul(v128.load(xp, 32), lo4(c));
+      let s3 = f32x4.mul(v128.load(xp, 48), hi4(c));
+      s0 = fma(v128.load(xp, 64), lo4(e), s0);
+      s1 = fma(v128.load(xp, 80), hi4(e), s1);
+      s2 = fma(v128.load(xp, 96), lo4(g), s2);
+      s3 = fma(v128.load(xp, 112), hi4(g), s3);
+      sum = fma(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)), f32x4.splat(scaleAt(b, mg, km, bg, ex)), sum);
+      b += Q8_BLOCK_BYTES;
+      xp += 128;
+    }
+    store<f32>(out + (<usize>n << 2), hsum(sum));
+  }
+}
+
+/** Dequantizes one row of Kin values (Kin/32 blocks at src) to f32 at dst. */
+export function dequantRow(src: usize, Kin: i32, dst: usize): void {
+  const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
+  let b = src, o = dst;
+  for (let j = 0; j < Kin / Q8_BLOCK; j++) {
+    const d = f32x4.splat(scaleAt(b, mg, km, bg, ex));
+    const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
+    const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
+    const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);
+    v128.store(o, f32x4.mul(lo4(a), d));
+    v128.store(o, f32x4.mul(hi4(a), d), 16);
+    v128.store(o, f32x4.mul(lo4(c), d), 32);
+    v128.store(o, f32x4.mul(hi4(c), d), 48);
+    v128.store(o, f32x4.mul(lo4(e), d), 64);
+    v128.store(o, f32x4.mul(hi4(e), d), 80);
+    v128.store(o, f32x4.mul(lo4(g), d), 96);
+    v128.store(o, f32x4.mul(hi4(g), d), 112);
+    b += Q8_BLOCK_BYTES;
+    o += 128;
+  }
+}
