@@ -5,12 +5,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { runCli } from "./cli-helpers.js";
 import { MODELS_DIR } from "./models-helpers.js";
-import { applyChatTemplate } from "../src/formats/tokenizer.js";
+import { applyChatTemplate, tokenizerFromJson } from "../src/formats/tokenizer.js";
 import { generate } from "../src/generate/generate.js";
 import { openRuntime, type Runtime } from "../src/generate/runtime.js";
 import { defaultModelDir } from "../src/package-root.js";
@@ -193,6 +194,20 @@ test("/v1/chat/completions renders the chat template; streamed deltas start with
   assert.equal(s.events[0].choices[0].delta.role, "assistant");
   assert.equal(s.events.map((e) => e.choices[0].delta.content ?? "").join(""), want.text);
   assert.equal(s.events.at(-1).choices[0].finish_reason, want.finishReason);
+  // A tokenizer that adds BOS and a template that writes it: the prompt starts with one BOS, not two.
+  const json = JSON.parse(readFileSync(join(MODELS_DIR, "llama-gqa-f16", "tokenizer.json"), "utf8"));
+  const bos = { SpecialToken: { id: "<s>", type_id: 0 } };
+  json.post_processor = { type: "TemplateProcessing", single: [bos, { Sequence: { id: "A", type_id: 0 } }], pair: [bos, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }], special_tokens: { "<s>": { id: "<s>", ids: [286], tokens: ["<s>"] } } };
+  const bosTok = await tokenizerFromJson(json, { bos_token: "<s>", eos_token: "</s>", chat_template: tok.chatTemplate }, tok.eosIds);
+  assert.deepEqual(bosTok.encode(text).slice(0, 2), [286, 286], "the fixture: encode() adds a BOS before the template's");
+  const withBos = await startServer({ served: { id: "bos", model: chat.rt.model, tokenizer: bosTok, maxTokensDefault: 2, maxBatch: 1 }, port: 0 });
+  try {
+    const r2 = await (await fetch(withBos.url + "/v1/chat/completions", { method: "POST", body: JSON.stringify({ messages, temperature: 0, return_tokens: true }) })).json();
+    assert.equal(r2.usage.prompt_tokens, bosTok.encode(text).length - 1);
+    assert.deepEqual(r2.choices[0].tokens, direct(chat, bosTok.encode(text).slice(1), 2).tokens);
+  } finally {
+    await withBos.close();
+  }
   // The default model has no chat template: a 400 that says so.
   const none = await post(def, "/v1/chat/completions", { messages: [{ role: "user", content: "hi" }] });
   assert.equal(none.status, 400);

@@ -204,6 +204,18 @@ function messageText(content: unknown, param: string): string {
   throw bad(param, "a string or an array of text parts", content);
 }
 
+/**
+ * Tokens of a rendered chat template. encode() adds the tokenizer's special tokens (a BOS for
+ * Llama-style tokenizers), but templates usually write {{ bos_token }} themselves, and HF's
+ * apply_chat_template and vLLM tokenize the rendering without special tokens: so a BOS that the
+ * text starts with and encode() doubled is kept once.
+ */
+export function encodeRendered(tok: TextTokenizer, text: string): number[] {
+  const ids = tok.encode(text);
+  const doubled = tok.bosToken !== null && text.startsWith(tok.bosToken) && ids.length >= 2 && ids[0] === ids[1] && tok.decode([ids[0]]) === tok.bosToken;
+  return doubled ? ids.slice(1) : ids;
+}
+
 /** Validates a /v1/chat/completions body and renders the messages with the model's chat template. */
 export async function parseChat(body: Body, served: ServedModel): Promise<Job> {
   rejectUnsupported(body, "chat");
@@ -228,7 +240,7 @@ export async function parseChat(body: Body, served: ServedModel): Promise<Job> {
   }
   return {
     kind: "chat",
-    prompts: [checkPrompt(tok.encode(text), "messages", served.model)],
+    prompts: [checkPrompt(encodeRendered(tok, text), "messages", served.model)],
     echoTexts: null,
     options,
     stream: bool(body, "stream"),
