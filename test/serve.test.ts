@@ -255,7 +255,7 @@ test("bad requests: 4xx with an OpenAI error body naming the field; the server k
   assert.equal(h.status, 200);
 });
 
-test("--api-key guards every route but /health; /tokenize and /detokenize round-trip; CORS preflight", async () => {
+test("--api-key guards every route but /health; /tokenize and /detokenize round-trip; /metrics; CORS preflight", async () => {
   const keyed = await startServer({ served: { id: "default", model: def.rt.model, tokenizer: def.rt.tokenizer, maxTokensDefault: 4, maxBatch: 1 }, port: 0, apiKey: "sekret" });
   try {
     const none = await fetch(keyed.url + "/v1/models");
@@ -274,6 +274,15 @@ test("--api-key guards every route but /health; /tokenize and /detokenize round-
   assert.equal(d.json.content, tok.decode(t.json.tokens));
   const bad = await post(def, "/detokenize", { tokens: [1, -1] });
   assert.deepEqual([bad.status, bad.json.error.param], [400, "tokens"]);
+  // /metrics: Prometheus text with the tokens of the requests so far.
+  const m = await (await fetch(def.server.url + "/metrics")).text();
+  const value = (name: string) => Number(new RegExp(`^mqa:${name} (\\S+)$`, "m").exec(m)?.[1]);
+  const done = def.records.filter((r) => r.completionTokens > 0 || r.prefillSeconds > 0);
+  assert.equal(value("tokens_predicted_total"), def.records.reduce((a, r) => a + r.completionTokens, 0));
+  assert.equal(value("prompt_tokens_total"), done.reduce((a, r) => a + r.promptTokens, 0));
+  assert.ok(value("prompt_tokens_total") > 0);
+  assert.equal(value("requests_processing"), 0);
+  assert.match(m, /^mqa:requests_total\{route="\/v1\/completions",status="200"\} \d+$/m);
   const pre = await fetch(def.server.url + "/v1/chat/completions", { method: "OPTIONS" });
   assert.equal(pre.status, 204);
   assert.equal(pre.headers.get("access-control-allow-origin"), "*");

@@ -102,8 +102,8 @@ class Generation {
   private prefilled = 0; // prompt positions already in the cache (every prompt advances by one chunk per prefillStep)
   private steps = 0;
   private decodeTokens = 0;
-  private t0 = performance.now(); // prefill start (reset by the first prefillStep: waiting is not prefill)
-  private t1 = this.t0;
+  private t0 = 0; // performance.now() when prefill started (0: not yet)
+  private t1 = 0; // ... and when it ended (0: not yet)
 
   constructor(private readonly model: DecoderModel, private readonly prompts: number[][], private readonly opts: GenerateOptions) {
     this.sampling = checkSampling(opts);
@@ -206,6 +206,8 @@ class Generation {
   /** The result; unless aborted, first flushes streamed text that was held back (possible stop-string prefixes, partial UTF-8). */
   finish(aborted: boolean): GenerateResult {
     const t2 = performance.now();
+    const t0 = this.t0 || t2; // a run aborted during prefill spent all its time there
+    const t1 = this.t1 || t2;
     const { opts } = this;
     if (!aborted) {
       this.out.forEach((r, b) => {
@@ -216,9 +218,9 @@ class Generation {
     return {
       sequences: this.out,
       prefillTokens: this.prompts.reduce((a, p) => a + p.length, 0),
-      prefillSeconds: (this.t1 - this.t0) / 1000,
+      prefillSeconds: (t1 - t0) / 1000,
       decodeTokens: this.decodeTokens,
-      decodeSeconds: (t2 - this.t1) / 1000,
+      decodeSeconds: (t2 - t1) / 1000,
       kvCacheBytes: this.cache.bytes(),
       kvCacheReservedBytes: this.cache.reservedBytes(),
       aborted,

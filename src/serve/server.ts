@@ -31,7 +31,48 @@ export interface RequestRecord {
   promptTokens: number;
   completionTokens: number;
   aborted: boolean; // the client went away before the answer was complete
-  seconds: number;
+  seconds: number; // wall time, queueing included
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
+/** Running totals for GET /metrics (llama-server's metric set, prefixed mqa:). */
+class Metrics {
+  promptTokens = 0;
+  predictedTokens = 0;
+  prefillSeconds = 0;
+  decodeSeconds = 0;
+  requests = new Map<string, number>(); // "route status" → count
+
+  add(r: RequestRecord): void {
+    this.promptTokens += r.completionTokens > 0 || r.prefillSeconds > 0 ? r.promptTokens : 0;
+    this.predictedTokens += r.completionTokens;
+    this.prefillSeconds += r.prefillSeconds;
+    this.decodeSeconds += r.decodeSeconds;
+    const key = `${r.path} ${r.status}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  /** Prometheus text format. */
+  text(queue: Queue): string {
+    const lines: string[] = [];
+    const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+      lines.push(`# HELP mqa:${name} ${help}`, `# TYPE mqa:${name} ${type}`);
+      for (const [labels, v] of samples) lines.push(`mqa:${name}${labels} ${v}`);
+    };
+    metric("prompt_tokens_total", "counter", "Prompt tokens prefilled.", [["", this.promptTokens]]);
+    metric("prompt_seconds_total", "counter", "Seconds spent in prefill.", [["", this.prefillSeconds]]);
+    metric("tokens_predicted_total", "counter", "Tokens generated.", [["", this.predictedTokens]]);
+    metric("tokens_predicted_seconds_total", "counter", "Seconds spent in decode steps.", [["", this.decodeSeconds]]);
+    metric("requests_processing", "gauge", "Requests generating now (0 or 1: one at a time).", [["", queue.busy ? 1 : 0]]);
+    metric("requests_deferred", "gauge", "Requests waiting in the queue.", [["", queue.waiting]]);
+    const byRoute = [...this.requests].map(([k, v]): [string, number] => {
+      const [route, status] = k.split(" ");
+      return [`{route=${JSON.stringify(route)},status="${status}"}`, v];
+    });
+    metric("requests_total", "counter", "Finished requests by route and HTTP status.", byRoute);
+    return lines.join("\n") + "\n";
+  }
 }
 
 export interface ApiServer {
@@ -69,6 +110,7 @@ class Queue {
 interface Ctx {
   opts: ServerOptions;
   queue: Queue;
+  metrics: Metrics;
   created: number; // unix seconds the server started (the model's "created")
 }
 
@@ -79,6 +121,10 @@ const ROUTES: Record<string, { method: "GET" | "POST"; auth: boolean; run: Handl
   "/v1/models": { method: "GET", auth: true, run: async (ctx, _req, res) => sendJson(res, 200, modelList(ctx.opts.served, ctx.created)) },
   "/v1/completions": { method: "POST", auth: true, run: async (ctx, req, res, rec) => runJob(ctx, parseCompletion(await readBody(ctx, req), ctx.opts.served), res, rec) },
   "/v1/chat/completions": { method: "POST", auth: true, run: async (ctx, req, res, rec) => runJob(ctx, await parseChat(await readBody(ctx, req), ctx.opts.served), res, rec) },
+  "/metrics": { method: "GET", auth: true, run: async (ctx, _req, res) => {
+    const text = ctx.metrics.text(ctx.queue);
+    res.writeHead(200, { ...CORS, "Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Content-Length": Buffer.byteLength(text) }).end(text);
+  } },
   "/tokenize": { method: "POST", auth: true, run: tokenize },
   "/detokenize": { method: "POST", auth: true, run: detokenize },
 };
@@ -181,6 +227,8 @@ async function runJob(ctx: Ctx, job: Job, res: ServerResponse, rec: RequestRecor
         : undefined,
     });
     rec.completionTokens = result.sequences.reduce((a, s) => a + s.tokens.length, 0);
+    rec.prefillSeconds = result.prefillSeconds;
+    rec.decodeSeconds = result.decodeSeconds;
     if (result.aborted) return void (rec.aborted = true);
     if (!sse) return sendJson(res, 200, completionResponse(job, served, head, result));
     result.sequences.forEach((s, b) => {
@@ -236,7 +284,7 @@ function sendError(ctx: Ctx, req: IncomingMessage, res: ServerResponse, e: unkno
 async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const t0 = performance.now();
   const path = (req.url ?? "/").split("?")[0].replace(/\/+$/, "") || "/";
-  const rec: RequestRecord = { method: req.method ?? "?", path, status: 200, promptTokens: 0, completionTokens: 0, aborted: false, seconds: 0 };
+  const rec: RequestRecord = { method: req.method ?? "?", path, status: 200, promptTokens: 0, completionTokens: 0, aborted: false, seconds: 0, prefillSeconds: 0, decodeSeconds: 0 };
   try {
     if (req.method === "OPTIONS") {
       res.writeHead(204, CORS).end();
@@ -244,7 +292,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
       return;
     }
     const route = ROUTES[path];
-    if (!route) throw new ApiError(404, `unknown route ${req.method} ${path}; this server has GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, POST /detokenize`, null, "not_found");
+    if (!route) throw new ApiError(404, `unknown route ${req.method} ${path}; this server has GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, POST /detokenize, GET /metrics`, null, "not_found");
     if (req.method !== route.method) {
       res.setHeader("Allow", `${route.method}, OPTIONS`);
       throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, null, "method_not_allowed");
@@ -260,6 +308,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
       const tokens = rec.promptTokens > 0 ? ` ${rec.promptTokens} prompt + ${rec.completionTokens} completion tokens` : "";
       ctx.opts.log?.(`${rec.method} ${rec.path} ${rec.status}${tokens} ${rec.seconds.toFixed(2)} s${rec.aborted ? " (client closed)" : ""}`);
     }
+    if (ROUTES[path]) ctx.metrics.add(rec); // unknown paths would make unbounded label sets
     ctx.opts.onRequestDone?.(rec);
   }
 }
@@ -270,7 +319,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
  *          await fetch(`${s.url}/v1/models`); await s.close();
  */
 export async function startServer(opts: ServerOptions): Promise<ApiServer> {
-  const ctx: Ctx = { opts, queue: new Queue(), created: Math.floor(Date.now() / 1000) };
+  const ctx: Ctx = { opts, queue: new Queue(), metrics: new Metrics(), created: Math.floor(Date.now() / 1000) };
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? 8080;
   const server = createServer((req, res) => void handle(ctx, req, res));
