@@ -1,8 +1,8 @@
-// The generation loop: one ragged prefill of every prompt, then one batched decode step per token
-// for the sequences still running, all in one KV cache (paged when there are several prompts).
-// Stops on eos/stop tokens, stop strings or max tokens; streams text deltas through onText.
-// generate() runs to the end; generateAsync() yields to the event loop between decode steps (the
-// server streams through it). Both drive the same Generation (prefill, step, finish).
+// The generation loop: a ragged prefill of every prompt (in chunks), then one batched decode step
+// per token for the sequences still running, all in one KV cache (paged when there are several
+// prompts). Stops on eos/stop tokens, stop strings or max tokens; streams text deltas through onText.
+// generate() runs to the end; generateAsync() yields to the event loop between steps (the server
+// streams through it). Both drive the same Generation (prefillStep, step, finish).
 //
 // Legend: B prompts, T_b prompt tokens, V vocabulary.
 import { UserError } from "../errors.js";
@@ -65,9 +65,9 @@ export interface AsyncGenerateOptions extends GenerateOptions {
 
 /**
  * generate() for a server: the same tokens (the same prefill and decode steps), but it returns to
- * the event loop between prefill chunks and between decode steps, so text streamed through onText leaves the socket as it is
- * produced and `signal` can stop the run. An aborted run resolves with `aborted: true`, the
- * tokens made so far, and no flush of held-back text.
+ * the event loop after every prefill chunk and decode step, so text streamed through onText leaves
+ * the socket as it is produced and `signal` can stop the run. An aborted run resolves with
+ * `aborted: true`, the tokens made so far, and no flush of held-back text.
  */
 export async function generateAsync(model: DecoderModel, prompts: number[][], opts: AsyncGenerateOptions): Promise<GenerateResult> {
   const run = new Generation(model, prompts, opts); // validates before the first await: bad input rejects at once
@@ -87,7 +87,7 @@ const yieldToEventLoop = () => new Promise<void>((ok) => setImmediate(ok));
 
 /**
  * One generation in progress: the state that generate() and generateAsync() advance with the
- * same prefill() and step(), so the two loops cannot drift apart.
+ * same prefillStep() and step(), so the two loops cannot drift apart.
  */
 class Generation {
   private readonly sampling: Required<SamplingOptions>;
