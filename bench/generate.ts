@@ -18,6 +18,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeGguf, type GgufTensorOut, type GgufValue } from "../src/formats/gguf.js";
 import { f32ToF16 } from "../src/kvcache/convert.js";
+import { encodeQ8_0, weightRowBytes } from "../src/kernels/q8.js";
 
 interface WorkerResult {
   engine: string;
@@ -34,7 +35,7 @@ interface WorkerResult {
 const LAYERS = 12, HIDDEN = 768, HEADS = 12, HEAD_DIM = 64, FFN = 2048, VOCAB = 32000;
 
 /** Writes (once) a random llama GGUF; weights ~ N(0, 1/sqrt(in)) from a seeded generator. */
-export function benchModel(dir: string, kvHeads: number, dtype: "f32" | "f16", context: number): string {
+export function benchModel(dir: string, kvHeads: number, dtype: "f32" | "f16" | "q8_0", context: number): string {
   const path = join(dir, `bench-llama-kv${kvHeads}-${dtype}-ctx${context}.gguf`);
   if (existsSync(path)) return path;
   let s = 12345 + kvHeads;
@@ -45,14 +46,14 @@ export function benchModel(dir: string, kvHeads: number, dtype: "f32" | "f16", c
   const tensors: GgufTensorOut[] = [];
   const mat = (name: string, rows: number, cols: number, std: number) => {
     const type = dtype;
-    const eb = type === "f32" ? 4 : 2;
     tensors.push({
-      name, shape: [rows, cols], type, bytes: rows * cols * eb,
+      name, shape: [rows, cols], type, bytes: rows * weightRowBytes(type, cols),
       write: (emit) => {
         const k = std * Math.sqrt(12);
         for (let r0 = 0; r0 < rows; r0 += 256) {
           const n = Math.min(256, rows - r0) * cols;
           if (type === "f32") emit(new Uint8Array(Float32Array.from({ length: n }, () => rand() * k).buffer));
+          else if (type === "q8_0") emit(encodeQ8_0(Float32Array.from({ length: n }, () => rand() * k)));
           else emit(new Uint8Array(Uint16Array.from({ length: n }, () => f32ToF16(rand() * k)).buffer));
         }
       },
@@ -215,7 +216,7 @@ async function main(): Promise<void> {
   const contexts = (arg("--contexts", quick ? "512" : "512,8192") ?? "").split(",").map(Number);
   const reps = Number(arg("--reps", quick ? "1" : "2"));
   const kvList = (arg("--kv-heads", "12,4,1") ?? "").split(",").map(Number);
-  const dtypes = (arg("--dtypes", "f32,f16") ?? "").split(",") as ("f32" | "f16")[];
+  const dtypes = (arg("--dtypes", "f32,f16") ?? "").split(",") as ("f32" | "f16" | "q8_0")[];
   const decode = Number(arg("--decode", "32"));
   const pairMode = process.argv.includes("--interleave"); // both engines in one process, step by step
   const dir = join(tmpdir(), "mqa-bench-models");
