@@ -1,8 +1,9 @@
-// The generation loop: a ragged prefill of every prompt (in chunks), then one batched decode step
-// per token for the sequences still running, all in one KV cache (paged when there are several
-// prompts). Stops on eos/stop tokens, stop strings or max tokens; streams text deltas through onText.
-// generate() runs to the end; generateAsync() yields to the event loop between steps (the server
-// streams through it). Both drive the same Generation (prefillStep, step, finish).
+// The generation loop. A Batch holds sequences that share one KV cache (paged when there are
+// several) and advances them together: each step is one ragged forward over every running
+// sequence's next prompt chunk or last sampled token, then a sample per sequence. Sequences stop
+// on eos/stop tokens, stop strings, max tokens or the context, and stream text deltas through onText.
+// generate() is one Batch of all prompts run to the end; generateAsync() is the same but yields to
+// the event loop between steps; the server keeps one Batch that requests join and leave.
 //
 // Legend: B prompts, T_b prompt tokens, V vocabulary.
 import { UserError } from "../errors.js";
@@ -48,13 +49,12 @@ export interface GenerateResult {
  * (seed + index), so a batch gives the same tokens as running the prompts one by one.
  */
 export function generate(model: DecoderModel, prompts: number[][], opts: GenerateOptions): GenerateResult {
-  const run = new Generation(model, prompts, opts);
+  const run = startRun(model, prompts, opts);
   try {
-    while (run.prefillStep());
-    while (run.step());
-    return run.finish(false);
+    while (run.batch.step());
+    return run.result(false);
   } finally {
-    run.dispose();
+    run.batch.dispose();
   }
 }
 
@@ -64,167 +64,224 @@ export interface AsyncGenerateOptions extends GenerateOptions {
 }
 
 /**
- * generate() for a server: the same tokens (the same prefill and decode steps), but it returns to
- * the event loop after every prefill chunk and decode step, so text streamed through onText leaves
+ * generate() for a server: the same tokens (the same Batch steps), but it returns to the event
+ * loop after every step (a prefill chunk or a decode step), so text streamed through onText leaves
  * the socket as it is produced and `signal` can stop the run. An aborted run resolves with
  * `aborted: true`, the tokens made so far, and no flush of held-back text.
  */
 export async function generateAsync(model: DecoderModel, prompts: number[][], opts: AsyncGenerateOptions): Promise<GenerateResult> {
-  const run = new Generation(model, prompts, opts); // validates before the first await: bad input rejects at once
-  const stopped = () => opts.signal?.aborted ?? false;
+  const run = startRun(model, prompts, opts); // validates before the first await: bad input rejects at once
   try {
     await yieldToEventLoop();
-    while (!stopped() && run.prefillStep()) await yieldToEventLoop();
-    while (!stopped() && run.step()) await yieldToEventLoop();
-    return run.finish(stopped());
+    while (run.batch.step()) await yieldToEventLoop();
+    return run.result(opts.signal?.aborted ?? false);
   } finally {
-    run.dispose();
+    run.batch.dispose();
   }
 }
 
 /** setImmediate, not a resolved promise: I/O (socket writes, a client's close) runs in between. */
-const yieldToEventLoop = () => new Promise<void>((ok) => setImmediate(ok));
+export const yieldToEventLoop = () => new Promise<void>((ok) => setImmediate(ok));
+
+/** generate()'s batch: every prompt added at once with seed + index, finished rows kept for kvCacheBytes. */
+function startRun(model: DecoderModel, prompts: number[][], opts: AsyncGenerateOptions) {
+  const { seed } = checkSampling(opts); // one base seed, also when it is random
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
+  if (prompts.length === 0) throw new UserError("generate: no prompts");
+  const B = prompts.length;
+  prompts.forEach((p, b) => checkPrompt(model, p, `prompt ${b}`));
+  const batch = new Batch(model, { kind: B > 1 ? "paged" : "contiguous", kvDtype: opts.kvDtype, maxSequences: B, prefillChunk: opts.prefillChunk, keepFinished: true });
+  try {
+    const sequences = prompts.map((p, b) => batch.add(p, {
+      ...opts, seed: seed + b,
+      onText: opts.onText && ((d) => opts.onText!(b, d)),
+      onToken: opts.onToken && ((t, lp) => opts.onToken!(b, t, lp)),
+    }));
+    const result = (aborted: boolean): GenerateResult => ({
+      sequences,
+      prefillTokens: prompts.reduce((a, p) => a + p.length, 0),
+      prefillSeconds: batch.prefillSeconds,
+      decodeTokens: batch.decodeTokens,
+      decodeSeconds: batch.decodeSeconds,
+      kvCacheBytes: batch.cache.bytes(),
+      kvCacheReservedBytes: batch.cache.reservedBytes(),
+      aborted,
+    });
+    return { batch, result };
+  } catch (e) {
+    batch.dispose();
+    throw e;
+  }
+}
+
+function checkPrompt(model: DecoderModel, p: number[], what: string): void {
+  if (p.length === 0) throw new UserError(`${what} is empty; expected at least one token`);
+  if (p.length > model.maxContext) throw new UserError(`${what} has ${p.length} tokens but the model's context is ${model.maxContext} tokens`);
+}
+
+/** What may differ between the sequences of one Batch. */
+export interface SequenceOptions extends SamplingOptions {
+  maxTokens: number; // new tokens, e.g. 64
+  stopTokens?: number[];
+  stopStrings?: string[];
+  decode?: (ids: number[]) => string;
+  logprobs?: number;
+  promptLogprobs?: boolean;
+  onText?: (delta: string) => void;
+  onToken?: (token: number, logprob?: TokenLogprob) => void;
+  onDone?: (result: SequenceResult, info: { aborted: boolean; prefillSeconds: number; decodeSeconds: number }) => void;
+  signal?: AbortSignal; // aborting drops the sequence at the next step (its KV rows are freed)
+}
+
+export interface BatchOptions {
+  maxSequences: number; // sequences at once (the cache's capacity), e.g. 4
+  kind?: "paged" | "contiguous"; // default paged
+  kvDtype?: KvDtype; // default f32
+  prefillChunk?: number; // prompt tokens per sequence per step, default 512
+  keepFinished?: boolean; // keep finished sequences' KV rows until dispose (generate() reports their bytes); default false
+}
+
+/** One sequence of a Batch. */
+interface Seq {
+  prompt: number[];
+  opts: SequenceOptions;
+  sampling: Required<SamplingOptions>;
+  random: () => number;
+  stop: Set<number>;
+  cacheSeq: number;
+  out: SequenceResult;
+  emitted: number; // characters of text already streamed
+  prefilled: number; // prompt tokens in the cache
+  last: number; // the sampled token to feed next (decoding)
+  done: boolean;
+  t0: number; // performance.now() of its first prefill step, its last, and its end (0: not yet)
+  t1: number;
+}
 
 /**
- * One generation in progress: the state that generate() and generateAsync() advance with the
- * same prefillStep() and step(), so the two loops cannot drift apart.
+ * Sequences that share one KV cache and advance together, one forward per step(): each running
+ * sequence contributes its next prompt chunk (prefill) or its last sampled token (decode), so
+ * sequences can join while others decode (continuous batching, as vLLM and llama-server do) and
+ * leave when they finish. generate() is one Batch whose prompts all join at the start.
+ * @example const batch = new Batch(model, { maxSequences: 2 }); const r = batch.add([1, 2, 3], { maxTokens: 8 });
+ *          while (batch.step()); batch.dispose(); // r.tokens
  */
-class Generation {
-  private readonly sampling: Required<SamplingOptions>;
-  private readonly cache: KvCache;
-  private readonly seqs: number[]; // cache sequence of each prompt
-  private readonly stop: Set<number>;
-  private readonly randoms: (() => number)[];
-  private readonly out: SequenceResult[];
-  private readonly emitted: number[]; // characters of text already streamed, per prompt
-  private logits: Float32Array; // [live, V] next-token logits of the live sequences
-  private live: number[]; // prompts still generating, in the order of the logits rows
-  private prefilled = 0; // prompt positions already in the cache (every prompt advances by one chunk per prefillStep)
-  private steps = 0;
-  private decodeTokens = 0;
-  private t0 = 0; // performance.now() when prefill started (0: not yet)
-  private t1 = 0; // ... and when it ended (0: not yet)
+export class Batch {
+  readonly cache: KvCache;
+  private seqs: Seq[] = [];
+  prefillSeconds = 0; // wall time of the steps that held prefill rows
+  decodeSeconds = 0; // ... and of the decode-only steps
+  decodeTokens = 0; // rows fed back by decode
 
-  constructor(private readonly model: DecoderModel, private readonly prompts: number[][], private readonly opts: GenerateOptions) {
-    this.sampling = checkSampling(opts);
-    if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
-    if (prompts.length === 0) throw new UserError("generate: no prompts");
+  constructor(private readonly model: DecoderModel, private readonly opts: BatchOptions) {
     const chunk = opts.prefillChunk ?? 512;
     if (!Number.isInteger(chunk) || chunk < 1) throw new UserError(`generate: prefillChunk must be an integer >= 1, got ${chunk}`);
+    this.cache = model.createCache({ kind: opts.kind ?? "paged", dtype: opts.kvDtype, maxTokens: model.maxContext, maxSequences: opts.maxSequences });
+  }
+
+  /** Sequences still running (prefilling or decoding). */
+  get active(): number {
+    return this.seqs.length;
+  }
+
+  /** Adds a sequence that starts with the next step; its result object fills in as it runs. */
+  add(prompt: number[], opts: SequenceOptions): SequenceResult {
+    const sampling = checkSampling(opts);
+    if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
+    checkPrompt(this.model, prompt, "prompt");
     const k = opts.logprobs;
-    if (k !== undefined && (!Number.isInteger(k) || k < 0 || k > model.spec.vocabSize)) throw new UserError(`generate: logprobs must be an integer in [0, ${model.spec.vocabSize}], got ${k}`);
+    const V = this.model.spec.vocabSize;
+    if (k !== undefined && (!Number.isInteger(k) || k < 0 || k > V)) throw new UserError(`generate: logprobs must be an integer in [0, ${V}], got ${k}`);
     if (opts.promptLogprobs && k === undefined) throw new UserError("generate: promptLogprobs needs logprobs (the number of alternatives, e.g. 0)");
-    const ctx = model.maxContext;
-    prompts.forEach((p, b) => {
-      if (p.length === 0) throw new UserError(`prompt ${b} is empty; expected at least one token`);
-      if (p.length > ctx) throw new UserError(`prompt ${b} has ${p.length} tokens but the model's context is ${ctx} tokens`);
-    });
-    const B = prompts.length;
-    this.cache = model.createCache({ kind: B > 1 ? "paged" : "contiguous", dtype: opts.kvDtype, maxTokens: ctx, maxSequences: B });
-    this.seqs = prompts.map(() => this.cache.addSequence());
-    this.stop = new Set(opts.stopTokens ?? []);
-    this.randoms = prompts.map((_, b) => seededRandom(this.sampling.seed + b));
-    this.out = prompts.map((): SequenceResult => ({
+    if (this.seqs.length >= this.opts.maxSequences) throw new Error(`Batch.add: ${this.seqs.length} sequences running, the batch holds ${this.opts.maxSequences}`);
+    const out: SequenceResult = {
       tokens: [], text: "", finishReason: "length",
       ...(k !== undefined ? { logprobs: [] } : {}),
       ...(opts.promptLogprobs ? { promptLogprobs: [null] } : {}),
-    }));
-    this.emitted = prompts.map(() => 0);
-    this.live = prompts.map((_, b) => b);
-    this.logits = new Float32Array(B * model.spec.vocabSize);
+    };
+    this.seqs.push({ prompt, opts, sampling, random: seededRandom(sampling.seed), stop: new Set(opts.stopTokens ?? []), cacheSeq: this.cache.addSequence(), out, emitted: 0, prefilled: 0, last: -1, done: false, t0: 0, t1: 0 });
+    return out;
   }
 
   /**
-   * Prefills the next chunk (prefillChunk tokens, default 512) of every prompt that has one, one
-   * ragged forward as in DecoderModel.prefill; false once every prompt is in the cache. A prompt's
-   * last chunk leaves its last-token logits in row b of this.logits.
+   * One forward over every running sequence (a prompt chunk or one fed-back token each), then a
+   * sample for each sequence whose prompt is complete; false once no sequence runs.
    */
-  prefillStep(): boolean {
-    const { model, prompts } = this;
-    const chunk = this.opts.prefillChunk ?? 512;
-    const start = this.prefilled;
-    if (start === 0) this.t0 = performance.now();
-    const live = prompts.map((_, b) => b).filter((b) => prompts[b].length > start);
-    const V = model.spec.vocabSize;
-    const seqs = live.map((b) => this.seqs[b]);
-    const pieces = live.map((b) => prompts[b].slice(start, start + chunk));
-    if (this.opts.promptLogprobs) {
-      // Every row: position p's logits score prompt token p + 1; a prompt's last row is its next-token logits.
-      const all = model.forward(this.cache, seqs, pieces, "all");
-      let row = 0;
-      live.forEach((b, i) => {
-        for (let t = 0; t < pieces[i].length; t++, row++) {
-          const r = all.subarray(row * V, (row + 1) * V);
-          const next = start + t + 1;
-          if (next < prompts[b].length) this.out[b].promptLogprobs!.push(tokenLogprob(r, prompts[b][next], this.opts.logprobs!));
-          else this.logits.set(r, b * V);
-        }
-      });
-    } else {
-      const logits = model.prefill(this.cache, seqs, pieces, chunk);
-      live.forEach((b, i) => this.logits.set(logits.subarray(i * V, (i + 1) * V), b * V));
-    }
-    this.prefilled += chunk;
-    if (prompts.some((p) => p.length > this.prefilled)) return true;
-    this.t1 = performance.now();
-    return false;
-  }
-
-  /** Samples one token per live sequence and feeds them back; false once every sequence is done. */
   step(): boolean {
-    const { model, prompts, out, opts } = this;
-    if (this.steps >= opts.maxTokens || this.live.length === 0) return false;
+    for (const s of this.seqs) if (s.opts.signal?.aborted) this.finish(s, true);
+    this.seqs = this.seqs.filter((s) => !s.done);
+    const run = this.seqs;
+    if (run.length === 0) return false;
+    const { model } = this;
     const V = model.spec.vocabSize;
-    const next: number[] = [];
-    const still: number[] = [];
-    this.live.forEach((b, i) => {
-      const row = this.logits.subarray(i * V, (i + 1) * V);
-      const raw = opts.logprobs !== undefined ? row.slice() : null; // sampling applies penalties in place
-      const tok = sampleToken(row, this.sampling, [...prompts[b], ...out[b].tokens], this.randoms[b], out[b].tokens);
-      if (this.stop.has(tok)) {
-        out[b].finishReason = "stop";
-        return;
+    const chunk = this.opts.prefillChunk ?? 512;
+    const t = performance.now();
+    const inputs = run.map((s) => (s.prefilled < s.prompt.length ? s.prompt.slice(s.prefilled, s.prefilled + chunk) : [s.last]));
+    const prefilling = run.some((s) => s.prefilled < s.prompt.length);
+    // Prompt logprobs need every row's logits; otherwise only each sequence's last row.
+    const all = run.some((s) => s.opts.promptLogprobs && s.prefilled < s.prompt.length);
+    for (const s of run) if (s.t0 === 0) s.t0 = t;
+    const logits = model.forward(this.cache, run.map((s) => s.cacheSeq), inputs, all ? "all" : "last");
+    let row = 0;
+    run.forEach((s, i) => {
+      const n = inputs[i].length;
+      const at = all ? row + n - 1 : i;
+      if (s.prefilled < s.prompt.length) {
+        if (s.opts.promptLogprobs) {
+          // Row p scores prompt token p + 1; the prompt's last row is the next-token logits.
+          for (let j = 0; j < n && s.prefilled + j + 1 < s.prompt.length; j++) {
+            s.out.promptLogprobs!.push(tokenLogprob(logits.subarray((row + j) * V, (row + j + 1) * V), s.prompt[s.prefilled + j + 1], s.opts.logprobs!));
+          }
+        }
+        s.prefilled += n;
+        row += n;
+        if (s.prefilled < s.prompt.length) return;
+        s.t1 = performance.now();
+        if (s.opts.maxTokens === 0) return this.finish(s, false);
+      } else {
+        row += 1;
+        this.decodeTokens++;
       }
-      out[b].tokens.push(tok);
-      const lp = raw ? tokenLogprob(raw, tok, opts.logprobs!) : undefined;
-      if (lp) out[b].logprobs!.push(lp);
-      opts.onToken?.(b, tok, lp);
-      if (updateText(out[b], opts, this.emitted, b)) return;
-      if (prompts[b].length + out[b].tokens.length >= model.maxContext) return; // context full: "length"
-      still.push(b);
-      next.push(tok);
+      this.sample(s, logits.subarray(at * V, (at + 1) * V));
     });
-    this.live = still;
-    this.steps++;
-    // The last sample is not fed back: nothing would read its logits.
-    if (this.live.length === 0 || this.steps === opts.maxTokens) return false;
-    this.logits = model.forward(this.cache, this.live.map((b) => this.seqs[b]), next.map((t) => [t]), "last");
-    this.decodeTokens += this.live.length;
-    return true;
+    const seconds = (performance.now() - t) / 1000;
+    if (prefilling) this.prefillSeconds += seconds;
+    else this.decodeSeconds += seconds;
+    this.seqs = this.seqs.filter((s) => !s.done);
+    return this.seqs.length > 0;
   }
 
-  /** The result; unless aborted, first flushes streamed text that was held back (possible stop-string prefixes, partial UTF-8). */
-  finish(aborted: boolean): GenerateResult {
-    const t2 = performance.now();
-    const t0 = this.t0 || t2; // a run aborted during prefill spent all its time there
-    const t1 = this.t1 || t2;
-    const { opts } = this;
-    if (!aborted) {
-      this.out.forEach((r, b) => {
-        if (opts.decode && r.finishReason !== "stop" && r.tokens.length > 0) r.text = opts.decode(r.tokens); // tokenizers reject an empty list
-        if (opts.onText && r.text.length > this.emitted[b]) opts.onText(b, r.text.slice(this.emitted[b]));
-      });
+  /** Samples s's next token from `row` [V] and finishes s, or queues the token to be fed back. */
+  private sample(s: Seq, row: Float32Array): void {
+    const { out, opts } = s;
+    const raw = opts.logprobs !== undefined ? row.slice() : null; // sampling applies penalties in place
+    const tok = sampleToken(row, s.sampling, [...s.prompt, ...out.tokens], s.random, out.tokens);
+    if (s.stop.has(tok)) {
+      out.finishReason = "stop";
+      return this.finish(s, false);
     }
-    return {
-      sequences: this.out,
-      prefillTokens: this.prompts.reduce((a, p) => a + p.length, 0),
-      prefillSeconds: (t1 - t0) / 1000,
-      decodeTokens: this.decodeTokens,
-      decodeSeconds: (t2 - t1) / 1000,
-      kvCacheBytes: this.cache.bytes(),
-      kvCacheReservedBytes: this.cache.reservedBytes(),
-      aborted,
-    };
+    out.tokens.push(tok);
+    const lp = raw ? tokenLogprob(raw, tok, opts.logprobs!) : undefined;
+    if (lp) out.logprobs!.push(lp);
+    opts.onToken?.(tok, lp);
+    if (updateText(s)) return this.finish(s, false);
+    if (s.prompt.length + out.tokens.length >= this.model.maxContext) return this.finish(s, false); // context full: "length"
+    if (out.tokens.length >= opts.maxTokens) return this.finish(s, false); // the last sample is not fed back
+    s.last = tok;
+  }
+
+  /** Ends s: unless aborted, flushes text that was held back (possible stop-string prefixes, partial UTF-8). */
+  private finish(s: Seq, aborted: boolean): void {
+    const { out, opts } = s;
+    s.done = true;
+    if (!aborted) {
+      if (opts.decode && out.finishReason !== "stop" && out.tokens.length > 0) out.text = opts.decode(out.tokens); // tokenizers reject an empty list
+      if (opts.onText && out.text.length > s.emitted) opts.onText(out.text.slice(s.emitted));
+    }
+    if (!this.opts.keepFinished) this.cache.freeSequence(s.cacheSeq);
+    const t2 = performance.now();
+    const [t0, t1] = [s.t0 || t2, s.t1 || t2]; // aborted before or during prefill
+    opts.onDone?.(out, { aborted, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 });
   }
 
   dispose(): void {
@@ -232,18 +289,19 @@ class Generation {
   }
 }
 
-/** Updates r.text, streams the safe part, and returns true when a stop string ended the sequence. */
-function updateText(r: SequenceResult, opts: GenerateOptions, emitted: number[], b: number): boolean {
+/** Updates s.out.text, streams the safe part, and returns true when a stop string ended the sequence. */
+function updateText(s: Seq): boolean {
+  const { out: r, opts } = s;
   if (!opts.decode) return false;
   const text = opts.decode(r.tokens);
   const stops = opts.stopStrings ?? [];
-  for (const s of stops) {
-    const at = s ? text.indexOf(s) : -1;
+  for (const stop of stops) {
+    const at = stop ? text.indexOf(stop) : -1;
     if (at >= 0) {
       r.text = text.slice(0, at);
       r.finishReason = "stop";
-      if (opts.onText && r.text.length > emitted[b]) opts.onText(b, r.text.slice(emitted[b]));
-      emitted[b] = Math.max(emitted[b], r.text.length);
+      if (opts.onText && r.text.length > s.emitted) opts.onText(r.text.slice(s.emitted));
+      s.emitted = Math.max(s.emitted, r.text.length);
       return true;
     }
   }
@@ -251,17 +309,17 @@ function updateText(r: SequenceResult, opts: GenerateOptions, emitted: number[],
   // Hold back a trailing partial UTF-8 character and any suffix that could start a stop string.
   let safe = text.length;
   while (safe > 0 && text[safe - 1] === "\uFFFD") safe--;
-  for (const s of stops) {
-    for (let k = Math.min(s.length - 1, safe); k > 0; k--) {
-      if (text.slice(safe - k, safe) === s.slice(0, k)) {
+  for (const stop of stops) {
+    for (let k = Math.min(stop.length - 1, safe); k > 0; k--) {
+      if (text.slice(safe - k, safe) === stop.slice(0, k)) {
         safe -= k;
         break;
       }
     }
   }
-  if (opts.onText && safe > emitted[b]) {
-    opts.onText(b, text.slice(emitted[b], safe));
-    emitted[b] = safe;
+  if (opts.onText && safe > s.emitted) {
+    opts.onText(text.slice(s.emitted, safe));
+    s.emitted = safe;
   }
   return false;
 }
