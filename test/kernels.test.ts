@@ -137,9 +137,9 @@ test("backends: the factory picks WASM, relaxed only when validated, and 2 threa
   assert.deepEqual(backends.map((b) => [b.name, b.threads]), [["wasm-simd", 1], ["wasm-simd", 2], ["wasm-relaxed-simd", 2]]);
 });
 
-test("decode: MHA, GQA, MQA × head dims 20, 40, 64, 128 × f32/f16, paged cache", () => {
+test("decode: MHA, GQA (groups of 4 and of 3: one padding row in the quad), MQA × head dims 20, 40, 64, 128 × f32/f16, paged cache", () => {
   let seed = 1;
-  for (const [H, K] of [[4, 4], [8, 2], [8, 1]]) {
+  for (const [H, K] of [[4, 4], [8, 2], [12, 4], [8, 1]]) {
     for (const D of [20, 40, 64, 128]) {
       for (const dtype of ["f32", "f16"] as KvDtype[]) {
         checkAttention({ T: 1, H, K, D, dtype, segments: paged(300, 128), qPos0: 299, window: null, seed: seed++ });
@@ -178,6 +178,31 @@ test("bf16 and int8 caches", () => {
 test("extreme logits: |score| in the thousands neither overflows nor underflows", () => {
   checkAttention({ T: 1, H: 8, K: 2, D: 64, dtype: "f32", segments: paged(700, 256), qPos0: 699, window: null, seed: 90, qScale: 3000 });
   checkAttention({ T: 9, H: 4, K: 1, D: 20, dtype: "f16", segments: paged(40, 16), qPos0: 31, window: null, seed: 91, qScale: 500 });
+});
+
+test("f16 cache holding inf and NaN halves: tiles with them take the exact widening, results as the reference", () => {
+  for (const [H, K, D] of [[12, 4, 64], [4, 4, 20], [8, 1, 40]]) {
+    const T = 1, S = 150;
+    const segments = makeCache({ K, D, dtype: "f16", segments: paged(S, 64), seed: 97 });
+    // Head 0: a +inf in one K row (its score is ±inf or NaN); last head: a NaN in one V row.
+    arena.u16(segments[1].kPtr + 5 * D * 2, D)[3] = 0x7c00;
+    arena.u16(segments[2].vPtr + (K - 1) * segments[2].headStride + 7 * D * 2, D)[D - 1] = 0x7e00;
+    const q = arena.alloc(T * H * D * 4), want = arena.alloc(T * H * D * 4), got = arena.alloc(T * H * D * 4);
+    fill(arena.f32(q, H * D), 97);
+    const call: AttentionCall = { q, out: want, T, H, K, D, qPos0: S - 1, scale: 1 / Math.sqrt(D), window: null, kvDtype: "f16", segments };
+    ref.attention(call);
+    const w = arena.f32(want, H * D).slice();
+    assert.ok(w.some((v) => Number.isNaN(v)) && w.some((v) => Number.isFinite(v)), "the case has both NaN and finite outputs");
+    for (const b of backends) {
+      b.attention({ ...call, out: got });
+      expectClose(arena.f32(got, H * D), w, 2e-5, 2e-5, `${b.name}×${b.threads} H=${H} K=${K} D=${D} f16 with inf/NaN halves`);
+    }
+    [q, want, got].forEach((p) => arena.release(p));
+    for (const s of segments) {
+      arena.release(s.kPtr);
+      arena.release(s.vPtr);
+    }
+  }
 });
 
 test("a query that sees no key gets 0; a NaN query gives NaN, as in the reference", () => {

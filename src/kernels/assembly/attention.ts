@@ -97,14 +97,19 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
   else writePartial(<usize>arg(ctl, L.A_PART), item, nr, nrp, Dp);
 }
 
+// Items with at least this many query rows run as row quads, padded to a multiple of 4 with zero
+// rows. 3 rows (e.g. a decode step of 12 heads over 4 kv heads) pay for one padding row, which
+// costs less than running the three rows one at a time through dotTile's single-row path.
+const QUAD_MIN_ROWS = 3;
+
 /**
- * Copies the item's query rows into scratch, times scale*log2(e), zero-padded to Dp. With 4 rows or
- * more they go in row quads ([Dp/4][4 rows][4], see tiles.ts) and the rows up to the next multiple
+ * Copies the item's query rows into scratch, times scale*log2(e), zero-padded to Dp. With
+ * QUAD_MIN_ROWS rows or more they go in row quads ([Dp/4][4 rows][4], see tiles.ts) and the rows up to the next multiple
  * of 4 are zero (they see every key, get score 0, and are never written out); else plain [nr][Dp].
  */
 function packQueries(ctl: usize, k: i32, t0: i32, tq: i32, G: i32, H: i32, D: i32, Dp: i32, qPos0: i32, window: i32): void {
   const nr = tq * G;
-  const quad = nr >= 4;
+  const quad = nr >= QUAD_MIN_ROWS;
   const nrq = quad ? al4(nr) : nr;
   const q = <usize>arg(ctl, L.A_Q);
   const scale = reinterpret<f32>(arg(ctl, L.A_SCALE2));
@@ -166,11 +171,17 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     const kScale = <usize>seg(tab, s, L.S_KSCALE), vScale = <usize>seg(tab, s, L.S_VSCALE);
     const scOff = (<usize>k * <usize>seg(tab, s, L.S_SCALE_HEAD_STRIDE) + <usize>rt) << 2;
     const dst = <usize>Dp << 2;
-    for (let j = 0; j < nk; j++) {
-      const ksc: f32 = kScale ? load<f32>(kScale + scOff + (<usize>j << 2)) : 1;
-      const vsc: f32 = vScale ? load<f32>(vScale + scOff + (<usize>j << 2)) : 1;
-      widenRow(dt, kp + <usize>j * rowStride, D, Dp, sKt + <usize>j * dst, ksc);
-      widenRow(dt, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * dst, vsc);
+    if (!kScale && D == Dp && rowStride == <usize>D * elemBytes(dt)) {
+      // Packed rows without per-row scales (f16/bf16, D % 4 == 0): the tile is one run of nk·D values.
+      widenRow(dt, kp, nk * D, nk * D, sKt, 1);
+      widenRow(dt, vp, nk * D, nk * D, sVt, 1);
+    } else {
+      for (let j = 0; j < nk; j++) {
+        const ksc: f32 = kScale ? load<f32>(kScale + scOff + (<usize>j << 2)) : 1;
+        const vsc: f32 = vScale ? load<f32>(vScale + scOff + (<usize>j << 2)) : 1;
+        widenRow(dt, kp + <usize>j * rowStride, D, Dp, sKt + <usize>j * dst, ksc);
+        widenRow(dt, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * dst, vsc);
+      }
     }
     kp = sKt;
     vp = sVt;
@@ -178,7 +189,7 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     vs = dst;
   }
   const rowBytes = <usize>Dp << 2;
-  if (nr >= 4) {
+  if (nr >= QUAD_MIN_ROWS) {
     // Row quads: K and V rows of the tile are applied to 4 query rows per load.
     const nq = (nr + 3) >> 2;
     for (let qd = 0; qd < nq; qd++) {

@@ -132,7 +132,18 @@ export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale
   if (dt == DT_F32) {
     for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), v128.load(src + (<usize>c << 2)));
   } else if (dt == DT_F16) {
-    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), h2f(v128.load16x4_s(src + (<usize>c << 1)), mg, km, bg, ex));
+    // Finite halves need only the shift, mask and rebias of h2f; the row's largest |half| is
+    // tracked on the way, and a row holding an inf/NaN half is redone on the exact h2f path.
+    const am = i32x4.splat(0x7fff);
+    let hx = i32x4.splat(0);
+    for (; c < n4; c += 4) {
+      const h = v128.load16x4_s(src + (<usize>c << 1));
+      hx = i32x4.max_s(hx, v128.and(h, am));
+      v128.store(dst + (<usize>c << 2), f32x4.mul(v128.and(i32x4.shl(h, 13), km), mg));
+    }
+    if (v128.any_true(i32x4.ge_s(hx, i32x4.splat(0x7c00)))) {
+      for (c = 0; c < n4; c += 4) v128.store(dst + (<usize>c << 2), h2f(v128.load16x4_s(src + (<usize>c << 1)), mg, km, bg, ex));
+    }
   } else if (dt == DT_BF16) {
     for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), i32x4.shl(v128.load16x4_u(src + (<usize>c << 1)), 16));
   } else {
