@@ -59,8 +59,10 @@ export const DT_Q8_0: i32 = 4;
   return f32x4.extract_lane(exp2v(f32x4.splat(x)), 0);
 }
 
-// The widening constants, as v128.const immediates. Loading them (and exp2's) from static memory
-// once per call instead measured no faster on this machine, so the module keeps no static data.
+// The widening constants, as v128.const immediates. V8 rematerialises such a constant at every
+// use inside a loop (TurboFan hoists nothing out of loops); where a hot loop is short of registers
+// that costs, and the constants come from static memory instead (matmul.ts F16_MASK). Loading
+// these (and exp2's) that way measured no faster here.
 // @ts-ignore: decorator
 @inline export function wMagic(): v128 {
   return i32x4.splat(0x77800000); // 2^112
