@@ -26,7 +26,7 @@ interface Served {
 async function serve(path: string, id: string): Promise<Served> {
   const rt = await openRuntime(path, { backend: "auto", threads: 1, smallYoungGeneration: false }) // one thread: results independent of the machine;
   const records: RequestRecord[] = [];
-  const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault: 16, maxBatch: 8 }, port: 0, onRequestDone: (r) => records.push(r) });
+  const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault: 16, parallel: 8 }, port: 0, onRequestDone: (r) => records.push(r) });
   return { rt, server, records };
 }
 
@@ -96,7 +96,7 @@ test("greedy /v1/completions equals generate() token for token; a prompt array i
     assert.equal(c.index, b);
     assert.deepEqual(c.tokens, want[b].tokens, `prompt ${b}`);
   });
-  // Three requests at once go through the queue one by one and get the same answers.
+  // Three requests at once run as one batch and get the same answers.
   const all = await Promise.all(prompts.map((p) => post(def, "/v1/completions", { prompt: p, max_tokens: 24, temperature: 0 })));
   all.forEach((a, b) => assert.equal(a.json.choices[0].text, want[b].text, `concurrent request ${b}`));
   // Sampling with a seed is reproducible.
@@ -105,6 +105,25 @@ test("greedy /v1/completions equals generate() token for token; a prompt array i
   const s2 = await post(def, "/v1/completions", sampled);
   assert.equal(s1.status, 200, JSON.stringify(s1.json));
   assert.deepEqual(s1.json.choices[0].tokens, s2.json.choices[0].tokens);
+});
+
+test("continuous batching: a request that arrives mid-generation joins the running batch, finishes first, and both answers equal generate()", async () => {
+  const tok = def.rt.tokenizer!;
+  const long = { prompt: "In the beginning", max_tokens: 120, temperature: 0, ignore_eos: true };
+  const short = { prompt: "We the people", max_tokens: 6, temperature: 0, ignore_eos: true };
+  const first = def.records.length;
+  const res = await fetch(def.server.url + "/v1/completions", { method: "POST", body: JSON.stringify({ ...long, stream: true }) });
+  const reader = res.body!.getReader();
+  let text = new TextDecoder().decode((await reader.read()).value); // the long request is generating
+  const s = await post(def, "/v1/completions", short);
+  for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
+  const order = def.records.slice(first).map((r) => r.completionTokens);
+  assert.deepEqual(order, [6, 120], "the short request finished while the long one was still running");
+  const ignoreEos = (p: string, n: number) => generate(def.rt.model, [tok.encode(p)], { maxTokens: n, temperature: 0, decode: (ids) => tok.decode(ids) }).sequences[0].text;
+  assert.equal(s.json.choices[0].text, ignoreEos(short.prompt, 6));
+  assert.ok(text.endsWith("data: [DONE]\n\n"));
+  const longText = text.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6)).choices[0].text).join("");
+  assert.equal(longText, ignoreEos(long.prompt, 120));
 });
 
 test("streamed /v1/completions: SSE chunks concatenate to the non-streamed text and end with [DONE]; usage on request", async () => {
@@ -173,7 +192,7 @@ test("a client that hangs up mid-stream stops the generation", async () => {
   assert.equal(rec.aborted, true);
   assert.ok(rec.completionTokens < 250, `stopped after ${rec.completionTokens} of 250 tokens`);
   const h = await (await fetch(def.server.url + "/health")).json();
-  assert.deepEqual([h.status, h.busy], ["ok", false]);
+  assert.deepEqual([h.status, h.running, h.queued], ["ok", 0, 0]);
 });
 
 test("/v1/chat/completions renders the chat template; streamed deltas start with the role and concatenate to the message", async () => {
@@ -200,7 +219,7 @@ test("/v1/chat/completions renders the chat template; streamed deltas start with
   json.post_processor = { type: "TemplateProcessing", single: [bos, { Sequence: { id: "A", type_id: 0 } }], pair: [bos, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }], special_tokens: { "<s>": { id: "<s>", ids: [286], tokens: ["<s>"] } } };
   const bosTok = await tokenizerFromJson(json, { bos_token: "<s>", eos_token: "</s>", chat_template: tok.chatTemplate }, tok.eosIds);
   assert.deepEqual(bosTok.encode(text).slice(0, 2), [286, 286], "the fixture: encode() adds a BOS before the template's");
-  const withBos = await startServer({ served: { id: "bos", model: chat.rt.model, tokenizer: bosTok, maxTokensDefault: 2, maxBatch: 1 }, port: 0 });
+  const withBos = await startServer({ served: { id: "bos", model: chat.rt.model, tokenizer: bosTok, maxTokensDefault: 2, parallel: 1 }, port: 0 });
   try {
     const r2 = await (await fetch(withBos.url + "/v1/chat/completions", { method: "POST", body: JSON.stringify({ messages, temperature: 0, return_tokens: true }) })).json();
     assert.equal(r2.usage.prompt_tokens, bosTok.encode(text).length - 1);
@@ -234,7 +253,7 @@ test("bad requests: 4xx with an OpenAI error body naming the field; the server k
     ["/v1/completions", { prompt: [] }, 400, "prompt", /prompt: expected a string/],
     ["/v1/completions", { prompt: [1, 4096] }, 400, "prompt", /token id 4096 at index 1 is outside the vocabulary \[0, 4096\)/],
     ["/v1/completions", { prompt: new Array(300).fill(5) }, 400, "prompt", /300 tokens but the model's context is 256 tokens/],
-    ["/v1/completions", { prompt: ["a", "b", "c", "d", "e", "f", "g", "h", "i"] }, 400, "prompt", /9 prompts in one request; this server takes at most 8/],
+    ["/v1/completions", { prompt: ["a", "b", "c", "d", "e", "f", "g", "h", "i"] }, 400, "prompt", /9 prompts in one request; this server takes at most 8 \(--parallel\)/],
     ["/v1/chat/completions", { messages: [] }, 400, "messages", /messages: expected a non-empty array/],
     ["/v1/chat/completions", { messages: [{ content: "hi" }] }, 400, "messages[0].role", /messages\[0\].role: expected a string/],
     ["/v1/chat/completions", { messages: [{ role: "user", content: [{ type: "image_url" }] }] }, 400, "messages[0].content[0]", /text/],
@@ -256,7 +275,7 @@ test("bad requests: 4xx with an OpenAI error body naming the field; the server k
 });
 
 test("--api-key guards every route but /health; /tokenize and /detokenize round-trip; /metrics; CORS preflight", async () => {
-  const keyed = await startServer({ served: { id: "default", model: def.rt.model, tokenizer: def.rt.tokenizer, maxTokensDefault: 4, maxBatch: 1 }, port: 0, apiKey: "sekret" });
+  const keyed = await startServer({ served: { id: "default", model: def.rt.model, tokenizer: def.rt.tokenizer, maxTokensDefault: 4, parallel: 1 }, port: 0, apiKey: "sekret" });
   try {
     const none = await fetch(keyed.url + "/v1/models");
     assert.equal(none.status, 401);
@@ -264,6 +283,10 @@ test("--api-key guards every route but /health; /tokenize and /detokenize round-
     assert.equal((await fetch(keyed.url + "/v1/models", { headers: { Authorization: "Bearer wrong" } })).status, 401);
     assert.equal((await fetch(keyed.url + "/v1/models", { headers: { Authorization: "Bearer sekret" } })).status, 200);
     assert.equal((await fetch(keyed.url + "/health")).status, 200);
+    // One slot (parallel 1): two requests at once take turns and both get generate()'s answer.
+    const auth = { Authorization: "Bearer sekret" };
+    const two = await Promise.all(["In the beginning", "We the people"].map(async (prompt) => (await fetch(keyed.url + "/v1/completions", { method: "POST", headers: auth, body: JSON.stringify({ prompt, max_tokens: 8, temperature: 0 }) })).json()));
+    two.forEach((j, i) => assert.equal(j.choices[0].text, direct(def, def.rt.tokenizer!.encode(["In the beginning", "We the people"][i]), 8).text));
   } finally {
     await keyed.close();
   }

@@ -15,7 +15,7 @@ interface ServeFlags {
   threads?: string;
   kvDtype: string;
   maxTokensDefault: string;
-  maxBatch: string;
+  parallel: string;
   prefillChunk: string;
   backend: string;
   modelName?: string;
@@ -41,8 +41,8 @@ export function register(program: Command): void {
     .option("--threads <n>", "kernel threads (default: all cores)")
     .option("--kv-dtype <type>", "KV cache storage: f32, f16, bf16, int8", "f32")
     .option("--max-tokens-default <n>", "max_tokens for requests that give none", "256")
-    .option("--max-batch <n>", "prompts per /v1/completions request (an array prompt is one batch)", "64")
-    .option("--prefill-chunk <n>", "prompt tokens per forward call; the server answers other requests (/health) and notices hang-ups between calls", "512")
+    .option("--parallel <n>", "sequences generated at once (continuous batching; KV for n × the context is reserved while busy); also the most prompts per request", "4")
+    .option("--prefill-chunk <n>", "prompt tokens per sequence per step; between steps the server answers /health, admits requests and notices hang-ups", "512")
     .option("--backend <name>", "kernels: auto, wasm, reference", "auto")
     .option("--model-name <id>", "model id in /v1/models and responses (default: the folder or file name)")
     .option("--chat-template <file>", "Jinja chat template to use instead of the model's (or when it has none)")
@@ -57,7 +57,7 @@ export function register(program: Command): void {
       const port = integer("--port", flags.port, 0, 65535);
       const threads = flags.threads !== undefined ? integer("--threads", flags.threads, 1, 256) : undefined;
       const maxTokensDefault = integer("--max-tokens-default", flags.maxTokensDefault, 0);
-      const maxBatch = integer("--max-batch", flags.maxBatch, 1, 4096);
+      const parallel = integer("--parallel", flags.parallel, 1, 256);
       const prefillChunk = integer("--prefill-chunk", flags.prefillChunk, 1);
       const chatTemplate = flags.chatTemplate !== undefined ? readTemplate(flags.chatTemplate) : null;
       const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: "optional" });
@@ -65,7 +65,7 @@ export function register(program: Command): void {
         if (chatTemplate !== null && rt.tokenizer) rt.tokenizer.chatTemplate = chatTemplate;
         const id = flags.modelName ?? basename(modelPath.replace(/[/\\]+$/, "")).replace(/\.gguf$/i, "");
         const log = flags.quiet ? undefined : (line: string) => console.error(line);
-        const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault, maxBatch, prefillChunk }, kvDtype: flags.kvDtype as KvDtype, host: flags.host, port, apiKey: flags.apiKey, log });
+        const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault, parallel }, kvDtype: flags.kvDtype as KvDtype, prefillChunk, host: flags.host, port, apiKey: flags.apiKey, log });
         const info = {
           url: server.url,
           openaiBaseUrl: `${server.url}/v1`,
@@ -75,6 +75,7 @@ export function register(program: Command): void {
           tokenizer: rt.tokenizer !== null,
           chatTemplate: rt.tokenizer?.chatTemplate != null,
           kvDtype: flags.kvDtype,
+          parallel,
           kernels: rt.kernels.name,
           threads: rt.kernels.threads,
           loadSeconds: rt.loadSeconds,

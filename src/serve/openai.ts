@@ -6,7 +6,8 @@
 // Legend: B prompts in one request, V vocabulary, ctx the model's context (tokens).
 import { randomUUID } from "node:crypto";
 import { applyChatTemplate, type ChatMessage, type TextTokenizer } from "../formats/tokenizer.js";
-import type { GenerateOptions, GenerateResult } from "../generate/generate.js";
+import type { GenerateOptions } from "../generate/generate.js";
+import type { JobResult } from "./scheduler.js";
 import type { TokenLogprob } from "../generate/sampling.js";
 import type { DecoderModel } from "../models/decoder.js";
 
@@ -34,8 +35,7 @@ export interface ServedModel {
   model: DecoderModel;
   tokenizer: TextTokenizer | null; // null: prompts must be token ids, and texts are empty
   maxTokensDefault: number; // max_tokens when a request gives none, e.g. 256
-  maxBatch: number; // prompts per /v1/completions request, e.g. 64
-  prefillChunk?: number; // prompt tokens per forward call (the loop yields between calls), default 512
+  parallel: number; // sequences generated at once (continuous batching), also the most prompts per request, e.g. 4
 }
 
 /** A validated request: what to generate and how to answer. */
@@ -105,7 +105,6 @@ function generationOptions(body: Body, served: ServedModel, kind: Job["kind"]): 
     seed: num(body, "seed", "an integer", Number.isSafeInteger, true),
     stopStrings: (stop as string[]).filter((s) => s !== ""),
     stopTokens: ignoreEos ? [] : served.tokenizer?.eosIds ?? [],
-    prefillChunk: served.prefillChunk,
     logprobs: logprobsField(body, kind),
   };
 }
@@ -153,7 +152,7 @@ function parsePrompt(body: Body, served: ServedModel): { prompts: number[][]; te
   if (typeof p === "string" || isIds(p)) items = [p];
   else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === "string" || isIds(x))) items = p as (string | number[])[];
   else throw bad("prompt", want, p);
-  if (items.length > served.maxBatch) throw new ApiError(400, `prompt: ${items.length} prompts in one request; this server takes at most ${served.maxBatch}`, "prompt");
+  if (items.length > served.parallel) throw new ApiError(400, `prompt: ${items.length} prompts in one request; this server takes at most ${served.parallel} (--parallel)`, "prompt");
   const prompts = items.map((x, b) => {
     const param = items.length > 1 ? `prompt[${b}]` : "prompt";
     return checkPrompt(typeof x === "string" ? needTokenizer(served, param).encode(x) : x, param, served.model);
@@ -265,14 +264,14 @@ export function envelope(head: ResponseHead, object: string) {
   return { id: head.id, object, created: head.created, model: head.model };
 }
 
-export function usage(job: Job, result: GenerateResult) {
+export function usage(job: Job, result: JobResult) {
   const prompt = job.prompts.reduce((a, p) => a + p.length, 0);
   const completion = result.sequences.reduce((a, s) => a + s.tokens.length, 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
 /** llama-server's timings extension (milliseconds, tokens per second). */
-export function timings(result: GenerateResult) {
+export function timings(result: JobResult) {
   const perSecond = (n: number, s: number) => (n > 0 ? n / Math.max(s, 1e-9) : 0);
   return {
     prompt_n: result.prefillTokens,
@@ -316,7 +315,7 @@ export function logprobsObject(job: Job, served: ServedModel, s: Scored, offset 
 }
 
 /** The non-streamed answer: text_completion or chat.completion. */
-export function completionResponse(job: Job, served: ServedModel, head: ResponseHead, result: GenerateResult) {
+export function completionResponse(job: Job, served: ServedModel, head: ResponseHead, result: JobResult) {
   const choices = result.sequences.map((s, b) => {
     const tokens = job.returnTokens ? { tokens: s.tokens } : {};
     const scored: Scored = job.options.promptLogprobs ? { ids: [...job.prompts[b], ...s.tokens], logprobs: [...s.promptLogprobs!, ...s.logprobs!] } : { ids: s.tokens, logprobs: s.logprobs ?? [] };

@@ -1,20 +1,19 @@
-// The HTTP side of `mqa serve` (node:http, no framework): routes, a FIFO queue that runs one
-// generation at a time, SSE streaming through generateAsync (chunks leave as tokens are made), and
-// client disconnects that stop the generation. Request parsing and response shapes are in openai.ts.
-//
-// Why a queue and not continuous batching: generate() batches prompts that start together (one
-// paged cache), but joining a running batch mid-decode would need a scheduler; on a 2-core CPU the
-// kernels already use every core for one sequence, so a queue costs little throughput.
+// The HTTP side of `mqa serve` (node:http, no framework): routes, SSE streaming (chunks leave as
+// tokens are made), client disconnects that stop the generation, errors. Generation goes through
+// the Scheduler (scheduler.ts: continuous batching); request parsing and response shapes are in
+// openai.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { UserError } from "../errors.js";
-import { generateAsync } from "../generate/generate.js";
+import type { SequenceOptions } from "../generate/generate.js";
 import type { KvDtype } from "../kernels/types.js";
+import { Scheduler } from "./scheduler.js";
 import { ApiError, completionResponse, envelope, logprobsObject, modelList, parseChat, parseCompletion, responseHead, streamChunk, usage, type Job, type Scored, type ServedModel } from "./openai.js";
 
 export interface ServerOptions {
   served: ServedModel;
   kvDtype?: KvDtype; // KV cache storage for every request, default f32
+  prefillChunk?: number; // prompt tokens per sequence per step, default 512
   host?: string; // e.g. "127.0.0.1"
   port?: number; // 0 = any free port; default 8080
   apiKey?: string; // when set, every route but /health needs "Authorization: Bearer <key>"
@@ -54,7 +53,7 @@ class Metrics {
   }
 
   /** Prometheus text format. */
-  text(queue: Queue): string {
+  text(scheduler: Scheduler): string {
     const lines: string[] = [];
     const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
       lines.push(`# HELP mqa:${name} ${help}`, `# TYPE mqa:${name} ${type}`);
@@ -64,8 +63,8 @@ class Metrics {
     metric("prompt_seconds_total", "counter", "Seconds spent in prefill.", [["", this.prefillSeconds]]);
     metric("tokens_predicted_total", "counter", "Tokens generated.", [["", this.predictedTokens]]);
     metric("tokens_predicted_seconds_total", "counter", "Seconds spent in decode steps.", [["", this.decodeSeconds]]);
-    metric("requests_processing", "gauge", "Requests generating now (0 or 1: one at a time).", [["", queue.busy ? 1 : 0]]);
-    metric("requests_deferred", "gauge", "Requests waiting in the queue.", [["", queue.waiting]]);
+    metric("requests_processing", "gauge", "Requests generating now (continuous batching).", [["", scheduler.running]]);
+    metric("requests_deferred", "gauge", "Requests waiting for a free slot.", [["", scheduler.queued]]);
     const byRoute = [...this.requests].map(([k, v]): [string, number] => {
       const [route, status] = k.split(" ");
       return [`{route=${JSON.stringify(route)},status="${status}"}`, v];
@@ -81,35 +80,9 @@ export interface ApiServer {
   close(): Promise<void>; // stops listening, drops connections, waits for the running generation to stop
 }
 
-/** One generation at a time, in arrival order. */
-class Queue {
-  private tail: Promise<void> = Promise.resolve();
-  waiting = 0;
-  busy = false;
-
-  run<T>(job: () => Promise<T>): Promise<T> {
-    this.waiting++;
-    const p = this.tail.then(async () => {
-      this.waiting--;
-      this.busy = true;
-      try {
-        return await job();
-      } finally {
-        this.busy = false;
-      }
-    });
-    this.tail = p.then(() => undefined, () => undefined);
-    return p;
-  }
-
-  idle(): Promise<void> {
-    return this.tail;
-  }
-}
-
 interface Ctx {
   opts: ServerOptions;
-  queue: Queue;
+  scheduler: Scheduler;
   metrics: Metrics;
   created: number; // unix seconds the server started (the model's "created")
 }
@@ -117,12 +90,12 @@ interface Ctx {
 type Handler = (ctx: Ctx, req: IncomingMessage, res: ServerResponse, rec: RequestRecord) => Promise<void>;
 
 const ROUTES: Record<string, { method: "GET" | "POST"; auth: boolean; run: Handler }> = {
-  "/health": { method: "GET", auth: false, run: async (ctx, _req, res) => sendJson(res, 200, { status: "ok", model: ctx.opts.served.id, busy: ctx.queue.busy, queued: ctx.queue.waiting }) },
+  "/health": { method: "GET", auth: false, run: async (ctx, _req, res) => sendJson(res, 200, { status: "ok", model: ctx.opts.served.id, slots: ctx.opts.served.parallel, running: ctx.scheduler.running, queued: ctx.scheduler.queued }) },
   "/v1/models": { method: "GET", auth: true, run: async (ctx, _req, res) => sendJson(res, 200, modelList(ctx.opts.served, ctx.created)) },
   "/v1/completions": { method: "POST", auth: true, run: async (ctx, req, res, rec) => runJob(ctx, parseCompletion(await readBody(ctx, req), ctx.opts.served), res, rec) },
   "/v1/chat/completions": { method: "POST", auth: true, run: async (ctx, req, res, rec) => runJob(ctx, await parseChat(await readBody(ctx, req), ctx.opts.served), res, rec) },
   "/metrics": { method: "GET", auth: true, run: async (ctx, _req, res) => {
-    const text = ctx.metrics.text(ctx.queue);
+    const text = ctx.metrics.text(ctx.scheduler);
     res.writeHead(200, { ...CORS, "Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Content-Length": Buffer.byteLength(text) }).end(text);
   } },
   "/tokenize": { method: "POST", auth: true, run: tokenize },
@@ -177,67 +150,70 @@ class SseWriter {
   }
 }
 
-/** Queues `job`, generates, and answers with one JSON body or an SSE stream. */
+/** Generates `job` through the scheduler and answers with one JSON body or an SSE stream. */
 async function runJob(ctx: Ctx, job: Job, res: ServerResponse, rec: RequestRecord): Promise<void> {
-  const { served, kvDtype } = ctx.opts;
+  const { served } = ctx.opts;
   const abort = new AbortController();
   res.on("close", () => {
     if (!res.writableFinished) abort.abort(); // the client hung up before the answer was complete
   });
   rec.promptTokens = job.prompts.reduce((a, p) => a + p.length, 0);
-  await ctx.queue.run(async () => {
-    if (abort.signal.aborted) return void (rec.aborted = true);
-    const head = responseHead(job.kind, served.id);
-    const tok = served.tokenizer;
-    const sse = job.stream ? new SseWriter(res) : null;
-    // Tokens made but not yet sent (their text may be held back): they ride on the next chunk.
-    const pending = job.prompts.map((): Scored => ({ ids: [], logprobs: [] }));
-    const offsets = job.prompts.map((_, b) => job.echoTexts?.[b].length ?? 0); // text_offset of the next token
-    const take = (b: number) => {
-      const s = pending[b];
-      pending[b] = { ids: [], logprobs: [] };
-      if (job.options.logprobs === undefined) return { tokens: s.ids };
-      const logprobs = logprobsObject(job, served, s, offsets[b]);
-      if (job.kind === "text") offsets[b] += (logprobs as { tokens: string[] }).tokens.join("").length;
-      return { tokens: s.ids, logprobs };
-    };
-    const opened = job.prompts.map(() => false);
-    const open = (b: number) => {
-      if (opened[b] || !sse) return;
-      opened[b] = true;
-      if (job.kind === "chat") sse.send(streamChunk(job, head, b, { role: "assistant", text: "" }));
-      if (job.echoTexts) sse.send(streamChunk(job, head, b, { text: job.echoTexts[b] }));
-    };
-    const result = await generateAsync(served.model, job.prompts, {
-      ...job.options,
-      kvDtype,
-      signal: abort.signal,
-      decode: tok ? (ids) => tok.decode(ids) : undefined,
-      onToken: sse && (job.returnTokens || job.options.logprobs !== undefined)
-        ? (b, t, lp) => {
-          pending[b].ids.push(t);
-          pending[b].logprobs.push(lp ?? null);
-        }
-        : undefined,
-      onText: sse
-        ? (b, text) => {
-          open(b);
-          sse.send(streamChunk(job, head, b, { text, ...take(b) }));
-        }
-        : undefined,
-    });
-    rec.completionTokens = result.sequences.reduce((a, s) => a + s.tokens.length, 0);
-    rec.prefillSeconds = result.prefillSeconds;
-    rec.decodeSeconds = result.decodeSeconds;
-    if (result.aborted) return void (rec.aborted = true);
-    if (!sse) return sendJson(res, 200, completionResponse(job, served, head, result));
-    result.sequences.forEach((s, b) => {
-      open(b);
-      sse.send(streamChunk(job, head, b, take(b), s.finishReason));
-    });
-    if (job.includeUsage) sse.send({ ...envelope(head, job.kind === "chat" ? "chat.completion.chunk" : "text_completion"), choices: [], usage: usage(job, result) });
-    sse.done();
-  });
+  const head = responseHead(job.kind, served.id);
+  const tok = served.tokenizer;
+  const sse = job.stream ? new SseWriter(res) : null;
+  // Tokens made but not yet sent (their text may be held back): they ride on the next chunk.
+  const pending = job.prompts.map((): Scored => ({ ids: [], logprobs: [] }));
+  const offsets = job.prompts.map((_, b) => job.echoTexts?.[b].length ?? 0); // text_offset of the next token
+  const take = (b: number) => {
+    const s = pending[b];
+    pending[b] = { ids: [], logprobs: [] };
+    if (job.options.logprobs === undefined) return { tokens: s.ids };
+    const logprobs = logprobsObject(job, served, s, offsets[b]);
+    if (job.kind === "text") offsets[b] += (logprobs as { tokens: string[] }).tokens.join("").length;
+    return { tokens: s.ids, logprobs };
+  };
+  const opened = job.prompts.map(() => false);
+  const open = (b: number) => {
+    if (opened[b] || !sse) return;
+    opened[b] = true;
+    if (job.kind === "chat") sse.send(streamChunk(job, head, b, { role: "assistant", text: "" }));
+    if (job.echoTexts) sse.send(streamChunk(job, head, b, { text: job.echoTexts[b] }));
+  };
+  // Prompt b samples with seed + b, as generate() does for a batch.
+  const seed = job.options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const options = job.prompts.map((_, b): SequenceOptions => ({
+    ...job.options,
+    seed: seed + b,
+    decode: tok ? (ids) => tok.decode(ids) : undefined,
+    onToken: sse && (job.returnTokens || job.options.logprobs !== undefined)
+      ? (t, lp) => {
+        pending[b].ids.push(t);
+        pending[b].logprobs.push(lp ?? null);
+      }
+      : undefined,
+    onText: sse
+      ? (text) => {
+        open(b);
+        sse.send(streamChunk(job, head, b, { text, ...take(b) }));
+      }
+      : undefined,
+  }));
+  const result = await ctx.scheduler.submit(job.prompts, options, abort.signal);
+  rec.completionTokens = result.decodeTokens;
+  rec.prefillSeconds = result.prefillSeconds;
+  rec.decodeSeconds = result.decodeSeconds;
+  rec.aborted = result.aborted;
+  if (!result.aborted) {
+    if (!sse) sendJson(res, 200, completionResponse(job, served, head, result));
+    else {
+      result.sequences.forEach((s, b) => {
+        open(b);
+        sse.send(streamChunk(job, head, b, take(b), s.finishReason));
+      });
+      if (job.includeUsage) sse.send({ ...envelope(head, job.kind === "chat" ? "chat.completion.chunk" : "text_completion"), choices: [], usage: usage(job, result) });
+      sse.done();
+    }
+  }
   rec.status = res.headersSent ? res.statusCode : 499; // 499: client closed the request (nginx's code)
 }
 
@@ -315,11 +291,11 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
 
 /**
  * Starts the OpenAI-compatible server for one loaded model; resolves once it listens.
- * @example const s = await startServer({ served: { id: "default", model, tokenizer, maxTokensDefault: 256, maxBatch: 64 }, port: 0 });
+ * @example const s = await startServer({ served: { id: "default", model, tokenizer, maxTokensDefault: 256, parallel: 4 }, port: 0 });
  *          await fetch(`${s.url}/v1/models`); await s.close();
  */
 export async function startServer(opts: ServerOptions): Promise<ApiServer> {
-  const ctx: Ctx = { opts, queue: new Queue(), metrics: new Metrics(), created: Math.floor(Date.now() / 1000) };
+  const ctx: Ctx = { opts, scheduler: new Scheduler({ model: opts.served.model, slots: opts.served.parallel, kvDtype: opts.kvDtype, prefillChunk: opts.prefillChunk }), metrics: new Metrics(), created: Math.floor(Date.now() / 1000) };
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? 8080;
   const server = createServer((req, res) => void handle(ctx, req, res));
@@ -341,7 +317,7 @@ export async function startServer(opts: ServerOptions): Promise<ApiServer> {
       const closed = new Promise<void>((ok) => server.close(() => ok()));
       server.closeAllConnections(); // open streams see "close" and abort their generation
       await closed;
-      await ctx.queue.idle();
+      await ctx.scheduler.idle();
     },
   };
 }

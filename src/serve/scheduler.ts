@@ -1,0 +1,135 @@
+// Continuous batching for `mqa serve`: one Batch (src/generate/generate.ts) that requests join as
+// soon as it has free slots and leave when they finish; the others wait in arrival order. Each
+// step is one forward over every running sequence, so concurrent requests share the weight reads
+// that dominate decode on a CPU. The loop yields to the event loop after every step: streamed text
+// leaves the sockets as it is made, new requests join, and aborted ones drop out.
+//
+// Memory: the Batch's paged KV pool holds `slots` sequences of the model's full context, reserved
+// while any request runs and freed when the server goes idle.
+import { Batch, yieldToEventLoop, type SequenceOptions, type SequenceResult } from "../generate/generate.js";
+import type { KvDtype } from "../kernels/types.js";
+import type { DecoderModel } from "../models/decoder.js";
+
+/** What a request gets back: its sequences and their timings (wall time, shared with other requests). */
+export interface JobResult {
+  sequences: SequenceResult[];
+  prefillTokens: number;
+  prefillSeconds: number; // the longest of its sequences
+  decodeTokens: number; // tokens generated
+  decodeSeconds: number; // the longest of its sequences
+  aborted: boolean; // its signal fired before every sequence finished
+}
+
+interface Entry {
+  prompts: number[][];
+  options: SequenceOptions[]; // one per prompt
+  stop: AbortController; // fires on the client's signal, or when adding the job failed
+  results: SequenceResult[];
+  left: number; // sequences not finished
+  out: JobResult;
+  resolve(r: JobResult): void;
+  reject(e: unknown): void;
+}
+
+export interface SchedulerOptions {
+  model: DecoderModel;
+  slots: number; // sequences generated at once, e.g. 4 (llama-server's --parallel)
+  kvDtype?: KvDtype;
+  prefillChunk?: number; // prompt tokens per sequence per step, default 512
+}
+
+export class Scheduler {
+  private batch: Batch | null = null;
+  private waiting: Entry[] = [];
+  private inflight = new Set<Entry>();
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: SchedulerOptions) {}
+
+  /** Requests generating now. */
+  get running(): number {
+    return this.inflight.size;
+  }
+
+  /** Requests waiting for free slots. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * Generates `prompts` (at most `slots` of them) with per-prompt options; resolves when all are
+   * done, or at once with `aborted` when `signal` fires first.
+   */
+  submit(prompts: number[][], options: SequenceOptions[], signal?: AbortSignal): Promise<JobResult> {
+    if (prompts.length > this.opts.slots) throw new Error(`Scheduler.submit: ${prompts.length} prompts but ${this.opts.slots} slots`);
+    return new Promise<JobResult>((resolve, reject) => {
+      const stop = new AbortController();
+      if (signal?.aborted) stop.abort();
+      signal?.addEventListener("abort", () => stop.abort(), { once: true });
+      const out: JobResult = { sequences: [], prefillTokens: prompts.reduce((a, p) => a + p.length, 0), prefillSeconds: 0, decodeTokens: 0, decodeSeconds: 0, aborted: false };
+      this.waiting.push({ prompts, options, stop, results: [], left: prompts.length, out, resolve, reject });
+      if (this.batch === null) this.loop = this.run();
+    });
+  }
+
+  /** Resolves once nothing runs or waits. */
+  idle(): Promise<void> {
+    return this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { model, slots, kvDtype, prefillChunk } = this.opts;
+    try {
+      this.batch = new Batch(model, { maxSequences: slots, kvDtype, prefillChunk });
+      for (;;) {
+        this.admit(this.batch);
+        if (!this.batch.step() && this.waiting.length === 0) break;
+        await yieldToEventLoop();
+      }
+    } catch (e) {
+      // A bug (user input was checked before): every request in flight or waiting gets the error.
+      for (const entry of [...this.inflight, ...this.waiting]) entry.reject(e);
+      this.inflight.clear();
+      this.waiting = [];
+    } finally {
+      this.batch?.dispose();
+      this.batch = null;
+    }
+  }
+
+  /** Moves waiting requests into the batch while their prompts fit in the free slots (first come, first served). */
+  private admit(batch: Batch): void {
+    while (this.waiting.length > 0) {
+      const entry = this.waiting[0];
+      if (entry.stop.signal.aborted) {
+        this.waiting.shift();
+        entry.resolve({ ...entry.out, aborted: true });
+        continue;
+      }
+      if (batch.active + entry.prompts.length > this.opts.slots) return;
+      this.waiting.shift();
+      this.inflight.add(entry);
+      try {
+        entry.prompts.forEach((p, b) => {
+          entry.results[b] = batch.add(p, { ...entry.options[b], signal: entry.stop.signal, onDone: (r, info) => this.done(entry, info) });
+        });
+      } catch (e) {
+        entry.stop.abort(); // the sequences already added drop out at the next step
+        this.inflight.delete(entry);
+        entry.reject(e);
+      }
+    }
+  }
+
+  private done(entry: Entry, info: { aborted: boolean; prefillSeconds: number; decodeSeconds: number }): void {
+    const { out } = entry;
+    out.aborted ||= info.aborted;
+    out.prefillSeconds = Math.max(out.prefillSeconds, info.prefillSeconds);
+    out.decodeSeconds = Math.max(out.decodeSeconds, info.decodeSeconds);
+    if (--entry.left > 0 || !this.inflight.has(entry)) return;
+    this.inflight.delete(entry);
+    out.sequences = entry.results;
+    out.decodeTokens = entry.results.reduce((a, s) => a + s.tokens.length, 0);
+    entry.resolve(out);
+  }
+}
