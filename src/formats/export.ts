@@ -1,4 +1,5 @@
-// HF folder → GGUF (llama, qwen2, gemma and starcoder = gpt_bigcode MQA; gemma norms stored as 1 + w), the way llama.cpp's convert_hf_to_gguf.py writes
+// HF folder → GGUF (llama, mistral as llama, qwen2, gemma, gpt2, and starcoder = gpt_bigcode MQA; gemma norms stored
+// as 1 + w; GPT-2's Conv1D weights transposed to [out, in]), the way llama.cpp's convert_hf_to_gguf.py writes
 // it: metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout (llama only: qwen2
 // uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
 // matrices in the requested dtype, llama3 rope_scaling as the rope_freqs tensor, and the
@@ -30,13 +31,15 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
   if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
-  if (!["llama", "qwen2", "gemma", "gpt_bigcode"].includes(spec.family)) {
-    throw new UserError(`${configPath}: export-gguf writes the llama, qwen2, gemma and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
+  if (!["llama", "mistral", "qwen2", "gemma", "gpt2", "gpt_bigcode"].includes(spec.family)) {
+    throw new UserError(`${configPath}: export-gguf writes the llama, mistral (as llama), qwen2, gemma, gpt2 and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
   }
   if (spec.family === "gpt_bigcode" && spec.numKvHeads !== 1) {
     throw new UserError(`${configPath}: gpt_bigcode without multi_query stores c_attn per head ([q_h | k_h | v_h]), which llama.cpp's starcoder layout does not; expected multi_query true`);
   }
-  const arch = spec.family === "gpt_bigcode" ? "starcoder" : spec.family;
+  // llama.cpp converts Mistral as llama; its sliding window goes into llama.attention.sliding_window
+  // (below), which our reader applies and llama.cpp's llama architecture ignores.
+  const arch = spec.family === "gpt_bigcode" ? "starcoder" : spec.family === "mistral" ? "llama" : spec.family;
   const src = safetensorsSource(hfDir);
   const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = spec;
   const tensors: GgufTensorOut[] = [];
@@ -46,17 +49,21 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
     if (!gname) continue; // e.g. rotary_emb.inv_freq buffers
     const info = src.info(name)!;
     if (!["F32", "F16", "BF16"].includes(info.dtype)) throw new UserError(`${hfDir}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
+    const matrix = info.shape.length === 2;
+    // GPT-2's Conv1D weights are stored [in, out]; GGUF (like llama.cpp's converter) wants [out, in].
+    const conv1d = arch === "gpt2" && matrix && /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
+    const shape = conv1d ? [info.shape[1], info.shape[0]] : info.shape;
     // Matrices take the requested dtype (Q8_0 needs rows of whole 32-value blocks; others stay
     // f16, as llama.cpp's quantizer does); vectors (norms, biases) stay f32.
-    const matrix = info.shape.length === 2;
-    const type = !matrix || dtype === "f32" ? "f32" : dtype === "q8_0" && info.shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
+    const type = !matrix || dtype === "f32" ? "f32" : dtype === "q8_0" && shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
     const numel = info.shape.reduce((a, b) => a * b, 1);
     const tensorBytes = type === "q8_0" ? weightRowBytes("q8_0", numel) : numel * (type === "f32" ? 4 : 2);
     const qk = /self_attn\.(q|k)_proj\.weight$/.exec(name);
     tensors.push({
-      name: gname, shape: info.shape, type, bytes: tensorBytes,
+      name: gname, shape, type, bytes: tensorBytes,
       write: (emit) => {
         let f = readF32(src.read.bind(src), name, info.dtype, numel);
+        if (conv1d) f = transpose(f, info.shape[0], info.shape[1]);
         if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1]);
         // llama.cpp's Gemma multiplies by the stored norm weight: store HF's (1 + w).
         if (arch === "gemma" && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
@@ -93,12 +100,20 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
       ? ([[`${arch}.rope.freq_base`, { type: "f32", value: spec.ropeTheta }], [`${arch}.rope.dimension_count`, { type: "u32", value: D }]] as [string, GgufValue][])
       : []),
     [`${arch}.attention.key_length`, { type: "u32", value: D }],
+    ...(spec.family === "mistral" && spec.layers[0].window !== null ? ([[`${arch}.attention.sliding_window`, { type: "u32", value: spec.layers[0].window }]] as [string, GgufValue][]) : []),
     [`${arch}.attention.value_length`, { type: "u32", value: D }],
     [`${arch}.vocab_size`, { type: "u32", value: spec.vocabSize }],
     ...(opts.tokenizer ?? tokenizerMetadata(hfDir, spec.vocabSize)), // opts.tokenizer: tests write other vocabularies
   ];
   writeGguf(out, meta, tensors);
   return { tensors: tensors.length, bytes, spec };
+}
+
+/** [rows, cols] → [cols, rows]. */
+function transpose(f: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(f.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = f[i * cols + j];
+  return t;
 }
 
 function readF32(read: (name: string, dst: Uint8Array) => void, name: string, dtype: string, numel: number): Float32Array {

@@ -15,6 +15,7 @@ import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { f16DecodeTable } from "../kvcache/convert.js";
+import { decodeQ8_0 } from "../kernels/q8.js";
 import type { TensorSource } from "../models/weights.js";
 import { specFromGgufMetadata } from "../spec/gguf.js";
 import type { ModelSpec } from "../spec/types.js";
@@ -294,18 +295,21 @@ function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
   const file = await readGguf(path);
   const arch = file.metadata["general.architecture"];
-  if (arch !== "llama" && arch !== "qwen2" && arch !== "gemma" && arch !== "starcoder") {
-    throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama, qwen2, gemma or starcoder`);
+  if (arch !== "llama" && arch !== "qwen2" && arch !== "gemma" && arch !== "starcoder" && arch !== "gpt2") {
+    throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama, qwen2, gemma, gpt2 or starcoder`);
   }
   const spec = specFromGgufMetadata(file.metadata, path, [...file.tensors.keys()]);
   if (arch === "starcoder") {
     // llama.cpp's "starcoder" is HF's gpt_bigcode (biases everywhere, tanh GELU, learned positions).
     spec.family = "gpt_bigcode";
-    spec.qkvBias = spec.attnOutBias = spec.mlpBias = true;
   }
+  if (arch === "starcoder" || arch === "gpt2") spec.qkvBias = spec.attnOutBias = spec.mlpBias = true;
+  // GPT-2 in GGUF stores its Conv1D weights as [out, in]; the gpt2 weight table reads HF's [in, out],
+  // so these four are handed out transposed back (Q8_0 ones dequantized: blocks run along rows).
+  const conv1d = (name: string) => arch === "gpt2" && /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
   const byHf = new Map<string, GgufTensor>();
   for (const [name, t] of file.tensors) {
-    const rule = (arch === "starcoder" ? STARCODER_NAMES : LLAMA_NAMES).find(([re]) => re.test(name));
+    const rule = (arch === "starcoder" || arch === "gpt2" ? STARCODER_NAMES : LLAMA_NAMES).find(([re]) => re.test(name));
     if (rule) byHf.set(name.replace(rule[0], rule[1]), t);
   }
   const freqs = file.tensors.get("rope_freqs.weight");
@@ -321,7 +325,9 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
       const t = byHf.get(name);
       if (!t) return undefined;
       const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
-      const dtype = t.type === GGML_TYPE.F32 || gemmaNorm ? "F32" : t.type === GGML_TYPE.Q8_0 ? "Q8_0" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
+      const q8 = t.type === GGML_TYPE.Q8_0;
+      if (conv1d(name)) return { dtype: q8 || t.type === GGML_TYPE.F32 ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16", shape: [t.shape[1], t.shape[0]] };
+      const dtype = t.type === GGML_TYPE.F32 || gemmaNorm ? "F32" : q8 ? "Q8_0" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
       return { dtype, shape: t.shape };
     },
     read: (name, dst) => {
@@ -333,6 +339,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
         const f = decodeToF32(path, t).map((x) => x - 1);
         return dst.set(new Uint8Array(f.buffer));
       }
+      if (conv1d(name)) return transposeInto(path, t, dst);
       if (!m) return readRaw(path, t, dst); // straight into the destination
       // One reused scratch buffer for the Q/K reads, so loading does not leave a garbage copy per layer.
       if (scratch.byteLength < t.bytes) scratch = new Uint8Array(t.bytes);
@@ -344,6 +351,15 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
     },
   };
   return { spec, source, file };
+}
+
+/** A [rows, cols] GGUF matrix into dst as [cols, rows]: 2- or 4-byte elements moved, Q8_0 dequantized to f32. */
+function transposeInto(path: string, t: GgufTensor, dst: Uint8Array): void {
+  const [rows, cols] = t.shape;
+  const raw = readRaw(path, t);
+  const src = t.type === GGML_TYPE.Q8_0 ? new Uint32Array(decodeQ8_0(raw, rows * cols).buffer) : t.type === GGML_TYPE.F32 ? new Uint32Array(raw.buffer) : new Uint16Array(raw.buffer);
+  const out = src instanceof Uint32Array ? new Uint32Array(dst.buffer, dst.byteOffset, rows * cols) : new Uint16Array(dst.buffer, dst.byteOffset, rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = src[i * cols + j];
 }
 
 function decodeToF32(path: string, t: GgufTensor): Float32Array {
