@@ -162,7 +162,7 @@ test("bad input: one line on stderr, exit code 2", async () => {
     [["generate", join(MODELS_DIR, "llama-mha-f32"), "--prompt-tokens", Array(80).fill(1).join(",")], /80 tokens but the model's context is 64/],
     [["generate", join(MODELS_DIR, "llama-mha-f32"), "--prompt-tokens", "1,999"], /token id 999 is outside the vocabulary \[0, 288\)/],
     [["generate", join(MODELS_DIR, "llama-mha-f32"), "--prompt", "x", "--top-p", "2"], /--top-p 2/],
-    [["export-gguf", join(MODELS_DIR, "gpt2-mha"), join(tmp, "x.gguf")], /model_type "gpt2" is not supported/], [["export-gguf", join(MODELS_DIR, "gpt-bigcode-mha"), join(tmp, "y.gguf")], /expected multi_query true/],
+    [["export-gguf", join(MODELS_DIR, "gpt-bigcode-mha"), join(tmp, "y.gguf")], /expected multi_query true/],
   ];
   // --prompt-tokens needs no tokenizer: a folder without tokenizer.json still generates (text is empty).
   const notok = join(tmp, "notok");
@@ -177,6 +177,7 @@ test("bad input: one line on stderr, exit code 2", async () => {
   const cfg = JSON.parse(readFileSync(join(arch, "config.json"), "utf8"));
   writeFileSync(join(arch, "config.json"), JSON.stringify({ ...cfg, model_type: "phi3" }));
   cases.push([["generate", arch, "--prompt", "x"], /model_type "phi3" is not supported/]);
+  cases.push([["export-gguf", arch, join(tmp, "x.gguf")], /model_type "phi3" is not supported/]);
   cases.push([["info", join(tmp, "nope.gguf")], /no such file/]);
   for (const [args, re] of cases) {
     const r = await run([...args, "--backend", "reference"].filter((a, i, all) => !(args[0] !== "generate" && (a === "--backend" || all[i - 1] === "--backend"))));
