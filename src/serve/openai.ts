@@ -6,7 +6,7 @@
 // Legend: B prompts in one request, V vocabulary, ctx the model's context (tokens).
 import { randomUUID } from "node:crypto";
 import { applyChatTemplate, type ChatMessage, type TextTokenizer } from "../formats/tokenizer.js";
-import type { GenerateOptions } from "../generate/generate.js";
+import type { SequenceOptions } from "../generate/generate.js";
 import type { JobResult } from "./scheduler.js";
 import type { TokenLogprob } from "../generate/sampling.js";
 import type { DecoderModel } from "../models/decoder.js";
@@ -43,7 +43,7 @@ export interface Job {
   kind: "text" | "chat";
   prompts: number[][]; // [B][T_b] token ids
   echoTexts: string[] | null; // prompt texts to prepend (completions with echo: true)
-  options: Omit<GenerateOptions, "decode" | "onText" | "onToken" | "kvDtype">;
+  options: Omit<SequenceOptions, "decode" | "onText" | "onToken" | "onDone" | "signal">;
   stream: boolean;
   includeUsage: boolean; // stream_options.include_usage: one last chunk with usage
   returnTokens: boolean; // extension (llama-server): choices carry their token ids
