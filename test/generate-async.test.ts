@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generate, generateAsync } from "../src/generate/generate.js";
+import { Batch, generate, generateAsync } from "../src/generate/generate.js";
 import { applyFrequencyPenalties, checkSampling, sampleToken, seededRandom, tokenLogprob } from "../src/generate/sampling.js";
 import { loadTokenizer } from "../src/formats/tokenizer.js";
 import { UserError } from "../src/errors.js";
@@ -99,4 +99,32 @@ test("logprobs: prompt and generated tokens equal log-softmax of PyTorch's logit
   const small = tokenLogprob(new Float32Array([0, Math.log(3)]), 0, 2);
   assert.deepEqual(small.top.map((t) => t.token), [1, 0]);
   for (const [a, b] of [[small.logprob, Math.log(0.25)], [small.top[0].logprob, Math.log(0.75)]]) assert.ok(Math.abs(a - b) < 1e-6, `${a} vs ${b}; tolerance 1e-6`);
+});
+
+test("Batch: a sequence that joins mid-decode gets generate()'s tokens; prefill rows per step stay within the shared budget; finished sequences free their KV", async () => {
+  const { model } = await load(join(MODELS_DIR, name));
+  const a = [5, 6, 7];
+  const b = [9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+  const alone = (p: number[]) => generate(model, [p], { maxTokens: 8, temperature: 0.8, seed: 4 }).sequences[0].tokens;
+  const rows: number[][] = [];
+  const forward = model.forward.bind(model);
+  model.forward = (cache, seqs, tokens, logits) => (rows.push(tokens.map((t) => t.length)), forward(cache, seqs, tokens, logits));
+  try {
+    const batch = new Batch(model, { maxSequences: 2, prefillChunk: 4 });
+    const ra = batch.add(a, { maxTokens: 8, temperature: 0.8, seed: 4 });
+    let done = 0;
+    batch.step();
+    batch.step();
+    const rb = batch.add(b, { maxTokens: 8, temperature: 0.8, seed: 4, onDone: () => done++ });
+    while (batch.step());
+    assert.deepEqual(ra.tokens, alone(a));
+    assert.deepEqual(rb.tokens, alone(b));
+    assert.equal(done, 1);
+    // Steps 3-5: a decodes (1 row) while b prefills 4 + 4 + 2 prompt rows.
+    assert.deepEqual(rows.slice(2, 5), [[1, 4], [1, 4], [1, 2]]);
+    assert.equal(batch.cache.bytes(), 0, "both sequences freed their rows");
+    batch.dispose();
+  } finally {
+    model.forward = forward;
+  }
 });

@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .option("--kv-dtype <type>", "KV cache storage: f32, f16, bf16, int8", "f32")
     .option("--max-tokens-default <n>", "max_tokens for requests that give none", "256")
     .option("--parallel <n>", "sequences generated at once (continuous batching; KV for n × the context is reserved while busy); also the most prompts per request", "4")
-    .option("--prefill-chunk <n>", "prompt tokens per sequence per step; between steps the server answers /health, admits requests and notices hang-ups", "512")
+    .option("--prefill-chunk <n>", "prompt tokens per step, shared by the requests still prefilling; between steps the server answers /health, admits requests and notices hang-ups", "512")
     .option("--backend <name>", "kernels: auto, wasm, reference", "auto")
     .option("--model-name <id>", "model id in /v1/models and responses (default: the folder or file name)")
     .option("--chat-template <file>", "Jinja chat template to use instead of the model's (or when it has none)")

@@ -18,7 +18,7 @@ export interface GenerateOptions extends SamplingOptions {
   stopStrings?: string[]; // generation ends when the text contains one (it is cut off)
   decode?: (ids: number[]) => string; // token ids → text (needed for text and stop strings)
   kvDtype?: KvDtype; // default f32
-  prefillChunk?: number; // prompt tokens per sequence per forward call, default 512
+  prefillChunk?: number; // prompt tokens per forward call (shared by the prompts of a batch), default 512
   onText?: (seq: number, delta: string) => void; // streamed text of prompt `seq`
   onToken?: (seq: number, token: number, logprob?: TokenLogprob) => void; // logprob when opts.logprobs is set
   logprobs?: number; // report each generated token's log-probability and this many alternatives (e.g. 5); undefined = none
@@ -137,7 +137,7 @@ export interface BatchOptions {
   maxSequences: number; // sequences at once (the cache's capacity), e.g. 4
   kind?: "paged" | "contiguous"; // default paged
   kvDtype?: KvDtype; // default f32
-  prefillChunk?: number; // prompt tokens per sequence per step, default 512
+  prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
   keepFinished?: boolean; // keep finished sequences' KV rows until dispose (generate() reports their bytes); default false
 }
 
@@ -210,13 +210,25 @@ export class Batch {
   step(): boolean {
     for (const s of this.seqs) if (s.opts.signal?.aborted) this.finish(s, true);
     this.seqs = this.seqs.filter((s) => !s.done);
-    const run = this.seqs;
-    if (run.length === 0) return false;
+    if (this.seqs.length === 0) return false;
     const { model } = this;
     const V = model.spec.vocabSize;
-    const chunk = this.opts.prefillChunk ?? 512;
     const t = performance.now();
-    const inputs = run.map((s) => (s.prefilled < s.prompt.length ? s.prompt.slice(s.prefilled, s.prefilled + chunk) : [s.last]));
+    // Every decoding sequence feeds its last token; prefilling ones share a budget of prefillChunk
+    // prompt tokens per step, in arrival order (vLLM's chunked prefill), so a long prompt that joins
+    // delays the others' next token by one chunk's worth of compute at most.
+    let budget = this.opts.prefillChunk ?? 512;
+    const run: Seq[] = [];
+    const inputs: number[][] = [];
+    for (const s of this.seqs) {
+      if (s.prefilled >= s.prompt.length) inputs.push([s.last]);
+      else if (budget > 0) {
+        const n = Math.min(budget, s.prompt.length - s.prefilled);
+        budget -= n;
+        inputs.push(s.prompt.slice(s.prefilled, s.prefilled + n));
+      } else continue; // waits for a later step
+      run.push(s);
+    }
     const prefilling = run.some((s) => s.prefilled < s.prompt.length);
     // Prompt logprobs need every row's logits; otherwise only each sequence's last row.
     const all = run.some((s) => s.opts.promptLogprobs && s.prefilled < s.prompt.length);

@@ -35,7 +35,7 @@ export interface SchedulerOptions {
   model: DecoderModel;
   slots: number; // sequences generated at once, e.g. 4 (llama-server's --parallel)
   kvDtype?: KvDtype;
-  prefillChunk?: number; // prompt tokens per sequence per step, default 512
+  prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
 }
 
 export class Scheduler {

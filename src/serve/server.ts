@@ -13,7 +13,7 @@ import { ApiError, completionResponse, envelope, logprobsObject, modelList, pars
 export interface ServerOptions {
   served: ServedModel;
   kvDtype?: KvDtype; // KV cache storage for every request, default f32
-  prefillChunk?: number; // prompt tokens per sequence per step, default 512
+  prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
   host?: string; // e.g. "127.0.0.1"
   port?: number; // 0 = any free port; default 8080
   apiKey?: string; // when set, every route but /health needs "Authorization: Bearer <key>"
