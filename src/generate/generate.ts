@@ -154,8 +154,8 @@ interface Seq {
   prefilled: number; // prompt tokens in the cache
   last: number; // the sampled token to feed next (decoding)
   done: boolean;
-  t0: number; // performance.now() of its first prefill step, its last, and its end (0: not yet)
-  t1: number;
+  t0: number; // performance.now() when its first step began (0: not yet)
+  t1: number; // ... and when its prefill ended (0: not yet)
 }
 
 /**
@@ -168,7 +168,8 @@ interface Seq {
  */
 export class Batch {
   readonly cache: KvCache;
-  private seqs: Seq[] = [];
+  private seqs: Seq[] = []; // running
+  private held = 0; // sequences with rows in the cache: running, plus finished ones when keepFinished
   prefillSeconds = 0; // wall time of the steps that held prefill rows
   decodeSeconds = 0; // ... and of the decode-only steps
   decodeTokens = 0; // rows fed back by decode
@@ -193,7 +194,8 @@ export class Batch {
     const V = this.model.spec.vocabSize;
     if (k !== undefined && (!Number.isInteger(k) || k < 0 || k > V)) throw new UserError(`generate: logprobs must be an integer in [0, ${V}], got ${k}`);
     if (opts.promptLogprobs && k === undefined) throw new UserError("generate: promptLogprobs needs logprobs (the number of alternatives, e.g. 0)");
-    if (this.seqs.length >= this.opts.maxSequences) throw new Error(`Batch.add: ${this.seqs.length} sequences running, the batch holds ${this.opts.maxSequences}`);
+    if (this.held >= this.opts.maxSequences) throw new Error(`Batch.add: ${this.held} sequences hold KV rows; the batch holds ${this.opts.maxSequences}`);
+    this.held++;
     const out: SequenceResult = {
       tokens: [], text: "", finishReason: "length",
       ...(k !== undefined ? { logprobs: [] } : {}),
@@ -290,7 +292,10 @@ export class Batch {
       if (opts.decode && out.finishReason !== "stop" && out.tokens.length > 0) out.text = opts.decode(out.tokens); // tokenizers reject an empty list
       if (opts.onText && out.text.length > s.emitted) opts.onText(out.text.slice(s.emitted));
     }
-    if (!this.opts.keepFinished) this.cache.freeSequence(s.cacheSeq);
+    if (!this.opts.keepFinished) {
+      this.cache.freeSequence(s.cacheSeq);
+      this.held--;
+    }
     const t2 = performance.now();
     const [t0, t1] = [s.t0 || t2, s.t1 || t2]; // aborted before or during prefill
     opts.onDone?.(out, { aborted, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 });
