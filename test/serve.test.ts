@@ -63,10 +63,15 @@ function direct(s: Served, prompt: number[], maxTokens: number) {
   return generate(s.rt.model, [prompt], { maxTokens, temperature: 0, stopTokens: tok.eosIds, decode: (ids) => tok.decode(ids) }).sequences[0];
 }
 
-test("GET /v1/models and /health", async () => {
+test("GET /v1/models, /v1/models/{id} and /health", async () => {
   const m = await (await fetch(def.server.url + "/v1/models")).json();
   assert.equal(m.object, "list");
   assert.deepEqual(m.data.map((d: any) => [d.id, d.object, d.max_model_len]), [["default", "model", 256]]);
+  const one = await (await fetch(def.server.url + "/v1/models/default")).json();
+  assert.deepEqual(one, m.data[0]);
+  const other = await fetch(def.server.url + "/v1/models/gpt-4");
+  assert.equal(other.status, 404);
+  assert.equal((await other.json()).error.code, "model_not_found");
   const h = await (await fetch(def.server.url + "/health")).json();
   assert.equal(h.status, "ok");
 });

@@ -101,6 +101,16 @@ const ROUTES: Record<string, { method: "GET" | "POST"; auth: boolean; run: Handl
   "/tokenize": { method: "POST", auth: true, run: tokenize },
   "/detokenize": { method: "POST", auth: true, run: detokenize },
 };
+/** GET /v1/models/{id}: the model object, or 404 for another id. */
+const MODEL_ROUTE: (typeof ROUTES)[string] = {
+  method: "GET", auth: true,
+  run: async (ctx, req, res) => {
+    const id = decodeURIComponent((req.url ?? "").split("?")[0].slice("/v1/models/".length));
+    const model = modelList(ctx.opts.served, ctx.created).data[0];
+    if (id !== model.id) throw new ApiError(404, `model "${id}" does not exist; this server has "${model.id}"`, "model", "model_not_found");
+    sendJson(res, 200, model);
+  },
+};
 // llama-server also answers without the /v1 prefix.
 for (const p of ["/models", "/completions", "/chat/completions"]) ROUTES[p] = ROUTES[`/v1${p}`];
 
@@ -267,7 +277,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
       rec.status = 204;
       return;
     }
-    const route = ROUTES[path];
+    const route = ROUTES[path] ?? (path.startsWith("/v1/models/") ? MODEL_ROUTE : undefined);
     if (!route) throw new ApiError(404, `unknown route ${req.method} ${path}; this server has GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, POST /detokenize, GET /metrics`, null, "not_found");
     if (req.method !== route.method) {
       res.setHeader("Allow", `${route.method}, OPTIONS`);
