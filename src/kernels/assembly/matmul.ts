@@ -12,7 +12,7 @@ import { dotTile } from "./tiles";
 import { matmulKnItem } from "./matmulkn";
 import * as L from "./layout";
 
-const KC = 256; // Kin chunk: 4 x rows + NB w rows of KC f32 stay in L1
+const KC = 512; // Kin chunk: 4 x rows + NB w rows of KC f32 stay in L1
 
 // @ts-ignore: decorator
 @inline function arg(ctl: usize, i: i32): u32 {
