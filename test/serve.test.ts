@@ -72,6 +72,7 @@ test("GET /v1/models, /v1/models/{id} and /health", async () => {
   const other = await fetch(def.server.url + "/v1/models/gpt-4");
   assert.equal(other.status, 404);
   assert.equal((await other.json()).error.code, "model_not_found");
+  assert.equal((await fetch(def.server.url + "/v1/models/%E0%A4%A")).status, 400, "malformed percent-encoding is the client's mistake");
   const h = await (await fetch(def.server.url + "/health")).json();
   assert.equal(h.status, "ok");
 });

@@ -105,7 +105,13 @@ const ROUTES: Record<string, { method: "GET" | "POST"; auth: boolean; run: Handl
 const MODEL_ROUTE: (typeof ROUTES)[string] = {
   method: "GET", auth: true,
   run: async (ctx, req, res) => {
-    const id = decodeURIComponent((req.url ?? "").split("?")[0].slice("/v1/models/".length));
+    const raw = (req.url ?? "").split("?")[0].replace(/\/+$/, "").slice("/v1/models/".length);
+    let id: string;
+    try {
+      id = decodeURIComponent(raw);
+    } catch {
+      throw new ApiError(400, `model id "${raw}": malformed percent-encoding`, "model");
+    }
     const model = modelList(ctx.opts.served, ctx.created).data[0];
     if (id !== model.id) throw new ApiError(404, `model "${id}" does not exist; this server has "${model.id}"`, "model", "model_not_found");
     sendJson(res, 200, model);
