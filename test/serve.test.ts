@@ -201,6 +201,35 @@ test("a client that hangs up mid-stream stops the generation", async () => {
   assert.deepEqual([h.status, h.running, h.queued], ["ok", 0, 0]);
 });
 
+test("one slot: a request waits in line; its client leaving while queued answers it at once (aborted, no tokens)", async () => {
+  const records: RequestRecord[] = [];
+  const one = await startServer({ served: { id: "default", model: def.rt.model, tokenizer: def.rt.tokenizer, maxTokensDefault: 4, parallel: 1 }, port: 0, onRequestDone: (r) => records.push(r) });
+  const health = async () => (await fetch(one.url + "/health")).json();
+  const until = async (ok: (h: any) => boolean) => {
+    for (let h = await health(); !ok(h); h = await health()) await new Promise((r) => setTimeout(r, 5));
+  };
+  try {
+    const long = new AbortController();
+    const res = await fetch(one.url + "/v1/completions", { method: "POST", signal: long.signal, body: JSON.stringify({ prompt: "In", max_tokens: 200, ignore_eos: true, stream: true }) });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const queued = new AbortController();
+    const second = fetch(one.url + "/v1/completions", { method: "POST", signal: queued.signal, body: JSON.stringify({ prompt: "We", max_tokens: 4 }) }).catch(() => "aborted");
+    await until((h) => h.queued === 1 && h.running === 1);
+    queued.abort();
+    assert.equal(await second, "aborted");
+    await until((h) => h.queued === 0);
+    assert.equal((await health()).running, 1, "the long request still runs");
+    const done = () => records.filter((r) => r.path === "/v1/completions");
+    while (done().length === 0) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual([done()[0].status, done()[0].aborted, done()[0].completionTokens], [499, true, 0]);
+    long.abort();
+    await reader.read().catch(() => undefined);
+  } finally {
+    await one.close();
+  }
+});
+
 test("/v1/chat/completions renders the chat template; streamed deltas start with the role and concatenate to the message", async () => {
   const tok = chat.rt.tokenizer!;
   const messages = [{ role: "system", content: "be brief" }, { role: "user", content: [{ type: "text", text: "the cat" }] }];

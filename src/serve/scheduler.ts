@@ -99,13 +99,11 @@ export class Scheduler {
 
   /** Moves waiting requests into the batch while their prompts fit in the free slots (first come, first served). */
   private admit(batch: Batch): void {
+    // Requests whose clients left while waiting are answered (aborted) wherever they are in line.
+    for (const entry of this.waiting) if (entry.stop.signal.aborted) entry.resolve({ ...entry.out, aborted: true });
+    this.waiting = this.waiting.filter((entry) => !entry.stop.signal.aborted);
     while (this.waiting.length > 0) {
       const entry = this.waiting[0];
-      if (entry.stop.signal.aborted) {
-        this.waiting.shift();
-        entry.resolve({ ...entry.out, aborted: true });
-        continue;
-      }
       if (batch.active + entry.prompts.length > this.opts.slots) return;
       this.waiting.shift();
       this.inflight.add(entry);
