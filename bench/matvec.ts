@@ -7,6 +7,8 @@
 //   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16] [--seconds 0.5] [--hot] [--baseline old.wasm]
 // --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current one (same-run
 // A/B on this shared, noisy machine); its GB/s is printed as "base" and the speed-up as "×base".
+// Calibrate first: --baseline with a copy of the current build read 1.03-1.15x (2026-11-29), a bias
+// toward the current build that an A/B must exceed to count.
 // --finite: the current build's calls set MatmulCall.wFinite (f16: no in-loop inf/NaN check).
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";

@@ -109,7 +109,9 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
 // all-finite w (MatmulCall.wFinite), a max over |h| per 4 rows detects them, and that block is
 // recomputed on the exact h2f path.
 const X_FAST_MAX: f32 = 16384.0;
-// Two measured details of the loop (bench/matvec.ts --baseline, f16, 1 thread: 1.16-1.29x together):
+// Two measured details of the loop (bench/matvec.ts --baseline, f16, 1 thread: 1.09-1.23x against the
+// previous build on the 768-wide shapes, where the same build against itself reads 1.03-1.10x, so
+// ~1.05-1.15x; no change for Kin >= 2048):
 // - The masks are loaded from F16_MASK before the loop. Written as i32x4.splat(constant), each use
 //   inside the loop became a v128.const, which V8 rematerialises per use (TurboFan does not hoist
 //   loop invariants), and the extra instructions cost ~8 %.
