@@ -5,10 +5,11 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
-import { applyChatTemplate } from "../formats/tokenizer.js";
+import { applyChatTemplate, specialTokenIds } from "../formats/tokenizer.js";
 import { generate } from "../generate/generate.js";
 import { openRuntime } from "../generate/runtime.js";
 import { defaultModelDir } from "../package-root.js";
+import { encodeRendered } from "../serve/openai.js";
 
 interface GenerateFlags {
   prompt: string[];
@@ -31,6 +32,8 @@ interface GenerateFlags {
 }
 
 const collect = (v: string, acc: string[]) => [...acc, v];
+/** More kernel threads than this only costs memory (each worker holds its own WASM instance). */
+const MAX_THREADS = 256;
 
 function number(name: string, v: string, integer = false): number {
   const n = Number(v);
@@ -67,7 +70,11 @@ export function register(program: Command): void {
       if (flags.prompt.length > 0 && flags.promptTokens !== undefined) throw new UserError("generate: give either --prompt or --prompt-tokens, not both");
       if (!["f32", "f16", "bf16", "int8"].includes(flags.kvDtype)) throw new UserError(`--kv-dtype "${flags.kvDtype}": expected f32, f16, bf16 or int8`);
       if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
+      if (flags.promptTokens !== undefined && (flags.chat || flags.system !== undefined)) throw new UserError("generate: --chat and --system wrap --prompt text; --prompt-tokens are used as given");
+      if (flags.system !== undefined && !flags.chat) throw new UserError("generate: --system needs --chat (the system message goes through the chat template)");
+      if (flags.stop.some((s) => s === "")) throw new UserError(`--stop "": expected a non-empty stop string`);
       const threads = flags.threads !== undefined ? number("--threads", flags.threads, true) : undefined;
+      if (threads !== undefined && (threads < 1 || threads > MAX_THREADS)) throw new UserError(`--threads ${threads}: expected an integer from 1 to ${MAX_THREADS}`);
       const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: flags.promptTokens !== undefined ? "optional" : true });
       try {
         let prompts: number[][];
@@ -80,9 +87,16 @@ export function register(program: Command): void {
             const messages = [...(flags.system ? [{ role: "system", content: flags.system }] : []), { role: "user", content: p }];
             return applyChatTemplate(tok, messages, modelPath);
           }));
-          prompts = texts.map((t) => tok.encode(t));
+          // A rendered template usually writes its own BOS: keep one (as serve and HF's apply_chat_template do).
+          prompts = texts.map((t) => (flags.chat ? encodeRendered(tok, t) : tok.encode(t)));
         }
         const tok = rt.tokenizer;
+        // End-of-sequence ids: the tokenizer's, else (--prompt-tokens with no tokenizer files) the config's.
+        // Ids outside the vocabulary would never be sampled, so generation would silently never stop.
+        const eos = tok?.eosIds ?? (rt.dir ? specialTokenIds(rt.dir).eos : []);
+        if (rt.dir) specialTokenIds(rt.dir, rt.spec.vocabSize); // names the file and field of an out-of-range id
+        const badEos = eos.find((id) => id >= rt.spec.vocabSize);
+        if (badEos !== undefined) throw new UserError(`${modelPath}: end-of-sequence token id ${badEos} is outside the vocabulary [0, ${rt.spec.vocabSize})`);
         const stream = !flags.json && prompts.length === 1 && tok !== null;
         const result = generate(rt.model, prompts, {
           maxTokens: number("--max-tokens", flags.maxTokens, true),
@@ -92,7 +106,7 @@ export function register(program: Command): void {
           minP: number("--min-p", flags.minP),
           repetitionPenalty: number("--repetition-penalty", flags.repetitionPenalty),
           seed: flags.seed !== undefined ? number("--seed", flags.seed, true) : undefined,
-          stopTokens: flags.ignoreEos ? [] : tok?.eosIds ?? [],
+          stopTokens: flags.ignoreEos ? [] : eos,
           stopStrings: flags.stop,
           decode: tok ? (ids) => tok.decode(ids) : undefined,
           kvDtype: flags.kvDtype as KvDtype,

@@ -4,17 +4,18 @@
 // uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
 // matrices in the requested dtype, llama3 rope_scaling as the rope_freqs tensor, and the
 // tokenizer.json vocabulary as a "gpt2" (byte-level BPE) tokenizer.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { bf16ToF32, f16DecodeTable, f32ToF16 } from "../kvcache/convert.js";
 import { encodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
 import { ropeInvFreq } from "../models/blocks.js";
-import { checkSupported } from "../models/index.js";
+import { checkModel, checkSupported } from "../models/index.js";
 import { loadHfConfigSpec } from "../spec/load.js";
 import type { ModelSpec } from "../spec/types.js";
 import { ggufNameOf, permuteQK, writeGguf, type GgufTensorOut, type GgufValue } from "./gguf.js";
 import { safetensorsSource } from "./source.js";
+import { chatTemplateOf, readJsonFile, specialTokenIds } from "./tokenizer.js";
 
 export interface ExportResult {
   tensors: number;
@@ -27,6 +28,8 @@ const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7 } as const;
 
 /** Converts `hfDir` (model_type llama or qwen2) to a GGUF file readable by llama.cpp. */
 export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q8_0", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
+  if (!existsSync(hfDir)) throw new UserError(`${hfDir}: no such file or folder`);
+  if (!statSync(hfDir).isDirectory()) throw new UserError(`${hfDir}: expected an HF model folder (config.json + safetensors + tokenizer.json)`);
   const configPath = join(hfDir, "config.json");
   if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
   const spec = loadHfConfigSpec(configPath);
@@ -41,6 +44,11 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
   // (below), which our reader applies and llama.cpp's llama architecture ignores.
   const arch = spec.family === "gpt_bigcode" ? "starcoder" : spec.family === "mistral" ? "llama" : spec.family;
   const src = safetensorsSource(hfDir);
+  // The checkpoint must match its config (as loading demands) before anything is written: a GGUF
+  // with a missing or misshapen tensor would only fail later, in llama.cpp or in `mqa generate`.
+  checkModel(spec, src);
+  const inputs = new Set([configPath, join(hfDir, "tokenizer.json"), join(hfDir, "tokenizer_config.json"), ...(src.files?.() ?? [])].map((f) => resolve(f)));
+  if (inputs.has(resolve(out))) throw new UserError(`${out}: is one of the input files being converted; expected a new output path`);
   const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = spec;
   const tensors: GgufTensorOut[] = [];
   let bytes = 0;
@@ -136,11 +144,11 @@ function readF32(read: (name: string, dst: Uint8Array) => void, name: string, dt
 export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, GgufValue][] {
   const path = join(hfDir, "tokenizer.json");
   if (!existsSync(path)) throw new UserError(`${hfDir}: no tokenizer.json (GGUF files carry the vocabulary; llama.cpp needs it)`);
-  const tj = JSON.parse(readFileSync(path, "utf8")) as {
+  const tj = readJsonFile(path) as {
     model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
     added_tokens?: { id: number; content: string; special?: boolean }[];
   };
-  if (tj.model?.type !== "BPE" || !tj.model.vocab) throw new UserError(`${path}: export-gguf supports byte-level BPE tokenizers (model.type "BPE"); got ${JSON.stringify(tj.model?.type)}`);
+  if (tj.model?.type !== "BPE" || !tj.model.vocab) throw new UserError(`${path}: export-gguf supports byte-level BPE tokenizers (model.type "BPE"); got ${tj.model?.type === undefined ? "no model.type" : JSON.stringify(tj.model.type)}`);
   const tokens: string[] = new Array(vocabSize).fill("");
   const types: number[] = new Array(vocabSize).fill(1); // 1 normal, 3 control, 5 unused
   for (const [tok, id] of Object.entries(tj.model.vocab)) if (id < vocabSize) tokens[id] = tok;
@@ -165,14 +173,15 @@ export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, Gg
     ["tokenizer.ggml.token_type", { type: "i32[]", value: types }],
     ["tokenizer.ggml.merges", { type: "string[]", value: merges }],
   ];
-  const config = JSON.parse(readFileSync(join(hfDir, "config.json"), "utf8")) as Record<string, unknown>;
-  for (const [key, field] of [["bos_token_id", "bos_token_id"], ["eos_token_id", "eos_token_id"]] as const) {
-    const v = config[field];
-    if (typeof v === "number") meta.push([`tokenizer.ggml.${key}`, { type: "u32", value: v }]);
-  }
-  if (existsSync(cfgPath)) {
-    const tc = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
-    if (typeof tc.chat_template === "string") meta.push(["tokenizer.chat_template", { type: "string", value: tc.chat_template }]);
-  }
+  // GGUF has one eos id: the first of a list (Llama-3.1-Instruct: [128001, 128008, 128009]); the others
+  // go into eot/eom, which llama.cpp (and our reader) also treat as end of generation.
+  const ids = specialTokenIds(hfDir, vocabSize);
+  if (ids.bos.length > 0) meta.push(["tokenizer.ggml.bos_token_id", { type: "u32", value: ids.bos[0] }]);
+  (["eos", "eot", "eom"] as const).forEach((kind, i) => {
+    if (ids.eos[i] !== undefined) meta.push([`tokenizer.ggml.${kind}_token_id`, { type: "u32", value: ids.eos[i] }]);
+  });
+  const tc = readJsonFile(cfgPath);
+  const template = tc ? chatTemplateOf(tc) : null;
+  if (template !== null) meta.push(["tokenizer.chat_template", { type: "string", value: template }]);
   return meta;
 }

@@ -11,13 +11,14 @@
 // rotate_half layout (pairs (i, i + D/2)) to GGML's interleaved layout (pairs (2i, 2i + 1)):
 //   gguf row 2i + j of a head = hf row j·D/2 + i   (j ∈ {0, 1}, i < D/2)
 // `permuteQK` applies it and `unpermuteQK` undoes it.
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { f16DecodeTable } from "../kvcache/convert.js";
 import { decodeQ8_0 } from "../kernels/q8.js";
 import type { TensorSource } from "../models/weights.js";
 import { specFromGgufMetadata } from "../spec/gguf.js";
+import { checkGgufComplete, checkGgufPrelude } from "../spec/load.js";
 import type { ModelSpec } from "../spec/types.js";
 
 export const GGUF_ALIGNMENT = 32;
@@ -115,7 +116,15 @@ export function writeGguf(path: string, metadata: [string, GgufValue][], tensors
     offset += t.bytes + pad(t.bytes);
   }
   head.push(Buffer.alloc(pad(head.size)));
-  const fd = openSync(path, "w");
+  // Written beside the target and renamed at the end: a failed conversion (bad tensor, full disk)
+  // leaves no half-written .gguf behind, and never truncates an existing file before it succeeds.
+  const partial = `${path}.partial-${process.pid}`;
+  let fd: number;
+  try {
+    fd = openSync(partial, "w");
+  } catch (e) {
+    throw new UserError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); expected a writable path in an existing folder`);
+  }
   try {
     for (const p of head.parts) writeSync(fd, p);
     for (const t of tensors) {
@@ -127,8 +136,15 @@ export function writeGguf(path: string, metadata: [string, GgufValue][], tensors
       if (n !== t.bytes) throw new Error(`writeGguf: tensor ${t.name} wrote ${n} bytes; expected ${t.bytes}`);
       writeSync(fd, Buffer.alloc(pad(t.bytes)));
     }
-  } finally {
     closeSync(fd);
+    renameSync(partial, path);
+  } catch (e) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    rmSync(partial, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EISDIR") throw new UserError(`${path}: is a folder; expected an output file path`);
+    if (typeof code === "string") throw new UserError(`${path}: writing failed (${code}: ${(e as Error).message.split("\n")[0]})`);
+    throw e;
   }
 }
 
@@ -238,6 +254,7 @@ export interface GgufFile {
 
 /** Parses a GGUF file's metadata and tensor table, validating every tensor against the file size. */
 export async function readGguf(path: string): Promise<GgufFile> {
+  checkGgufPrelude(path);
   const { gguf } = await import("@huggingface/gguf");
   let parsed;
   try {
@@ -245,11 +262,17 @@ export async function readGguf(path: string): Promise<GgufFile> {
   } catch (e) {
     throw new UserError(`${path}: cannot read GGUF (${(e as Error).message.split("\n")[0]})`);
   }
+  checkGgufComplete(path, parsed);
   const { statSync } = await import("node:fs");
   const fileBytes = statSync(path).size;
   const dataStart = Number(parsed.tensorDataOffset);
+  const alignment = Number((parsed.metadata as Record<string, unknown>)["general.alignment"] ?? GGUF_ALIGNMENT);
+  if (!Number.isInteger(alignment) || alignment < 1) throw new UserError(`${path}: general.alignment is ${alignment}; expected a positive integer (default 32)`);
   const tensors = new Map<string, GgufTensor>();
   for (const t of parsed.tensorInfos) {
+    // llama.cpp rejects a tensor whose data does not start on the file's alignment; so do we.
+    if (Number(t.offset) % alignment !== 0) throw new UserError(`${path}: tensor "${t.name}" data offset ${t.offset} is not a multiple of general.alignment ${alignment}; the file is corrupt`);
+    if (tensors.has(t.name)) throw new UserError(`${path}: tensor "${t.name}" appears twice in the tensor table; the file is corrupt`);
     const shape = t.shape.map(Number).reverse();
     const numel = shape.reduce((a, b) => a * b, 1);
     const type = Number(t.dtype);
@@ -295,6 +318,7 @@ function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
   const file = await readGguf(path);
   const arch = file.metadata["general.architecture"];
+  if (arch === undefined) throw new UserError(`${path}: missing GGUF key general.architecture; expected llama, qwen2, gemma, gpt2 or starcoder`);
   if (arch !== "llama" && arch !== "qwen2" && arch !== "gemma" && arch !== "starcoder" && arch !== "gpt2") {
     throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama, qwen2, gemma, gpt2 or starcoder`);
   }

@@ -12,5 +12,6 @@ export function safetensorsSource(pathOrDir: string): TensorSource {
       return t ? { dtype: t.dtype, shape: t.shape } : undefined;
     },
     read: (name, dst) => readTensorBytes(tensors.get(name)!, dst),
+    files: () => [...new Set([...tensors.values()].map((t) => t.file))],
   };
 }

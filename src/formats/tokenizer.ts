@@ -19,32 +19,81 @@ export interface TextTokenizer {
   chatTemplate: string | null;
 }
 
-function readJson(path: string): Record<string, unknown> | null {
+/** A JSON object file (null when absent); unreadable, malformed or non-object content is a UserError naming the file. */
+export function readJsonFile(path: string): Record<string, unknown> | null {
   if (!existsSync(path)) return null;
+  let json: unknown;
   try {
-    return JSON.parse(readFileSync(path, "utf8").replace(/^\uFEFF/, ""));
+    json = JSON.parse(readFileSync(path, "utf8").replace(/^\uFEFF/, ""));
   } catch (e) {
     throw new UserError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
   }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new UserError(`${path}: expected a JSON object, got ${Array.isArray(json) ? "an array" : String(json)}`);
+  return json as Record<string, unknown>;
 }
 
 const tokenText = (t: unknown): string | null => (typeof t === "string" ? t : t && typeof t === "object" && typeof (t as { content?: unknown }).content === "string" ? (t as { content: string }).content : null);
 
-/** eos ids: generation_config.json's eos_token_id, else config.json's (a number or a list). */
-function eosFrom(dir: string): number[] {
-  for (const f of ["generation_config.json", "config.json"]) {
-    const j = readJson(join(dir, f));
-    const v = j?.eos_token_id;
-    if (typeof v === "number") return [v];
-    if (Array.isArray(v)) return v.filter((x): x is number => typeof x === "number");
+/** One special-token field: an id, a list of ids (Llama-3.1: eos [128001, 128008, 128009]) or null. */
+function idList(file: string, field: string, v: unknown, vocabSize?: number): number[] {
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  for (const id of list) {
+    if (!Number.isInteger(id) || (id as number) < 0) throw new UserError(`${file}: field ${field} is ${JSON.stringify(v).slice(0, 60)}; expected a token id or a list of token ids`);
+    if (vocabSize !== undefined && (id as number) >= vocabSize) throw new UserError(`${file}: ${field} ${id} is outside the vocabulary [0, ${vocabSize})`);
   }
-  return [];
+  return list as number[];
 }
 
-/** Builds a tokenizer from an HF tokenizer.json document and its tokenizer_config. */
-export async function tokenizerFromJson(json: object, config: Record<string, unknown>, eosIds: number[]): Promise<TextTokenizer> {
+/**
+ * bos and eos ids of an HF folder: generation_config.json's, else config.json's (as transformers'
+ * generate() does). With vocabSize, ids outside [0, vocabSize) are an error naming the file.
+ */
+export function specialTokenIds(dir: string, vocabSize?: number): { bos: number[]; eos: number[] } {
+  const out = { bos: [] as number[], eos: [] as number[] };
+  for (const f of ["config.json", "generation_config.json"]) {
+    const path = join(dir, f);
+    const j = readJsonFile(path);
+    if (!j) continue;
+    for (const k of ["bos", "eos"] as const) {
+      const ids = idList(path, `${k}_token_id`, j[`${k}_token_id`], vocabSize);
+      if (ids.length > 0) out[k] = ids; // generation_config.json (read second) wins
+    }
+  }
+  return out;
+}
+
+/** tokenizer_config.json's chat_template: a string, or a list of {name, template} where "default" is used (as transformers does). */
+export function chatTemplateOf(config: Record<string, unknown>): string | null {
+  const t = config.chat_template;
+  if (typeof t === "string") return t;
+  if (Array.isArray(t)) {
+    const named = t.find((x) => x && typeof x === "object" && (x as { name?: unknown }).name === "default");
+    const template = named ? (named as { template?: unknown }).template : undefined;
+    return typeof template === "string" ? template : null;
+  }
+  return null;
+}
+
+const MODEL_TYPES = ["BPE", "WordPiece", "Unigram", "WordLevel"];
+
+/**
+ * Builds a tokenizer from an HF tokenizer.json document and its tokenizer_config. A document the
+ * tokenizers library cannot build is a UserError naming `where` (the file).
+ */
+export async function tokenizerFromJson(json: object, config: Record<string, unknown>, eosIds: number[], where = "tokenizer.json"): Promise<TextTokenizer> {
   const { Tokenizer } = await import("@huggingface/tokenizers");
-  const tok = new Tokenizer(json, config);
+  const model = (json as { model?: { type?: unknown; vocab?: unknown } }).model;
+  if (!model || typeof model !== "object") throw new UserError(`${where}: no "model" object; expected an HF tokenizers document (tokenizer.json)`);
+  if (model.type !== undefined && !MODEL_TYPES.includes(String(model.type))) throw new UserError(`${where}: model.type ${JSON.stringify(model.type)} is not a tokenizer model; expected one of ${MODEL_TYPES.join(", ")}`);
+  if (!model.vocab || typeof model.vocab !== "object") throw new UserError(`${where}: model.vocab is missing; expected the vocabulary`);
+  let tok: InstanceType<typeof Tokenizer>;
+  try {
+    tok = new Tokenizer(json, config);
+    tok.encode("a", { add_special_tokens: true }); // some malformed parts (normalizer, pre-tokenizer) only fail on first use
+  } catch (e) {
+    throw new UserError(`${where}: cannot build the tokenizer (${String((e as Error)?.message ?? e).split("\n")[0]})`);
+  }
   const eosToken = tokenText(config.eos_token);
   const ids = [...eosIds];
   if (ids.length === 0 && eosToken) {
@@ -57,16 +106,16 @@ export async function tokenizerFromJson(json: object, config: Record<string, unk
     eosIds: ids,
     bosToken: tokenText(config.bos_token),
     eosToken,
-    chatTemplate: typeof config.chat_template === "string" ? config.chat_template : null,
+    chatTemplate: chatTemplateOf(config),
   };
 }
 
 /** tokenizer.json (+ tokenizer_config.json) of an HF model folder. */
 export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   const path = join(dir, "tokenizer.json");
-  const json = readJson(path);
+  const json = readJsonFile(path);
   if (!json) throw new UserError(`${dir}: no tokenizer.json; pass --prompt-tokens to give token ids directly`);
-  return tokenizerFromJson(json, readJson(join(dir, "tokenizer_config.json")) ?? {}, eosFrom(dir));
+  return tokenizerFromJson(json, readJsonFile(join(dir, "tokenizer_config.json")) ?? {}, specialTokenIds(dir).eos, path);
 }
 
 /** A GGUF file's embedded vocabulary ("gpt2" byte-level BPE) as a tokenizer. */
@@ -74,7 +123,7 @@ export async function tokenizerFromGguf(meta: Record<string, unknown>, path: str
   const model = meta["tokenizer.ggml.model"];
   const tokens = meta["tokenizer.ggml.tokens"];
   if (!Array.isArray(tokens)) throw new UserError(`${path}: no tokenizer.ggml.tokens; pass --prompt-tokens to give token ids directly`);
-  if (model === "llama") return spmFromGguf(meta, tokens as string[]);
+  if (model === "llama") return spmFromGguf(meta, tokens as string[], path);
   if (model !== "gpt2") throw new UserError(`${path}: GGUF tokenizer model "${String(model)}" is not supported ("gpt2" byte-level BPE and "llama" SentencePiece are); pass --prompt-tokens`);
   const types = (meta["tokenizer.ggml.token_type"] as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
@@ -89,14 +138,30 @@ export async function tokenizerFromGguf(meta: Record<string, unknown>, path: str
     model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false,
       vocab, merges: ((meta["tokenizer.ggml.merges"] as string[] | undefined) ?? []).map((m) => m.split(" ", 2)) },
   };
-  const eos = meta["tokenizer.ggml.eos_token_id"];
-  const bos = meta["tokenizer.ggml.bos_token_id"];
+  const { eos, bos, stops } = ggufSpecialIds(meta, path, tokens.length);
   const config = {
-    eos_token: typeof eos === "number" ? tokens[eos] : null,
-    bos_token: typeof bos === "number" ? tokens[bos] : null,
+    eos_token: eos !== null ? tokens[eos] : null,
+    bos_token: bos !== null ? tokens[bos] : null,
     chat_template: typeof meta["tokenizer.chat_template"] === "string" ? meta["tokenizer.chat_template"] : undefined,
   };
-  return tokenizerFromJson(json, config, typeof eos === "number" ? [eos] : []);
+  return tokenizerFromJson(json, config, stops, path);
+}
+
+/**
+ * GGUF special ids, each checked to lie inside the vocabulary. Generation stops at eos and at
+ * eot / eom (llama.cpp's llama_vocab_is_eog; export-gguf writes the 2nd and 3rd eos of a list there).
+ */
+function ggufSpecialIds(meta: Record<string, unknown>, path: string, vocab: number): { eos: number | null; bos: number | null; stops: number[] } {
+  const id = (kind: string): number | null => {
+    const key = `tokenizer.ggml.${kind}_token_id`;
+    const v = typeof meta[key] === "bigint" ? Number(meta[key]) : meta[key];
+    if (v === undefined || v === null) return null;
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= vocab) throw new UserError(`${path}: ${key} is ${String(v)}; expected a token id in [0, ${vocab})`);
+    return v as number;
+  };
+  const eos = id("eos");
+  const stops = [eos, id("eot"), id("eom")].filter((x): x is number => x !== null);
+  return { eos, bos: id("bos"), stops: [...new Set(stops)] };
 }
 
 /** Renders a chat template (Jinja) for `messages`, ending with the assistant's turn prompt. */
@@ -116,7 +181,7 @@ export async function applyChatTemplate(tok: TextTokenizer, messages: ChatMessag
  * into two pieces that are both in the vocabulary, ranked by the merged piece's score; spaces
  * become "▁" and a "▁" is prepended; BOS is added when tokenizer.ggml.add_bos_token (default true).
  */
-async function spmFromGguf(meta: Record<string, unknown>, tokens: string[]): Promise<TextTokenizer> {
+async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path: string): Promise<TextTokenizer> {
   const scores = (meta["tokenizer.ggml.scores"] as number[] | undefined) ?? tokens.map((_, i) => -i);
   const types = (meta["tokenizer.ggml.token_type"] as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
@@ -136,10 +201,9 @@ async function spmFromGguf(meta: Record<string, unknown>, tokens: string[]): Pro
   });
   merges.sort((a, b) => b.score - a.score || a.l - b.l || a.r - b.r);
   const unk = meta["tokenizer.ggml.unknown_token_id"];
-  const bos = meta["tokenizer.ggml.bos_token_id"];
-  const eos = meta["tokenizer.ggml.eos_token_id"];
-  const addBos = meta["tokenizer.ggml.add_bos_token"] !== false && typeof bos === "number";
-  const bosTok = typeof bos === "number" ? tokens[bos] : null;
+  const { eos, bos, stops } = ggufSpecialIds(meta, path, tokens.length);
+  const addBos = meta["tokenizer.ggml.add_bos_token"] !== false && bos !== null;
+  const bosTok = bos !== null ? tokens[bos] : null;
   const json = {
     version: "1.0", added_tokens: added,
     normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "▁" }, { type: "Replace", pattern: { String: " " }, content: "▁" }] },
@@ -153,9 +217,9 @@ async function spmFromGguf(meta: Record<string, unknown>, tokens: string[]): Pro
       fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: merges.map((m) => m.pair) },
   };
   const config = {
-    eos_token: typeof eos === "number" ? tokens[eos] : null,
+    eos_token: eos !== null ? tokens[eos] : null,
     bos_token: bosTok,
     chat_template: typeof meta["tokenizer.chat_template"] === "string" ? meta["tokenizer.chat_template"] : undefined,
   };
-  return tokenizerFromJson(json, config, typeof eos === "number" ? [eos] : []);
+  return tokenizerFromJson(json, config, stops, path);
 }

@@ -2,6 +2,7 @@
 // multi_query the fused c_attn is [E + 2D, E] = q (H heads) | k (1 head) | v (1 head): the classic
 // MQA layout. Without it, c_attn rows are per head [q_h | k_h | v_h] (transformers views them as
 // [H, 3D]), so the table gathers every head's slice.
+import { UserError } from "../errors.js";
 import type { ModelSpec } from "../spec/types.js";
 import type { DecoderOptions } from "./decoder.js";
 import { gpt2Options } from "./gpt2.js";
@@ -11,7 +12,7 @@ export function gptBigcodeTable(spec: ModelSpec): WeightRow[] {
   const { hiddenSize: E, vocabSize: V, numLayers: L, maxPositions: P, numHeads: H, numKvHeads: K, headDim: D } = spec;
   const F = spec.mlp.intermediateSize;
   const multiQuery = K === 1;
-  if (!multiQuery && K !== H) throw new RangeError(`gpt_bigcode: ${K} KV heads; transformers supports 1 (multi_query) or ${H}`);
+  if (!multiQuery && K !== H) throw new UserError(`${spec.source ?? "gpt_bigcode"}: ${K} KV heads; gpt_bigcode has 1 (multi_query true) or num_attention_heads = ${H} (multi_query false)`);
   const fused = multiQuery ? E + 2 * D : 3 * E;
   // Row ranges of q, k, v inside c_attn.
   const ranges: Record<string, [number, number][]> = multiQuery

@@ -14,7 +14,7 @@ import { gemmaOptions, gemmaTable } from "./gemma.js";
 import { gpt2Options, gpt2Table } from "./gpt2.js";
 import { gptBigcodeOptions, gptBigcodeTable } from "./gpt_bigcode.js";
 import { llamaOptions, llamaTable } from "./llama.js";
-import { loadWeights, type TensorSource, type WeightRow } from "./weights.js";
+import { checkWeights, loadWeights, type TensorSource, type WeightRow } from "./weights.js";
 
 export { DecoderModel, type CacheOptions, type DecoderOptions } from "./decoder.js";
 export type { TensorSource, Weight, WeightRow } from "./weights.js";
@@ -37,6 +37,7 @@ export const FAMILIES: Record<string, Family> = {
 /** Rejects specs the runtime cannot run, naming the feature. */
 export function checkSupported(spec: ModelSpec, where: string): Family {
   const family = FAMILIES[spec.family];
+  if (!family && spec.family === "unknown") throw new UserError(`${where}: missing field model_type; expected one of ${Object.keys(FAMILIES).join(", ")}`);
   if (!family) throw new UserError(`${where}: model_type "${spec.family}" is not supported; expected one of ${Object.keys(FAMILIES).join(", ")}`);
   if (spec.mla) throw new UserError(`${where}: multi-head latent attention is not supported by the runtime`);
   if (spec.mlp.numExperts > 1) throw new UserError(`${where}: mixture-of-experts MLPs are not supported by the runtime`);
@@ -45,7 +46,53 @@ export function checkSupported(spec: ModelSpec, where: string): Family {
   }
   if (spec.positions === "rope" && spec.headDim % 2 !== 0) throw new UserError(`${where}: head_dim ${spec.headDim} is odd; RoPE needs an even head dim`);
   if ((spec.partialRotaryFactor ?? 1) !== 1) throw new UserError(`${where}: partial rotary embeddings are not supported`);
+  // The family tables read no MLP or LM-head biases for LLaMA-style models: a config that has them
+  // would load and silently drop those tensors.
+  if (spec.mlpBias && ["llama", "mistral", "qwen2", "gemma"].includes(spec.family)) throw new UserError(`${where}: mlp_bias true is not supported for model_type "${spec.family}"; expected mlp_bias false`);
+  if (spec.lmHeadBias) throw new UserError(`${where}: an LM head bias is not supported; expected lm_head without bias`);
+  checkActivation(spec, where);
+  if (spec.positions === "rope") checkRopeScaling(spec, where);
   return family;
+}
+
+// Activations each family runs (the MLP kernels are SwiGLU for the LLaMA tables and tanh-GELU for
+// the others; exact "gelu" differs from the tanh form by < 1e-3 and is what llama.cpp runs too).
+const GELU = ["gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
+const ACTIVATIONS: Record<string, string[]> = { llama: ["silu", "swish"], mistral: ["silu", "swish"], qwen2: ["silu", "swish"], gemma: GELU, gpt2: GELU, gpt_bigcode: GELU };
+
+function checkActivation(spec: ModelSpec, where: string): void {
+  const allowed = ACTIVATIONS[spec.family];
+  if (spec.activation === undefined || !allowed || allowed.includes(spec.activation)) return; // GGUF specs carry no activation name
+  throw new UserError(`${where}: activation "${spec.activation}" is not supported for model_type "${spec.family}"; expected ${allowed.join(" or ")}`);
+}
+
+/**
+ * rope_scaling must be one the runtime implements (see ropeInvFreq) with every field it reads present:
+ * a llama3 object without `factor` would otherwise turn every frequency into NaN.
+ */
+function checkRopeScaling(spec: ModelSpec, where: string): void {
+  const s = spec.ropeScaling;
+  if (!s) return;
+  const type = String(s.rope_type ?? s.type ?? "default");
+  const positive = (key: string): number => {
+    const v = s[key];
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new UserError(`${where}: rope_scaling.${key} is ${JSON.stringify(v) ?? "missing"}; expected a positive number for rope_type "${type}"`);
+    return v;
+  };
+  if (type === "default") return;
+  if (type === "linear") positive("factor");
+  else if (type === "llama3") {
+    positive("factor");
+    positive("original_max_position_embeddings");
+    const lo = positive("low_freq_factor");
+    const hi = positive("high_freq_factor");
+    if (hi <= lo) throw new UserError(`${where}: rope_scaling.high_freq_factor ${hi} must exceed low_freq_factor ${lo}`);
+  } else if (type === "freq_factors") {
+    const f = s.factors;
+    if (!Array.isArray(f) || f.length !== spec.headDim / 2 || !f.every((x) => typeof x === "number" && Number.isFinite(x) && x > 0)) {
+      throw new UserError(`${where}: rope_freqs has ${Array.isArray(f) ? f.length : 0} entries (or non-positive ones); expected head_dim / 2 = ${spec.headDim / 2} positive factors`);
+    }
+  } else throw new UserError(`${where}: rope_scaling type "${type}" is not supported; expected llama3, linear or no rope_scaling`);
 }
 
 export interface LoadOptions {
@@ -60,6 +107,11 @@ export interface LoadedModel {
   dir: string; // folder holding tokenizer files ("" for a bare .gguf)
   unusedTensors: string[];
   ggufMetadata?: Record<string, unknown>; // a .gguf's metadata (holds its tokenizer), parsed once
+}
+
+/** Checks a checkpoint against its spec from the headers alone (no weights read); returns the unused tensor names. */
+export function checkModel(spec: ModelSpec, src: TensorSource): string[] {
+  return checkWeights(src, checkSupported(spec, src.path).table(spec)).unused;
 }
 
 /** Builds the model from a spec and a tensor source (shared by safetensors and GGUF). */

@@ -3,7 +3,9 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
-import { openSafetensors } from "../formats/safetensors.js";
+import { stDtypeBytes, type StDtype } from "../formats/safetensors.js";
+import { safetensorsSource } from "../formats/source.js";
+import { checkModel, checkSupported } from "./index.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
 import { loadHfConfigSpec } from "../spec/load.js";
 import { attentionKind, type ModelSpec } from "../spec/types.js";
@@ -38,18 +40,32 @@ export async function modelInfo(path: string): Promise<ModelInfo> {
     parameters += numel;
     weightBytes += bytes;
   };
+  // The same checks as loading (supported architecture, every tensor present with the config's
+  // shape and a supported dtype), from the headers alone: info never describes a model that
+  // generate would then refuse.
   if (statSync(path).isDirectory()) {
     const config = join(path, "config.json");
     if (!existsSync(config)) throw new UserError(`${path}: no config.json in this folder`);
     spec = loadHfConfigSpec(config);
-    for (const t of openSafetensors(path).values()) add(t.dtype.toLowerCase(), t.shape.reduce((a, b) => a * b, 1), t.bytes);
-  } else {
+    checkSupported(spec, config);
+    const source = safetensorsSource(path);
+    checkModel(spec, source);
+    for (const name of source.names()) {
+      const t = source.info(name)!;
+      const numel = t.shape.reduce((a, b) => a * b, 1);
+      add(t.dtype.toLowerCase(), numel, numel * stDtypeBytes(t.dtype as StDtype));
+    }
+  } else if (/\.gguf$/i.test(path)) {
     const { ggufModelSource } = await import("../formats/gguf.js");
-    const { spec: s, file } = await ggufModelSource(path);
+    const { spec: s, source, file } = await ggufModelSource(path);
     spec = s;
+    checkModel(spec, source);
     const names: Record<number, string> = { 0: "f32", 1: "f16", 8: "q8_0", 30: "bf16" };
-    for (const t of file.tensors.values()) add(names[t.type] ?? `type${t.type}`, t.shape.reduce((a, b) => a * b, 1), t.bytes);
-  }
+    for (const t of file.tensors.values()) {
+      if (t.ggufName === "rope_freqs.weight") continue; // llama3 RoPE factors: a constant, not a parameter
+      add(names[t.type] ?? `type${t.type}`, t.shape.reduce((a, b) => a * b, 1), t.bytes);
+    }
+  } else throw new UserError(`${path}: expected a model folder (config.json + safetensors) or a .gguf file`);
   const kv: Record<string, number> = {};
   for (const d of ["f32", "f16", "int8"]) kv[d] = kvBytesPerToken(spec, d);
   const windows = spec.layers.map((l) => l.window).filter((w): w is number => w !== null);

@@ -17,6 +17,8 @@ export interface TensorSource {
   info(name: string): { dtype: string; shape: number[] } | undefined;
   /** Reads the raw little-endian bytes of `name` into dst (dst.byteLength = its size). */
   read(name: string, dst: Uint8Array): void;
+  /** The files the tensors are read from (export-gguf refuses to overwrite one of them). */
+  files?(): string[];
 }
 
 /** A weight in the arena. */
@@ -44,7 +46,19 @@ const DTYPES: Record<string, WeightDtype> = { F32: "f32", F16: "f16", BF16: "bf1
  * reads are reported back (callers may warn) rather than silently ignored.
  */
 export function loadWeights(arena: Arena, src: TensorSource, table: WeightRow[]): { weights: Map<string, Weight>; unused: string[] } {
+  const { present, unused } = checkWeights(src, table);
   const weights = new Map<string, Weight>();
+  for (const row of present) weights.set(row.key, loadRow(arena, src, row, DTYPES[src.info(row.source)!.dtype]));
+  return { weights, unused };
+}
+
+/**
+ * Asserts every row of the table against the checkpoint's headers (presence, dtype, shape) without
+ * reading any data: `mqa info` and `mqa export-gguf` call it too, so a checkpoint that does not
+ * match its config is rejected by every command, naming the tensor, the found and expected values.
+ */
+export function checkWeights(src: TensorSource, table: WeightRow[]): { present: WeightRow[]; unused: string[] } {
+  const present: WeightRow[] = [];
   const used = new Set<string>();
   for (const row of table) {
     const info = src.info(row.source);
@@ -53,14 +67,13 @@ export function loadWeights(arena: Arena, src: TensorSource, table: WeightRow[])
       throw new UserError(`${src.path}: missing tensor "${row.source}" (expected shape [${row.shape.join(", ")}])`);
     }
     used.add(row.source);
-    const dtype = DTYPES[info.dtype];
-    if (!dtype) throw new UserError(`${src.path}: tensor "${row.source}" has dtype ${info.dtype}; expected F32, F16 or BF16`); // Q8_0 comes only from GGUF files, whose reader checks its types
+    if (!DTYPES[info.dtype]) throw new UserError(`${src.path}: tensor "${row.source}" has dtype ${info.dtype}; expected F32, F16 or BF16`); // Q8_0 comes only from GGUF files, whose reader checks its types
     if (info.shape.length !== row.shape.length || info.shape.some((d, i) => d !== row.shape[i])) {
       throw new UserError(`${src.path}: tensor "${row.source}" has shape [${info.shape.join(", ")}]; expected [${row.shape.join(", ")}] from the config`);
     }
-    weights.set(row.key, loadRow(arena, src, row, dtype));
+    present.push(row);
   }
-  return { weights, unused: src.names().filter((n) => !used.has(n)) };
+  return { present, unused: src.names().filter((n) => !used.has(n)) };
 }
 
 function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightDtype): Weight {

@@ -85,7 +85,14 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
   const ffn = get("feed_forward_length");
   const intermediateSize = Array.isArray(ffn) ? Math.max(...ffn.map(Number)) : req("feed_forward_length");
   const kind: MlpKind = SEQ_FFN.has(arch) ? "gelu" : arch.startsWith("gemma") ? "geglu" : "swiglu";
-  const eps = meta[key("attention.layer_norm_rms_epsilon")] ?? meta[key("attention.layer_norm_epsilon")] ?? 1e-5;
+  // Floats: a string or NaN here would reach every norm / RoPE angle as NaN.
+  const float = (k: string, fallback: number): number => {
+    const v = get(k);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new UserError(`${sourceName}: GGUF key ${key(k)} is ${JSON.stringify(v)?.slice(0, 40)}; expected a positive number`);
+    return v;
+  };
+  const eps = get("attention.layer_norm_rms_epsilon") !== undefined ? float("attention.layer_norm_rms_epsilon", 1e-5) : float("attention.layer_norm_epsilon", 1e-5);
   const ctx = opt("context_length");
   if (ctx === null) notes.push("context_length absent: assumed 2048");
   const tied = tensorNames ? !tensorNames.includes("output.weight") : false;
@@ -115,8 +122,8 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
     norm: LAYERNORM_ARCH.has(arch) ? "layernorm" : "rmsnorm",
     normEps: Number(eps),
     positions: arch === "gpt2" || arch === "starcoder" ? "learned" : arch === "bloom" || arch === "mpt" ? "alibi" : "rope",
-    ropeTheta: Number(meta[key("rope.freq_base")] ?? 10000),
-    ropeScaling: typeof meta[key("rope.scaling.type")] === "string" ? { rope_type: meta[key("rope.scaling.type")], factor: meta[key("rope.scaling.factor")] } : null,
+    ropeTheta: float("rope.freq_base", 10000),
+    ropeScaling: typeof meta[key("rope.scaling.type")] === "string" && meta[key("rope.scaling.type")] !== "none" ? { rope_type: meta[key("rope.scaling.type")], factor: meta[key("rope.scaling.factor")] } : null,
     maxPositions: ctx ?? 2048,
     tieWordEmbeddings: tied,
     qkvBias: tensorNames ? tensorNames.some((n) => /^blk\.0\.attn_(q|qkv)\.bias$/.test(n)) : arch === "qwen2",

@@ -30,6 +30,9 @@ const UNTIED_BY_DEFAULT = new Set([
 // Families where a missing intermediate size means 4 × hidden (the config classes' default).
 const FOUR_X_MLP = new Set(["gpt2", "gpt_bigcode", "falcon", "gptj", "bloom", "opt", "RefinedWeb", "RefinedWebModel"]);
 
+// Config-class defaults of the activation where it is not "silu" (GPT2Config: gelu_new; GPTBigCodeConfig and GemmaConfig: gelu_pytorch_tanh).
+const DEFAULT_ACTIVATION: Record<string, string> = { gpt2: "gelu_new", gpt_bigcode: "gelu_pytorch_tanh", gemma: "gelu_pytorch_tanh" };
+
 // transformers' config-class defaults, applied only inside a wrapper's text_config (see above).
 const TEXT_CONFIG_DEFAULTS: Record<string, Json> = {
   llama: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048, rms_norm_eps: 1e-6 },
@@ -103,7 +106,7 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const layers: LayerSpec[] = windows.map((window) => ({ numHeads, numKvHeads: mla ? numHeads : numKvHeads, headDim, window }));
   const maxPositions = readMaxPositions(src, family, notes);
   const { ropeTheta, ropeScaling } = readRope(src);
-  const activation = str(src, ["hidden_activation", "hidden_act", "activation_function", "hidden_activation_function"]) ?? "silu";
+  const activation = str(src, ["hidden_activation", "hidden_act", "activation_function", "hidden_activation_function"]) ?? DEFAULT_ACTIVATION[family] ?? "silu";
   const mlp = readMlp(src, family, hiddenSize, activation, numLayers, notes);
   const layerNorm = LAYERNORM.has(family);
   const isFalcon = family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel";
@@ -273,6 +276,9 @@ function readRope(src: FieldSource): { ropeTheta: number; ropeScaling: Record<st
   const params = isObject(src.obj.rope_parameters) ? src.obj.rope_parameters : null;
   let ropeTheta = num(src, ["rope_theta", "rotary_emb_base", "rope_embedding_base"], 10000, { positive: true });
   if (params && typeof params.rope_theta === "number") ropeTheta = params.rope_theta;
+  if (has(src, "rope_scaling") && !isObject(src.obj.rope_scaling)) {
+    throw new UserError(`${src.file}: field rope_scaling is ${JSON.stringify(src.obj.rope_scaling).slice(0, 60)}; expected an object such as {"rope_type": "llama3", "factor": 8.0, ...} or null`);
+  }
   let ropeScaling: Record<string, unknown> | null = isObject(src.obj.rope_scaling) ? src.obj.rope_scaling : null;
   if (!ropeScaling && params) {
     const { rope_theta: _theta, ...rest } = params;

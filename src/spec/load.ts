@@ -1,6 +1,6 @@
 // loadSpec: the one entry point for "--model X" (node only: it reads files). X may be a preset name,
 // a config.json path, a folder holding config.json, or a .gguf file (metadata read with @huggingface/gguf).
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { specFromGgufMetadata } from "./gguf.js";
@@ -63,16 +63,39 @@ export async function loadGgufSpec(path: string): Promise<ModelSpec> {
 }
 
 /**
+ * The 8 bytes every GGUF starts with: "GGUF" and a little-endian u32 version, 2 or 3 (the same layout; v1 had 32-bit
+ * counts and is long obsolete). Checked before @huggingface/gguf, which reads other versions as garbage counts.
+ */
+export function checkGgufPrelude(path: string): void {
+  const fd = openSync(path, "r");
+  const head = Buffer.alloc(8);
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, 8, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < 8) throw new UserError(`${path}: ${n} bytes is too short for a GGUF file (expected the "GGUF" magic and a version)`);
+  const magic = head.subarray(0, 4).toString("latin1");
+  if (magic !== "GGUF") throw new UserError(`${path}: not a GGUF file (starts with ${JSON.stringify(magic)}; expected "GGUF")`);
+  const version = head.readUInt32LE(4);
+  if (version === 2 || version === 3) return;
+  if (head.readUInt32BE(4) === 2 || head.readUInt32BE(4) === 3) throw new UserError(`${path}: big-endian GGUF is not supported; expected a little-endian file`);
+  throw new UserError(`${path}: GGUF version ${version} is not supported; expected version 2 or 3`);
+}
+
+/**
  * @huggingface/gguf reads past the end of a truncated file as zeros (garbage keys, missing fields). A cut-off download
  * is reported as such: the metadata and tensor table must end inside the file, and every tensor's data must start in it.
  */
-function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { offset: bigint | number }[] }): void {
+export function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { name: string; offset: bigint | number }[] }): void {
   const size = statSync(path).size;
   const headerEnd = parsed.tensorInfoByteRange[1];
   if (headerEnd > size) throw new UserError(`${path}: truncated GGUF file (${size} bytes; its metadata alone needs ${headerEnd}); expected a complete download`);
   const dataStart = Number(parsed.tensorDataOffset);
-  const lastStart = parsed.tensorInfos.reduce((m, t) => Math.max(m, dataStart + Number(t.offset)), 0);
-  if (parsed.tensorInfos.length > 0 && lastStart >= size) {
-    throw new UserError(`${path}: truncated GGUF file (${size} bytes; its last tensor starts at byte ${lastStart}); expected a complete download`);
+  const last = parsed.tensorInfos.reduce((m, t) => (Number(t.offset) > Number(m.offset) ? t : m), parsed.tensorInfos[0]);
+  const lastStart = last ? dataStart + Number(last.offset) : 0;
+  if (last && lastStart >= size) {
+    throw new UserError(`${path}: tensor "${last.name}" starts at byte ${lastStart} but the file has ${size} bytes; the file is truncated (expected a complete download) or its tensor table is corrupt`);
   }
 }
