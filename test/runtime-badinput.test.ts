@@ -244,3 +244,18 @@ test("--chat: a template that writes BOS with a BOS-adding tokenizer gives one B
   assert.equal(JSON.parse(l.out).promptTokens, (await loadTokenizer(list)).encode(rendered).length);
   await assert.rejects(tokenizerFromJson({ model: { type: "Foo", vocab: {} } }, {}, [], "x/tokenizer.json"), /x\/tokenizer\.json: model\.type "Foo"/);
 });
+
+test("generate --json with several --prompt: tokens and text per prompt (equal to one-by-one runs), beside sequences", async () => {
+  const dir = join(MODELS_DIR, "gpt2-mha");
+  const prompts = ["the cat sat", "a dog"];
+  const r = await run(["generate", dir, ...prompts.flatMap((p) => ["--prompt", p]), "--max-tokens", "4", "--ignore-eos", "--json"]);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.sequences.length, 2);
+  for (const [b, p] of prompts.entries()) {
+    const one = JSON.parse((await run(["generate", dir, "--prompt", p, "--max-tokens", "4", "--ignore-eos", "--json"])).out);
+    assert.deepEqual([j.tokens[b], j.text[b]], [one.tokens, one.text], `prompt ${b}`);
+    assert.deepEqual(j.sequences[b].tokens, one.tokens);
+  }
+  for (const k of ["prefillTokensPerSecond", "decodeTokensPerSecond", "kvCacheBytes"]) assert.ok(Number.isFinite(j[k]) && j[k] > 0, `${k} = ${j[k]}`);
+});

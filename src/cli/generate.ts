@@ -125,7 +125,8 @@ export function register(program: Command): void {
         };
         if (flags.json) {
           const seqs = result.sequences.map((s, b) => ({ promptTokens: prompts[b].length, tokens: s.tokens, text: s.text, finishReason: s.finishReason }));
-          const one = seqs.length === 1 ? seqs[0] : { sequences: seqs };
+          // A batch keeps the contract's keys too: tokens and text per prompt, in prompt order.
+          const one = seqs.length === 1 ? seqs[0] : { sequences: seqs, tokens: seqs.map((s) => s.tokens), text: seqs.map((s) => s.text) };
           console.log(JSON.stringify({ model: modelPath, ...one, ...timing }));
         } else if (stream) {
           process.stdout.write("\n");
