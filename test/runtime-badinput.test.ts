@@ -259,3 +259,27 @@ test("generate --json with several --prompt: tokens and text per prompt (equal t
   }
   for (const k of ["prefillTokensPerSecond", "decodeTokensPerSecond", "kvCacheBytes"]) assert.ok(Number.isFinite(j[k]) && j[k] > 0, `${k} = ${j[k]}`);
 });
+
+test("folders: a null or list shard index, a folder named model.safetensors, a binary config.json, a folder holding only a .gguf", async () => {
+  const idx = folder("f-idx", "llama3-gqa-sharded", () => {});
+  const index = join(idx, "model.safetensors.index.json");
+  writeFileSync(index, "null");
+  await expectBad(["generate", idx, "--prompt", "hi"], "model.safetensors.index.json: expected a JSON object");
+  writeFileSync(index, JSON.stringify({ weight_map: [] }));
+  await expectBad(["info", idx], `"weight_map" is []; expected an object`);
+  const st = folder("f-stdir", "llama-mha-f32", () => {});
+  rmSync(join(st, "model.safetensors"));
+  cpSync(join(MODELS_DIR, "llama-mha-f32"), join(st, "model.safetensors"), { recursive: true });
+  await expectBad(["generate", st, "--prompt", "hi"], "model.safetensors: is not a file");
+  const bin = folder("f-bin", "llama-mha-f32", () => {});
+  writeFileSync(join(bin, "config.json"), Buffer.from([0x7b, 0x1b, 0x5b, 0x32, 0x4a, 0x0d, 0xff, 0xfe, 0x00]));
+  const r = await run(["info", bin]);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /config\.json: not valid JSON/);
+  assert.doesNotMatch(r.err, /[\u0000-\u001f\u007f\ufffd]/, "no raw control bytes on the terminal");
+  const only = join(tmp, "f-gguf");
+  cpSync(join(MODELS_DIR, "llama-mha-f32"), join(tmp, "f-gguf-src"), { recursive: true });
+  assert.equal((await run(["export-gguf", join(tmp, "f-gguf-src"), join(tmp, "m.gguf"), "--dtype", "f32"])).code, 0);
+  cpSync(join(tmp, "m.gguf"), join(only, "m.gguf"), { recursive: true });
+  await expectBad(["generate", only, "--prompt", "hi"], "no config.json in this folder; it holds m.gguf: pass the .gguf file itself");
+});

@@ -10,7 +10,7 @@ import { UserError } from "../errors.js";
 import { bf16ToF32, f16DecodeTable, f32ToF16 } from "../kvcache/convert.js";
 import { encodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
 import { ropeInvFreq } from "../models/blocks.js";
-import { checkModel, checkSupported } from "../models/index.js";
+import { checkModel, checkSupported, noConfig } from "../models/index.js";
 import { loadHfConfigSpec } from "../spec/load.js";
 import type { ModelSpec } from "../spec/types.js";
 import { ggufNameOf, permuteQK, writeGguf, type GgufTensorOut, type GgufValue } from "./gguf.js";
@@ -31,7 +31,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
   if (!existsSync(hfDir)) throw new UserError(`${hfDir}: no such file or folder`);
   if (!statSync(hfDir).isDirectory()) throw new UserError(`${hfDir}: expected an HF model folder (config.json + safetensors + tokenizer.json)`);
   const configPath = join(hfDir, "config.json");
-  if (!existsSync(configPath)) throw new UserError(`${hfDir}: no config.json in this folder`);
+  if (!existsSync(configPath)) throw noConfig(hfDir);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
   if (!["llama", "mistral", "qwen2", "gemma", "gpt2", "gpt_bigcode"].includes(spec.family)) {

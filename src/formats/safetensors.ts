@@ -6,7 +6,7 @@
 // forged header is a UserError naming the file and the tensor, never a crash or a huge allocation.
 // Tensor bytes are read straight into their destination (an Arena view) with fs.readSync, so the
 // weights are never held twice in memory.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { encodeF16 } from "../kvcache/convert.js";
@@ -32,6 +32,14 @@ export interface SafetensorsHeader {
   fileBytes: number;
 }
 
+/**
+ * The first line of an error's message with control characters and undecodable bytes shown as "?": JSON.parse
+ * quotes the text around the error, which for a binary file would put raw bytes on the terminal.
+ */
+export function errorLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0].replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, "?").slice(0, 200);
+}
+
 /** Element size in bytes of a safetensors dtype. */
 export function stDtypeBytes(dtype: StDtype): number {
   return DTYPE_BYTES[dtype];
@@ -43,6 +51,7 @@ export function stDtypeBytes(dtype: StDtype): number {
  */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
   if (!existsSync(path)) throw new UserError(`${path}: no such file`);
+  if (!statSync(path).isFile()) throw new UserError(`${path}: is not a file; expected a .safetensors file`);
   const fd = openSync(path, "r");
   try {
     const fileBytes = fstatSync(fd).size;
@@ -60,7 +69,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     try {
       json = JSON.parse(text.toString("utf8"));
     } catch (e) {
-      throw new UserError(`${path}: safetensors header is not valid JSON (${(e as Error).message.split("\n")[0]})`);
+      throw new UserError(`${path}: safetensors header is not valid JSON (${errorLine(e)})`);
     }
     if (typeof json !== "object" || json === null || Array.isArray(json)) throw new UserError(`${path}: safetensors header must be a JSON object`);
     return { ...parseEntries(path, json as Record<string, unknown>, 8 + n, fileBytes), fileBytes };
@@ -126,9 +135,12 @@ export function openSafetensors(pathOrDir: string): Map<string, TensorEntry> {
   try {
     json = JSON.parse(readFileSync(index, "utf8"));
   } catch (e) {
-    throw new UserError(`${index}: cannot read the shard index (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${index}: cannot read the shard index (${errorLine(e)})`);
   }
-  if (!json.weight_map || typeof json.weight_map !== "object") throw new UserError(`${index}: missing "weight_map"`);
+  if (!json || typeof json !== "object" || Array.isArray(json)) throw new UserError(`${index}: expected a JSON object with "weight_map"`);
+  if (!json.weight_map || typeof json.weight_map !== "object" || Array.isArray(json.weight_map)) {
+    throw new UserError(`${index}: "weight_map" is ${json.weight_map === undefined ? "missing" : JSON.stringify(json.weight_map).slice(0, 40)}; expected an object { tensor name: shard file }`);
+  }
   const all = new Map<string, TensorEntry>();
   const shards = new Map<string, Map<string, TensorEntry>>();
   for (const [name, shard] of Object.entries(json.weight_map)) {

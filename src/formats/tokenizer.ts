@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
+import { errorLine } from "./safetensors.js";
 
 export interface ChatMessage {
   role: string; // "system" | "user" | "assistant"
@@ -26,7 +27,7 @@ export function readJsonFile(path: string): Record<string, unknown> | null {
   try {
     json = JSON.parse(readFileSync(path, "utf8").replace(/^\uFEFF/, ""));
   } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${path}: not valid JSON (${errorLine(e)})`);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) throw new UserError(`${path}: expected a JSON object, got ${Array.isArray(json) ? "an array" : String(json)}`);
   return json as Record<string, unknown>;
@@ -92,7 +93,7 @@ export async function tokenizerFromJson(json: object, config: Record<string, unk
     tok = new Tokenizer(json, config);
     tok.encode("a", { add_special_tokens: true }); // some malformed parts (normalizer, pre-tokenizer) only fail on first use
   } catch (e) {
-    throw new UserError(`${where}: cannot build the tokenizer (${String((e as Error)?.message ?? e).split("\n")[0]})`);
+    throw new UserError(`${where}: cannot build the tokenizer (${errorLine(e)})`);
   }
   const eosToken = tokenText(config.eos_token);
   const ids = [...eosIds];
@@ -171,7 +172,7 @@ export async function applyChatTemplate(tok: TextTokenizer, messages: ChatMessag
   try {
     return new Template(tok.chatTemplate).render({ messages, add_generation_prompt: true, bos_token: tok.bosToken ?? "", eos_token: tok.eosToken ?? "" });
   } catch (e) {
-    throw new UserError(`${where}: chat template failed (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${where}: chat template failed (${errorLine(e)})`);
   }
 }
 

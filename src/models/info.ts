@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { stDtypeBytes, type StDtype } from "../formats/safetensors.js";
 import { safetensorsSource } from "../formats/source.js";
-import { checkModel, checkSupported } from "./index.js";
+import { checkModel, checkSupported, noConfig } from "./index.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
 import { loadHfConfigSpec } from "../spec/load.js";
 import { attentionKind, type ModelSpec } from "../spec/types.js";
@@ -45,7 +45,7 @@ export async function modelInfo(path: string): Promise<ModelInfo> {
   // generate would then refuse.
   if (statSync(path).isDirectory()) {
     const config = join(path, "config.json");
-    if (!existsSync(config)) throw new UserError(`${path}: no config.json in this folder`);
+    if (!existsSync(config)) throw noConfig(path);
     spec = loadHfConfigSpec(config);
     checkSupported(spec, config);
     const source = safetensorsSource(path);

@@ -3,6 +3,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
+import { errorLine } from "../formats/safetensors.js";
 import { specFromGgufMetadata } from "./gguf.js";
 import { specFromHfConfig } from "./hf.js";
 import { presetSpec } from "./presets.js";
@@ -39,13 +40,13 @@ export function loadHfConfigSpec(path: string): ModelSpec {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new UserError(`${path}: cannot read (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${path}: cannot read (${errorLine(e)})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text.replace(/^\uFEFF/, "")); // tolerate a UTF-8 byte-order mark
   } catch (e) {
-    throw new UserError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${path}: not valid JSON (${errorLine(e)})`);
   }
   return specFromHfConfig(json, path);
 }
@@ -56,7 +57,7 @@ export async function loadGgufSpec(path: string): Promise<ModelSpec> {
   try {
     parsed = await gguf(resolve(path), { allowLocalFile: true });
   } catch (e) {
-    throw new UserError(`${path}: cannot read GGUF metadata (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${path}: cannot read GGUF metadata (${errorLine(e)})`);
   }
   checkGgufComplete(path, parsed);
   return specFromGgufMetadata(parsed.metadata as unknown as Record<string, unknown>, path, parsed.tensorInfos.map((t) => t.name));
