@@ -6,7 +6,7 @@
 // M < 4 (decode) is a matvec: bandwidth-bound, w streams once with 4 rows in flight and is widened
 // in registers (f16: 8 halves per load by shifts and masks only, see matvecF16). M >= 4 (prefill, training) is compute-bound: f16/bf16 w rows are widened once per
 // item into scratch, then 4×2 register tiles run over Kin in L1-sized chunks of KC values.
-import { matvecQ8, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES } from "./q8";
+import { matvecQ8, matvecQ8x2, matvecQ8x3, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES } from "./q8";
 import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, fma, hsum, hmax, load1, load4, elemBytes, widenRow, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 import { dotTile } from "./tiles";
 import { matmulKnItem } from "./matmulkn";
@@ -27,19 +27,21 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   const m0 = mb * MB, m1 = min(M, m0 + MB), n0 = nb * NB, n1 = min(N, n0 + NB);
   if (arg(ctl, L.M_LAYOUT) != L.LAYOUT_NT) {
     matmulKnItem(ctl, item, tid); // nn, tn: f32 w [Kin, N] (see matmulkn.ts)
+  } else if (M < 4 && dt == DT_F16) {
+    const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
+    matvecF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin, arg(ctl, L.M_WFINITE) != 0);
+  } else if (M < 4 && m1 - m0 > 1 && (dt == DT_Q8_0 || dt == DT_F32)) {
+    // 2 or 3 rows of x share one pass over w (batched decode); x rows and out rows are consecutive
+    const xr = <usize>Kin << 2, or = <usize>N << 2;
+    const x0 = x + <usize>m0 * xr, o0 = out + <usize>m0 * or;
+    if (dt == DT_Q8_0 && m1 - m0 == 2) matvecQ8x2(x0, x0 + xr, o0, o0 + or, w, n0, n1, Kin);
+    else if (dt == DT_Q8_0) matvecQ8x3(x0, x0 + xr, x0 + 2 * xr, o0, o0 + or, o0 + 2 * or, w, n0, n1, Kin);
+    else if (m1 - m0 == 2) matvecF32x2(x0, x0 + xr, o0, o0 + or, w, n0, n1, Kin);
+    else matvecF32x3(x0, x0 + xr, x0 + 2 * xr, o0, o0 + or, o0 + 2 * or, w, n0, n1, Kin);
   } else if (M < 4) {
     for (let m = m0; m < m1; m++) {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
       if (dt == DT_F32) matvec(DT_F32, xr, w, n0, n1, Kin, or);
-      else if (dt == DT_F16) {
-        const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
-        if (xs == 0 || !(absMax(xr, Kin) < X_FAST_MAX)) matvec(DT_F16, xr, w, n0, n1, Kin, or);
-        else {
-          prepX(xr, Kin, xs);
-          if (arg(ctl, L.M_WFINITE)) matvecF16Finite(xr, xs, w, n0, n1, Kin, or);
-          else matvecF16Checked(xr, xs, w, n0, n1, Kin, or);
-        }
-      }
       else if (dt == DT_Q8_0) matvecQ8(xr, w, n0, n1, Kin, or);
       else matvec(DT_BF16, xr, w, n0, n1, Kin, or);
     }
@@ -97,6 +99,85 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     for (let d = K4; d < Kin; d++) s0 += load<f32>(x + (<usize>d << 2)) * load1(dt, w0 + <usize>d * eb);
     store<f32>(out + (<usize>n << 2), s0);
   }
+}
+
+/**
+ * matvec for f32 w and 2 or 3 rows of x: each w vector is loaded once and multiplied with every
+ * row, W w rows at a time (2·W or 3·W accumulators). Per row the sums are matvec's, bit for bit
+ * (the same fma order over d, hsum, then the scalar Kin tail), whatever W is.
+ */
+function matvecF32x2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+  let n = n0;
+  for (; n + 4 <= n1; n += 4) f32Rows(2, 4, x0, x1, 0, o0, o1, 0, w, n, Kin);
+  for (; n < n1; n++) f32Rows(2, 1, x0, x1, 0, o0, o1, 0, w, n, Kin);
+}
+function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+  let n = n0;
+  for (; n + F32X3_W <= n1; n += F32X3_W) f32Rows(3, F32X3_W, x0, x1, x2, o0, o1, o2, w, n, Kin);
+  for (; n < n1; n++) f32Rows(3, 1, x0, x1, x2, o0, o1, o2, w, n, Kin);
+}
+const F32X3_W = 3;
+
+/** out_r[n .. n+W) for R rows of x (see matvecF32x2). */
+// @ts-ignore: decorator
+@inline function f32Rows(R: i32, W: i32, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n: i32, Kin: i32): void {
+  const rowBytes = <usize>Kin << 2;
+  const K4 = Kin & ~3;
+  const w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0), c32 = f32x4.splat(0);
+  for (let d = 0; d < K4; d += 4) {
+    const off = <usize>d << 2;
+    const xa = v128.load(x0 + off), xb = v128.load(x1 + off), xc = R > 2 ? v128.load(x2 + off) : xa;
+    let wv = v128.load(w0 + off);
+    c00 = fma(xa, wv, c00);
+    c01 = fma(xb, wv, c01);
+    if (R > 2) c02 = fma(xc, wv, c02);
+    if (W > 1) {
+      wv = v128.load(w1 + off);
+      c10 = fma(xa, wv, c10);
+      c11 = fma(xb, wv, c11);
+      if (R > 2) c12 = fma(xc, wv, c12);
+    }
+    if (W > 2) {
+      wv = v128.load(w2 + off);
+      c20 = fma(xa, wv, c20);
+      c21 = fma(xb, wv, c21);
+      if (R > 2) c22 = fma(xc, wv, c22);
+    }
+    if (W > 3) {
+      wv = v128.load(w3 + off);
+      c30 = fma(xa, wv, c30);
+      c31 = fma(xb, wv, c31);
+      if (R > 2) c32 = fma(xc, wv, c32);
+    }
+  }
+  const o = <usize>n << 2;
+  store<f32>(o0 + o, f32Tail(hsum(c00), x0, w0, K4, Kin));
+  store<f32>(o1 + o, f32Tail(hsum(c01), x1, w0, K4, Kin));
+  if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c02), x2, w0, K4, Kin));
+  if (W > 1) {
+    store<f32>(o0 + o, f32Tail(hsum(c10), x0, w1, K4, Kin), 4);
+    store<f32>(o1 + o, f32Tail(hsum(c11), x1, w1, K4, Kin), 4);
+    if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c12), x2, w1, K4, Kin), 4);
+  }
+  if (W > 2) {
+    store<f32>(o0 + o, f32Tail(hsum(c20), x0, w2, K4, Kin), 8);
+    store<f32>(o1 + o, f32Tail(hsum(c21), x1, w2, K4, Kin), 8);
+    if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c22), x2, w2, K4, Kin), 8);
+  }
+  if (W > 3) {
+    store<f32>(o0 + o, f32Tail(hsum(c30), x0, w3, K4, Kin), 12);
+    store<f32>(o1 + o, f32Tail(hsum(c31), x1, w3, K4, Kin), 12);
+    if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c32), x2, w3, K4, Kin), 12);
+  }
+}
+
+/** s + Σ x[d]·w[d] over K4 <= d < Kin, f32 w: matvec's scalar tail. */
+// @ts-ignore: decorator
+@inline function f32Tail(s: f32, x: usize, w: usize, K4: i32, Kin: i32): f32 {
+  for (let d = K4; d < Kin; d++) s += load<f32>(x + (<usize>d << 2)) * load<f32>(w + (<usize>d << 2));
+  return s;
 }
 
 // f16 matvec fast path. A half h read as f32 bits (h & 0x7fff) << 13 with the sign moved to bit 31
@@ -227,6 +308,157 @@ function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i
   }
   store<u8>(xs, touch); // keeps the read-ahead loads; xs is not read again in this item
   if (n < n1) matvec(DT_F16, x, w, n, n1, Kin, out);
+}
+
+/**
+ * out[m, n0:n1] for m0 <= m < m1 (at most 3 rows), f16 w. Rows whose x is eligible (|x| < 2^14) get
+ * their scaled x in the thread's scratch (prepX, one Kp-value row each) and share one pass over w
+ * (matvecF16Rows); the others take the exact h2f path, as a single row would.
+ */
+function matvecF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, finite: bool): void {
+  const xsStride = <usize>((Kin + 7) & ~7) << 2;
+  let r = 0;
+  let x0: usize = 0, x1: usize = 0, x2: usize = 0, o0: usize = 0, o1: usize = 0, o2: usize = 0;
+  for (let m = m0; m < m1; m++) {
+    const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
+    if (xs == 0 || !(absMax(xr, Kin) < X_FAST_MAX)) {
+      matvecExactF16(xr, w, n0, n1, Kin, or);
+      continue;
+    }
+    prepX(xr, Kin, xs + <usize>r * xsStride);
+    if (r == 0) { x0 = xr; o0 = or; }
+    else if (r == 1) { x1 = xr; o1 = or; }
+    else { x2 = xr; o2 = or; }
+    r++;
+  }
+  if (r == 1) {
+    if (finite) matvecF16Finite(x0, xs, w, n0, n1, Kin, o0);
+    else matvecF16Checked(x0, xs, w, n0, n1, Kin, o0);
+  } else if (r == 2) {
+    if (finite) matvecF16x2Finite(x0, x1, o0, o1, xs, xsStride, w, n0, n1, Kin);
+    else matvecF16x2Checked(x0, x1, o0, o1, xs, xsStride, w, n0, n1, Kin);
+  } else if (r == 3) {
+    if (finite) matvecF16x3Finite(x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+    else matvecF16x3Checked(x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+  }
+}
+
+// The same two-copies-per-flag scheme as matvecF16Finite/Checked, for 2 and 3 x rows.
+function matvecF16x2Finite(x0: usize, x1: usize, o0: usize, o1: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(2, F16X2_W, false, true, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(2, F16X2_W, false, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+}
+function matvecF16x2Checked(x0: usize, x1: usize, o0: usize, o1: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(2, F16X2_W, true, true, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(2, F16X2_W, true, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+}
+function matvecF16x3Finite(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(3, F16X3_W, false, true, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(3, F16X3_W, false, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+}
+function matvecF16x3Checked(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(3, F16X3_W, true, true, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(3, F16X3_W, true, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+}
+
+const F16X2_W = 2;
+const F16X3_W = 1;
+
+/**
+ * out_r[n] = x_r · w_n for R (2 or 3) x rows at once, each w vector loaded and widened once and
+ * multiplied with all R prepared x rows (xs + r·xsStride). Per x row it computes exactly what
+ * matvecF16 computes: the same products into the same even/odd accumulators, summed in the same
+ * order, the same inf/NaN check per 4-row block and the same h2f path for the row tail, so each
+ * row is bit-identical to an M = 1 call. The 4-row blocks are walked W rows at a time so the
+ * 2·R·W accumulators fit V8's 15 xmm registers with the widened halves and the masks.
+ */
+// @ts-ignore: decorator
+@inline function matvecF16Rows(R: i32, W: i32, check: bool, readAhead: bool, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+  const rowBytes = <usize>Kin << 1;
+  const K8 = Kin & ~7;
+  const km = v128.load(F16_MASK), am = v128.load(F16_MASK, 16);
+  const xs1 = xs + xsStride, xs2 = xs1 + xsStride;
+  const nEnd = n0 + ((n1 - n0) & ~3);
+  let touch: u8 = 0;
+  for (let n = n0; n < nEnd; n += 4) {
+    let hx = i16x8.splat(0);
+    const ahead = n + 8 <= n1 ? w + <usize>(n + 4) * rowBytes : w + <usize>n * rowBytes;
+    for (let j = 0; j < 4; j += W) {
+      const w0 = w + <usize>(n + j) * rowBytes, w1 = w0 + rowBytes;
+      const ra = ahead + <usize>j * rowBytes; // the same rows of the next block: 16·W bytes per step
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0);
+      let b00 = f32x4.splat(0), b01 = f32x4.splat(0), b02 = f32x4.splat(0), b10 = f32x4.splat(0), b11 = f32x4.splat(0), b12 = f32x4.splat(0);
+      for (let d = 0; d < K8; d += 8) {
+        if (readAhead) touch |= load<u8>(ra + <usize>d * <usize>(2 * W));
+        // Both w vectors are widened first, then each x vector is loaded once and used W times:
+        // 2·R·W accumulators + 2·W halves + km + one x vector stay in registers (R = 2, W = 2: 14).
+        const xo = <usize>d << 2, off = <usize>d << 1;
+        const h0 = v128.load(w0 + off);
+        if (check) hx = i16x8.max_u(hx, v128.and(h0, am));
+        const e0 = hEven(h0, km), d0 = hOdd(h0, km);
+        let h1 = h0, e1 = e0, d1 = d0;
+        if (W > 1) {
+          h1 = v128.load(w1 + off);
+          if (check) hx = i16x8.max_u(hx, v128.and(h1, am));
+          e1 = hEven(h1, km);
+          d1 = hOdd(h1, km);
+        }
+        let xv = v128.load(xs + xo);
+        a00 = fma(xv, e0, a00);
+        if (W > 1) a10 = fma(xv, e1, a10);
+        xv = v128.load(xs + xo, 16);
+        b00 = fma(xv, d0, b00);
+        if (W > 1) b10 = fma(xv, d1, b10);
+        xv = v128.load(xs1 + xo);
+        a01 = fma(xv, e0, a01);
+        if (W > 1) a11 = fma(xv, e1, a11);
+        xv = v128.load(xs1 + xo, 16);
+        b01 = fma(xv, d0, b01);
+        if (W > 1) b11 = fma(xv, d1, b11);
+        if (R > 2) {
+          xv = v128.load(xs2 + xo);
+          a02 = fma(xv, e0, a02);
+          if (W > 1) a12 = fma(xv, e1, a12);
+          xv = v128.load(xs2 + xo, 16);
+          b02 = fma(xv, d0, b02);
+          if (W > 1) b12 = fma(xv, d1, b12);
+        }
+      }
+      const o = <usize>(n + j) << 2;
+      store<f32>(o0 + o, rowTail(hsum(f32x4.add(a00, b00)), x0, w0, K8, Kin));
+      store<f32>(o1 + o, rowTail(hsum(f32x4.add(a01, b01)), x1, w0, K8, Kin));
+      if (R > 2) store<f32>(o2 + o, rowTail(hsum(f32x4.add(a02, b02)), x2, w0, K8, Kin));
+      if (W > 1) {
+        store<f32>(o0 + o, rowTail(hsum(f32x4.add(a10, b10)), x0, w1, K8, Kin), 4);
+        store<f32>(o1 + o, rowTail(hsum(f32x4.add(a11, b11)), x1, w1, K8, Kin), 4);
+        if (R > 2) store<f32>(o2 + o, rowTail(hsum(f32x4.add(a12, b12)), x2, w1, K8, Kin), 4);
+      }
+    }
+    if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
+      // an inf/NaN weight in these 4 rows: the exact path for them, as matvecF16 does
+      matvecExactF16(x0, w, n, n + 4, Kin, o0);
+      matvecExactF16(x1, w, n, n + 4, Kin, o1);
+      if (R > 2) matvecExactF16(x2, w, n, n + 4, Kin, o2);
+    }
+  }
+  store<u8>(xs, touch); // keeps the read-ahead loads; xs is not read again in this item
+  if (nEnd < n1) {
+    matvecExactF16(x0, w, nEnd, n1, Kin, o0);
+    matvecExactF16(x1, w, nEnd, n1, Kin, o1);
+    if (R > 2) matvecExactF16(x2, w, nEnd, n1, Kin, o2);
+  }
+}
+
+/** matvec on the exact h2f path, not inlined: the fallback of the batched copies above. */
+function matvecExactF16(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  matvec(DT_F16, x, w, n0, n1, Kin, out);
+}
+
+/** s + Σ x[d]·w[d] over the Kin tail K8 <= d < Kin (h2f widening), as matvecF16's tail loop. */
+// @ts-ignore: decorator
+@inline function rowTail(s: f32, x: usize, w: usize, K8: i32, Kin: i32): f32 {
+  for (let d = K8; d < Kin; d++) s += load<f32>(x + (<usize>d << 2)) * load1(DT_F16, w + (<usize>d << 1));
+  return s;
 }
 
 /** out[m0:m1, n0:n1] for M >= 4: widen w rows if needed, then 4×2 register tiles per KC chunk. */
