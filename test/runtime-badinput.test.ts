@@ -283,3 +283,50 @@ test("folders: a null or list shard index, a folder named model.safetensors, a b
   cpSync(join(tmp, "m.gguf"), join(only, "m.gguf"), { recursive: true });
   await expectBad(["generate", only, "--prompt", "hi"], "no config.json in this folder; it holds m.gguf: pass the .gguf file itself");
 });
+
+/** A SentencePiece-style BPE tokenizer.json (Llama-2 / Mistral layout, or Gemma's without the "▁" prefix) of 274 tokens. */
+function spmTokenizer(gemma: boolean): object {
+  const specials = gemma ? ["<pad>", "<bos>", "<eos>"] : ["<unk>", "<s>", "</s>"];
+  const pieces = [...specials, ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, "0")}>`), "▁", "t", "h", "e", "a", "c", "s"];
+  const merges = ["▁ t", "h e", "▁t he", "a t", "▁ c", "▁c at", "▁ s", "▁s at", "s at"];
+  for (const m of merges) pieces.push(m.replace(" ", ""));
+  const vocab = Object.fromEntries(pieces.map((p, i) => [p, i]));
+  const bos = { SpecialToken: { id: specials[1], type_id: 0 } };
+  return {
+    version: "1.0", truncation: null, padding: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: "Sequence", normalizers: [...(gemma ? [] : [{ type: "Prepend", prepend: "▁" }]), { type: "Replace", pattern: { String: " " }, content: "▁" }] },
+    pre_tokenizer: null,
+    post_processor: { type: "TemplateProcessing", single: [bos, { Sequence: { id: "A", type_id: 0 } }], pair: [bos, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
+      special_tokens: { [specials[1]]: { id: specials[1], ids: [1], tokens: [specials[1]] } } },
+    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, ...(gemma ? [] : [{ type: "Strip", content: " ", start: 1, stop: 0 }])] },
+    model: { type: "BPE", dropout: null, unk_token: gemma ? null : "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
+  };
+}
+
+test("export-gguf of a SentencePiece-style tokenizer.json (Llama-2 / Mistral, Gemma) writes a \"llama\" vocabulary that tokenizes like tokenizer.json", async () => {
+  const texts = ["the cat sat", "sat the  cat", "xyz the", "ß cats", " leading", "the\ncat"];
+  for (const gemma of [false, true]) {
+    const dir = folder(`spm-${gemma}`, "llama-mha-f32", (c) => Object.assign(c, { bos_token_id: 1, eos_token_id: 2 }));
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(spmTokenizer(gemma)));
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: gemma ? "<bos>" : "<s>", eos_token: gemma ? "<eos>" : "</s>" }));
+    const gguf = join(tmp, `spm-${gemma}.gguf`);
+    const e = await run(["export-gguf", dir, gguf, "--dtype", "f32"]);
+    assert.equal(e.code, 0, e.err);
+    const hf = await loadTokenizer(dir);
+    const { readGguf } = await import("../src/formats/gguf.js");
+    const { tokenizerFromGguf } = await import("../src/formats/tokenizer.js");
+    const meta = (await readGguf(gguf)).metadata;
+    assert.equal(meta["tokenizer.ggml.model"], "llama");
+    const fromGguf = await tokenizerFromGguf(meta, gguf);
+    for (const t of texts) {
+      const ids = hf.encode(t);
+      assert.deepEqual(fromGguf.encode(t), ids, `gemma=${gemma}: ${JSON.stringify(t)}`);
+      assert.equal(fromGguf.decode(ids), hf.decode(ids), `gemma=${gemma}: decode ${JSON.stringify(t)}`);
+    }
+    // The whole pipeline: the same prompt text gives the same greedy tokens from the folder and the GGUF.
+    const a = JSON.parse((await run(["generate", dir, "--prompt", "the cat sat", "--max-tokens", "4", "--ignore-eos", "--json"])).out);
+    const b = JSON.parse((await run(["generate", gguf, "--prompt", "the cat sat", "--max-tokens", "4", "--ignore-eos", "--json"])).out);
+    assert.deepEqual([b.promptTokens, b.tokens], [a.promptTokens, a.tokens], `gemma=${gemma}`);
+  }
+});

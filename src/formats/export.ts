@@ -140,13 +140,20 @@ function readF32(read: (name: string, dst: Uint8Array) => void, name: string, dt
   return f;
 }
 
-/** tokenizer.json (byte-level BPE) → tokenizer.ggml.* keys; the vocabulary is padded to vocabSize. */
+/**
+ * tokenizer.json → tokenizer.ggml.* keys; the vocabulary is padded to vocabSize. Byte-level BPE (GPT-2,
+ * Llama-3, Qwen2, StarCoder) is written as "gpt2" with its merges; SentencePiece-style BPE (Llama-2,
+ * Mistral, Gemma: "▁" pieces, <0xNN> byte fallback) as "llama" with scores, as llama.cpp's converter
+ * does: a piece made by merge r scores -(r + 1), so merging the best-scoring piece first follows the
+ * merge ranks.
+ */
 export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, GgufValue][] {
   const path = join(hfDir, "tokenizer.json");
   if (!existsSync(path)) throw new UserError(`${hfDir}: no tokenizer.json (GGUF files carry the vocabulary; llama.cpp needs it)`);
   const tj = readJsonFile(path) as {
-    model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+    model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[]; byte_fallback?: boolean; unk_token?: string | null };
     added_tokens?: { id: number; content: string; special?: boolean }[];
+    normalizer?: unknown; pre_tokenizer?: unknown; decoder?: unknown; post_processor?: unknown;
   };
   if (tj.model?.type !== "BPE" || !tj.model.vocab) throw new UserError(`${path}: export-gguf supports byte-level BPE tokenizers (model.type "BPE"); got ${tj.model?.type === undefined ? "no model.type" : JSON.stringify(tj.model.type)}`);
   const tokens: string[] = new Array(vocabSize).fill("");
@@ -166,13 +173,20 @@ export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, Gg
   });
   const merges = (tj.model.merges ?? []).map((m) => (typeof m === "string" ? m : m.join(" ")));
   const cfgPath = join(hfDir, "tokenizer_config.json");
-  const meta: [string, GgufValue][] = [
-    ["tokenizer.ggml.model", { type: "string", value: "gpt2" }],
-    ["tokenizer.ggml.pre", { type: "string", value: "default" }],
-    ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],
-    ["tokenizer.ggml.token_type", { type: "i32[]", value: types }],
-    ["tokenizer.ggml.merges", { type: "string[]", value: merges }],
-  ];
+  const tc = readJsonFile(cfgPath);
+  const text = (v: unknown) => JSON.stringify(v ?? null);
+  const byteLevel = text(tj.pre_tokenizer).includes('"ByteLevel"') || text(tj.decoder).includes('"ByteLevel"');
+  const sentencePiece = !byteLevel && (tj.model.byte_fallback === true || /Metaspace|\u2581|▁/.test(text(tj.normalizer) + text(tj.pre_tokenizer) + text(tj.decoder)));
+  if (!byteLevel && !sentencePiece) throw new UserError(`${path}: export-gguf writes byte-level BPE (a ByteLevel pre-tokenizer) or SentencePiece-style BPE ("▁" pieces, byte fallback); this BPE tokenizer is neither`);
+  const meta: [string, GgufValue][] = sentencePiece
+    ? sentencePieceMetadata(tj, tc, tokens, types, merges)
+    : [
+        ["tokenizer.ggml.model", { type: "string", value: "gpt2" }],
+        ["tokenizer.ggml.pre", { type: "string", value: "default" }],
+        ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],
+        ["tokenizer.ggml.token_type", { type: "i32[]", value: types }],
+        ["tokenizer.ggml.merges", { type: "string[]", value: merges }],
+      ];
   // GGUF has one eos id: the first of a list (Llama-3.1-Instruct: [128001, 128008, 128009]); the others
   // go into eot/eom, which llama.cpp (and our reader) also treat as end of generation.
   const ids = specialTokenIds(hfDir, vocabSize);
@@ -180,8 +194,37 @@ export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, Gg
   (["eos", "eot", "eom"] as const).forEach((kind, i) => {
     if (ids.eos[i] !== undefined) meta.push([`tokenizer.ggml.${kind}_token_id`, { type: "u32", value: ids.eos[i] }]);
   });
-  const tc = readJsonFile(cfgPath);
   const template = tc ? chatTemplateOf(tc) : null;
   if (template !== null) meta.push(["tokenizer.chat_template", { type: "string", value: template }]);
   return meta;
+}
+
+/** The "llama" (SentencePiece) tokenizer keys for an SPM-style BPE tokenizer.json (see tokenizerMetadata). */
+function sentencePieceMetadata(
+  tj: { model?: { unk_token?: string | null; vocab?: Record<string, number> }; normalizer?: unknown; pre_tokenizer?: unknown; post_processor?: unknown },
+  tc: Record<string, unknown> | null, tokens: string[], types: number[], merges: string[],
+): [string, GgufValue][] {
+  const rank = new Map<string, number>();
+  merges.forEach((m, r) => {
+    const piece = m.split(" ").join("");
+    if (!rank.has(piece)) rank.set(piece, r);
+  });
+  // Pieces no merge makes (single characters, bytes, specials) score 0, except multi-character ones, which
+  // come after every merge (HF's BPE never produces them; llama.cpp would only as a last resort).
+  const scores = tokens.map((t, id) => (rank.has(t) ? -(rank.get(t)! + 1) : [...t].length > 1 && types[id] === 1 ? -(merges.length + 1) : 0));
+  const unk = tj.model?.unk_token ? tj.model.vocab?.[tj.model.unk_token] : undefined;
+  const spmTypes = types.map((ty, id) => (id === unk ? 2 : ty === 1 && /^<0x[0-9A-Fa-f]{2}>$/.test(tokens[id]) ? 6 : ty)); // 2 unknown, 6 byte
+  // A leading "▁" is added by a Prepend normalizer (Llama-2) or a Metaspace pre-tokenizer that prepends; Gemma has neither.
+  const norm = JSON.stringify(tj.normalizer ?? null), pre = JSON.stringify(tj.pre_tokenizer ?? null);
+  const addSpacePrefix = norm.includes('"Prepend"') || (pre.includes('"Metaspace"') && !/"prepend_scheme":"never"|"add_prefix_space":false/.test(pre));
+  const addBos = typeof tc?.add_bos_token === "boolean" ? tc.add_bos_token : JSON.stringify(tj.post_processor ?? null).includes('"SpecialToken"');
+  return [
+    ["tokenizer.ggml.model", { type: "string", value: "llama" }],
+    ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],
+    ["tokenizer.ggml.scores", { type: "f32[]", value: scores }],
+    ["tokenizer.ggml.token_type", { type: "i32[]", value: spmTypes }],
+    ...(unk !== undefined ? ([["tokenizer.ggml.unknown_token_id", { type: "u32", value: unk }]] as [string, GgufValue][]) : []),
+    ["tokenizer.ggml.add_bos_token", { type: "bool", value: addBos }],
+    ["tokenizer.ggml.add_space_prefix", { type: "bool", value: addSpacePrefix }],
+  ];
 }

@@ -180,7 +180,8 @@ export async function applyChatTemplate(tok: TextTokenizer, messages: ChatMessag
  * A GGUF SentencePiece vocabulary ("llama": tokens + scores, byte-fallback pieces <0xNN>) as an HF
  * BPE tokenizer, the way transformers' GGUF converter does it: merges are every split of a piece
  * into two pieces that are both in the vocabulary, ranked by the merged piece's score; spaces
- * become "▁" and a "▁" is prepended; BOS is added when tokenizer.ggml.add_bos_token (default true).
+ * become "▁" and a "▁" is prepended unless tokenizer.ggml.add_space_prefix is false; BOS is added when
+ * tokenizer.ggml.add_bos_token (default true).
  */
 async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path: string): Promise<TextTokenizer> {
   const scores = (meta["tokenizer.ggml.scores"] as number[] | undefined) ?? tokens.map((_, i) => -i);
@@ -204,16 +205,17 @@ async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path
   const unk = meta["tokenizer.ggml.unknown_token_id"];
   const { eos, bos, stops } = ggufSpecialIds(meta, path, tokens.length);
   const addBos = meta["tokenizer.ggml.add_bos_token"] !== false && bos !== null;
+  const addSpacePrefix = meta["tokenizer.ggml.add_space_prefix"] !== false; // llama.cpp's default: true (Gemma writes false)
   const bosTok = bos !== null ? tokens[bos] : null;
   const json = {
     version: "1.0", added_tokens: added,
-    normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "▁" }, { type: "Replace", pattern: { String: " " }, content: "▁" }] },
+    normalizer: { type: "Sequence", normalizers: [...(addSpacePrefix ? [{ type: "Prepend", prepend: "▁" }] : []), { type: "Replace", pattern: { String: " " }, content: "▁" }] },
     pre_tokenizer: null,
     post_processor: addBos
       ? { type: "TemplateProcessing", single: [{ SpecialToken: { id: bosTok, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }], pair: [{ SpecialToken: { id: bosTok, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
         special_tokens: { [bosTok!]: { id: bosTok, ids: [bos], tokens: [bosTok] } } }
       : null,
-    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }] },
+    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, ...(addSpacePrefix ? [{ type: "Strip", content: " ", start: 1, stop: 0 }] : [])] },
     model: { type: "BPE", dropout: null, unk_token: typeof unk === "number" ? tokens[unk] : null, continuing_subword_prefix: null, end_of_word_suffix: null,
       fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: merges.map((m) => m.pair) },
   };
