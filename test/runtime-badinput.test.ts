@@ -282,6 +282,13 @@ test("folders: a null or list shard index, a folder named model.safetensors, a b
   assert.equal((await run(["export-gguf", join(tmp, "f-gguf-src"), join(tmp, "m.gguf"), "--dtype", "f32"])).code, 0);
   cpSync(join(tmp, "m.gguf"), join(only, "m.gguf"), { recursive: true });
   await expectBad(["generate", only, "--prompt", "hi"], "no config.json in this folder; it holds m.gguf: pass the .gguf file itself");
+  const noIndex = folder("f-noidx", "llama3-gqa-sharded", () => {});
+  rmSync(join(noIndex, "model.safetensors.index.json"));
+  await expectBad(["info", noIndex], "it holds model-00001-of-00002.safetensors", "need their model.safetensors.index.json");
+  const pickle = folder("f-pt", "llama-mha-f32", () => {});
+  cpSync(join(pickle, "model.safetensors"), join(pickle, "pytorch_model.bin"));
+  rmSync(join(pickle, "model.safetensors"));
+  await expectBad(["generate", pickle, "--prompt", "hi"], "it holds pytorch_model.bin (PyTorch pickle weights are not read");
 });
 
 /** A SentencePiece-style BPE tokenizer.json (Llama-2 / Mistral layout, or Gemma's without the "▁" prefix) of 274 tokens. */

@@ -6,7 +6,7 @@
 // forged header is a UserError naming the file and the tensor, never a crash or a huge allocation.
 // Tensor bytes are read straight into their destination (an Arena view) with fs.readSync, so the
 // weights are never held twice in memory.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { encodeF16 } from "../kvcache/convert.js";
@@ -128,7 +128,7 @@ export function openSafetensors(pathOrDir: string): Map<string, TensorEntry> {
   else if (existsSync(join(pathOrDir, "model.safetensors.index.json"))) index = join(pathOrDir, "model.safetensors.index.json");
   else single = join(pathOrDir, "model.safetensors");
   if (single) {
-    if (!existsSync(single)) throw new UserError(`${pathOrDir}: no model.safetensors or model.safetensors.index.json`);
+    if (!existsSync(single)) throw new UserError(`${pathOrDir}: no model.safetensors or model.safetensors.index.json${weightFilesHint(pathOrDir)}`);
     return readSafetensorsHeader(single).tensors;
   }
   let json: { weight_map?: Record<string, string> };
@@ -151,6 +151,21 @@ export function openSafetensors(pathOrDir: string): Map<string, TensorEntry> {
     all.set(name, t);
   }
   return all;
+}
+
+/** What the folder holds instead of model.safetensors, for the error message (shards without their index, PyTorch pickles). */
+function weightFilesHint(dir: string): string {
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return "";
+  }
+  const st = files.filter((f) => f.endsWith(".safetensors")).sort();
+  if (st.length) return `; it holds ${st.slice(0, 3).join(", ")}${st.length > 3 ? ", ..." : ""} (shards need their model.safetensors.index.json)`;
+  const pt = files.filter((f) => /\.(bin|pt|pth)$/.test(f)).sort();
+  if (pt.length) return `; it holds ${pt.slice(0, 3).join(", ")} (PyTorch pickle weights are not read: convert them to safetensors)`;
+  return "";
 }
 
 /**
