@@ -288,7 +288,7 @@ test("folders: a null or list shard index, a folder named model.safetensors, a b
   const pickle = folder("f-pt", "llama-mha-f32", () => {});
   cpSync(join(pickle, "model.safetensors"), join(pickle, "pytorch_model.bin"));
   rmSync(join(pickle, "model.safetensors"));
-  await expectBad(["generate", pickle, "--prompt", "hi"], "it holds pytorch_model.bin (PyTorch pickle weights are not read");
+  await expectBad(["generate", pickle, "--prompt", "hi"], "pytorch_model.bin (PyTorch pickle weights are not read");
 });
 
 /** A SentencePiece-style BPE tokenizer.json (Llama-2 / Mistral layout, or Gemma's without the "▁" prefix) of 274 tokens. */
