@@ -337,3 +337,26 @@ test("export-gguf of a SentencePiece-style tokenizer.json (Llama-2 / Mistral, Ge
     assert.deepEqual([b.promptTokens, b.tokens], [a.promptTokens, a.tokens], `gemma=${gemma}`);
   }
 });
+
+test("llama with attention_bias: q/k/v/o biases load, change the output, and survive export-gguf (o_proj.bias was dropped)", async () => {
+  const { openSafetensors, readTensorBytes, writeSafetensors } = await import("../src/formats/safetensors.js");
+  const dir = folder("attn-bias", "llama-mha-f32", (c) => (c.attention_bias = true));
+  const tensors = [...openSafetensors(dir).values()].map((t) => {
+    const b = new Uint8Array(t.bytes);
+    readTensorBytes(t, b);
+    return { name: t.name, shape: t.shape, data: new Float32Array(b.buffer) };
+  });
+  let x = 1;
+  const rand = () => ((x = (x * 48271) % 2147483647) / 2147483647 - 0.5) * 0.5;
+  for (let l = 0; l < 2; l++) for (const p of ["q", "k", "v", "o"]) tensors.push({ name: `model.layers.${l}.self_attn.${p}_proj.bias`, shape: [64], data: Float32Array.from({ length: 64 }, rand) });
+  writeSafetensors(join(dir, "model.safetensors"), tensors);
+  const { exp } = expected("llama-mha-f32");
+  const hf = await greedyOf(dir, exp.prompt, 10);
+  const gguf = join(tmp, "attn-bias.gguf");
+  assert.equal((await run(["export-gguf", dir, gguf, "--dtype", "f32"])).code, 0);
+  const g = await greedyOf(gguf, exp.prompt, 10);
+  assert.deepEqual(g.tokens, hf.tokens, "GGUF = folder");
+  assert.notDeepEqual(hf.tokens, exp.greedy, "the biases change the continuation (so the check above can fail)");
+  const info = JSON.parse((await run(["info", gguf, "--json"])).out);
+  assert.equal(info.parameters, JSON.parse((await run(["info", dir, "--json"])).out).parameters, "every tensor exported");
+});

@@ -46,7 +46,10 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
   const src = safetensorsSource(hfDir);
   // The checkpoint must match its config (as loading demands) before anything is written: a GGUF
   // with a missing or misshapen tensor would only fail later, in llama.cpp or in `mqa generate`.
-  checkModel(spec, src);
+  const unused = new Set(checkModel(spec, src));
+  // Every tensor the model reads must have a GGUF name: one skipped here would be missing from the file.
+  const unnamed = src.names().find((n) => !unused.has(n) && ggufNameOf(n) === null);
+  if (unnamed !== undefined) throw new UserError(`${hfDir}: tensor "${unnamed}" has no GGUF name in the ${spec.family} layout; export-gguf cannot write this model`);
   const inputs = new Set([configPath, join(hfDir, "tokenizer.json"), join(hfDir, "tokenizer_config.json"), ...(src.files?.() ?? [])].map((f) => resolve(f)));
   if (inputs.has(resolve(out))) throw new UserError(`${out}: is one of the input files being converted; expected a new output path`);
   const { numHeads: H, numKvHeads: K, headDim: D, hiddenSize: E } = spec;
@@ -66,13 +69,13 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
     const type = !matrix || dtype === "f32" ? "f32" : dtype === "q8_0" && shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
     const numel = info.shape.reduce((a, b) => a * b, 1);
     const tensorBytes = type === "q8_0" ? weightRowBytes("q8_0", numel) : numel * (type === "f32" ? 4 : 2);
-    const qk = /self_attn\.(q|k)_proj\.weight$/.exec(name);
+    const qk = /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name); // llama.cpp's converter permutes the biases too
     tensors.push({
       name: gname, shape, type, bytes: tensorBytes,
       write: (emit) => {
         let f = readF32(src.read.bind(src), name, info.dtype, numel);
         if (conv1d) f = transpose(f, info.shape[0], info.shape[1]);
-        if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1]);
+        if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1] ?? 1);
         // llama.cpp's Gemma multiplies by the stored norm weight: store HF's (1 + w).
         if (arch === "gemma" && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
         if (type === "f32") emit(new Uint8Array(f.buffer));

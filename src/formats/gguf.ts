@@ -190,7 +190,7 @@ const LLAMA_NAMES: [RegExp, string][] = [
   [/^blk\.(\d+)\.attn_q\.(weight|bias)$/, "model.layers.$1.self_attn.q_proj.$2"],
   [/^blk\.(\d+)\.attn_k\.(weight|bias)$/, "model.layers.$1.self_attn.k_proj.$2"],
   [/^blk\.(\d+)\.attn_v\.(weight|bias)$/, "model.layers.$1.self_attn.v_proj.$2"],
-  [/^blk\.(\d+)\.attn_output\.weight$/, "model.layers.$1.self_attn.o_proj.weight"],
+  [/^blk\.(\d+)\.attn_output\.(weight|bias)$/, "model.layers.$1.self_attn.o_proj.$2"],
   [/^blk\.(\d+)\.ffn_norm\.weight$/, "model.layers.$1.post_attention_layernorm.weight"],
   [/^blk\.(\d+)\.ffn_gate\.weight$/, "model.layers.$1.mlp.gate_proj.weight"],
   [/^blk\.(\d+)\.ffn_up\.weight$/, "model.layers.$1.mlp.up_proj.weight"],
@@ -231,7 +231,7 @@ export function ggufNameOf(hf: string): string | null {
     [/^lm_head\.weight$/, "output.weight"],
     [/^model\.layers\.(\d+)\.input_layernorm\.weight$/, "blk.$1.attn_norm.weight"],
     [/^model\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$/, "blk.$1.attn_$2.$3"],
-    [/^model\.layers\.(\d+)\.self_attn\.o_proj\.weight$/, "blk.$1.attn_output.weight"],
+    [/^model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)$/, "blk.$1.attn_output.$2"],
     [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.ffn_norm.weight"],
     [/^model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight$/, "blk.$1.ffn_$2.weight"],
   ];
