@@ -360,3 +360,27 @@ test("llama with attention_bias: q/k/v/o biases load, change the output, and sur
   const info = JSON.parse((await run(["info", gguf, "--json"])).out);
   assert.equal(info.parameters, JSON.parse((await run(["info", dir, "--json"])).out).parameters, "every tensor exported");
 });
+
+test("export-gguf of a byte-level tokenizer whose post-processor adds BOS (Llama-3 layout): the GGUF adds it too", async () => {
+  const dir = folder("bpe-bos", "llama-mha-f32", () => {});
+  const path = join(dir, "tokenizer.json");
+  const tj = JSON.parse(readFileSync(path, "utf8"));
+  const bos = { SpecialToken: { id: "<s>", type_id: 0 } };
+  tj.post_processor = { type: "Sequence", processors: [tj.post_processor, { type: "TemplateProcessing", single: [bos, { Sequence: { id: "A", type_id: 0 } }],
+    pair: [bos, { Sequence: { id: "A", type_id: 0 } }, bos, { Sequence: { id: "B", type_id: 1 } }], special_tokens: { "<s>": { id: "<s>", ids: [286], tokens: ["<s>"] } } }] };
+  writeFileSync(path, JSON.stringify(tj));
+  const hf = await loadTokenizer(dir);
+  assert.equal(hf.encode("the cat")[0], 286, "fixture: the folder's tokenizer adds BOS");
+  const gguf = join(tmp, "bpe-bos.gguf");
+  assert.equal((await run(["export-gguf", dir, gguf, "--dtype", "f32"])).code, 0);
+  for (const [d, what] of [[dir, "folder"], [gguf, "GGUF"]]) {
+    const r = await run(["generate", d, "--prompt", "the cat", "--max-tokens", "3", "--ignore-eos", "--json"]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(JSON.parse(r.out).promptTokens, hf.encode("the cat").length, what);
+  }
+  // The plain GPT-2 layout still adds nothing.
+  const plain = join(tmp, "bpe-plain.gguf");
+  assert.equal((await run(["export-gguf", join(MODELS_DIR, "gpt2-mha"), plain, "--dtype", "f32"])).code, 0);
+  const p = JSON.parse((await run(["generate", plain, "--prompt", "the cat", "--max-tokens", "1", "--json"])).out);
+  assert.equal(p.promptTokens, (await loadTokenizer(join(MODELS_DIR, "gpt2-mha"))).encode("the cat").length);
+});

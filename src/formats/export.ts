@@ -182,13 +182,14 @@ export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, Gg
   const sentencePiece = !byteLevel && (tj.model.byte_fallback === true || /Metaspace|\u2581|▁/.test(text(tj.normalizer) + text(tj.pre_tokenizer) + text(tj.decoder)));
   if (!byteLevel && !sentencePiece) throw new UserError(`${path}: export-gguf writes byte-level BPE (a ByteLevel pre-tokenizer) or SentencePiece-style BPE ("▁" pieces, byte fallback); this BPE tokenizer is neither`);
   const meta: [string, GgufValue][] = sentencePiece
-    ? sentencePieceMetadata(tj, tc, tokens, types, merges)
+    ? sentencePieceMetadata(tj, tokens, types, merges)
     : [
         ["tokenizer.ggml.model", { type: "string", value: "gpt2" }],
         ["tokenizer.ggml.pre", { type: "string", value: "default" }],
         ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],
         ["tokenizer.ggml.token_type", { type: "i32[]", value: types }],
         ["tokenizer.ggml.merges", { type: "string[]", value: merges }],
+        ["tokenizer.ggml.add_bos_token", { type: "bool", value: addsBos(tj) }], // Llama-3's post-processor adds <|begin_of_text|>
       ];
   // GGUF has one eos id: the first of a list (Llama-3.1-Instruct: [128001, 128008, 128009]); the others
   // go into eot/eom, which llama.cpp (and our reader) also treat as end of generation.
@@ -202,10 +203,19 @@ export function tokenizerMetadata(hfDir: string, vocabSize: number): [string, Gg
   return meta;
 }
 
+/**
+ * Whether encoding adds a BOS: a post-processor that writes a special token first (what loadTokenizer's
+ * tokenizer.json does; tokenizer_config's add_bos_token is not read there either, so the GGUF matches the folder).
+ */
+function addsBos(tj: { post_processor?: unknown }): boolean {
+  const single = JSON.stringify(tj.post_processor ?? null).match(/"single":\[\{"SpecialToken"/);
+  return single !== null;
+}
+
 /** The "llama" (SentencePiece) tokenizer keys for an SPM-style BPE tokenizer.json (see tokenizerMetadata). */
 function sentencePieceMetadata(
   tj: { model?: { unk_token?: string | null; vocab?: Record<string, number> }; normalizer?: unknown; pre_tokenizer?: unknown; post_processor?: unknown },
-  tc: Record<string, unknown> | null, tokens: string[], types: number[], merges: string[],
+  tokens: string[], types: number[], merges: string[],
 ): [string, GgufValue][] {
   const rank = new Map<string, number>();
   merges.forEach((m, r) => {
@@ -220,7 +230,7 @@ function sentencePieceMetadata(
   // A leading "▁" is added by a Prepend normalizer (Llama-2) or a Metaspace pre-tokenizer that prepends; Gemma has neither.
   const norm = JSON.stringify(tj.normalizer ?? null), pre = JSON.stringify(tj.pre_tokenizer ?? null);
   const addSpacePrefix = norm.includes('"Prepend"') || (pre.includes('"Metaspace"') && !/"prepend_scheme":"never"|"add_prefix_space":false/.test(pre));
-  const addBos = typeof tc?.add_bos_token === "boolean" ? tc.add_bos_token : JSON.stringify(tj.post_processor ?? null).includes('"SpecialToken"');
+  const addBos = addsBos(tj);
   return [
     ["tokenizer.ggml.model", { type: "string", value: "llama" }],
     ["tokenizer.ggml.tokens", { type: "string[]", value: tokens }],

@@ -133,19 +133,29 @@ export async function tokenizerFromGguf(meta: Record<string, unknown>, path: str
     if (types[id] === 3 || types[id] === 4) added.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === 3 });
     else vocab[t] = id;
   });
+  const { eos, bos, stops } = ggufSpecialIds(meta, path, tokens.length);
   const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
+  // BOS only when the file asks for it (Llama-3 style vocabularies write add_bos_token true; GPT-2's add none).
+  const bosProcessor = meta["tokenizer.ggml.add_bos_token"] === true && bos !== null ? bosTemplate(tokens[bos], bos) : null;
   const json = {
-    version: "1.0", added_tokens: added, normalizer: null, pre_tokenizer: byteLevel, post_processor: byteLevel, decoder: byteLevel,
+    version: "1.0", added_tokens: added, normalizer: null, pre_tokenizer: byteLevel, decoder: byteLevel,
+    post_processor: bosProcessor ? { type: "Sequence", processors: [byteLevel, bosProcessor] } : byteLevel,
     model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false,
       vocab, merges: ((meta["tokenizer.ggml.merges"] as string[] | undefined) ?? []).map((m) => m.split(" ", 2)) },
   };
-  const { eos, bos, stops } = ggufSpecialIds(meta, path, tokens.length);
   const config = {
     eos_token: eos !== null ? tokens[eos] : null,
     bos_token: bos !== null ? tokens[bos] : null,
     chat_template: typeof meta["tokenizer.chat_template"] === "string" ? meta["tokenizer.chat_template"] : undefined,
   };
   return tokenizerFromJson(json, config, stops, path);
+}
+
+/** An HF TemplateProcessing post-processor that puts `token` (id `id`) before every sequence. */
+function bosTemplate(token: string, id: number): object {
+  const bos = { SpecialToken: { id: token, type_id: 0 } };
+  return { type: "TemplateProcessing", single: [bos, { Sequence: { id: "A", type_id: 0 } }], pair: [bos, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
+    special_tokens: { [token]: { id: token, ids: [id], tokens: [token] } } };
 }
 
 /**
@@ -211,10 +221,7 @@ async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path
     version: "1.0", added_tokens: added,
     normalizer: { type: "Sequence", normalizers: [...(addSpacePrefix ? [{ type: "Prepend", prepend: "▁" }] : []), { type: "Replace", pattern: { String: " " }, content: "▁" }] },
     pre_tokenizer: null,
-    post_processor: addBos
-      ? { type: "TemplateProcessing", single: [{ SpecialToken: { id: bosTok, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }], pair: [{ SpecialToken: { id: bosTok, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
-        special_tokens: { [bosTok!]: { id: bosTok, ids: [bos], tokens: [bosTok] } } }
-      : null,
+    post_processor: addBos ? bosTemplate(bosTok!, bos!) : null,
     decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, ...(addSpacePrefix ? [{ type: "Strip", content: " ", start: 1, stop: 0 }] : [])] },
     model: { type: "BPE", dropout: null, unk_token: typeof unk === "number" ? tokens[unk] : null, continuing_subword_prefix: null, end_of_word_suffix: null,
       fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: merges.map((m) => m.pair) },
