@@ -5,11 +5,10 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
-import { applyChatTemplate, specialTokenIds } from "../formats/tokenizer.js";
+import { applyChatTemplate, encodeRendered, specialTokenIds } from "../formats/tokenizer.js";
 import { generate } from "../generate/generate.js";
 import { openRuntime } from "../generate/runtime.js";
 import { defaultModelDir } from "../package-root.js";
-import { encodeRendered } from "../serve/openai.js";
 
 interface GenerateFlags {
   prompt: string[];

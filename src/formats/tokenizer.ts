@@ -233,3 +233,15 @@ async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path
   };
   return tokenizerFromJson(json, config, stops, path);
 }
+
+/**
+ * Tokens of a rendered chat template. encode() adds the tokenizer's special tokens (a BOS for
+ * Llama-style tokenizers), but templates usually write {{ bos_token }} themselves, and HF's
+ * apply_chat_template and vLLM tokenize the rendering without special tokens: so a BOS that the
+ * text starts with and encode() doubled is kept once.
+ */
+export function encodeRendered(tok: TextTokenizer, text: string): number[] {
+  const ids = tok.encode(text);
+  const doubled = tok.bosToken !== null && text.startsWith(tok.bosToken) && ids.length >= 2 && ids[0] === ids[1] && tok.decode([ids[0]]) === tok.bosToken;
+  return doubled ? ids.slice(1) : ids;
+}

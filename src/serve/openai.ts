@@ -5,7 +5,7 @@
 // 400 {error: {message: "max_tokens: expected an integer >= 0, got \"x\"", type: "invalid_request_error", param: "max_tokens", code: null}}.
 // Legend: B prompts in one request, V vocabulary, ctx the model's context (tokens).
 import { randomUUID } from "node:crypto";
-import { applyChatTemplate, type ChatMessage, type TextTokenizer } from "../formats/tokenizer.js";
+import { applyChatTemplate, encodeRendered, type ChatMessage, type TextTokenizer } from "../formats/tokenizer.js";
 import type { SequenceOptions } from "../generate/generate.js";
 import type { JobResult } from "./scheduler.js";
 import type { TokenLogprob } from "../generate/sampling.js";
@@ -201,18 +201,6 @@ function messageText(content: unknown, param: string): string {
     }).join("");
   }
   throw bad(param, "a string or an array of text parts", content);
-}
-
-/**
- * Tokens of a rendered chat template. encode() adds the tokenizer's special tokens (a BOS for
- * Llama-style tokenizers), but templates usually write {{ bos_token }} themselves, and HF's
- * apply_chat_template and vLLM tokenize the rendering without special tokens: so a BOS that the
- * text starts with and encode() doubled is kept once.
- */
-export function encodeRendered(tok: TextTokenizer, text: string): number[] {
-  const ids = tok.encode(text);
-  const doubled = tok.bosToken !== null && text.startsWith(tok.bosToken) && ids.length >= 2 && ids[0] === ids[1] && tok.decode([ids[0]]) === tok.bosToken;
-  return doubled ? ids.slice(1) : ids;
 }
 
 /** Validates a /v1/chat/completions body and renders the messages with the model's chat template. */
