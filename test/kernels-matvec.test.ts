@@ -1,4 +1,4 @@
-// The f16 matvec fast path (src/kernels/assembly/matmul.ts, matvecF16) against the reference on its
+// The f16 matvec fast path (src/kernels/assembly/matvec.ts, matvecF16) against the reference on its
 // edges: |x| near and above 2^14 (the h2f path; x·2^112 overflows from 2^16), NaN x, an inf weight in
 // a 4-row block with a whole 8-half chunk, and tiny weights (f16 subnormals) times tiny x; then the
 // batched decode (M = 2, 3) for every weight dtype on the same edges.
@@ -79,7 +79,7 @@ test("f16 matvec: subnormal weights and small x keep their products (no flush to
 
 test("f16 matvec: wFinite (no in-loop inf/NaN check) gives bit-identical outputs for finite weights", () => {
   // Shapes cover full 4-row blocks, a row tail (N % 4) and a Kin tail (Kin % 8); several items per call;
-  // Kin >= 2048 takes the copy without read-ahead (assembly/matmul.ts READ_AHEAD_BELOW).
+  // Kin >= 2048 takes the copy without read-ahead (assembly/matvec.ts READ_AHEAD_BELOW).
   for (const [N, Kin, seed] of [[8, 64, 21], [203, 77, 22], [768, 768, 23], [37, 2053, 24]] as const) {
     const x = arena.alloc(Kin * 4), w = arena.alloc(N * Kin * 2), a = arena.alloc(N * 4), b = arena.alloc(N * 4);
     arena.f32(x, Kin).set(rand(Kin, 2, seed));
@@ -95,7 +95,7 @@ test("f16 matvec: wFinite (no in-loop inf/NaN check) gives bit-identical outputs
 });
 
 // Batched decode: M = 2 and 3 rows of x against one w (the serve batch), where the f16 kernel reads
-// each w vector once for all rows (assembly/matmul.ts matvecF16Rows). Every backend variant (1 and 2
+// each w vector once for all rows (assembly/matvec.ts matvecF16Rows). Every backend variant (1 and 2
 // threads: several items and a short last one; plain and relaxed SIMD), against the float64 reference
 // with rtol 1e-6 on Σ|x·w| as above, and each row bit for bit against an M = 1 call of the same
 // backend (the batched kernels keep the single-row summation order, so batching changes no token).

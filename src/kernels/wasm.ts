@@ -210,7 +210,7 @@ export class WasmKernels implements Kernels {
     const nitems = Math.ceil(rows / MB) * NNB;
     // Scratch per thread (0: none): nn/tn pack w as [NB/8][KC][8] and x as [MB/4][KC][4]
     // (assembly/matmulkn.ts); nt with M >= 4 widens NB f16/bf16 w rows; an f16 matvec keeps the
-    // scaled x of each of its M rows (matmul.ts prepX, matvecF16Item).
+    // scaled x of each of its M rows (matvec.ts prepX, matvecF16Item).
     let stride = 0;
     if (layout !== "nt") stride = align64(MATMUL_KN_KC * (NB + MB) * 4);
     else if (rows >= 4 && wDtype !== "f32") stride = align64(NB * ((Kin + 3) & ~3) * 4);

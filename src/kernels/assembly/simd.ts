@@ -61,7 +61,7 @@ export const DT_Q8_0: i32 = 4;
 
 // The widening constants, as v128.const immediates. V8 rematerialises such a constant at every
 // use inside a loop (TurboFan hoists nothing out of loops); where a hot loop is short of registers
-// that costs, and the constants come from static memory instead (matmul.ts F16_MASK). Loading
+// that costs, and the constants come from static memory instead (matvec.ts F16_MASK). Loading
 // these (and exp2's) that way measured no faster here.
 // @ts-ignore: decorator
 @inline export function wMagic(): v128 {
