@@ -57,6 +57,14 @@ test("sampling: draws follow the filtered distribution (chi-square, 20000 draws,
   assert.ok(chi2 < 16.3, `chi-square ${chi2.toFixed(2)} with 3 degrees of freedom exceeds 16.3 (p = 0.001)`);
 });
 
+test("sampling: NaN logits (a checkpoint with inf/NaN weights) are a UserError, not token 0", () => {
+  const logits = new Float32Array([0.5, 2, NaN, 1]);
+  for (const temperature of [0, 1]) {
+    assert.throws(() => sampleToken(logits.slice(), checkSampling({ temperature }), [], seededRandom(1)), (e: unknown) => e instanceof UserError && /NaN logits \(first at token 2\)/.test((e as Error).message));
+  }
+  assert.equal(sampleToken(new Float32Array([0.5, Infinity, 1]), checkSampling({ temperature: 0 }), [], seededRandom(1)), 1, "+inf is a valid argmax");
+});
+
 test("sampling: bad options are UserErrors naming the flag", () => {
   assert.throws(() => checkSampling({ topP: 0 }), (e: unknown) => e instanceof UserError && /--top-p/.test((e as Error).message));
   assert.throws(() => checkSampling({ temperature: -1 }), (e: unknown) => e instanceof UserError && /--temperature/.test((e as Error).message));

@@ -96,6 +96,11 @@ export function filteredDistribution(logits: Float32Array, o: Required<SamplingO
  * @example sampleToken(logits, checkSampling({ temperature: 0 }), [], Math.random) // argmax
  */
 export function sampleToken(logits: Float32Array, opts: Required<SamplingOptions>, seen: number[], random: () => number, generated: number[] = seen): number {
+  const nan = logits.findIndex((v) => Number.isNaN(v));
+  if (nan >= 0) {
+    // Argmax would silently pick token 0 and sampling would stop; a checkpoint with inf/NaN weights does this.
+    throw new UserError(`the model produced NaN logits (first at token ${nan}); its weights hold inf/NaN values or its activations overflowed`);
+  }
   applyRepetitionPenalty(logits, seen, opts.repetitionPenalty);
   applyFrequencyPenalties(logits, generated, opts.frequencyPenalty, opts.presencePenalty);
   if (opts.temperature === 0) {
