@@ -2,6 +2,7 @@
 // else the reference) + weights + tokenizer. close() stops the kernel worker threads.
 import { Arena } from "../kernels/memory.js";
 import { createKernels, type KernelBackend, type KernelHandle } from "../kernels/index.js";
+import { enableRelaxedSimdFlag } from "../kernels/wasm-node.js";
 import { loadModel, type LoadedModel } from "../models/index.js";
 import { loadTokenizer, tokenizerFromGguf, type TextTokenizer } from "../formats/tokenizer.js";
 
@@ -23,6 +24,9 @@ export interface Runtime extends Omit<LoadedModel, "ggufMetadata"> {
 export async function openRuntime(path: string, opts: RuntimeOptions = {}): Promise<Runtime> {
   const t0 = performance.now();
   if (opts.smallYoungGeneration ?? true) await keepYoungGenerationSmall();
+  // Node 20 validates relaxed SIMD (the fused multiply-add kernels) only behind a V8 flag; turn it
+  // on as the CLI does, so library callers get the same kernels. Process-wide, harmless if set.
+  enableRelaxedSimdFlag();
   const arena = new Arena({ initialBytes: 64 * 1024 * 1024 });
   const kernels = await createKernels({ arena, backend: opts.backend ?? "auto", threads: opts.threads });
   try {
