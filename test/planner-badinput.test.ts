@@ -69,7 +69,8 @@ test("broken GGUF files: truncated (read as zeros by the parser), missing head_c
   await expectUserError(["--model", file("cut.gguf", whole.subarray(0, whole.length - 20))], /cut\.gguf: truncated GGUF file/);
   await expectUserError(["--model", file("cut30.gguf", whole.subarray(0, 30))], /cut30\.gguf: truncated GGUF file/);
   await expectUserError(["--model", file("nohead.gguf", gguf(meta.filter(([k]) => k !== "llama.attention.head_count")))], /missing GGUF key llama\.attention\.head_count/);
-  await expectUserError(["--model", file("text.gguf", "not a gguf at all")], /text\.gguf: cannot read GGUF metadata/);
+  await expectUserError(["--model", file("text.gguf", "not a gguf at all")], /text\.gguf: not a GGUF file \(starts with "not "; expected "GGUF"\)/);
+  await expectUserError(["--model", file("v1.gguf", Buffer.concat([Buffer.from("GGUF"), Buffer.from([1, 0, 0, 0]), Buffer.alloc(16)]))], /v1\.gguf: GGUF version 1 is not supported/);
   await expectUserError(["--model", file("ssm.gguf", gguf([["general.architecture", "mamba"], ["mamba.block_count", 64], ["mamba.ssm.state_size", 16]]))], /mamba\.ssm\.state_size marks a state-space/);
 });
 

@@ -52,6 +52,7 @@ export function loadHfConfigSpec(path: string): ModelSpec {
 }
 
 export async function loadGgufSpec(path: string): Promise<ModelSpec> {
+  checkGgufPrelude(path); // magic and version first: other versions parse as garbage counts
   const { gguf } = await import("@huggingface/gguf");
   let parsed;
   try {
