@@ -96,18 +96,21 @@ export function filteredDistribution(logits: Float32Array, o: Required<SamplingO
  * @example sampleToken(logits, checkSampling({ temperature: 0 }), [], Math.random) // argmax
  */
 export function sampleToken(logits: Float32Array, opts: Required<SamplingOptions>, seen: number[], random: () => number, generated: number[] = seen): number {
-  const nan = logits.findIndex((v) => Number.isNaN(v));
-  if (nan >= 0) {
-    // Argmax would silently pick token 0 and sampling would stop; a checkpoint with inf/NaN weights does this.
-    throw new UserError(`the model produced NaN logits (first at token ${nan}); its weights hold inf/NaN values or its activations overflowed`);
-  }
   applyRepetitionPenalty(logits, seen, opts.repetitionPenalty);
   applyFrequencyPenalties(logits, generated, opts.frequencyPenalty, opts.presencePenalty);
   if (opts.temperature === 0) {
+    // Argmax, noting the first NaN on the way (NaN compares false, so it is never the best).
     let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    let nan = Number.isNaN(logits[0]) ? 0 : -1;
+    for (let i = 1; i < logits.length; i++) {
+      const v = logits[i];
+      if (v > logits[best]) best = i;
+      else if (nan < 0 && v !== v) nan = i;
+    }
+    if (nan >= 0) throw nanLogits(nan);
     return best;
   }
+  for (let i = 0; i < logits.length; i++) if (logits[i] !== logits[i]) throw nanLogits(i);
   const { ids, probs } = filteredDistribution(logits, opts);
   let u = random();
   for (let i = 0; i < ids.length; i++) {
@@ -115,6 +118,11 @@ export function sampleToken(logits: Float32Array, opts: Required<SamplingOptions
     if (u < 0) return ids[i];
   }
   return ids[ids.length - 1];
+}
+
+/** Argmax would silently pick token 0 and sampling would stop; a checkpoint with inf/NaN weights does this. */
+function nanLogits(first: number): UserError {
+  return new UserError(`the model produced NaN logits (first at token ${first}); its weights hold inf/NaN values or its activations overflowed`);
 }
 
 /** A token's log-probability under the model and the most likely alternatives at its position. */
