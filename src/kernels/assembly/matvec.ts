@@ -2,7 +2,7 @@
 // f32x4), called by matmulItem (matmul.ts) per item of NB rows of w. Bandwidth-bound: w streams once
 // with 4 rows in flight and is widened in registers (f16: 8 halves per load by shifts and masks
 // only, see matvecF16); 2 or 3 rows of x (batched decode) share one pass over w.
-import { DT_F16, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
+import { DT_F32, DT_F16, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 
 /** out[n] = x · w_n for n0 <= n < n1, reading w in its own dtype (inlined per dtype). */
 // @ts-ignore: decorator
@@ -23,28 +23,17 @@ import { DT_F16, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, 
       c2 = fma(xv, load4(dt, w2 + off, one, mg, km, bg, ex), c2);
       c3 = fma(xv, load4(dt, w3 + off, one, mg, km, bg, ex), c3);
     }
-    let s0 = hsum(c0), s1 = hsum(c1), s2 = hsum(c2), s3 = hsum(c3);
-    for (let d = K4; d < Kin; d++) {
-      const xs = load<f32>(x + (<usize>d << 2));
-      const off = <usize>d * eb;
-      s0 += xs * load1(dt, w0 + off);
-      s1 += xs * load1(dt, w1 + off);
-      s2 += xs * load1(dt, w2 + off);
-      s3 += xs * load1(dt, w3 + off);
-    }
     const o = out + (<usize>n << 2);
-    store<f32>(o, s0);
-    store<f32>(o, s1, 4);
-    store<f32>(o, s2, 8);
-    store<f32>(o, s3, 12);
+    store<f32>(o, rowTail(dt, hsum(c0), x, w0, K4, Kin));
+    store<f32>(o, rowTail(dt, hsum(c1), x, w1, K4, Kin), 4);
+    store<f32>(o, rowTail(dt, hsum(c2), x, w2, K4, Kin), 8);
+    store<f32>(o, rowTail(dt, hsum(c3), x, w3, K4, Kin), 12);
   }
   for (; n < n1; n++) {
     const w0 = w + <usize>n * rowBytes;
     let c0 = f32x4.splat(0);
     for (let d = 0; d < K4; d += 4) c0 = fma(v128.load(x + (<usize>d << 2)), load4(dt, w0 + <usize>d * eb, one, mg, km, bg, ex), c0);
-    let s0 = hsum(c0);
-    for (let d = K4; d < Kin; d++) s0 += load<f32>(x + (<usize>d << 2)) * load1(dt, w0 + <usize>d * eb);
-    store<f32>(out + (<usize>n << 2), s0);
+    store<f32>(out + (<usize>n << 2), rowTail(dt, hsum(c0), x, w0, K4, Kin));
   }
 }
 
@@ -100,31 +89,24 @@ const F32X3_W = 3;
     }
   }
   const o = <usize>n << 2;
-  store<f32>(o0 + o, f32Tail(hsum(c00), x0, w0, K4, Kin));
-  store<f32>(o1 + o, f32Tail(hsum(c01), x1, w0, K4, Kin));
-  if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c02), x2, w0, K4, Kin));
+  store<f32>(o0 + o, rowTail(DT_F32, hsum(c00), x0, w0, K4, Kin));
+  store<f32>(o1 + o, rowTail(DT_F32, hsum(c01), x1, w0, K4, Kin));
+  if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c02), x2, w0, K4, Kin));
   if (W > 1) {
-    store<f32>(o0 + o, f32Tail(hsum(c10), x0, w1, K4, Kin), 4);
-    store<f32>(o1 + o, f32Tail(hsum(c11), x1, w1, K4, Kin), 4);
-    if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c12), x2, w1, K4, Kin), 4);
+    store<f32>(o0 + o, rowTail(DT_F32, hsum(c10), x0, w1, K4, Kin), 4);
+    store<f32>(o1 + o, rowTail(DT_F32, hsum(c11), x1, w1, K4, Kin), 4);
+    if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c12), x2, w1, K4, Kin), 4);
   }
   if (W > 2) {
-    store<f32>(o0 + o, f32Tail(hsum(c20), x0, w2, K4, Kin), 8);
-    store<f32>(o1 + o, f32Tail(hsum(c21), x1, w2, K4, Kin), 8);
-    if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c22), x2, w2, K4, Kin), 8);
+    store<f32>(o0 + o, rowTail(DT_F32, hsum(c20), x0, w2, K4, Kin), 8);
+    store<f32>(o1 + o, rowTail(DT_F32, hsum(c21), x1, w2, K4, Kin), 8);
+    if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c22), x2, w2, K4, Kin), 8);
   }
   if (W > 3) {
-    store<f32>(o0 + o, f32Tail(hsum(c30), x0, w3, K4, Kin), 12);
-    store<f32>(o1 + o, f32Tail(hsum(c31), x1, w3, K4, Kin), 12);
-    if (R > 2) store<f32>(o2 + o, f32Tail(hsum(c32), x2, w3, K4, Kin), 12);
+    store<f32>(o0 + o, rowTail(DT_F32, hsum(c30), x0, w3, K4, Kin), 12);
+    store<f32>(o1 + o, rowTail(DT_F32, hsum(c31), x1, w3, K4, Kin), 12);
+    if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c32), x2, w3, K4, Kin), 12);
   }
-}
-
-/** s + Σ x[d]·w[d] over K4 <= d < Kin, f32 w: matvec's scalar tail. */
-// @ts-ignore: decorator
-@inline function f32Tail(s: f32, x: usize, w: usize, K4: i32, Kin: i32): f32 {
-  for (let d = K4; d < Kin; d++) s += load<f32>(x + (<usize>d << 2)) * load<f32>(w + (<usize>d << 2));
-  return s;
 }
 
 // f16 matvec fast path. A half h read as f32 bits (h & 0x7fff) << 13 with the sign moved to bit 31
@@ -238,20 +220,11 @@ function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i
       matvec(DT_F16, x, w, n, n + 4, Kin, out); // an inf/NaN weight: exact path for these 4 rows
       continue;
     }
-    let s0 = hsum(f32x4.add(a0, b0)), s1 = hsum(f32x4.add(a1, b1)), s2 = hsum(f32x4.add(a2, b2)), s3 = hsum(f32x4.add(a3, b3));
-    for (let d = K8; d < Kin; d++) {
-      const xs = load<f32>(x + (<usize>d << 2));
-      const off = <usize>d << 1;
-      s0 += xs * load1(DT_F16, w0 + off);
-      s1 += xs * load1(DT_F16, w1 + off);
-      s2 += xs * load1(DT_F16, w2 + off);
-      s3 += xs * load1(DT_F16, w3 + off);
-    }
     const o = out + (<usize>n << 2);
-    store<f32>(o, s0);
-    store<f32>(o, s1, 4);
-    store<f32>(o, s2, 8);
-    store<f32>(o, s3, 12);
+    store<f32>(o, rowTail(DT_F16, hsum(f32x4.add(a0, b0)), x, w0, K8, Kin));
+    store<f32>(o, rowTail(DT_F16, hsum(f32x4.add(a1, b1)), x, w1, K8, Kin), 4);
+    store<f32>(o, rowTail(DT_F16, hsum(f32x4.add(a2, b2)), x, w2, K8, Kin), 8);
+    store<f32>(o, rowTail(DT_F16, hsum(f32x4.add(a3, b3)), x, w3, K8, Kin), 12);
   }
   store<u8>(xs, touch); // keeps the read-ahead loads; xs is not read again in this item
   if (n < n1) matvec(DT_F16, x, w, n, n1, Kin, out);
@@ -372,13 +345,13 @@ const F16X3_W = 1;
         }
       }
       const o = <usize>(n + j) << 2;
-      store<f32>(o0 + o, rowTail(hsum(f32x4.add(a00, b00)), x0, w0, K8, Kin));
-      store<f32>(o1 + o, rowTail(hsum(f32x4.add(a01, b01)), x1, w0, K8, Kin));
-      if (R > 2) store<f32>(o2 + o, rowTail(hsum(f32x4.add(a02, b02)), x2, w0, K8, Kin));
+      store<f32>(o0 + o, rowTail(DT_F16, hsum(f32x4.add(a00, b00)), x0, w0, K8, Kin));
+      store<f32>(o1 + o, rowTail(DT_F16, hsum(f32x4.add(a01, b01)), x1, w0, K8, Kin));
+      if (R > 2) store<f32>(o2 + o, rowTail(DT_F16, hsum(f32x4.add(a02, b02)), x2, w0, K8, Kin));
       if (W > 1) {
-        store<f32>(o0 + o, rowTail(hsum(f32x4.add(a10, b10)), x0, w1, K8, Kin), 4);
-        store<f32>(o1 + o, rowTail(hsum(f32x4.add(a11, b11)), x1, w1, K8, Kin), 4);
-        if (R > 2) store<f32>(o2 + o, rowTail(hsum(f32x4.add(a12, b12)), x2, w1, K8, Kin), 4);
+        store<f32>(o0 + o, rowTail(DT_F16, hsum(f32x4.add(a10, b10)), x0, w1, K8, Kin), 4);
+        store<f32>(o1 + o, rowTail(DT_F16, hsum(f32x4.add(a11, b11)), x1, w1, K8, Kin), 4);
+        if (R > 2) store<f32>(o2 + o, rowTail(DT_F16, hsum(f32x4.add(a12, b12)), x2, w1, K8, Kin), 4);
       }
     }
     if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
@@ -401,10 +374,12 @@ function matvecExactF16(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usi
   matvec(DT_F16, x, w, n0, n1, Kin, out);
 }
 
-/** s + Σ x[d]·w[d] over the Kin tail K8 <= d < Kin (h2f widening), as matvecF16's tail loop. */
+/** s + Σ x[d]·w[d] over the Kin tail k0 <= d < Kin, w in dtype dt read one value at a time (f16 by
+ * h2f): every kernel's scalar tail, so a row's sum is the same whichever kernel computed it. */
 // @ts-ignore: decorator
-@inline function rowTail(s: f32, x: usize, w: usize, K8: i32, Kin: i32): f32 {
-  for (let d = K8; d < Kin; d++) s += load<f32>(x + (<usize>d << 2)) * load1(DT_F16, w + (<usize>d << 1));
+@inline function rowTail(dt: i32, s: f32, x: usize, w: usize, k0: i32, Kin: i32): f32 {
+  const eb = elemBytes(dt);
+  for (let d = k0; d < Kin; d++) s += load<f32>(x + (<usize>d << 2)) * load1(dt, w + <usize>d * eb);
   return s;
 }
 
