@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { bf16ToF32, f16DecodeTable, f32ToF16 } from "../kvcache/convert.js";
 import { encodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
+import { transposeInto } from "../models/weights.js";
 import { ropeInvFreq } from "../models/blocks.js";
 import { checkModel, checkSupported, noConfig } from "../models/index.js";
 import { loadHfConfigSpec } from "../spec/load.js";
@@ -74,7 +75,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
       name: gname, shape, type, bytes: tensorBytes,
       write: (emit) => {
         let f = readF32(src.read.bind(src), name, info.dtype, numel);
-        if (conv1d) f = transpose(f, info.shape[0], info.shape[1]);
+        if (conv1d) f = transposeInto(f, new Float32Array(numel), info.shape[0], info.shape[1]);
         if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1] ?? 1);
         // llama.cpp's Gemma multiplies by the stored norm weight: store HF's (1 + w).
         if (arch === "gemma" && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
@@ -118,13 +119,6 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
   ];
   writeGguf(out, meta, tensors);
   return { tensors: tensors.length, bytes, spec };
-}
-
-/** [rows, cols] → [cols, rows]. */
-function transpose(f: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(f.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = f[i * cols + j];
-  return t;
 }
 
 function readF32(read: (name: string, dst: Uint8Array) => void, name: string, dtype: string, numel: number): Float32Array {

@@ -16,7 +16,7 @@ import { resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { f16DecodeTable } from "../kvcache/convert.js";
 import { decodeQ8_0 } from "../kernels/q8.js";
-import type { TensorSource } from "../models/weights.js";
+import { transposeInto, type TensorSource } from "../models/weights.js";
 import { specFromGgufMetadata } from "../spec/gguf.js";
 import { checkGgufComplete, checkGgufPrelude } from "../spec/load.js";
 import type { ModelSpec } from "../spec/types.js";
@@ -363,7 +363,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
         const f = decodeToF32(path, t).map((x) => x - 1);
         return dst.set(new Uint8Array(f.buffer));
       }
-      if (conv1d(name)) return transposeInto(path, t, dst);
+      if (conv1d(name)) return readTransposed(path, t, dst);
       if (!m) return readRaw(path, t, dst); // straight into the destination
       // One reused scratch buffer for the Q/K reads, so loading does not leave a garbage copy per layer.
       if (scratch.byteLength < t.bytes) scratch = new Uint8Array(t.bytes);
@@ -378,12 +378,13 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
 }
 
 /** A [rows, cols] GGUF matrix into dst as [cols, rows]: 2- or 4-byte elements moved, Q8_0 dequantized to f32. */
-function transposeInto(path: string, t: GgufTensor, dst: Uint8Array): void {
+function readTransposed(path: string, t: GgufTensor, dst: Uint8Array): void {
   const [rows, cols] = t.shape;
   const raw = readRaw(path, t);
-  const src = t.type === GGML_TYPE.Q8_0 ? new Uint32Array(decodeQ8_0(raw, rows * cols).buffer) : t.type === GGML_TYPE.F32 ? new Uint32Array(raw.buffer) : new Uint16Array(raw.buffer);
-  const out = src instanceof Uint32Array ? new Uint32Array(dst.buffer, dst.byteOffset, rows * cols) : new Uint16Array(dst.buffer, dst.byteOffset, rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = src[i * cols + j];
+  if (t.type === GGML_TYPE.Q8_0 || t.type === GGML_TYPE.F32) {
+    const src = t.type === GGML_TYPE.Q8_0 ? new Uint32Array(decodeQ8_0(raw, rows * cols).buffer) : new Uint32Array(raw.buffer);
+    transposeInto(src, new Uint32Array(dst.buffer, dst.byteOffset, rows * cols), rows, cols);
+  } else transposeInto(new Uint16Array(raw.buffer), new Uint16Array(dst.buffer, dst.byteOffset, rows * cols), rows, cols);
 }
 
 function decodeToF32(path: string, t: GgufTensor): Float32Array {

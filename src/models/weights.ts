@@ -93,22 +93,13 @@ function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightD
   let shape = row.shape.slice();
   if (row.transpose) {
     const [a, b] = shape;
-    const t = eb === 4 ? new Uint32Array(numel) : new Uint16Array(numel);
-    for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) t[j * a + i] = el[i * b + j];
-    el = t;
+    el = transposeInto(el, eb === 4 ? new Uint32Array(numel) : new Uint16Array(numel), a, b);
     shape = [b, a];
   }
   if (row.rows) {
     const width = shape.length === 2 ? shape[1] : 1;
     const total = row.rows.reduce((s, [a, b]) => s + (b - a), 0);
-    const t = eb === 4 ? new Uint32Array(total * width) : new Uint16Array(total * width);
-    let o = 0;
-    for (const [a, b] of row.rows) {
-      if (a < 0 || b > shape[0] || a > b) throw new Error(`loadWeights(${row.source}): row range [${a}, ${b}) outside [0, ${shape[0]})`);
-      t.set(el.subarray(a * width, b * width), o);
-      o += (b - a) * width;
-    }
-    el = t;
+    el = pickRows(el, eb === 4 ? new Uint32Array(total * width) : new Uint16Array(total * width), width, shape[0], row);
     shape = shape.length === 2 ? [total, width] : [total];
   }
   const n = el.length;
@@ -141,12 +132,7 @@ function loadQ8Row(arena: Arena, src: TensorSource, row: WeightRow): Weight {
     else {
       const raw = new Uint8Array(rows * rowBytes);
       src.read(row.source, raw);
-      let o = 0;
-      for (const [a, b] of ranges) {
-        if (a < 0 || b > rows || a > b) throw new Error(`loadWeights(${row.source}): row range [${a}, ${b}) outside [0, ${rows})`);
-        dst.set(raw.subarray(a * rowBytes, b * rowBytes), o);
-        o += (b - a) * rowBytes;
-      }
+      pickRows(raw, dst, rowBytes, rows, row); // a row of blocks is `rowBytes` one-byte elements
     }
     return { ptr, dtype: "q8_0", shape: [total, width] };
   }
@@ -163,6 +149,25 @@ function loadQ8Row(arena: Arena, src: TensorSource, row: WeightRow): Weight {
     },
   };
   return loadRow(arena, dequantized, row, "f32");
+}
+
+type Elements = Uint8Array | Uint16Array | Uint32Array | Float32Array;
+
+/** out = a [rows, cols] transposed to [cols, rows] (elements moved as they are); returns out. */
+export function transposeInto<T extends Elements>(a: T, out: T, rows: number, cols: number): T {
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j];
+  return out;
+}
+
+/** out = the row ranges row.rows of el ([rows, width] elements), concatenated; returns out. */
+function pickRows<T extends Elements>(el: T, out: T, width: number, rows: number, row: WeightRow): T {
+  let o = 0;
+  for (const [a, b] of row.rows!) {
+    if (a < 0 || b > rows || a > b) throw new Error(`loadWeights(${row.source}): row range [${a}, ${b}) outside [0, ${rows})`);
+    out.set(el.subarray(a * width, b * width), o);
+    o += (b - a) * width;
+  }
+  return out;
 }
 
 /** True if no half in h is inf or NaN (exponent bits all ones). One pass at load, ~0.1 s per 100M halves. */
