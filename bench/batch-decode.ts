@@ -20,14 +20,10 @@ import type { WeightDtype } from "../src/kernels/types.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeF16 } from "../src/kvcache/convert.js";
 import { encodeQ8_0, weightRowBytes } from "../src/kernels/q8.js";
+import { flag } from "./flags.js";
 
 const MiB = 1024 * 1024;
 const ROTATE_BYTES = 96 * MiB;
-
-function flag(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
 
 const threadList = flag("threads", "1").split(",").map(Number);
 const dtypes = flag("dtypes", "f32,f16,q8_0").split(",") as WeightDtype[];

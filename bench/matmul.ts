@@ -12,11 +12,8 @@ import type { WasmKernels } from "../src/kernels/wasm.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeF16 } from "../src/kvcache/convert.js";
 import type { Kernels, MatmulCall, MatmulLayout, WeightDtype } from "../src/kernels/types.js";
+import { flag } from "./flags.js";
 
-function flag(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
 const threads = Number(flag("threads", "1"));
 const M = Number(flag("m", "512"));
 const seconds = Number(flag("seconds", "1"));

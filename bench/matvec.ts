@@ -17,14 +17,10 @@ import { createKernels, type KernelHandle } from "../src/kernels/index.js";
 import type { WasmKernels } from "../src/kernels/wasm.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeF16 } from "../src/kvcache/convert.js";
+import { flag } from "./flags.js";
 
 const MiB = 1024 * 1024;
 const ROTATE_BYTES = 96 * MiB;
-
-function flag(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
 
 const threadList = flag("threads", "1,2").split(",").map(Number);
 const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16")[];
