@@ -10,10 +10,10 @@ export function register(program: Command): void {
     .description("Convert an HF llama, qwen2, gemma or gpt_bigcode (multi_query) folder to a GGUF file llama.cpp can load")
     .argument("<hf-dir>", "HF model folder (config.json, safetensors, tokenizer.json)")
     .argument("<out>", "output .gguf path")
-    .option("--dtype <type>", "matrix dtype: f32, f16 or q8_0 (norms stay f32; q8_0 keeps matrices whose rows are not whole 32-value blocks in f16)", "f16")
+    .option("--dtype <type>", "matrix dtype: f32, f16, bf16 or q8_0 (norms stay f32; q8_0 keeps matrices whose rows are not whole 32-value blocks in f16)", "f16")
     .option("--json", "print one JSON object")
     .action((dir: string, out: string, flags: { dtype: string; json?: boolean }) => {
-      if (flags.dtype !== "f32" && flags.dtype !== "f16" && flags.dtype !== "q8_0") throw new UserError(`--dtype "${flags.dtype}": expected f32, f16 or q8_0`);
+      if (flags.dtype !== "f32" && flags.dtype !== "f16" && flags.dtype !== "bf16" && flags.dtype !== "q8_0") throw new UserError(`--dtype "${flags.dtype}": expected f32, f16, bf16 or q8_0`);
       const r = exportGguf(dir, out, flags.dtype);
       const summary = { input: dir, output: out, dtype: flags.dtype, tensors: r.tensors, dataBytes: r.bytes, architecture: r.spec.family, heads: r.spec.numHeads, kvHeads: r.spec.numKvHeads };
       if (flags.json) console.log(JSON.stringify(summary));

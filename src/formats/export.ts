@@ -7,7 +7,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { bf16ToF32, f16DecodeTable, f32ToF16 } from "../kvcache/convert.js";
+import { bf16ToF32, f16DecodeTable, f32ToBf16, f32ToF16 } from "../kvcache/convert.js";
 import { encodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
 import { transposeInto } from "../models/weights.js";
 import { ropeInvFreq } from "../models/blocks.js";
@@ -24,11 +24,10 @@ export interface ExportResult {
   spec: ModelSpec;
 }
 
-// llama.cpp's llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0.
-const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7 } as const;
+const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7, bf16: 32 } as const; // llama.cpp's LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16
 
 /** Converts `hfDir` (model_type llama or qwen2) to a GGUF file readable by llama.cpp. */
-export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q8_0", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
+export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "bf16" | "q8_0", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
   if (!existsSync(hfDir)) throw new UserError(`${hfDir}: no such file or folder`);
   if (!statSync(hfDir).isDirectory()) throw new UserError(`${hfDir}: expected an HF model folder (config.json + safetensors + tokenizer.json)`);
   const configPath = join(hfDir, "config.json");
@@ -67,7 +66,7 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
     const shape = conv1d ? [info.shape[1], info.shape[0]] : info.shape;
     // Matrices take the requested dtype (Q8_0 needs rows of whole 32-value blocks; others stay
     // f16, as llama.cpp's quantizer does); vectors (norms, biases) stay f32.
-    const type = !matrix || dtype === "f32" ? "f32" : dtype === "q8_0" && shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
+    const type = !matrix || dtype === "f32" ? "f32" : dtype === "bf16" ? "bf16" : dtype === "q8_0" && shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
     const numel = info.shape.reduce((a, b) => a * b, 1);
     const tensorBytes = type === "q8_0" ? weightRowBytes("q8_0", numel) : numel * (type === "f32" ? 4 : 2);
     const qk = /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name); // llama.cpp's converter permutes the biases too
@@ -83,7 +82,8 @@ export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "q
         else if (type === "q8_0") emit(encodeQ8_0(f));
         else {
           const h = new Uint16Array(numel);
-          for (let i = 0; i < numel; i++) h[i] = f32ToF16(f[i]);
+          const encode = type === "bf16" ? f32ToBf16 : f32ToF16;
+          for (let i = 0; i < numel; i++) h[i] = encode(f[i]);
           emit(new Uint8Array(h.buffer));
         }
       },

@@ -40,7 +40,7 @@ export type GgufValue =
 export interface GgufTensorOut {
   name: string; // GGUF name, e.g. "blk.0.attn_q.weight"
   shape: number[]; // PyTorch order, e.g. [N, Kin]; written reversed as ne
-  type: "f32" | "f16" | "q8_0";
+  type: "f32" | "f16" | "bf16" | "q8_0";
   bytes: number; // data size
   write: (emit: (chunk: Uint8Array) => void) => void; // produces exactly `bytes` bytes
 }
@@ -111,7 +111,7 @@ export function writeGguf(path: string, metadata: [string, GgufValue][], tensors
     head.str(t.name);
     head.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) head.u64(d);
-    head.u32(t.type === "f32" ? GGML_TYPE.F32 : t.type === "f16" ? GGML_TYPE.F16 : GGML_TYPE.Q8_0);
+    head.u32(t.type === "f32" ? GGML_TYPE.F32 : t.type === "f16" ? GGML_TYPE.F16 : t.type === "bf16" ? GGML_TYPE.BF16 : GGML_TYPE.Q8_0);
     head.u64(offset);
     offset += t.bytes + pad(t.bytes);
   }
