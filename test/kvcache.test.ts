@@ -214,7 +214,7 @@ test("f16 cache stays within f16 rounding of f32; bf16 and int8 errors are bound
 test("bad cache configurations and writes are rejected with the field and value", () => {
   const arena = new Arena();
   assert.throws(() => new ContiguousKvCache(arena, { numLayers: 1, numKvHeads: 0, headDim: 8 }), /numKvHeads must be a positive integer, got 0/);
-  assert.throws(() => new ContiguousKvCache(arena, { numLayers: 1, numKvHeads: 1, headDim: 8, dtype: "q4" as KvDtype }), /dtype must be one of f32, f16, bf16, int8, got "q4"/);
+  assert.throws(() => new ContiguousKvCache(arena, { numLayers: 1, numKvHeads: 1, headDim: 8, dtype: "q4" as KvDtype }), /ContiguousKvCache: dtype: unknown dtype "q4"; expected one of f32, f16, bf16, int8 \(or fp32, float32, float, fp16, float16, half, bfloat16\)/);
   assert.throws(() => new PagedKvCache(arena, { numLayers: 1, numKvHeads: 1, headDim: 8 }, { numBlocks: 0 }), /numBlocks must be a positive integer, got 0/);
   assert.throws(() => new SlidingWindowKvCache(arena, { numLayers: 1, numKvHeads: 1, headDim: 8 }, { window: 0 }), /window must be a positive integer, got 0/);
   const c = new ContiguousKvCache(arena, { numLayers: 2, numKvHeads: 2, headDim: 8 });

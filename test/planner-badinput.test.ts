@@ -113,7 +113,7 @@ test("tp the heads cannot take: more GPUs than heads, query or KV heads not divi
 
 test("unknown names suggest the close ones; bad --kv-heads list the divisors; bad --chart names the flag", async () => {
   await expectUserError(["--gpu", "h10"], /unknown GPU "h10"; did you mean/);
-  await expectUserError(["--kv-dtype", "fp16"], /--kv-dtype: unknown dtype "fp16"; expected one of f32, f16/);
+  await expectUserError(["--kv-dtype", "fp17"], /--kv-dtype: unknown dtype "fp17"; expected one of f32, f16, .* \(or fp32, float32, float, fp16, float16, half, bfloat16, fp8_e4m3, float8_e4m3fn\)$/);
   await expectUserError(["--weight-dtype", "Q4_K_M"], /--weight-dtype: unknown dtype "Q4_K_M"; expected one of/);
   await expectUserError(["--model", "lama-2-7b"], /unknown model preset "lama-2-7b"; did you mean llama-2-7b/);
   await expectUserError(["--kv-heads", "5"], /--kv-heads: 5 does not divide the 32 query heads; expected one of 1, 2, 4, 8, 16, 32/);

@@ -30,6 +30,26 @@ async function serve(path: string, id: string): Promise<Served> {
   return { rt, server, records };
 }
 
+/**
+ * The same model with each forward step taking at least `ms` longer. Tests whose point is that one
+ * request is still generating while another arrives use it, so that the overlap holds however fast
+ * the CPU is (the default model decodes a token in about a millisecond on a fast machine, as long as
+ * an HTTP round trip); the tokens are unchanged.
+ */
+function paced<M extends object>(model: M, ms: number): M {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  return new Proxy(model, {
+    get(target, key, receiver) {
+      const v = Reflect.get(target, key, receiver);
+      if (key !== "forward" || typeof v !== "function") return typeof v === "function" ? v.bind(target) : v;
+      return (...args: unknown[]) => {
+        Atomics.wait(pause, 0, 0, ms);
+        return v.apply(target, args);
+      };
+    },
+  });
+}
+
 let def: Served; // models/default: context 256, no chat template
 let chat: Served; // llama-gqa-f16 fixture: context 64, chat_template in tokenizer_config.json
 before(async () => {
@@ -117,19 +137,24 @@ test("continuous batching: a request that arrives mid-generation joins the runni
   const tok = def.rt.tokenizer!;
   const long = { prompt: "In the beginning", max_tokens: 120, temperature: 0, ignore_eos: true };
   const short = { prompt: "We the people", max_tokens: 6, temperature: 0, ignore_eos: true };
-  const first = def.records.length;
-  const res = await fetch(def.server.url + "/v1/completions", { method: "POST", body: JSON.stringify({ ...long, stream: true }) });
+  // 120 steps of >= 5 ms: the long request runs >= 0.6 s, so the short one arrives while it generates on any CPU.
+  const records: RequestRecord[] = [];
+  const slow = await startServer({ served: { id: "default", model: paced(def.rt.model, 5), tokenizer: def.rt.tokenizer, maxTokensDefault: 16, parallel: 8 }, port: 0, onRequestDone: (r) => records.push(r) });
+  const res = await fetch(slow.url + "/v1/completions", { method: "POST", body: JSON.stringify({ ...long, stream: true }) });
   const reader = res.body!.getReader();
   let text = new TextDecoder().decode((await reader.read()).value); // the long request is generating
-  const s = await post(def, "/v1/completions", short);
+  const s = await post({ ...def, server: slow, records }, "/v1/completions", short);
   for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
-  const order = def.records.slice(first).map((r) => r.completionTokens);
+  const order = records.map((r) => r.completionTokens);
   assert.deepEqual(order, [6, 120], "the short request finished while the long one was still running");
   const ignoreEos = (p: string, n: number) => generate(def.rt.model, [tok.encode(p)], { maxTokens: n, temperature: 0, decode: (ids) => tok.decode(ids) }).sequences[0].text;
   assert.equal(s.json.choices[0].text, ignoreEos(short.prompt, 6));
   assert.ok(text.endsWith("data: [DONE]\n\n"));
   const longText = text.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6)).choices[0].text).join("");
   assert.equal(longText, ignoreEos(long.prompt, 120));
+  const h = await (await fetch(slow.url + "/health")).json();
+  assert.deepEqual([h.status, h.running, h.queued], ["ok", 0, 0]);
+  await slow.close();
 });
 
 test("streamed /v1/completions: SSE chunks concatenate to the non-streamed text and end with [DONE]; usage on request", async () => {
@@ -203,7 +228,8 @@ test("a client that hangs up mid-stream stops the generation", async () => {
 
 test("one slot: a request waits in line; its client leaving while queued answers it at once (aborted, no tokens)", async () => {
   const records: RequestRecord[] = [];
-  const one = await startServer({ served: { id: "default", model: def.rt.model, tokenizer: def.rt.tokenizer, maxTokensDefault: 4, parallel: 1 }, port: 0, onRequestDone: (r) => records.push(r) });
+  // >= 5 ms per step: the 200-token request outlasts the polling below on any CPU.
+  const one = await startServer({ served: { id: "default", model: paced(def.rt.model, 5), tokenizer: def.rt.tokenizer, maxTokensDefault: 4, parallel: 1 }, port: 0, onRequestDone: (r) => records.push(r) });
   const health = async () => (await fetch(one.url + "/health")).json();
   const until = async (ok: (h: any) => boolean) => {
     for (let h = await health(); !ok(h); h = await health()) await new Promise((r) => setTimeout(r, 5));
@@ -355,7 +381,7 @@ test("mqa serve: --help, bad flags exit 2 on one line, --port 0 --json prints th
   for (const flag of ["--port", "--host", "--threads", "--kv-dtype", "--max-tokens-default", "--json"]) assert.ok(helpText.includes(flag), `--help mentions ${flag}`);
   const bad = await runCli(["serve", "--kv-dtype", "f8"]);
   assert.equal(bad.code, 2);
-  assert.match(bad.err, /--kv-dtype "f8"/);
+  assert.match(bad.err, /--kv-dtype: unknown dtype "f8"; expected one of f32, f16, bf16, int8/);
   assert.equal(bad.err.split("\n").length, 1);
   const src = `import { main } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "cli", "main.ts"))}; process.exitCode = await main(["serve", "--port", "0", "--json", "--threads", "1", "--quiet"]);`;
   const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "pipe"] });

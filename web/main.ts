@@ -4,7 +4,7 @@
 //
 // Test hooks: <body data-status="ready|error" data-plans="n" data-charts="n">: data-plans counts plans,
 // data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
-import { DTYPES } from "../src/kvcache/dtypes.js";
+import { canonicalDtype, DTYPES } from "../src/kvcache/dtypes.js";
 import { cacheVsContextChart, heatmapChart, throughputChart } from "../src/planner/charts.js";
 import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
 import type { ModelSpec } from "../src/spec/types.js";
@@ -152,6 +152,13 @@ function stateFromHash(): PageState {
   const q = new URLSearchParams(location.hash.slice(1));
   const s = { ...DEFAULTS };
   for (const k of TEXT_FIELDS) s[k] = q.get(k) ?? s[k];
+  for (const k of ["kvDtype", "weightDtype"] as const) {
+    try {
+      s[k] = canonicalDtype(s[k]); // a link may spell it fp16, half, bfloat16, ...
+    } catch {
+      s[k] = DEFAULTS[k];
+    }
+  }
   for (const k of [...NUMBER_FIELDS, "context", "batch"] as const) {
     const v = Number(q.get(k) ?? NaN);
     if (Number.isFinite(v) && v >= 0) s[k] = v;

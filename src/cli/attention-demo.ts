@@ -6,6 +6,8 @@ import { UserError } from "../errors.js";
 import { compareAttentionVariants, type CompareResult } from "../attention/compare.js";
 import type { KernelBackend } from "../kernels/index.js";
 import type { KvDtype } from "../kernels/types.js";
+import { KV_DTYPES } from "../kvcache/cache.js";
+import { dtypeFlag } from "./flags.js";
 
 interface DemoFlags {
   heads: string;
@@ -35,8 +37,7 @@ export function register(program: Command): void {
     .option("--threads <n>", "WASM worker threads (default: all cores)")
     .option("--json", "print one JSON object")
     .action(async (flags: DemoFlags) => {
-      const dtype = flags.dtype as KvDtype;
-      if (!["f32", "f16", "bf16", "int8"].includes(dtype)) throw new UserError(`attention-demo: --dtype must be f32, f16, bf16 or int8, got "${flags.dtype}"`);
+      const dtype = dtypeFlag("--dtype", flags.dtype, KV_DTYPES) as KvDtype;
       if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`attention-demo: --backend must be auto, wasm or reference, got "${flags.backend}"`);
       const H = int("--heads", flags.heads);
       const kvHeads = flags.kvHeads.split(",").map((s) => int("--kv-heads", s));

@@ -2,7 +2,8 @@
 // llama.cpp loads (Q/K rows permuted, tokenizer embedded). The conversion is in src/formats/export.ts.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
-import { exportGguf } from "../formats/export.js";
+import { exportGguf, GGUF_EXPORT_DTYPES, type ExportDtype } from "../formats/export.js";
+import { dtypeFlag } from "./flags.js";
 
 export function register(program: Command): void {
   program
@@ -12,8 +13,8 @@ export function register(program: Command): void {
     .argument("<out>", "output .gguf path")
     .option("--dtype <type>", "matrix dtype: f32, f16, bf16 or q8_0 (norms stay f32; q8_0 keeps matrices whose rows are not whole 32-value blocks in f16)", "f16")
     .option("--json", "print one JSON object")
-    .action((dir: string, out: string, flags: { dtype: string; json?: boolean }) => {
-      if (flags.dtype !== "f32" && flags.dtype !== "f16" && flags.dtype !== "bf16" && flags.dtype !== "q8_0") throw new UserError(`--dtype "${flags.dtype}": expected f32, f16, bf16 or q8_0`);
+    .action((dir: string, out: string, flags: { dtype: ExportDtype; json?: boolean }) => {
+      flags.dtype = dtypeFlag("--dtype", flags.dtype, GGUF_EXPORT_DTYPES) as ExportDtype;
       const r = exportGguf(dir, out, flags.dtype);
       const summary = { input: dir, output: out, dtype: flags.dtype, tensors: r.tensors, dataBytes: r.bytes, architecture: r.spec.family, heads: r.spec.numHeads, kvHeads: r.spec.numKvHeads };
       if (flags.json) console.log(JSON.stringify(summary));

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
+import { KV_DTYPES } from "../kvcache/cache.js";
+import { dtypeFlag } from "./flags.js";
 import { applyChatTemplate, encodeRendered, specialTokenIds } from "../formats/tokenizer.js";
 import { generate } from "../generate/generate.js";
 import { openRuntime } from "../generate/runtime.js";
@@ -67,7 +69,7 @@ export function register(program: Command): void {
       if (modelArg === undefined && !existsSync(join(modelPath, "config.json"))) throw new UserError(`generate: no model given and the default model ${modelPath} is missing; pass a model folder or .gguf file`);
       if (flags.prompt.length === 0 && flags.promptTokens === undefined) throw new UserError("generate: give --prompt <text> or --prompt-tokens <ids>");
       if (flags.prompt.length > 0 && flags.promptTokens !== undefined) throw new UserError("generate: give either --prompt or --prompt-tokens, not both");
-      if (!["f32", "f16", "bf16", "int8"].includes(flags.kvDtype)) throw new UserError(`--kv-dtype "${flags.kvDtype}": expected f32, f16, bf16 or int8`);
+      flags.kvDtype = dtypeFlag("--kv-dtype", flags.kvDtype, KV_DTYPES);
       if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
       if (flags.promptTokens !== undefined && (flags.chat || flags.system !== undefined)) throw new UserError("generate: --chat and --system wrap --prompt text; --prompt-tokens are used as given");
       if (flags.system !== undefined && !flags.chat) throw new UserError("generate: --system needs --chat (the system message goes through the chat template)");
@@ -126,7 +128,7 @@ export function register(program: Command): void {
           const seqs = result.sequences.map((s, b) => ({ promptTokens: prompts[b].length, tokens: s.tokens, text: s.text, finishReason: s.finishReason }));
           // A batch keeps the contract's keys too: tokens and text per prompt, in prompt order.
           const one = seqs.length === 1 ? seqs[0] : { sequences: seqs, tokens: seqs.map((s) => s.tokens), text: seqs.map((s) => s.text) };
-          console.log(JSON.stringify({ model: modelPath, ...one, ...timing }));
+          console.log(JSON.stringify({ model: modelPath, kvDtype: flags.kvDtype, ...one, ...timing }));
         } else if (stream) {
           process.stdout.write("\n");
           console.error(`[${result.sequences[0].tokens.length} tokens, prefill ${timing.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${timing.decodeTokensPerSecond.toFixed(1)} tok/s, KV ${timing.kvCacheBytes} bytes, ${timing.kernels}]`);

@@ -5,6 +5,8 @@ import { basename, join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
+import { KV_DTYPES } from "../kvcache/cache.js";
+import { dtypeFlag } from "./flags.js";
 import { openRuntime } from "../generate/runtime.js";
 import { defaultModelDir } from "../package-root.js";
 import { startServer } from "../serve/server.js";
@@ -52,7 +54,7 @@ export function register(program: Command): void {
     .action(async (modelArg: string | undefined, flags: ServeFlags) => {
       const modelPath = modelArg ?? defaultModelDir();
       if (modelArg === undefined && !existsSync(join(modelPath, "config.json"))) throw new UserError(`serve: no model given and the default model ${modelPath} is missing; pass a model folder or .gguf file`);
-      if (!["f32", "f16", "bf16", "int8"].includes(flags.kvDtype)) throw new UserError(`--kv-dtype "${flags.kvDtype}": expected f32, f16, bf16 or int8`);
+      flags.kvDtype = dtypeFlag("--kv-dtype", flags.kvDtype, KV_DTYPES);
       if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
       const port = integer("--port", flags.port, 0, 65535);
       const threads = flags.threads !== undefined ? integer("--threads", flags.threads, 1, 256) : undefined;

@@ -26,8 +26,12 @@ export interface ExportResult {
 
 const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7, bf16: 32 } as const; // llama.cpp's LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16
 
+/** The matrix dtypes exportGguf writes. */
+export const GGUF_EXPORT_DTYPES = ["f32", "f16", "bf16", "q8_0"] as const;
+export type ExportDtype = (typeof GGUF_EXPORT_DTYPES)[number];
+
 /** Converts `hfDir` (model_type llama or qwen2) to a GGUF file readable by llama.cpp. */
-export function exportGguf(hfDir: string, out: string, dtype: "f32" | "f16" | "bf16" | "q8_0", opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
+export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
   if (!existsSync(hfDir)) throw new UserError(`${hfDir}: no such file or folder`);
   if (!statSync(hfDir).isDirectory()) throw new UserError(`${hfDir}: expected an HF model folder (config.json + safetensors + tokenizer.json)`);
   const configPath = join(hfDir, "config.json");

@@ -13,6 +13,7 @@ import type { KvDtype, KvSegment } from "../kernels/types.js";
 import type { Arena } from "../kernels/memory.js";
 import type { LayerSpec } from "../spec/types.js";
 import { kvCacheBytes, type KvShape } from "./bytes.js";
+import { canonicalDtype } from "./dtypes.js";
 import { elementBytes, f16DecodeTable, f32ToBf16, f32ToF16, quantizeInt8Row } from "./convert.js";
 
 export const KV_DTYPES: readonly KvDtype[] = ["f32", "f16", "bf16", "int8"];
@@ -62,12 +63,16 @@ export interface KvCache {
 
 /** Validates and fills defaults; messages name the field and the value. */
 export function normalizeCacheConfig(where: string, config: KvCacheConfig): Required<KvCacheConfig> {
-  const dtype = config.dtype ?? "f32";
+  let dtype: KvDtype;
+  try {
+    dtype = canonicalDtype(config.dtype ?? "f32", KV_DTYPES) as KvDtype;
+  } catch (e) {
+    throw new RangeError(`${where}: dtype: ${(e as Error).message}`);
+  }
   for (const field of ["numLayers", "numKvHeads", "headDim"] as const) {
     const value = config[field];
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${where}: ${field} must be a positive integer, got ${value}`);
   }
-  if (!KV_DTYPES.includes(dtype)) throw new RangeError(`${where}: dtype must be one of ${KV_DTYPES.join(", ")}, got "${dtype}"`);
   return { numLayers: config.numLayers, numKvHeads: config.numKvHeads, headDim: config.headDim, dtype };
 }
 

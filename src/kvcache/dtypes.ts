@@ -25,11 +25,32 @@ export const DTYPES: Record<string, DtypeInfo> = {
 
 export type DtypeName = keyof typeof DTYPES;
 
-/** Looks up a dtype by name (case-insensitive); throws a message that lists the valid names. */
+/**
+ * The spellings users bring from other tools (PyTorch, HF transformers, vLLM, llama.cpp), each
+ * mapped to one canonical name. Lookups are case-insensitive.
+ */
+export const DTYPE_ALIASES: Readonly<Record<string, string>> = {
+  fp32: "f32", float32: "f32", float: "f32",
+  fp16: "f16", float16: "f16", half: "f16",
+  bfloat16: "bf16",
+  fp8_e4m3: "fp8", float8_e4m3fn: "fp8",
+};
+
+/**
+ * The canonical name of a dtype spelled any accepted way ("FP16", "half", "bfloat16", ...), checked
+ * against `allowed` (default: every dtype in the table). Throws one line listing the accepted names.
+ */
+export function canonicalDtype(name: string, allowed: readonly string[] = Object.keys(DTYPES)): string {
+  const lower = String(name).toLowerCase();
+  const canonical = DTYPE_ALIASES[lower] ?? lower;
+  if (allowed.includes(canonical)) return canonical;
+  const aliases = Object.entries(DTYPE_ALIASES).filter(([, c]) => allowed.includes(c)).map(([a]) => a);
+  throw new RangeError(`unknown dtype "${name}"; expected one of ${allowed.join(", ")}${aliases.length ? ` (or ${aliases.join(", ")})` : ""}`);
+}
+
+/** Looks up a dtype by name or alias (case-insensitive); throws a message that lists the valid names. */
 export function dtypeInfo(name: string): DtypeInfo {
-  const d = DTYPES[name.toLowerCase()];
-  if (!d) throw new RangeError(`unknown dtype "${name}"; expected one of ${Object.keys(DTYPES).join(", ")}`);
-  return d;
+  return DTYPES[canonicalDtype(name)];
 }
 
 /** Exact bytes to store one row of `values` values, e.g. rowBytes("q8_0", 128) = 4 × 34 = 136. */
