@@ -18,6 +18,7 @@ import { arenaAllocator } from "../src/train/alloc.js";
 import { TextBatches, Trainer } from "../src/train/loop.js";
 import { kernelMatmuls, tsMatmuls } from "../src/train/matmul.js";
 import { f32Allocator, TrainModel } from "../src/train/model.js";
+import { kernelTrainOps } from "../src/train/trainops.js";
 import { Rng } from "../src/train/rng.js";
 
 const defaults = { layers: 4, hidden: 256, heads: 8, "kv-heads": 2, ffn: 704, vocab: 4096, batch: 8, context: 256, steps: 5, threads: 2 };
@@ -42,7 +43,7 @@ async function mqa() {
     vocabSize: a.vocab, hiddenSize: a.hidden, numLayers: a.layers, numHeads: a.heads, numKvHeads: a["kv-heads"], headDim: a.hidden / a.heads,
     intermediateSize: a.ffn, maxPositions: a.context, ropeTheta: 10000, normEps: 1e-5,
   };
-  const model = kernels ? new TrainModel(cfg, kernelMatmuls(kernels, arena), arenaAllocator(arena)) : new TrainModel(cfg, tsMatmuls(), f32Allocator);
+  const model = kernels ? new TrainModel(cfg, kernelMatmuls(kernels, arena), arenaAllocator(arena), kernelTrainOps(kernels, arena)) : new TrainModel(cfg, tsMatmuls(), f32Allocator);
   model.init(0);
   const rng = new Rng(0);
   const ids = Uint16Array.from({ length: 1 << 20 }, () => rng.int(a.vocab));

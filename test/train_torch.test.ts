@@ -5,6 +5,9 @@
 //    table, so only summation order differs (measured max |err| 3e-15 on gradients up to 0.9).
 //  - float32 path through Kernels.matmul (reference kernels): atol 5e-6, rtol 1e-4. Float32 sums over
 //    ~100 terms of O(0.1) values; measured max |err| 5e-7, so 10x headroom.
+//  - float32 path on the WASM kernels (matmuls and the training ops of assembly/train.ts, 2 threads):
+//    the same tolerances; the kernels' extra error (2^x polynomial 1.2e-7 relative, four-lane sums)
+//    is of the order of the f32 rounding already allowed for.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -14,6 +17,11 @@ import { kernelMatmuls, tsMatmuls } from "../src/train/matmul.js";
 import { arenaAllocator } from "../src/train/alloc.js";
 import { f64Allocator, TrainModel, type TrainModelConfig } from "../src/train/model.js";
 import { assertClose } from "./train_helpers.js";
+import { kernelTrainOps } from "../src/train/trainops.js";
+import { wasmBackends } from "./kernel-backends.js";
+
+const wasmArena = new Arena({ initialBytes: 16 << 20, base: 1 << 20 });
+const wasm = wasmBackends(wasmArena, [{ threads: 2, relaxed: true }]);
 
 interface Fixture {
   version: number;
@@ -55,5 +63,11 @@ for (const name of ["mha", "gqa", "mqa"]) {
     const arena = new Arena({ initialBytes: 8 << 20 });
     const model = new TrainModel(f.config, kernelMatmuls(referenceKernels(arena), arena), arenaAllocator(arena));
     check(f, model, `${name} f32`, 5e-6, 1e-4, 1e-6);
+  });
+  test(`${name}: float32 gradients on the WASM kernels (matmuls and training ops, 2 threads) match PyTorch`, () => {
+    const f = load(name);
+    const k = wasm[0];
+    const model = new TrainModel(f.config, kernelMatmuls(k, wasmArena), arenaAllocator(wasmArena), kernelTrainOps(k, wasmArena));
+    check(f, model, `${name} f32 ${k.name}`, 5e-6, 1e-4, 1e-6);
   });
 }

@@ -22,7 +22,7 @@ export const CTL = {
   BYTES: 1024,
 } as const;
 
-export const KIND = { attention: 1, matmul: 2, stream: 3, peak: 4, activation: 5 } as const;
+export const KIND = { attention: 1, matmul: 2, stream: 3, peak: 4, activation: 5, train: 6 } as const;
 
 /** The kernel module's exports (src/kernels/assembly/index.ts). */
 export interface KernelExports {

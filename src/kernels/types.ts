@@ -77,10 +77,27 @@ export interface ActivationCall {
   op: ActivationOp;
 }
 
+/**
+ * The training step's pointwise and row-wise ops (WASM backend only; src/train/ops.ts and optim.ts
+ * are their plain-TS specification). Each op splits `n` rows (row ops, of width `c`) or values into
+ * items of `chunk`; `ptrs` and `scalars` are the op's operands in the order assembly/train.ts lists.
+ */
+export type TrainOp = "xentForward" | "xentBackward" | "swigluForward" | "swigluBackward" | "add" | "sumsq" | "scale" | "adamw" | "rmsForward" | "rmsBackward";
+
+export interface TrainOpCall {
+  op: TrainOp;
+  n: number;
+  c?: number; // row width (row ops)
+  chunk: number; // rows or values per item
+  ptrs: number[]; // byte offsets, at most 8
+  scalars?: number[]; // f32 values, at most 8
+}
+
 export interface Kernels {
   readonly name: string; // "reference", "wasm-simd", "wasm-relaxed-simd"
   readonly threads: number;
   attention(call: AttentionCall): void;
   matmul(call: MatmulCall): void;
   activation(call: ActivationCall): void;
+  trainOp?(call: TrainOpCall): number; // WASM only; callers fall back to src/train/ops.ts
 }

@@ -8,7 +8,7 @@
 //   attention: items (kv head, query tile, key split); decode (T = 1) splits long contexts across
 //   threads (split-KV) and merges by log-sum-exp; prefill tiles queries and never splits keys.
 //   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
-import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, WeightDtype } from "./types.js";
+import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, TrainOp, TrainOpCall, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
 import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
@@ -35,6 +35,10 @@ const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
 const E = { X: 0, Y: 1, N: 2, OP: 3, CHUNK: 4 } as const; // activation words (assembly/layout.ts E_*)
 const ACTIVATION_OP: Record<ActivationOp, number> = { swiglu: 0, geglu: 1, gelu: 2, relu: 3 }; // assembly/activation.ts OP_*
 const ACTIVATION_CHUNK = 16384; // values per activation item (64 KiB of x)
+const TR = { OP: 0, N: 1, C: 2, CHUNK: 3, P0: 4, F0: 12 } as const; // training-op words (assembly/layout.ts TR_*)
+const TRAIN_OP: Record<TrainOp, number> = { // assembly/train.ts TR_*
+  xentForward: 0, xentBackward: 1, swigluForward: 2, swigluBackward: 3, add: 4, sumsq: 5, scale: 6, adamw: 7, rmsForward: 8, rmsBackward: 9,
+};
 
 /** A growable buffer in the arena, reallocated only when a call needs more than it has. */
 class ArenaBuffer {
@@ -247,6 +251,29 @@ export class WasmKernels implements Kernels {
     a[E.OP] = ACTIVATION_OP[call.op];
     a[E.CHUNK] = ACTIVATION_CHUNK;
     this.pool.run(KIND.activation, Math.ceil(call.n / ACTIVATION_CHUNK));
+  }
+
+  /** One training op over ceil(n / chunk) items on all threads (see TrainOpCall); returns the item count. */
+  trainOp(call: TrainOpCall): number {
+    const { n, chunk, ptrs, scalars = [] } = call;
+    const code = TRAIN_OP[call.op];
+    if (code === undefined) throw new RangeError(`trainOp: unknown op "${call.op}"`);
+    if (!(Number.isInteger(n) && n >= 0 && Number.isInteger(chunk) && chunk > 0)) throw new RangeError(`trainOp ${call.op}: bad n ${n} or chunk ${chunk}`);
+    if (ptrs.length > 8 || scalars.length > 8) throw new RangeError(`trainOp ${call.op}: at most 8 pointers and 8 scalars`);
+    const mem = this.arena.memory.buffer.byteLength;
+    for (const p of ptrs) if (!(Number.isInteger(p) && p > 0 && p < mem)) throw new RangeError(`trainOp ${call.op}: pointer ${p} is outside memory (${mem} bytes)`);
+    if (n === 0) return 0;
+    const a = this.pool.args();
+    a[TR.OP] = code;
+    a[TR.N] = n;
+    a[TR.C] = call.c ?? 0;
+    a[TR.CHUNK] = chunk;
+    ptrs.forEach((p, i) => (a[TR.P0 + i] = p));
+    const f = new Float32Array(a.buffer, a.byteOffset, 64);
+    scalars.forEach((s, i) => (f[TR.F0 + i] = s));
+    const items = Math.ceil(n / chunk);
+    this.pool.run(KIND.train, items);
+    return items;
   }
 
   /** Benchmark probe: reads [ptr, ptr + bytes) once with SIMD loads on all threads. */

@@ -4,7 +4,7 @@
 //
 // Legend: B batch, T positions, V vocab.
 import type { TrainModel } from "./model.js";
-import { AdamW, clipGradNorm, learningRate, type AdamWConfig, type Schedule } from "./optim.js";
+import { AdamW, learningRate, type AdamWConfig, type Schedule } from "./optim.js";
 import { Rng } from "./rng.js";
 
 export interface TrainOptions {
@@ -57,7 +57,8 @@ export class Trainer {
   private readonly targets: Int32Array;
 
   constructor(readonly model: TrainModel, readonly opts: TrainOptions, readonly source: BatchSource, adamw?: Partial<AdamWConfig>) {
-    this.opt = new AdamW(model.numParams, { beta1: 0.9, beta2: 0.95, eps: 1e-8, ...adamw, weightDecay: opts.weightDecay });
+    const f32 = model.params instanceof Float32Array ? (n: number, what: string) => model.alloc(n, what) as Float32Array : undefined;
+    this.opt = new AdamW(model.numParams, { beta1: 0.9, beta2: 0.95, eps: 1e-8, ...adamw, weightDecay: opts.weightDecay }, f32);
     this.rng = new Rng(opts.seed + 1);
     this.tokens = new Int32Array(opts.batch * opts.seqLen);
     this.targets = new Int32Array(opts.batch * opts.seqLen);
@@ -82,9 +83,9 @@ export class Trainer {
       sum += r.sum;
       count += r.count;
     }
-    const gradNorm = clipGradNorm(m.grads, clip);
+    const gradNorm = m.ops.clipGradNorm(m.grads, clip);
     const lr = learningRate(this.step, this.schedule());
-    this.opt.update(m.params, m.grads, m.tensors, lr);
+    this.opt.update(m.params, m.grads, m.tensors, lr, m.ops.adamw);
     this.step++;
     return { step: this.step, loss: count ? sum / count : NaN, lr, gradNorm, tokens: count };
   }

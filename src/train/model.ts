@@ -7,10 +7,8 @@
 // G = H/K, D head dim, F MLP width, V vocab.
 import { causalAttentionBackward, causalAttentionForward, type TrainAttentionShape } from "../attention/train.js";
 import type { Buf, Matmuls } from "./matmul.js";
-import {
-  crossEntropyBackward, crossEntropyForward, embeddingBackward, embeddingForward, rmsnormBackward, rmsnormForward,
-  ropeBackward, ropeForward, ropeTable, swigluBackward, swigluForward, type RopeTable,
-} from "./ops.js";
+import { embeddingBackward, embeddingForward, ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops.js";
+import { tsTrainOps, type TrainOps } from "./trainops.js";
 import { Rng } from "./rng.js";
 
 export interface TrainModelConfig {
@@ -93,7 +91,8 @@ export class TrainModel {
   private acts: Acts | null = null;
   private rope: RopeTable | null = null;
 
-  constructor(readonly cfg: TrainModelConfig, readonly mm: Matmuls, private readonly alloc: Allocator) {
+  /** `ops` runs the pointwise and row-wise work (kernelTrainOps for WASM, default the plain-TS ops). */
+  constructor(readonly cfg: TrainModelConfig, readonly mm: Matmuls, readonly alloc: Allocator, readonly ops: TrainOps = tsTrainOps()) {
     this.tensors = parameterTable(cfg);
     this.numParams = this.tensors.reduce((a, t) => a + t.size, 0);
     this.params = alloc(this.numParams, "parameters");
@@ -179,7 +178,7 @@ export class TrainModel {
     for (let l = 0; l < L; l++) {
       const S = A.layers[l];
       const p = `model.layers.${l}.`;
-      rmsnormForward(S.h1, S.rstd1, x, this.p(`${p}input_layernorm.weight`), N, C, normEps);
+      this.ops.rmsnormForward(S.h1, S.rstd1, x, this.p(`${p}input_layernorm.weight`), N, C, normEps);
       mm.nt(S.q, S.h1, this.p(`${p}self_attn.q_proj.weight`), N, H * D, C);
       mm.nt(S.k, S.h1, this.p(`${p}self_attn.k_proj.weight`), N, K * D, C);
       mm.nt(S.v, S.h1, this.p(`${p}self_attn.v_proj.weight`), N, K * D, C);
@@ -187,18 +186,18 @@ export class TrainModel {
       ropeForward(S.k, this.rope!, B, T, K);
       causalAttentionForward(S.att, S.probs, S.q, S.k, S.v, attn, mm);
       mm.nt(S.mid, S.att, this.p(`${p}self_attn.o_proj.weight`), N, C, H * D);
-      for (let i = 0; i < N * C; i++) S.mid[i] += x[i];
-      rmsnormForward(S.h2, S.rstd2, S.mid, this.p(`${p}post_attention_layernorm.weight`), N, C, normEps);
+      this.ops.add(S.mid, x, N * C);
+      this.ops.rmsnormForward(S.h2, S.rstd2, S.mid, this.p(`${p}post_attention_layernorm.weight`), N, C, normEps);
       mm.nt(S.gate, S.h2, this.p(`${p}mlp.gate_proj.weight`), N, F, C);
       mm.nt(S.up, S.h2, this.p(`${p}mlp.up_proj.weight`), N, F, C);
-      swigluForward(S.act, S.gate, S.up, N * F);
+      this.ops.swigluForward(S.act, S.gate, S.up, N * F);
       mm.nt(S.out, S.act, this.p(`${p}mlp.down_proj.weight`), N, C, F);
-      for (let i = 0; i < N * C; i++) S.out[i] += S.mid[i];
+      this.ops.add(S.out, S.mid, N * C);
       x = S.out;
     }
-    rmsnormForward(A.hf, A.rstdf, x, this.p("model.norm.weight"), N, C, normEps);
+    this.ops.rmsnormForward(A.hf, A.rstdf, x, this.p("model.norm.weight"), N, C, normEps);
     mm.nt(A.logits, A.hf, this.p("lm_head.weight"), N, V, C);
-    return crossEntropyForward(A.logits, A.logits, A.targets, N, V);
+    return this.ops.crossEntropyForward(A.logits, A.logits, A.targets, N, V);
   }
 
   /** Adds d(lossScale · summed loss)/dθ into grads; call after forward(). */
@@ -210,18 +209,16 @@ export class TrainModel {
     const N = B * T;
     const mm = this.mm;
     const attn: TrainAttentionShape = { B, T, H, K, D, scale: 1 / Math.sqrt(D) };
-    const addInto = (dst: Buf, src: Buf, n: number) => {
-      for (let i = 0; i < n; i++) dst[i] += src[i];
-    };
+    const addInto = (dst: Buf, src: Buf, n: number) => this.ops.add(dst, src, n);
     // undoes: logits = hf · lm_headᵀ; loss = CE(logits)
-    crossEntropyBackward(A.logits, A.logits, A.targets, N, V, lossScale);
+    this.ops.crossEntropyBackward(A.logits, A.logits, A.targets, N, V, lossScale);
     mm.tnAcc(this.g("lm_head.weight"), A.logits, A.hf, N, V, C);
     mm.nn(A.dh, A.logits, this.p("lm_head.weight"), N, V, C);
     const dres = A.dres;
     const dmid = A.dmid;
     dres.fill(0, 0, N * C);
     const xL = L > 0 ? A.layers[L - 1].out : A.x0;
-    rmsnormBackward(dres, this.g("model.norm.weight"), A.dh, xL, this.p("model.norm.weight"), A.rstdf, N, C);
+    this.ops.rmsnormBackward(dres, this.g("model.norm.weight"), A.dh, xL, this.p("model.norm.weight"), A.rstdf, N, C);
     for (let l = L - 1; l >= 0; l--) {
       const S = A.layers[l];
       const p = `model.layers.${l}.`;
@@ -230,14 +227,14 @@ export class TrainModel {
       dmid.set(dres.subarray(0, N * C));
       mm.tnAcc(this.g(`${p}mlp.down_proj.weight`), dres, S.act, N, C, F);
       mm.nn(A.dact, dres, this.p(`${p}mlp.down_proj.weight`), N, C, F);
-      swigluBackward(A.dgate, A.dup, A.dact, S.gate, S.up, N * F);
+      this.ops.swigluBackward(A.dgate, A.dup, A.dact, S.gate, S.up, N * F);
       // undoes: gate = h2 · gate_projᵀ; up = h2 · up_projᵀ
       mm.tnAcc(this.g(`${p}mlp.gate_proj.weight`), A.dgate, S.h2, N, F, C);
       mm.tnAcc(this.g(`${p}mlp.up_proj.weight`), A.dup, S.h2, N, F, C);
       mm.nn(A.dh, A.dgate, this.p(`${p}mlp.gate_proj.weight`), N, F, C);
       mm.nn(A.tmpC, A.dup, this.p(`${p}mlp.up_proj.weight`), N, F, C);
       addInto(A.dh, A.tmpC, N * C);
-      rmsnormBackward(dmid, this.g(`${p}post_attention_layernorm.weight`), A.dh, S.mid, this.p(`${p}post_attention_layernorm.weight`), S.rstd2, N, C);
+      this.ops.rmsnormBackward(dmid, this.g(`${p}post_attention_layernorm.weight`), A.dh, S.mid, this.p(`${p}post_attention_layernorm.weight`), S.rstd2, N, C);
       // undoes: mid = x + att · o_projᵀ
       dres.set(dmid.subarray(0, N * C));
       mm.tnAcc(this.g(`${p}self_attn.o_proj.weight`), dmid, S.att, N, C, H * D);
@@ -254,7 +251,7 @@ export class TrainModel {
       addInto(A.dh, A.tmpC, N * C);
       mm.nn(A.tmpC, A.dv, this.p(`${p}self_attn.v_proj.weight`), N, K * D, C);
       addInto(A.dh, A.tmpC, N * C);
-      rmsnormBackward(dres, this.g(`${p}input_layernorm.weight`), A.dh, xIn, this.p(`${p}input_layernorm.weight`), S.rstd1, N, C);
+      this.ops.rmsnormBackward(dres, this.g(`${p}input_layernorm.weight`), A.dh, xIn, this.p(`${p}input_layernorm.weight`), S.rstd1, N, C);
     }
     // undoes: x0 = embed_tokens[tokens]
     embeddingBackward(this.g("model.embed_tokens.weight"), A.tokens, dres, N, C);

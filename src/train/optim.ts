@@ -13,31 +13,52 @@ export interface AdamWConfig {
 
 export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
 
+/** One AdamW update's constants: bias corrections c1 = 1 − β1^t, c2 = 1 − β2^t, decay = 1 − lr·wd or 1. */
+export interface AdamWStep {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  lr: number;
+  c1: number;
+  c2: number;
+  decay: number;
+}
+
+export type AdamWRange = (params: Buf, grads: Buf, m: Buf, v: Buf, offset: number, size: number, s: AdamWStep) => void;
+
+/** AdamW on elements [offset, offset + size): the plain-loop specification. */
+export function adamwRange(params: Buf, grads: Buf, m: Buf, v: Buf, offset: number, size: number, s: AdamWStep): void {
+  const { beta1, beta2, eps, lr, c1, c2, decay } = s;
+  for (let i = offset, end = offset + size; i < end; i++) {
+    const g = grads[i];
+    m[i] = beta1 * m[i] + (1 - beta1) * g;
+    v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+    params[i] = params[i] * decay - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
+  }
+}
+
 export class AdamW {
   readonly m: Float32Array; // first moment, same layout as the parameters
   readonly v: Float32Array; // second moment
   step = 0; // completed updates (bias correction uses step + 1)
 
-  constructor(readonly numParams: number, readonly cfg: AdamWConfig = DEFAULT_ADAMW) {
-    this.m = new Float32Array(numParams);
-    this.v = new Float32Array(numParams);
+  /** `alloc` places the moments (e.g. in the kernel arena, for the WASM update). */
+  constructor(readonly numParams: number, readonly cfg: AdamWConfig = DEFAULT_ADAMW, alloc: (n: number, what: string) => Float32Array = (n) => new Float32Array(n)) {
+    this.m = alloc(numParams, "adamw m");
+    this.v = alloc(numParams, "adamw v");
   }
 
-  /** One update of params from grads at learning rate lr. */
-  update(params: Buf, grads: Buf, tensors: TensorInfo[], lr: number): void {
+  /** One update of params from grads at learning rate lr; runs of tensors with the same decay go to `range` together. */
+  update(params: Buf, grads: Buf, tensors: TensorInfo[], lr: number, range: AdamWRange = adamwRange): void {
     const { beta1, beta2, eps, weightDecay } = this.cfg;
     this.step++;
-    const c1 = 1 - Math.pow(beta1, this.step);
-    const c2 = 1 - Math.pow(beta2, this.step);
-    const { m, v } = this;
-    for (const t of tensors) {
-      const decay = t.decay ? 1 - lr * weightDecay : 1;
-      for (let i = t.offset, end = t.offset + t.size; i < end; i++) {
-        const g = grads[i];
-        m[i] = beta1 * m[i] + (1 - beta1) * g;
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g;
-        params[i] = params[i] * decay - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
-      }
+    const base = { beta1, beta2, eps, lr, c1: 1 - Math.pow(beta1, this.step), c2: 1 - Math.pow(beta2, this.step) };
+    for (let i = 0; i < tensors.length; ) {
+      let j = i + 1;
+      while (j < tensors.length && tensors[j].decay === tensors[i].decay && tensors[j].offset === tensors[j - 1].offset + tensors[j - 1].size) j++;
+      const offset = tensors[i].offset, size = tensors[j - 1].offset + tensors[j - 1].size - offset;
+      range(params, grads, this.m, this.v, offset, size, { ...base, decay: tensors[i].decay ? 1 - lr * weightDecay : 1 });
+      i = j;
     }
   }
 }

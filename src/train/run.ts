@@ -1,6 +1,7 @@
 // One training run end to end: data → model → steps (with periodic evaluation and checkpoints) →
 // HF-layout checkpoint, JSONL log and loss chart. The CLI (src/cli/train.ts) only parses flags,
 // shows progress and prints the summary this returns.
+import { kernelTrainOps, tsTrainOps, type TrainOps } from "./trainops.js";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
@@ -64,11 +65,11 @@ interface Built {
   kernels: KernelHandle | null;
 }
 
-async function buildModel(cfg: TrainModelConfig, backend: TrainBackend, threads: number): Promise<{ mm: Matmuls; alloc: Allocator; kernels: KernelHandle | null }> {
-  if (backend === "ts") return { mm: tsMatmuls(), alloc: f32Allocator, kernels: null };
+async function buildModel(cfg: TrainModelConfig, backend: TrainBackend, threads: number): Promise<{ mm: Matmuls; alloc: Allocator; ops: TrainOps; kernels: KernelHandle | null }> {
+  if (backend === "ts") return { mm: tsMatmuls(), alloc: f32Allocator, ops: tsTrainOps(), kernels: null };
   const arena = new Arena({ initialBytes: 64 << 20, base: 1 << 20 });
   const kernels = await createKernels({ arena, backend, threads });
-  return { mm: kernelMatmuls(kernels, arena), alloc: arenaAllocator(arena), kernels };
+  return { mm: kernelMatmuls(kernels, arena), alloc: arenaAllocator(arena), ops: kernelTrainOps(kernels, arena), kernels };
 }
 
 function dataLabel(d: DataConfig): string {
@@ -91,9 +92,9 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}): Promise
   const modelCfg: TrainModelConfig = resumed ? resumed.cfg : { ...cfg.model, vocabSize, maxPositions: cfg.train.seqLen };
   const opts: TrainOptions = resumeState ? { ...resumeState.options, steps: cfg.train.steps } : cfg.train;
   if (opts.seqLen > modelCfg.maxPositions) throw new UserError(`--context ${opts.seqLen} exceeds the checkpoint's max_position_embeddings ${modelCfg.maxPositions}`);
-  const { mm, alloc, kernels } = await buildModel(modelCfg, cfg.backend, cfg.threads);
+  const { mm, alloc, ops, kernels } = await buildModel(modelCfg, cfg.backend, cfg.threads);
   try {
-    const model = new TrainModel(modelCfg, mm, alloc);
+    const model = new TrainModel(modelCfg, mm, alloc, ops);
     const source: BatchSource = prepared ? new TextBatches(prepared.train) : new MqarBatches(vocabSize, (cfg.data as { trainPairs: number[] }).trainPairs);
     const trainer = new Trainer(model, opts, source);
     let elapsedBefore = 0;

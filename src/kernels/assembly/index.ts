@@ -5,6 +5,7 @@ import * as L from "./layout";
 import { attnItem, attnMerge } from "./attention";
 import { matmulItem } from "./matmul";
 import { activationItem } from "./activation";
+import { trainItem } from "./train";
 import { fma } from "./simd";
 
 export { attnMerge };
@@ -37,6 +38,7 @@ export function runTask(ctl: usize, tid: i32): void {
     if (kind == L.KIND_ATTENTION) attnItem(ctl, i, tid);
     else if (kind == L.KIND_MATMUL) matmulItem(ctl, i, tid);
     else if (kind == L.KIND_ACTIVATION) activationItem(ctl, i);
+    else if (kind == L.KIND_TRAIN) trainItem(ctl, i);
     else if (kind == L.KIND_STREAM) streamItem(ctl, i, tid);
     else if (kind == L.KIND_PEAK) peakItem(ctl, tid);
     itemDone(ctl + L.CTL_DONE);

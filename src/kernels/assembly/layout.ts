@@ -18,6 +18,7 @@ export const KIND_MATMUL: i32 = 2;
 export const KIND_STREAM: i32 = 3;
 export const KIND_PEAK: i32 = 4;
 export const KIND_ACTIVATION: i32 = 5;
+export const KIND_TRAIN: i32 = 6;
 
 // Attention arguments (u32 word index into CTL_ARGS).
 export const A_Q = 0; // f32 [T, H, D]
@@ -86,6 +87,15 @@ export const E_Y = 1; // f32 [n] (gated ops)
 export const E_N = 2;
 export const E_OP = 3; // OP_* in activation.ts
 export const E_CHUNK = 4; // values per item
+
+// Training-op arguments (train.ts): the op, the row or value count, the row width, rows or values
+// per item, then up to 8 pointers and 8 f32 scalars.
+export const TR_OP = 0;
+export const TR_N = 1;
+export const TR_C = 2;
+export const TR_CHUNK = 3;
+export const TR_P0 = 4; // 4 .. 11
+export const TR_F0 = 12; // 12 .. 19
 
 // Probe arguments.
 export const P_PTR = 0;
