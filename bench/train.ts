@@ -43,7 +43,8 @@ async function mqa() {
     vocabSize: a.vocab, hiddenSize: a.hidden, numLayers: a.layers, numHeads: a.heads, numKvHeads: a["kv-heads"], headDim: a.hidden / a.heads,
     intermediateSize: a.ffn, maxPositions: a.context, ropeTheta: 10000, normEps: 1e-5,
   };
-  const model = kernels ? new TrainModel(cfg, kernelMatmuls(kernels, arena), arenaAllocator(arena), kernelTrainOps(kernels, arena)) : new TrainModel(cfg, tsMatmuls(), f32Allocator);
+  const mm = kernels ? kernelMatmuls(kernels, arena) : tsMatmuls();
+  const model = kernels ? new TrainModel(cfg, mm, arenaAllocator(arena), kernelTrainOps(kernels, arena, mm)) : new TrainModel(cfg, mm, f32Allocator);
   model.init(0);
   const rng = new Rng(0);
   const ids = Uint16Array.from({ length: 1 << 20 }, () => rng.int(a.vocab));

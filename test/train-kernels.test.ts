@@ -124,3 +124,36 @@ test("gradient clipping and AdamW match the plain loops", () => {
     assert.equal(pk[n - 1], p0[n - 1]);
   });
 });
+
+// Attention: scores are dot products of D terms (error ≤ D·u·Σ|q·k| ≈ 1e-6 on these inputs after
+// scaling), probabilities add the 2^x polynomial (1.2e-7) and a four-lane sum of ≤ T/4 + 1 terms
+// (T = 37: 6e-7 relative); outputs and gradients are sums of ≤ T·G products of such values of O(1)
+// size, each relatively off by a few 1e-6: |err| ≤ 2e-5 + 1e-5·|value| holds with a wide margin.
+for (const [K, D] of [[6, 12], [3, 32], [1, 8], [2, 4]] as const) {
+  test(`causal attention forward and backward, H = 6, K = ${K}, D = ${D}: the WASM kernel skips masked keys and matches float64`, async () => {
+    const { causalAttentionBackward, causalAttentionForward } = await import("../src/attention/train.js");
+    const B = 2, T = 37, H = 6, rng = new Rng(10 + K);
+    const shape = { B, T, H, K, D, scale: 1 / Math.sqrt(D) };
+    const q = random(B * T * H * D, rng), k = random(B * T * K * D, rng), v = random(B * T * K * D, rng), dout = random(B * T * H * D, rng);
+    const out = new Float64Array(B * T * H * D), probs = new Float64Array(B * H * T * T);
+    causalAttentionForward(out, probs, f64(q), f64(k), f64(v), shape);
+    const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+    causalAttentionBackward(dq, dk, dv, f64(dout), out, probs, f64(q), f64(k), f64(v), shape);
+    each((ops, label) => {
+      const o = f32(out.length, "out"), p = f32(probs.length, "probs");
+      const gq = f32(q.length, "dq").fill(7), gk = f32(k.length, "dk").fill(7), gv = f32(v.length, "dv").fill(7); // overwritten
+      ops.attentionForward(o, p, q, k, v, shape);
+      assertClose(`${label} attention out`, o, out, 2e-5, 1e-5);
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++)
+          for (let t = 0; t < T; t++) {
+            const row = ((b * H + h) * T + t) * T;
+            assertClose(`${label} probs b${b} h${h} t${t}`, p.subarray(row, row + t + 1), probs.subarray(row, row + t + 1), 1e-7, 1e-5);
+          }
+      ops.attentionBackward(gq, gk, gv, dout, o, p, q, k, v, shape);
+      assertClose(`${label} dq`, gq, dq, 2e-5, 1e-5);
+      assertClose(`${label} dk`, gk, dk, 2e-5, 1e-5);
+      assertClose(`${label} dv`, gv, dv, 2e-5, 1e-5);
+    });
+  });
+}

@@ -67,7 +67,8 @@ for (const name of ["mha", "gqa", "mqa"]) {
   test(`${name}: float32 gradients on the WASM kernels (matmuls and training ops, 2 threads) match PyTorch`, () => {
     const f = load(name);
     const k = wasm[0];
-    const model = new TrainModel(f.config, kernelMatmuls(k, wasmArena), arenaAllocator(wasmArena), kernelTrainOps(k, wasmArena));
+    const mm = kernelMatmuls(k, wasmArena);
+    const model = new TrainModel(f.config, mm, arenaAllocator(wasmArena), kernelTrainOps(k, wasmArena, mm));
     check(f, model, `${name} f32 ${k.name}`, 5e-6, 1e-4, 1e-6);
   });
 }

@@ -82,15 +82,16 @@ export interface ActivationCall {
  * are their plain-TS specification). Each op splits `n` rows (row ops, of width `c`) or values into
  * items of `chunk`; `ptrs` and `scalars` are the op's operands in the order assembly/train.ts lists.
  */
-export type TrainOp = "xentForward" | "xentBackward" | "swigluForward" | "swigluBackward" | "add" | "sumsq" | "scale" | "adamw" | "rmsForward" | "rmsBackward";
+export type TrainOp = "xentForward" | "xentBackward" | "swigluForward" | "swigluBackward" | "add" | "sumsq" | "scale" | "adamw" | "rmsForward" | "rmsBackward" | "attnForward" | "attnBackward";
 
 export interface TrainOpCall {
   op: TrainOp;
   n: number;
   c?: number; // row width (row ops)
   chunk: number; // rows or values per item
-  ptrs: number[]; // byte offsets, at most 8
+  ptrs: number[]; // byte offsets, at most 12
   scalars?: number[]; // f32 values, at most 8
+  ints?: number[]; // u32 values, at most 8
 }
 
 export interface Kernels {

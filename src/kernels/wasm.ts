@@ -35,9 +35,9 @@ const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
 const E = { X: 0, Y: 1, N: 2, OP: 3, CHUNK: 4 } as const; // activation words (assembly/layout.ts E_*)
 const ACTIVATION_OP: Record<ActivationOp, number> = { swiglu: 0, geglu: 1, gelu: 2, relu: 3 }; // assembly/activation.ts OP_*
 const ACTIVATION_CHUNK = 16384; // values per activation item (64 KiB of x)
-const TR = { OP: 0, N: 1, C: 2, CHUNK: 3, P0: 4, F0: 12 } as const; // training-op words (assembly/layout.ts TR_*)
+const TR = { OP: 0, N: 1, C: 2, CHUNK: 3, P0: 4, F0: 16, I0: 24 } as const; // training-op words (assembly/layout.ts TR_*)
 const TRAIN_OP: Record<TrainOp, number> = { // assembly/train.ts TR_*
-  xentForward: 0, xentBackward: 1, swigluForward: 2, swigluBackward: 3, add: 4, sumsq: 5, scale: 6, adamw: 7, rmsForward: 8, rmsBackward: 9,
+  xentForward: 0, xentBackward: 1, swigluForward: 2, swigluBackward: 3, add: 4, sumsq: 5, scale: 6, adamw: 7, rmsForward: 8, rmsBackward: 9, attnForward: 10, attnBackward: 11,
 };
 
 /** A growable buffer in the arena, reallocated only when a call needs more than it has. */
@@ -255,11 +255,11 @@ export class WasmKernels implements Kernels {
 
   /** One training op over ceil(n / chunk) items on all threads (see TrainOpCall); returns the item count. */
   trainOp(call: TrainOpCall): number {
-    const { n, chunk, ptrs, scalars = [] } = call;
+    const { n, chunk, ptrs, scalars = [], ints = [] } = call;
     const code = TRAIN_OP[call.op];
     if (code === undefined) throw new RangeError(`trainOp: unknown op "${call.op}"`);
     if (!(Number.isInteger(n) && n >= 0 && Number.isInteger(chunk) && chunk > 0)) throw new RangeError(`trainOp ${call.op}: bad n ${n} or chunk ${chunk}`);
-    if (ptrs.length > 8 || scalars.length > 8) throw new RangeError(`trainOp ${call.op}: at most 8 pointers and 8 scalars`);
+    if (ptrs.length > 12 || scalars.length > 8 || ints.length > 8) throw new RangeError(`trainOp ${call.op}: at most 12 pointers, 8 scalars and 8 integers`);
     const mem = this.arena.memory.buffer.byteLength;
     for (const p of ptrs) if (!(Number.isInteger(p) && p > 0 && p < mem)) throw new RangeError(`trainOp ${call.op}: pointer ${p} is outside memory (${mem} bytes)`);
     if (n === 0) return 0;
@@ -271,6 +271,7 @@ export class WasmKernels implements Kernels {
     ptrs.forEach((p, i) => (a[TR.P0 + i] = p));
     const f = new Float32Array(a.buffer, a.byteOffset, 64);
     scalars.forEach((s, i) => (f[TR.F0 + i] = s));
+    ints.forEach((v, i) => (a[TR.I0 + i] = v));
     const items = Math.ceil(n / chunk);
     this.pool.run(KIND.train, items);
     return items;

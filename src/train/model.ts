@@ -5,7 +5,7 @@
 //
 // Legend: B batch, T positions, N = B·T rows, C hidden, L layers, H query heads, K kv heads,
 // G = H/K, D head dim, F MLP width, V vocab.
-import { causalAttentionBackward, causalAttentionForward, type TrainAttentionShape } from "../attention/train.js";
+import type { TrainAttentionShape } from "../attention/train.js";
 import type { Buf, Matmuls } from "./matmul.js";
 import { embeddingBackward, embeddingForward, ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops.js";
 import { tsTrainOps, type TrainOps } from "./trainops.js";
@@ -92,7 +92,7 @@ export class TrainModel {
   private rope: RopeTable | null = null;
 
   /** `ops` runs the pointwise and row-wise work (kernelTrainOps for WASM, default the plain-TS ops). */
-  constructor(readonly cfg: TrainModelConfig, readonly mm: Matmuls, readonly alloc: Allocator, readonly ops: TrainOps = tsTrainOps()) {
+  constructor(readonly cfg: TrainModelConfig, readonly mm: Matmuls, readonly alloc: Allocator, readonly ops: TrainOps = tsTrainOps(mm)) {
     this.tensors = parameterTable(cfg);
     this.numParams = this.tensors.reduce((a, t) => a + t.size, 0);
     this.params = alloc(this.numParams, "parameters");
@@ -184,7 +184,7 @@ export class TrainModel {
       mm.nt(S.v, S.h1, this.p(`${p}self_attn.v_proj.weight`), N, K * D, C);
       ropeForward(S.q, this.rope!, B, T, H);
       ropeForward(S.k, this.rope!, B, T, K);
-      causalAttentionForward(S.att, S.probs, S.q, S.k, S.v, attn, mm);
+      this.ops.attentionForward(S.att, S.probs, S.q, S.k, S.v, attn);
       mm.nt(S.mid, S.att, this.p(`${p}self_attn.o_proj.weight`), N, C, H * D);
       this.ops.add(S.mid, x, N * C);
       this.ops.rmsnormForward(S.h2, S.rstd2, S.mid, this.p(`${p}post_attention_layernorm.weight`), N, C, normEps);
@@ -239,7 +239,7 @@ export class TrainModel {
       dres.set(dmid.subarray(0, N * C));
       mm.tnAcc(this.g(`${p}self_attn.o_proj.weight`), dmid, S.att, N, C, H * D);
       mm.nn(A.datt, dmid, this.p(`${p}self_attn.o_proj.weight`), N, C, H * D);
-      causalAttentionBackward(A.dq, A.dk, A.dv, A.datt, S.att, S.probs, S.q, S.k, S.v, attn, mm);
+      this.ops.attentionBackward(A.dq, A.dk, A.dv, A.datt, S.att, S.probs, S.q, S.k, S.v, attn);
       ropeBackward(A.dq, this.rope!, B, T, H);
       ropeBackward(A.dk, this.rope!, B, T, K);
       // undoes: q = h1 · q_projᵀ; k = h1 · k_projᵀ; v = h1 · v_projᵀ

@@ -66,10 +66,14 @@ interface Built {
 }
 
 async function buildModel(cfg: TrainModelConfig, backend: TrainBackend, threads: number): Promise<{ mm: Matmuls; alloc: Allocator; ops: TrainOps; kernels: KernelHandle | null }> {
-  if (backend === "ts") return { mm: tsMatmuls(), alloc: f32Allocator, ops: tsTrainOps(), kernels: null };
+  if (backend === "ts") {
+    const mm = tsMatmuls();
+    return { mm, alloc: f32Allocator, ops: tsTrainOps(mm), kernels: null };
+  }
   const arena = new Arena({ initialBytes: 64 << 20, base: 1 << 20 });
   const kernels = await createKernels({ arena, backend, threads });
-  return { mm: kernelMatmuls(kernels, arena), alloc: arenaAllocator(arena), ops: kernelTrainOps(kernels, arena), kernels };
+  const mm = kernelMatmuls(kernels, arena);
+  return { mm, alloc: arenaAllocator(arena), ops: kernelTrainOps(kernels, arena, mm), kernels };
 }
 
 function dataLabel(d: DataConfig): string {

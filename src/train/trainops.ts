@@ -6,7 +6,8 @@
 // Legend: N rows, C row width, V vocab, n values.
 import type { Arena } from "../kernels/memory.js";
 import type { Kernels, TrainOpCall } from "../kernels/types.js";
-import type { Buf } from "./matmul.js";
+import { causalAttentionBackward, causalAttentionForward, type TrainAttentionShape } from "../attention/train.js";
+import type { Buf, Matmuls } from "./matmul.js";
 import {
   crossEntropyBackward, crossEntropyForward, rmsnormBackward, rmsnormForward, swigluBackward, swigluForward,
 } from "./ops.js";
@@ -24,13 +25,20 @@ export interface TrainOps {
   add(dst: Buf, src: Buf, n: number): void;
   /** Scales grads to global L2 norm ≤ maxNorm (0 = off); returns the norm before clipping. */
   clipGradNorm(grads: Buf, maxNorm: number): number;
+  /** Causal attention forward, saving probs (see attention/train.ts for layouts). */
+  attentionForward(out: Buf, probs: Buf, q: Buf, k: Buf, v: Buf, shape: TrainAttentionShape): void;
+  /** Its gradients; dq, dk, dv are overwritten. */
+  attentionBackward(dq: Buf, dk: Buf, dv: Buf, dout: Buf, out: Buf, probs: Buf, q: Buf, k: Buf, v: Buf, shape: TrainAttentionShape): void;
   /** AdamW on elements [offset, offset + size) (see optim.ts adamwRange). */
   adamw(params: Buf, grads: Buf, m: Buf, v: Buf, offset: number, size: number, s: AdamWStep): void;
 }
 
-export function tsTrainOps(): TrainOps {
+/** The plain-TS ops; attention's products go through `mm` when given (attention/train.ts). */
+export function tsTrainOps(mm?: Matmuls): TrainOps {
   return {
     name: "ts",
+    attentionForward: (out, probs, q, k, v, shape) => causalAttentionForward(out, probs, q, k, v, shape, mm),
+    attentionBackward: (dq, dk, dv, dout, out, probs, q, k, v, shape) => causalAttentionBackward(dq, dk, dv, dout, out, probs, q, k, v, shape, mm),
     rmsnormForward, rmsnormBackward, swigluForward, swigluBackward, crossEntropyForward, crossEntropyBackward,
     add(dst, src, n) {
       for (let i = 0; i < n; i++) dst[i] += src[i];
@@ -42,14 +50,17 @@ export function tsTrainOps(): TrainOps {
 
 const VALUES_PER_ITEM = 16384; // elementwise items: 64 KiB of each operand
 const ROW_VALUES_PER_ITEM = 32768; // row ops: about this many values per item, whole rows
+const ATTENTION_QUERY_TILE = 32; // query positions per forward attention item
 
 /**
- * The ops on `kernels.trainOp` (WASM), or tsTrainOps() when the backend has none (the reference
- * backend). Every Float32Array passed in must be a view of `arena.memory`.
+ * The ops on `kernels.trainOp` (WASM), or tsTrainOps(mm) when the backend has none (the reference
+ * backend); attention with a head dim that is not a multiple of 4 also takes tsTrainOps' path.
+ * Every Float32Array passed in must be a view of `arena.memory`.
  */
-export function kernelTrainOps(kernels: Kernels, arena: Arena): TrainOps {
+export function kernelTrainOps(kernels: Kernels, arena: Arena, mm?: Matmuls): TrainOps {
+  const ts = tsTrainOps(mm);
   const run = kernels.trainOp?.bind(kernels);
-  if (!run) return tsTrainOps();
+  if (!run) return ts;
   const scratch = new Map<string, { ptr: number; bytes: number }>();
   const buf = (slot: string, bytes: number): number => {
     let s = scratch.get(slot);
@@ -75,8 +86,31 @@ export function kernelTrainOps(kernels: Kernels, arena: Arena): TrainOps {
     new Int32Array(arena.memory.buffer, ptr, N).set(targets.subarray(0, N));
     return ptr;
   };
+  const checkShape = (s: TrainAttentionShape) => {
+    if (s.K < 1 || s.H % s.K !== 0) throw new Error(`attention/train: numKvHeads ${s.K} must divide numHeads ${s.H}`);
+  };
   return {
     name: "kernels",
+    attentionForward(out, probs, q, k, v, shape) {
+      const { B, T, H, K, D, scale } = shape;
+      checkShape(shape);
+      if (D % 4 !== 0) return ts.attentionForward(out, probs, q, k, v, shape);
+      const tiles = Math.ceil(T / ATTENTION_QUERY_TILE);
+      call({
+        op: "attnForward", n: B * K * tiles, chunk: 1, ptrs: [p(q, "q"), p(k, "k"), p(v, "v"), p(out, "out"), p(probs, "probs")],
+        ints: [T, H, K, D, ATTENTION_QUERY_TILE, tiles], scalars: [scale],
+      });
+    },
+    attentionBackward(dq, dk, dv, dout, out, probs, q, k, v, shape) {
+      const { B, T, H, K, D, scale } = shape;
+      checkShape(shape);
+      if (D % 4 !== 0) return ts.attentionBackward(dq, dk, dv, dout, out, probs, q, k, v, shape);
+      call({
+        op: "attnBackward", n: B * K, chunk: 1,
+        ptrs: [p(dq, "dq"), p(dk, "dk"), p(dv, "dv"), p(dout, "dout"), p(out, "out"), p(probs, "probs"), p(q, "q"), p(k, "k"), p(v, "v")],
+        ints: [T, H, K, D], scalars: [scale],
+      });
+    },
     rmsnormForward(out, rstd, x, weight, N, C, eps) {
       call({ op: "rmsForward", n: N, c: C, chunk: rows(C), ptrs: [p(out, "out"), p(rstd, "rstd"), p(x, "x"), p(weight, "weight")], scalars: [eps] });
     },

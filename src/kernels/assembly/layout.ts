@@ -89,13 +89,14 @@ export const E_OP = 3; // OP_* in activation.ts
 export const E_CHUNK = 4; // values per item
 
 // Training-op arguments (train.ts): the op, the row or value count, the row width, rows or values
-// per item, then up to 8 pointers and 8 f32 scalars.
+// per item, then up to 12 pointers, 8 f32 scalars and 8 i32 values.
 export const TR_OP = 0;
 export const TR_N = 1;
 export const TR_C = 2;
 export const TR_CHUNK = 3;
-export const TR_P0 = 4; // 4 .. 11
-export const TR_F0 = 12; // 12 .. 19
+export const TR_P0 = 4; // 4 .. 15
+export const TR_F0 = 16; // 16 .. 23
+export const TR_I0 = 24; // 24 .. 31
 
 // Probe arguments.
 export const P_PTR = 0;

@@ -20,6 +20,8 @@ export const TR_SCALE = 6;
 export const TR_ADAMW = 7;
 export const TR_RMS_FWD = 8;
 export const TR_RMS_BWD = 9;
+export const TR_ATTN_FWD = 10;
+export const TR_ATTN_BWD = 11;
 
 const LOG2E: f32 = 1.4426950408889634;
 
@@ -30,6 +32,10 @@ const LOG2E: f32 = 1.4426950408889634;
 // @ts-ignore: decorator
 @inline function f(ctl: usize, i: i32): f32 {
   return load<f32>(ctl + L.CTL_ARGS + (<usize>(L.TR_F0 + i) << 2));
+}
+// @ts-ignore: decorator
+@inline function int(ctl: usize, i: i32): i32 {
+  return load<i32>(ctl + L.CTL_ARGS + (<usize>(L.TR_I0 + i) << 2));
 }
 // @ts-ignore: decorator
 @inline function word(ctl: usize, i: i32): i32 {
@@ -49,6 +55,8 @@ export function trainItem(ctl: usize, item: i32): void {
   else if (op == TR_ADAMW) adamw(ctl, i0, i1);
   else if (op == TR_RMS_FWD) rmsForward(ctl, i0, i1);
   else if (op == TR_RMS_BWD) rmsBackward(ctl, item, i0, i1);
+  else if (op == TR_ATTN_FWD) attnForward(ctl, item);
+  else if (op == TR_ATTN_BWD) attnBackward(ctl, item);
 }
 
 /** σ(u) from t = 2^(−|u|·log2 e), kept accurate in both tails (as in activation.ts). */
@@ -321,6 +329,128 @@ function rmsBackward(ctl: usize, item: i32, i0: i32, i1: i32): void {
       const g = load<f32>(dy + q), xv = load<f32>(x + q);
       store<f32>(part + q, load<f32>(part + q) + g * xv * r);
       store<f32>(dx + q, load<f32>(dx + q) + r * load<f32>(W + q) * g - xv * k);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal self-attention for training, any number of KV heads (src/attention/train.ts is the
+// specification). Layouts: q, out, dq, dout [B, T, H, D]; k, v, dk, dv [B, T, K, D]; probs
+// [B, H, T, T], of which only the causal part s ≤ t of row t is written and read. Query head h
+// reads KV head h / G. Masked blocks are skipped, not computed: row t touches keys 0..t only.
+// D must be a multiple of 4 (the host falls back to the matmul path otherwise).
+
+// @ts-ignore: decorator
+@inline function dot4(a: usize, b: usize, D: i32): f32 {
+  let acc = f32x4.splat(0), acc2 = f32x4.splat(0);
+  let d = 0;
+  for (; d + 8 <= D; d += 8) {
+    const o = <usize>d << 2;
+    acc = fma(v128.load(a + o), v128.load(b + o), acc);
+    acc2 = fma(v128.load(a + o, 16), v128.load(b + o, 16), acc2);
+  }
+  if (d < D) acc = fma(v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2)), acc);
+  return hsum(f32x4.add(acc, acc2));
+}
+
+// @ts-ignore: decorator
+@inline function axpy4(y: usize, a: f32, x: usize, D: i32): void {
+  const av = f32x4.splat(a);
+  for (let d = 0; d < D; d += 4) {
+    const o = <usize>d << 2;
+    v128.store(y + o, fma(av, v128.load(x + o), v128.load(y + o)));
+  }
+}
+
+/**
+ * Item = (b, kv head, query tile), the largest tiles (latest positions) first. Pointers: P0 q, P1 k,
+ * P2 v, P3 out, P4 probs. Ints: I0 T, I1 H, I2 K, I3 D, I4 rows per query tile, I5 tiles. F0 scale.
+ */
+function attnForward(ctl: usize, item: i32): void {
+  const Q = ptr(ctl, 0), Kp = ptr(ctl, 1), Vp = ptr(ctl, 2), O = ptr(ctl, 3), Pr = ptr(ctl, 4);
+  const T = int(ctl, 0), H = int(ctl, 1), K = int(ctl, 2), D = int(ctl, 3), BQ = int(ctl, 4), NQT = int(ctl, 5);
+  const G = H / K;
+  const scale2 = f(ctl, 0) * LOG2E;
+  const qt = NQT - 1 - item % NQT, kv = (item / NQT) % K, b = item / (NQT * K);
+  const t0 = qt * BQ, t1 = min(T, t0 + BQ);
+  for (let g = 0; g < G; g++) {
+    const h = kv * G + g;
+    for (let t = t0; t < t1; t++) {
+      const q = Q + ((<usize>(b * T + t) * <usize>H + <usize>h) * <usize>D << 2);
+      const row = Pr + ((<usize>(b * H + h) * <usize>T + <usize>t) * <usize>T << 2);
+      // scores in base 2: x_s = scale·log2(e)·q·k_s
+      let mx: f32 = -Infinity;
+      for (let s = 0; s <= t; s++) {
+        const x = dot4(q, Kp + ((<usize>(b * T + s) * <usize>K + <usize>kv) * <usize>D << 2), D) * scale2;
+        store<f32>(row + (<usize>s << 2), x);
+        mx = max(mx, x);
+      }
+      const n = t + 1, n4 = n & ~3, mv = f32x4.splat(mx);
+      let zv = f32x4.splat(0);
+      let s = 0;
+      for (; s < n4; s += 4) {
+        const p = row + (<usize>s << 2);
+        const e = exp2v(f32x4.sub(v128.load(p), mv));
+        v128.store(p, e);
+        zv = f32x4.add(zv, e);
+      }
+      let z = hsum(zv);
+      for (; s < n; s++) {
+        const p = row + (<usize>s << 2);
+        const e = f32x4.extract_lane(exp2v(f32x4.splat(load<f32>(p) - mx)), 0);
+        store<f32>(p, e);
+        z += e;
+      }
+      const inv: f32 = <f32>1 / z, iv = f32x4.splat(inv);
+      for (s = 0; s < n4; s += 4) {
+        const p = row + (<usize>s << 2);
+        v128.store(p, f32x4.mul(v128.load(p), iv));
+      }
+      for (; s < n; s++) store<f32>(row + (<usize>s << 2), load<f32>(row + (<usize>s << 2)) * inv);
+      // out_t = Σ_s p_s · v_s
+      const o = O + ((<usize>(b * T + t) * <usize>H + <usize>h) * <usize>D << 2);
+      memory.fill(o, 0, <usize>D << 2);
+      for (s = 0; s <= t; s++) axpy4(o, load<f32>(row + (<usize>s << 2)), Vp + ((<usize>(b * T + s) * <usize>K + <usize>kv) * <usize>D << 2), D);
+    }
+  }
+}
+
+/**
+ * Item = (b, kv head): it owns dk and dv of that head and dq of its G query heads, so items never
+ * write the same memory. Pointers: P0 dq, P1 dk, P2 dv, P3 dout, P4 out, P5 probs, P6 q, P7 k, P8 v.
+ * Ints as the forward. F0 scale.
+ *   dv_s += p_ts·dout_t;  dp_ts = dout_t·v_s;  ds_ts = p_ts·(dp_ts − dout_t·out_t)·scale;
+ *   dq_t += ds_ts·k_s;  dk_s += ds_ts·q_t        (s ≤ t; the group's heads add into dk, dv)
+ */
+function attnBackward(ctl: usize, item: i32): void {
+  const DQ = ptr(ctl, 0), DK = ptr(ctl, 1), DV = ptr(ctl, 2), DO = ptr(ctl, 3), O = ptr(ctl, 4), Pr = ptr(ctl, 5);
+  const Q = ptr(ctl, 6), Kp = ptr(ctl, 7), Vp = ptr(ctl, 8);
+  const T = int(ctl, 0), H = int(ctl, 1), K = int(ctl, 2), D = int(ctl, 3);
+  const G = H / K, scale = f(ctl, 0);
+  const kv = item % K, b = item / K;
+  const rowBytes = <usize>D << 2;
+  for (let t = 0; t < T; t++) {
+    const kvo = (<usize>(b * T + t) * <usize>K + <usize>kv) * rowBytes;
+    memory.fill(DK + kvo, 0, rowBytes);
+    memory.fill(DV + kvo, 0, rowBytes);
+  }
+  for (let g = 0; g < G; g++) {
+    const h = kv * G + g;
+    for (let t = 0; t < T; t++) {
+      const qo = (<usize>(b * T + t) * <usize>H + <usize>h) * rowBytes;
+      const dq = DQ + qo, dout = DO + qo, q = Q + qo;
+      const row = Pr + ((<usize>(b * H + h) * <usize>T + <usize>t) * <usize>T << 2);
+      const rowDot = dot4(dout, O + qo, D);
+      memory.fill(dq, 0, rowBytes);
+      for (let s = 0; s <= t; s++) {
+        const so = (<usize>(b * T + s) * <usize>K + <usize>kv) * rowBytes;
+        const p = load<f32>(row + (<usize>s << 2));
+        const dp = dot4(dout, Vp + so, D);
+        axpy4(DV + so, p, dout, D);
+        const ds = p * (dp - rowDot) * scale;
+        axpy4(dq, ds, Kp + so, D);
+        axpy4(DK + so, ds, q, D);
+      }
     }
   }
 }
