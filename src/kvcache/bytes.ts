@@ -7,7 +7,7 @@
 // A sliding-window layer holds at most `window` tokens. A paged cache rounds each layer's
 // tokens up to whole blocks of blockSize tokens.
 import type { LayerSpec, MlaSpec } from "../spec/types.js";
-import { rowBytes } from "./dtypes.js";
+import { rowBytes } from "../dtypes/table.js";
 
 /** The part of a model spec the byte count needs (a ModelSpec satisfies it). */
 export interface KvShape {

@@ -13,8 +13,8 @@ import type { KvDtype, KvSegment } from "../kernels/types.js";
 import type { Arena } from "../kernels/memory.js";
 import type { LayerSpec } from "../spec/types.js";
 import { kvCacheBytes, type KvShape } from "./bytes.js";
-import { canonicalDtype } from "./dtypes.js";
-import { elementBytes, f16DecodeTable, f32ToBf16, f32ToF16, quantizeInt8Row } from "./convert.js";
+import { canonicalDtype, elementBytes } from "../dtypes/table.js";
+import { f16DecodeTable, f32ToBf16, f32ToF16, quantizeInt8Row } from "../dtypes/codecs.js";
 
 export const KV_DTYPES: readonly KvDtype[] = ["f32", "f16", "bf16", "int8"];
 

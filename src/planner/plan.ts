@@ -16,7 +16,7 @@
 // Decode roofline per GPU: step time = max(bytes read / bandwidth, FLOPs / dense bf16 peak); tokens/s = batch / step.
 import { UserError } from "../errors.js";
 import { kvBytesPerToken, kvCacheBytes, storedTokens } from "../kvcache/bytes.js";
-import { dtypeInfo } from "../kvcache/dtypes.js";
+import { dtypeInfo } from "../dtypes/table.js";
 import type { ModelSpec } from "../spec/types.js";
 import { attentionKind } from "../spec/types.js";
 import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../spec/variant.js";
