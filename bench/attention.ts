@@ -11,7 +11,8 @@ import { createKernels, type KernelHandle } from "../src/kernels/index.js";
 import type { WasmKernels } from "../src/kernels/wasm.js";
 import type { AttentionCall, KvDtype } from "../src/kernels/types.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
-import { encodeF16 } from "../src/kvcache/convert.js";
+import { encodeF16 } from "../src/dtypes/codecs.js";
+import { elementBytes, rowBytes } from "../src/dtypes/table.js";
 
 export interface AttentionBenchOptions {
   quick?: boolean; // ~1 minute: fewer contexts, shorter prefill, fewer repeats
@@ -189,7 +190,7 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
   };
   const decode: DecodeResult[] = [];
   for (const dtype of dtypes) {
-    const eb = dtype === "f32" ? 4 : 2;
+    const eb = elementBytes(dtype);
     fillRandom(arena, kvPtr, kvMax, dtype, dtype === "f32" ? 11 : 13);
     for (const T of contexts) {
       for (const K of kvHeads) {
@@ -247,7 +248,7 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
       for (const t of threadList) {
         const k = kernels.get(t)!;
         const call = { x: q, w, bias: 0, out, M, N, Kin, wDtype };
-        const wBytes = N * Kin * (wDtype === "f32" ? 4 : 2);
+        const wBytes = N * rowBytes(wDtype, Kin);
         const probe = M === 1 ? () => wasm(t).streamRead(w, wBytes) : peakProbe(t);
         const [sec, probeSec] = timeTogether([() => k.matmul(call), probe], decodeSeconds);
         const gflops = (2 * M * N * Kin) / sec / 1e9;

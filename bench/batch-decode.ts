@@ -18,8 +18,9 @@ import { createKernels, type KernelHandle } from "../src/kernels/index.js";
 import type { WasmKernels } from "../src/kernels/wasm.js";
 import type { WeightDtype } from "../src/kernels/types.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
-import { encodeF16 } from "../src/kvcache/convert.js";
-import { encodeQ8_0, weightRowBytes } from "../src/kernels/q8.js";
+import { encodeF16 } from "../src/dtypes/codecs.js";
+import { encodeQ8_0 } from "../src/dtypes/q8_0.js";
+import { rowBytes } from "../src/dtypes/table.js";
 import { flag } from "./flags.js";
 
 const MiB = 1024 * 1024;
@@ -60,7 +61,7 @@ console.log(`dtype  N      Kin   thr  M   ms/call  ×M=1   stream ms${baseModule
 for (const dt of dtypes) {
   for (const [N, Kin] of shapes) {
     const wf = Float32Array.from({ length: N * Kin }, () => 0.1 * rnd());
-    const wBytes = N * weightRowBytes(dt, Kin);
+    const wBytes = N * rowBytes(dt, Kin);
     const encoded = dt === "f32" ? new Uint8Array(wf.buffer) : dt === "f16" ? new Uint8Array(encodeF16Array(wf).buffer) : encodeQ8_0(wf);
     const stride = Math.ceil(wBytes / 4096) * 4096;
     const copies = hot ? 1 : Math.max(2, Math.ceil(ROTATE_BYTES / stride));

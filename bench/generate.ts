@@ -17,8 +17,9 @@ import { existsSync, mkdirSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeGguf, type GgufTensorOut, type GgufValue } from "../src/formats/gguf.js";
-import { f32ToF16 } from "../src/kvcache/convert.js";
-import { encodeQ8_0, weightRowBytes } from "../src/kernels/q8.js";
+import { f32ToF16 } from "../src/dtypes/codecs.js";
+import { encodeQ8_0 } from "../src/dtypes/q8_0.js";
+import { rowBytes } from "../src/dtypes/table.js";
 
 interface WorkerResult {
   engine: string;
@@ -47,7 +48,7 @@ export function benchModel(dir: string, kvHeads: number, dtype: "f32" | "f16" | 
   const mat = (name: string, rows: number, cols: number, std: number) => {
     const type = dtype;
     tensors.push({
-      name, shape: [rows, cols], type, bytes: rows * weightRowBytes(type, cols),
+      name, shape: [rows, cols], type, bytes: rows * rowBytes(type, cols),
       write: (emit) => {
         const k = std * Math.sqrt(12);
         for (let r0 = 0; r0 < rows; r0 += 256) {

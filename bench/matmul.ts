@@ -10,7 +10,7 @@ import { Arena } from "../src/kernels/memory.js";
 import { createKernels } from "../src/kernels/index.js";
 import type { WasmKernels } from "../src/kernels/wasm.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
-import { encodeF16 } from "../src/kvcache/convert.js";
+import { encodeF16 } from "../src/dtypes/codecs.js";
 import type { Kernels, MatmulCall, MatmulLayout, WeightDtype } from "../src/kernels/types.js";
 import { flag } from "./flags.js";
 

@@ -16,7 +16,8 @@ import { Arena } from "../src/kernels/memory.js";
 import { createKernels, type KernelHandle } from "../src/kernels/index.js";
 import type { WasmKernels } from "../src/kernels/wasm.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
-import { encodeF16 } from "../src/kvcache/convert.js";
+import { encodeF16 } from "../src/dtypes/codecs.js";
+import { rowBytes } from "../src/dtypes/table.js";
 import { flag } from "./flags.js";
 
 const MiB = 1024 * 1024;
@@ -75,7 +76,7 @@ for (const dt of dtypes) {
     arena.u8(wPool, poolBytes).set(new Uint8Array(h.buffer, 0, poolBytes / 2));
   }
   for (const [N, Kin] of shapes) {
-    const wBytes = N * Kin * (dt === "f32" ? 4 : 2);
+    const wBytes = N * rowBytes(dt, Kin);
     const stride = Math.ceil(wBytes / 4096) * 4096;
     const copies = hot ? 1 : Math.max(1, Math.floor(Math.min(ROTATE_BYTES, (dt === "f32" ? poolBytes : poolBytes / 2) - stride) / stride));
     for (const t of threadList) {

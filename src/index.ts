@@ -1,6 +1,7 @@
 // Library entry point.
 export * from "./spec/types.js";
-export * from "./kvcache/dtypes.js";
+export * from "./dtypes/table.js";
+export * from "./dtypes/codecs.js";
 export * from "./kvcache/bytes.js";
 export { UserError } from "./errors.js";
 export * from "./attention/index.js";

@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels, referenceMatmul } from "../src/kernels/reference.js";
 import { Attention, type AttentionProbs } from "../src/attention/index.js";
-import { createKvCache, f32ToBf16, f32ToF16, type KvCacheSpec } from "../src/kvcache/index.js";
+import { createKvCache, type KvCacheSpec } from "../src/kvcache/index.js";
+import { f32ToBf16, f32ToF16 } from "../src/dtypes/codecs.js";
 import type { KvDtype } from "../src/kernels/types.js";
 import { assertClose, loadFixtures, type FixtureCase } from "./attention-helpers.js";
 
@@ -49,7 +50,7 @@ test("fixture gqa_h8_k2_d64: f16, bf16 and int8 caches equal PyTorch on K/V roun
   // The cache rounds exactly as torch does (bit-exact conversions), so only the f32 output rounding remains.
   assertClose("f16 cache", runCase(c, "contiguous", "f16").out, fx.tensor(c.tensors.out_kv_f16), ATOL, RTOL);
   assertClose("bf16 cache", runCase(c, "paged", "bf16").out, fx.tensor(c.tensors.out_kv_bf16), ATOL, RTOL);
-  // int8 rows quantised by the generator with the formula of src/kvcache/convert.ts (per-row f32 scale).
+  // int8 rows quantised by the generator with the formula of src/dtypes/codecs.ts (per-row f32 scale).
   assertClose("int8 cache", runCase(c, "contiguous", "int8").out, fx.tensor(c.tensors.out_kv_int8), ATOL, RTOL);
 });
 

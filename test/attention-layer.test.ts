@@ -7,7 +7,8 @@ import { test } from "node:test";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
 import { AttentionLayer, type PositionHook } from "../src/attention/index.js";
-import { ContiguousKvCache, roundF16, f32ToF16 } from "../src/kvcache/index.js";
+import { ContiguousKvCache } from "../src/kvcache/index.js";
+import { roundF16, f32ToF16 } from "../src/dtypes/codecs.js";
 import { assertClose, naiveAttention, randn } from "./attention-helpers.js";
 
 const [H, K, D, E] = [4, 2, 6, 48]; // hiddenSize 48 != H·D = 24 on purpose

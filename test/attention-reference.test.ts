@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels, referenceAttention } from "../src/kernels/reference.js";
-import { f32ToF16, f32ToBf16, f16ToF32, bf16ToF32, quantizeInt8Row } from "../src/kvcache/convert.js";
+import { f32ToF16, f32ToBf16, f16ToF32, bf16ToF32, quantizeInt8Row } from "../src/dtypes/codecs.js";
 
 const VALUES = [0, 1, -2.5, 65504, 65520, 1e-8, 6e-8, 3e-8, 2.9802322387695312e-8, 1e-5, 0.1, 3.14159, -1e6, Infinity, -Infinity, 1e-40, 3.4e38];
 // [f16 bits, bf16 bits] from torch for each value above.

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { canonicalDtype, DTYPES, dtypeInfo } from "../src/kvcache/dtypes.js";
+import { canonicalDtype, DTYPES, dtypeInfo } from "../src/dtypes/table.js";
 import { KV_DTYPES } from "../src/kvcache/cache.js";
 import { Arena } from "../src/kernels/memory.js";
 import { ContiguousKvCache } from "../src/kvcache/contiguous.js";

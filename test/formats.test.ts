@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { UserError } from "../src/errors.js";
 import { openSafetensors, readSafetensorsHeader } from "../src/formats/safetensors.js";
 import { ggufModelSource, permuteQK, readGguf, unpermuteQK, writeGguf } from "../src/formats/gguf.js";
-import { decodeQ8_0 } from "../src/kernels/q8.js";
+import { decodeQ8_0 } from "../src/dtypes/q8_0.js";
 import { exportGguf } from "../src/formats/export.js";
 import { applyChatTemplate, loadTokenizer, tokenizerFromGguf } from "../src/formats/tokenizer.js";
 import { assertClose } from "./attention-helpers.js";

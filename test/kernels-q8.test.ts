@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
-import { decodeQ8_0, encodeQ8_0 } from "../src/kernels/q8.js";
+import { decodeQ8_0, encodeQ8_0 } from "../src/dtypes/q8_0.js";
 import { seededRandom } from "../src/random.js";
 import { wasmBackends } from "./kernel-backends.js";
 

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
 import type { AttentionCall, Kernels, KvDtype, KvSegment, WeightDtype } from "../src/kernels/types.js";
-import { encodeBf16, encodeF16, quantizeInt8Row } from "../src/kvcache/convert.js";
+import { encodeBf16, encodeF16, quantizeInt8Row } from "../src/dtypes/codecs.js";
 import { wasmBackends } from "./kernel-backends.js";
 
 const arena = new Arena({ initialBytes: 64 << 20 });

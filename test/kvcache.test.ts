@@ -12,8 +12,9 @@ import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
 import { Attention } from "../src/attention/index.js";
 import {
-  ContiguousKvCache, PagedKvCache, SlidingWindowKvCache, createKvCache, readSegmentRow, roundBf16, roundF16, type KvCache, type KvCacheSpec,
+  ContiguousKvCache, PagedKvCache, SlidingWindowKvCache, createKvCache, readSegmentRow, type KvCache, type KvCacheSpec,
 } from "../src/kvcache/index.js";
+import { roundBf16, roundF16 } from "../src/dtypes/codecs.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
 import type { KvDtype } from "../src/kernels/types.js";
 import type { LayerSpec } from "../src/spec/types.js";

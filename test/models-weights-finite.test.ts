@@ -7,7 +7,7 @@ import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
 import { createKernels } from "../src/kernels/index.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
-import { encodeF16 } from "../src/kvcache/convert.js";
+import { encodeF16 } from "../src/dtypes/codecs.js";
 import { seededRandom } from "../src/random.js";
 import { loadWeights, type TensorSource } from "../src/models/weights.js";
 

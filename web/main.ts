@@ -4,7 +4,7 @@
 //
 // Test hooks: <body data-status="ready|error" data-plans="n" data-charts="n">: data-plans counts plans,
 // data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
-import { canonicalDtype, DTYPES } from "../src/kvcache/dtypes.js";
+import { canonicalDtype, DTYPES } from "../src/dtypes/table.js";
 import { cacheVsContextChart, heatmapChart, throughputChart } from "../src/planner/charts.js";
 import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
 import type { ModelSpec } from "../src/spec/types.js";

@@ -12,7 +12,7 @@ import { createKernels, type KernelBackend } from "../kernels/index.js";
 import { referenceKernels } from "../kernels/reference.js";
 import type { AttentionCall, Kernels, KvDtype, KvSegment } from "../kernels/types.js";
 import { ContiguousKvCache } from "../kvcache/contiguous.js";
-import { elementBytes } from "../kvcache/convert.js";
+import { elementBytes } from "../dtypes/table.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
 import type { LayerSpec } from "../spec/types.js";
 import { Attention } from "./attention.js";

@@ -7,8 +7,9 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { bf16ToF32, f16DecodeTable, f32ToBf16, f32ToF16 } from "../kvcache/convert.js";
-import { encodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
+import { bf16ToF32, f16DecodeTable, f32ToBf16, f32ToF16 } from "../dtypes/codecs.js";
+import { encodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { rowBytes } from "../dtypes/table.js";
 import { transposeInto } from "../models/weights.js";
 import { ropeInvFreq } from "../models/blocks.js";
 import { checkModel, checkSupported, noConfig } from "../models/index.js";
@@ -72,7 +73,7 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
     // f16, as llama.cpp's quantizer does); vectors (norms, biases) stay f32.
     const type = !matrix || dtype === "f32" ? "f32" : dtype === "bf16" ? "bf16" : dtype === "q8_0" && shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
     const numel = info.shape.reduce((a, b) => a * b, 1);
-    const tensorBytes = type === "q8_0" ? weightRowBytes("q8_0", numel) : numel * (type === "f32" ? 4 : 2);
+    const tensorBytes = rowBytes(type, numel);
     const qk = /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name); // llama.cpp's converter permutes the biases too
     tensors.push({
       name: gname, shape, type, bytes: tensorBytes,

@@ -14,8 +14,9 @@
 import { closeSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { f16DecodeTable } from "../kvcache/convert.js";
-import { decodeQ8_0 } from "../kernels/q8.js";
+import { f16DecodeTable } from "../dtypes/codecs.js";
+import { decodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { rowBytes } from "../dtypes/table.js";
 import { transposeInto, type TensorSource } from "../models/weights.js";
 import { specFromGgufMetadata } from "../spec/gguf.js";
 import { checkGgufComplete, checkGgufPrelude } from "../spec/load.js";
@@ -24,6 +25,8 @@ import type { ModelSpec } from "../spec/types.js";
 export const GGUF_ALIGNMENT = 32;
 /** ggml tensor types this module reads or writes. */
 export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+/** The dtype-table name (src/dtypes/table.ts) of each ggml type code this reader accepts. */
+const GGML_DTYPE: Record<number, string> = { [GGML_TYPE.F32]: "f32", [GGML_TYPE.F16]: "f16", [GGML_TYPE.Q8_0]: "q8_0", [GGML_TYPE.BF16]: "bf16" };
 /** GGUF metadata value types. */
 export const GGUF_VALUE = { UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12 } as const;
 
@@ -277,11 +280,10 @@ export async function readGguf(path: string): Promise<GgufFile> {
     const numel = shape.reduce((a, b) => a * b, 1);
     const type = Number(t.dtype);
     let bytes: number;
-    if (type === GGML_TYPE.F32) bytes = numel * 4;
-    else if (type === GGML_TYPE.F16 || type === GGML_TYPE.BF16) bytes = numel * 2;
+    if (type === GGML_TYPE.F32 || type === GGML_TYPE.F16 || type === GGML_TYPE.BF16) bytes = rowBytes(GGML_DTYPE[type], numel);
     else if (type === GGML_TYPE.Q8_0) {
-      if (shape[shape.length - 1] % 32 !== 0) throw new UserError(`${path}: Q8_0 tensor "${t.name}" has a row of ${shape[shape.length - 1]} values; expected a multiple of 32`);
-      bytes = (numel / 32) * 34;
+      if (shape[shape.length - 1] % Q8_0_BLOCK !== 0) throw new UserError(`${path}: Q8_0 tensor "${t.name}" has a row of ${shape[shape.length - 1]} values; expected a multiple of ${Q8_0_BLOCK}`);
+      bytes = rowBytes("q8_0", numel);
     } else throw new UserError(`${path}: tensor "${t.name}" has ggml type ${type}; supported: F32 (0), F16 (1), BF16 (30), Q8_0 (8)`);
     const offset = dataStart + Number(t.offset);
     if (offset + bytes > fileBytes) throw new UserError(`${path}: tensor "${t.name}" ends at byte ${offset + bytes} but the file has ${fileBytes} bytes (truncated?)`);

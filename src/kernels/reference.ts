@@ -22,8 +22,9 @@
 
 import type { Arena } from "./memory.js";
 import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
-import { bf16ToF32, elementBytes, f16DecodeTable } from "../kvcache/convert.js";
-import { decodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "./q8.js";
+import { bf16ToF32, f16DecodeTable } from "../dtypes/codecs.js";
+import { decodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { elementBytes, rowBytes } from "../dtypes/table.js";
 
 /** Receives the attention probabilities of one (query t, head h): probs[i] belongs to positions[i]. */
 export type ProbsSink = (t: number, h: number, positions: Int32Array, probs: Float64Array) => void;
@@ -235,7 +236,7 @@ export function referenceMatmul(arena: Arena, call: MatmulCall): void {
   validateMatmulLayout(call);
   const memBytes = arena.memory.buffer.byteLength;
   checkRange("matmul", "x", call.x, M * Kin * 4, 4, memBytes);
-  checkRange("matmul", "w", call.w, N * weightRowBytes(wDtype, Kin), wDtype === "q8_0" ? 1 : elementBytes(wDtype), memBytes);
+  checkRange("matmul", "w", call.w, N * rowBytes(wDtype, Kin), wDtype === "q8_0" ? 1 : elementBytes(wDtype), memBytes);
   checkRange("matmul", "out", call.out, M * N * 4, 4, memBytes);
   if (call.bias !== 0) checkRange("matmul", "bias", call.bias, N * 4, 4, memBytes);
   const x = arena.f32(call.x, M * Kin); // [M, Kin] ("tn": [Kin, M])
@@ -303,7 +304,7 @@ export function referenceActivation(arena: Arena, call: ActivationCall): void {
 
 function decodeWeights(arena: Arena, ptr: number, n: number, dtype: WeightDtype): Float32Array {
   if (dtype === "f32") return arena.f32(ptr, n);
-  if (dtype === "q8_0") return decodeQ8_0(arena.u8(ptr, weightRowBytes("q8_0", n)), n);
+  if (dtype === "q8_0") return decodeQ8_0(arena.u8(ptr, rowBytes("q8_0", n)), n);
   const bits = arena.u16(ptr, n);
   const w = new Float32Array(n);
   if (dtype === "f16") {

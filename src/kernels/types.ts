@@ -33,7 +33,7 @@ export interface AttentionCall {
   segments: KvSegment[];
 }
 
-/** Matmul weight storage; "q8_0" is GGML's 8-bit block format (src/kernels/q8.ts), layout "nt" only, Kin % 32 == 0. */
+/** Matmul weight storage; "q8_0" is GGML's 8-bit block format (src/dtypes/q8_0.ts), layout "nt" only, Kin % 32 == 0. */
 export type WeightDtype = "f32" | "f16" | "bf16" | "q8_0";
 
 /**

@@ -12,10 +12,10 @@ import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvS
 import type { Arena } from "./memory.js";
 import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
-import { weightRowBytes } from "./q8.js";
+import { elementBytes, rowBytes } from "../dtypes/table.js";
+
 
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
-const DTYPE_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
 const SEG_WORDS = 12;
 const BK = 64; // keys per tile: K and V tiles of 32 KiB (f32, D = 128) stay in L1/L2
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
@@ -118,7 +118,7 @@ export class WasmKernels implements Kernels {
     const u = new Uint32Array(this.arena.memory.buffer, tab, segments.length * SEG_WORDS);
     let nseg = 0;
     let total = 0;
-    const eb = DTYPE_BYTES[kvDtype];
+    const eb = elementBytes(kvDtype);
     for (const s of segments) {
       const r0 = Math.max(0, loPos - s.firstPos);
       const r1 = Math.min(s.rows, hiPos - s.firstPos + 1);
@@ -316,7 +316,7 @@ function checkMatmul(c: MatmulCall, memBytes: number): void {
   }
   if (!(c.wDtype in WEIGHT_CODE)) throw new RangeError(`matmul: unknown wDtype "${c.wDtype}"`);
   validateMatmulLayout(c);
-  const spans: [string, number, number][] = [["x", c.x, M * Kin * 4], ["w", c.w, N * weightRowBytes(c.wDtype, Kin)], ["out", c.out, M * N * 4]];
+  const spans: [string, number, number][] = [["x", c.x, M * Kin * 4], ["w", c.w, N * rowBytes(c.wDtype, Kin)], ["out", c.out, M * N * 4]];
   if (c.bias !== 0) spans.push(["bias", c.bias, N * 4]);
   for (const [name, ptr, bytes] of spans) {
     if (!Number.isInteger(ptr) || ptr < 0 || ptr + bytes > memBytes) {

@@ -7,11 +7,14 @@
 // A sliding-window layer holds at most `window` tokens. A paged cache rounds each layer's
 // tokens up to whole blocks of blockSize tokens.
 import type { LayerSpec, MlaSpec } from "../spec/types.js";
-import { rowBytes } from "./dtypes.js";
+import { rowBytes } from "../dtypes/table.js";
+
+/** The part of one layer the byte count needs (a LayerSpec satisfies it; so does a cache's config). */
+export type KvLayer = Pick<LayerSpec, "numKvHeads" | "headDim" | "window">;
 
 /** The part of a model spec the byte count needs (a ModelSpec satisfies it). */
 export interface KvShape {
-  layers: LayerSpec[];
+  layers: KvLayer[];
   mla: MlaSpec | null;
 }
 
@@ -24,11 +27,19 @@ export interface KvBytesOptions {
   applyWindow?: boolean; // cap sliding-window layers at their window (default true)
 }
 
+/**
+ * KV heads one GPU stores under tensor parallelism: the heads split over tp GPUs, and when tp
+ * exceeds them each GPU keeps a whole replicated head (vLLM), so never fewer than 1.
+ * @example kvHeadsPerGpu(8, 4) // 2; kvHeadsPerGpu(1, 8) // 1 (MQA replicates its one head)
+ */
+export function kvHeadsPerGpu(numKvHeads: number, tp = 1): number {
+  return Math.max(Math.ceil(numKvHeads / tp), 1);
+}
+
 /** Bytes one layer needs per cached token (per GPU when tp > 1). */
-export function layerBytesPerToken(layer: LayerSpec, mla: MlaSpec | null, dtype: string, tp = 1): number {
+export function layerBytesPerToken(layer: KvLayer, mla: MlaSpec | null, dtype: string, tp = 1): number {
   if (mla) return rowBytes(dtype, mla.kvLoraRank + mla.qkRopeHeadDim); // the latent is not split by TP
-  const kvHeadsPerGpu = Math.max(Math.ceil(layer.numKvHeads / tp), 1);
-  return 2 * kvHeadsPerGpu * rowBytes(dtype, layer.headDim);
+  return 2 * kvHeadsPerGpu(layer.numKvHeads, tp) * rowBytes(dtype, layer.headDim);
 }
 
 /** KV bytes per token for one sequence over all layers, before any window cap. */
@@ -39,7 +50,7 @@ export function kvBytesPerToken(shape: KvShape, dtype = "f16", tp = 1): number {
 }
 
 /** Tokens a layer actually stores for a sequence of `tokens` tokens. */
-export function storedTokens(layer: LayerSpec, tokens: number, opts: { blockSize?: number | null; applyWindow?: boolean } = {}): number {
+export function storedTokens(layer: KvLayer, tokens: number, opts: { blockSize?: number | null; applyWindow?: boolean } = {}): number {
   const capped = opts.applyWindow !== false && layer.window !== null ? Math.min(tokens, layer.window) : tokens;
   const bs = opts.blockSize ?? null;
   return bs ? Math.ceil(capped / bs) * bs : capped;

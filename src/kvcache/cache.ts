@@ -11,10 +11,9 @@
 
 import type { KvDtype, KvSegment } from "../kernels/types.js";
 import type { Arena } from "../kernels/memory.js";
-import type { LayerSpec } from "../spec/types.js";
 import { kvCacheBytes, type KvShape } from "./bytes.js";
-import { canonicalDtype } from "./dtypes.js";
-import { elementBytes, f16DecodeTable, f32ToBf16, f32ToF16, quantizeInt8Row } from "./convert.js";
+import { canonicalDtype, dtypeInfo, elementBytes } from "../dtypes/table.js";
+import { f16DecodeTable, f32ToBf16, f32ToF16, quantizeInt8Row } from "../dtypes/codecs.js";
 
 export const KV_DTYPES: readonly KvDtype[] = ["f32", "f16", "bf16", "int8"];
 
@@ -76,10 +75,9 @@ export function normalizeCacheConfig(where: string, config: KvCacheConfig): Requ
   return { numLayers: config.numLayers, numKvHeads: config.numKvHeads, headDim: config.headDim, dtype };
 }
 
-/** A one-layer shape for kvCacheBytes, so per-layer lengths can be counted with the shared function. */
+/** A one-layer shape for kvCacheBytes, so per-layer lengths are counted with the planner's function. */
 export function layerShape(config: Required<KvCacheConfig>, window: number | null = null): KvShape {
-  const layer: LayerSpec = { numHeads: config.numKvHeads, numKvHeads: config.numKvHeads, headDim: config.headDim, window };
-  return { layers: [layer], mla: null };
+  return { layers: [{ numKvHeads: config.numKvHeads, headDim: config.headDim, window }], mla: null };
 }
 
 /** Σ over (layer, seq) of kvCacheBytes for that layer's token count. */
@@ -191,20 +189,26 @@ export function segmentOf(place: RowPlace, row0: number, rows: number, firstPos:
 /**
  * Lays out one region of `rows` rows per kv head: K [K, rows, D], V [K, rows, D], then (int8)
  * kScale [K, rows], vScale [K, rows]. Returns the byte size and the place at `base`.
+ *
+ * The size is the planner's byte count (kvCacheBytes of `rows` tokens) split into its parts: the
+ * per-row overhead of the dtype table (int8: one f32 scale per row) and the K and V values. Each
+ * value half is padded to 4 bytes so V and the f32 scales stay aligned; that padding (at most 3
+ * bytes per half, only when K × rows × D × elementBytes is not a multiple of 4) is all the
+ * allocation ever adds to the count.
  */
 export function regionLayout(config: Required<KvCacheConfig>, rows: number, base: number): { bytes: number; place: RowPlace } {
   const { numKvHeads: K, headDim: D, dtype } = config;
+  const counted = kvCacheBytes(layerShape(config), { tokens: rows, dtype, applyWindow: false });
+  const scaleBytes = 2 * K * rows * dtypeInfo(dtype).rowOverheadBytes; // kScale + vScale, f32 [K, rows] each
   const headStride = rows * D * elementBytes(dtype);
-  const valueBytes = align4(K * headStride);
+  const valueBytes = align4((counted - scaleBytes) / 2); // = align4(K × headStride)
   const place: RowPlace = { kPtr: base, vPtr: base + valueBytes, headStride };
-  let bytes = 2 * valueBytes;
-  if (dtype === "int8") {
-    place.kScalePtr = base + bytes;
-    place.vScalePtr = base + bytes + 4 * K * rows;
+  if (scaleBytes > 0) {
+    place.kScalePtr = base + 2 * valueBytes;
+    place.vScalePtr = place.kScalePtr + scaleBytes / 2;
     place.scaleHeadStride = rows;
-    bytes += 8 * K * rows;
   }
-  return { bytes, place };
+  return { bytes: 2 * valueBytes + scaleBytes, place };
 }
 
 function align4(n: number): number {

@@ -8,7 +8,6 @@ import { PagedKvCache, type PagedKvCacheOptions } from "./paged.js";
 import { SlidingWindowKvCache, type SlidingWindowKvCacheOptions } from "./window.js";
 
 export * from "./cache.js";
-export * from "./convert.js";
 export { ContiguousKvCache, type ContiguousKvCacheOptions } from "./contiguous.js";
 export { PagedKvCache, type PagedKvCacheOptions } from "./paged.js";
 export { SlidingWindowKvCache, type SlidingWindowKvCacheOptions } from "./window.js";

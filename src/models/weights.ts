@@ -6,8 +6,9 @@
 import { UserError } from "../errors.js";
 import type { Arena } from "../kernels/memory.js";
 import type { WeightDtype } from "../kernels/types.js";
-import { decodeBf16, decodeF16 } from "../kvcache/convert.js";
-import { decodeQ8_0, Q8_0_BLOCK, weightRowBytes } from "../kernels/q8.js";
+import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
+import { decodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { elementBytes, rowBytes } from "../dtypes/table.js";
 
 /** What a checkpoint reader offers: HF tensor names, PyTorch shapes, raw bytes. */
 export interface TensorSource {
@@ -78,7 +79,7 @@ export function checkWeights(src: TensorSource, table: WeightRow[]): { present: 
 
 function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightDtype): Weight {
   if (dtype === "q8_0") return loadQ8Row(arena, src, row);
-  const eb = dtype === "f32" ? 4 : 2;
+  const eb = elementBytes(dtype);
   const numel = row.shape.reduce((a, b) => a * b, 1);
   const direct = !row.transpose && !row.rows && (row.store === "matmul" || dtype === "f32");
   if (direct) {
@@ -123,16 +124,16 @@ function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightD
 function loadQ8Row(arena: Arena, src: TensorSource, row: WeightRow): Weight {
   const [rows, width] = row.shape;
   if (row.store === "matmul" && !row.transpose && row.shape.length === 2 && width % Q8_0_BLOCK === 0) {
-    const rowBytes = weightRowBytes("q8_0", width);
+    const qRowBytes = rowBytes("q8_0", width);
     const ranges = row.rows ?? [[0, rows]];
     const total = ranges.reduce((s, [a, b]) => s + (b - a), 0);
-    const ptr = arena.alloc(total * rowBytes, `weight ${row.source}`);
-    const dst = arena.u8(ptr, total * rowBytes);
+    const ptr = arena.alloc(total * qRowBytes, `weight ${row.source}`);
+    const dst = arena.u8(ptr, total * qRowBytes);
     if (!row.rows) src.read(row.source, dst);
     else {
-      const raw = new Uint8Array(rows * rowBytes);
+      const raw = new Uint8Array(rows * qRowBytes);
       src.read(row.source, raw);
-      pickRows(raw, dst, rowBytes, rows, row); // a row of blocks is `rowBytes` one-byte elements
+      pickRows(raw, dst, qRowBytes, rows, row); // a row of blocks is `qRowBytes` one-byte elements
     }
     return { ptr, dtype: "q8_0", shape: [total, width] };
   }
@@ -143,7 +144,7 @@ function loadQ8Row(arena: Arena, src: TensorSource, row: WeightRow): Weight {
     names: () => src.names(),
     info: (name) => src.info(name),
     read: (name, dst) => {
-      const raw = new Uint8Array(weightRowBytes("q8_0", numel));
+      const raw = new Uint8Array(rowBytes("q8_0", numel));
       src.read(name, raw);
       decodeQ8_0(raw, numel, new Float32Array(dst.buffer, dst.byteOffset, numel));
     },
@@ -181,7 +182,7 @@ export function weightRow(arena: Arena, w: Weight, r: number, out: Float32Array)
   const width = w.shape[1];
   if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
   else if (w.dtype === "f16") decodeF16(arena.u16(w.ptr + r * width * 2, width), out);
-  else if (w.dtype === "q8_0") decodeQ8_0(arena.u8(w.ptr + r * weightRowBytes("q8_0", width), weightRowBytes("q8_0", width)), width, out);
+  else if (w.dtype === "q8_0") decodeQ8_0(arena.u8(w.ptr + r * rowBytes("q8_0", width), rowBytes("q8_0", width)), width, out);
   else decodeBf16(arena.u16(w.ptr + r * width * 2, width), out);
 }
 
@@ -190,7 +191,7 @@ export function weightBytes(weights: Map<string, Weight>): number {
   let b = 0;
   for (const w of weights.values()) {
     const width = w.shape[w.shape.length - 1];
-    b += (w.shape.reduce((a, c) => a * c, 1) / width) * weightRowBytes(w.dtype, width);
+    b += (w.shape.reduce((a, c) => a * c, 1) / width) * rowBytes(w.dtype, width);
   }
   return b;
 }

@@ -15,8 +15,8 @@
 // Set activation.bytes to use a measured figure.
 // Decode roofline per GPU: step time = max(bytes read / bandwidth, FLOPs / dense bf16 peak); tokens/s = batch / step.
 import { UserError } from "../errors.js";
-import { kvBytesPerToken, kvCacheBytes, storedTokens } from "../kvcache/bytes.js";
-import { dtypeInfo } from "../kvcache/dtypes.js";
+import { kvBytesPerToken, kvCacheBytes, kvHeadsPerGpu, storedTokens } from "../kvcache/bytes.js";
+import { dtypeInfo } from "../dtypes/table.js";
 import type { ModelSpec } from "../spec/types.js";
 import { attentionKind } from "../spec/types.js";
 import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../spec/variant.js";
@@ -264,7 +264,7 @@ function planVariant(spec: ModelSpec, label: string, o: ResolvedPlanOptions, mha
     label,
     attention: attentionKind(spec),
     numKvHeads: spec.numKvHeads,
-    kvHeadsPerGpu: spec.mla ? 1 : Math.max(Math.ceil(spec.numKvHeads / tp), 1),
+    kvHeadsPerGpu: spec.mla ? 1 : kvHeadsPerGpu(spec.numKvHeads, tp),
     kvBytesPerToken: kvBytesPerToken(spec, dtype),
     kvBytesPerTokenPerGpu: perTokenPerGpu,
     kvBytesPerSequence: kvCacheBytes(spec, { tokens: context, dtype, applyWindow }),

@@ -1,17 +1,12 @@
 // GGML's Q8_0 weight format, which the kernels read in place (src/kernels/assembly/q8.ts): a row
 // of Kin values (Kin % 32 == 0) is Kin/32 blocks of 34 bytes, an f16 scale d then 32 int8 q, and
 // value = d·q (exact in f32: an 8-bit integer times an 11-bit significand).
-import { f16DecodeTable, f32ToF16 } from "../kvcache/convert.js";
-import type { WeightDtype } from "./types.js";
+// Row sizes come from the dtype table (table.ts rowBytes).
+import { f16DecodeTable, f32ToF16 } from "./codecs.js";
+import { DTYPES } from "./table.js";
 
-export const Q8_0_BLOCK = 32; // values per block
-export const Q8_0_BLOCK_BYTES = 34;
-
-/** Bytes of one row of Kin values of a matmul weight in `dtype` (Q8_0: Kin must be a multiple of 32). */
-export function weightRowBytes(dtype: WeightDtype, Kin: number): number {
-  if (dtype === "q8_0") return (Kin / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
-  return Kin * (dtype === "f32" ? 4 : 2);
-}
+export const Q8_0_BLOCK = DTYPES.q8_0.blockValues; // 32 values per block
+export const Q8_0_BLOCK_BYTES = DTYPES.q8_0.blockBytes; // 34: f16 scale + 32 int8
 
 /** Q8_0 blocks → f32 (numel values, a multiple of 32; `out` when given receives them). */
 export function decodeQ8_0(raw: Uint8Array, numel: number, out: Float32Array = new Float32Array(numel)): Float32Array {

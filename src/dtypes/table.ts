@@ -1,4 +1,5 @@
-// Storage types for the KV cache and for weights, and their exact byte sizes.
+// Storage types for the KV cache, weights and files, and their exact byte sizes: the one table
+// every layer (kernels, kvcache, formats, models, planner, web page) reads sizes from.
 // Block-quantised types (q8_0, q4_0, q4_K, ...) store a row of n values in ceil(n / blockValues)
 // blocks of blockBytes each; int8 stores one byte per value plus one f32 scale per row.
 
@@ -57,4 +58,12 @@ export function dtypeInfo(name: string): DtypeInfo {
 export function rowBytes(dtype: string, values: number): number {
   const d = dtypeInfo(dtype);
   return Math.ceil(values / d.blockValues) * d.blockBytes + d.rowOverheadBytes;
+}
+
+const PLAIN_DTYPES: readonly string[] = ["f32", "f16", "bf16", "int8"];
+
+/** Bytes of one stored element of a plain (unblocked) type: f32 4, f16 2, bf16 2, int8 1 (int8 row scales live apart). */
+export function elementBytes(dtype: "f32" | "f16" | "bf16" | "int8"): number {
+  if (!PLAIN_DTYPES.includes(dtype)) throw new RangeError(`elementBytes: unknown dtype "${dtype as string}"; expected f32, f16, bf16 or int8`);
+  return DTYPES[dtype].blockBytes;
 }

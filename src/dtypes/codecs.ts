@@ -1,5 +1,5 @@
-// Scalar storage conversions for the KV cache and weights: f32 <-> f16, f32 <-> bf16, and int8
-// rows with one f32 scale per row. These are the definitions every backend must agree with:
+// Scalar storage conversions for the KV cache, weights and file formats: f32 <-> f16,
+// f32 <-> bf16, and int8 rows with one f32 scale per row. These are the definitions every backend must agree with:
 // the caches write with them and the reference kernels read with them.
 //
 // Legend: D values per row.
@@ -7,25 +7,8 @@
 // Rounding is IEEE round-to-nearest-even in both f16 and bf16 (what PyTorch's .half() and
 // .bfloat16() do), so committed PyTorch fixtures can check the bits exactly.
 
-import type { KvDtype } from "../kernels/types.js";
-
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
-
-/** Bytes of one stored element: f32 4, f16 2, bf16 2, int8 1 (int8 row scales live apart). */
-export function elementBytes(dtype: KvDtype | "f32" | "f16" | "bf16"): number {
-  switch (dtype) {
-    case "f32":
-      return 4;
-    case "f16":
-    case "bf16":
-      return 2;
-    case "int8":
-      return 1;
-    default:
-      throw new RangeError(`elementBytes: unknown dtype "${dtype as string}"; expected f32, f16, bf16 or int8`);
-  }
-}
 
 /**
  * f32 -> IEEE binary16 bits, round to nearest even. Overflow gives ±Inf, tiny values become
