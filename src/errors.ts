@@ -7,3 +7,18 @@ export class UserError extends Error {
     this.name = "UserError";
   }
 }
+
+/**
+ * A bad value for a field of a library call's options. The message names the field as the caller
+ * wrote it (`context: "0" is not an integer >= 1`, `gpus 6 is not a multiple of tp 4`), never a
+ * CLI flag; `fields` lists the names it mentions, so a front end can re-word them (the CLI shows
+ * `--context`, src/cli/flags.ts withFlagNames).
+ */
+export class OptionError extends UserError {
+  readonly fields: readonly string[];
+  constructor(fields: string | readonly string[], message: string) {
+    super(message);
+    this.name = "OptionError";
+    this.fields = typeof fields === "string" ? [fields] : fields;
+  }
+}

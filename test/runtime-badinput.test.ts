@@ -199,8 +199,8 @@ test("generate flags: --chat/--system with token ids, empty --stop, --threads ou
   await expectBad(["generate", dir, "--prompt-tokens", "1,2", "--chat"], "--chat and --system wrap --prompt text");
   await expectBad(["generate", dir, "--prompt", "hi", "--system", "be brief"], "--system needs --chat");
   await expectBad(["generate", dir, "--prompt", "hi", "--stop", ""], `--stop ""`);
-  await expectBad(["generate", dir, "--prompt", "hi", "--threads", "1000"], "--threads 1000: expected an integer from 1 to 256");
-  await expectBad(["generate", dir, "--prompt", "hi", "--threads", "0"], "--threads 0");
+  await expectBad(["generate", dir, "--prompt", "hi", "--threads", "1000"], `--threads: "1000" is not an integer from 1 to 256`);
+  await expectBad(["generate", dir, "--prompt", "hi", "--threads", "0"], `--threads: "0" is not an integer from 1 to 256`);
 });
 
 test("eos: a config's eos list stops --prompt-tokens runs without a tokenizer; export-gguf keeps every id of the list", async () => {

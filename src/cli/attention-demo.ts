@@ -4,10 +4,10 @@
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import { compareAttentionVariants, type CompareResult } from "../attention/compare.js";
-import type { KernelBackend } from "../kernels/index.js";
+import { KERNEL_BACKENDS } from "../kernels/index.js";
 import type { KvDtype } from "../kernels/types.js";
 import { KV_DTYPES } from "../kvcache/cache.js";
-import { dtypeFlag } from "./flags.js";
+import { choiceFlag, dtypeFlag, intFlag } from "./flags.js";
 
 interface DemoFlags {
   heads: string;
@@ -31,29 +31,29 @@ export function register(program: Command): void {
     .option("--kv-heads <list>", "comma list of KV head counts to compare (each must divide H)", "32,8,1")
     .option("--context <tokens>", "cached tokens before the timed decode steps", "1024")
     .option("--steps <n>", "timed decode steps", "8")
-    .option("--dtype <type>", "KV cache storage: f32, f16, bf16, int8", "f16")
+    .option("--dtype <type>", `KV cache storage: ${KV_DTYPES.join(", ")}`, "f16")
     .option("--layers <n>", "layers of the imagined model for bytes per token (one layer is run)", "32")
     .option("--backend <name>", "kernels: auto (WASM SIMD when available), wasm, reference", "auto")
     .option("--threads <n>", "WASM worker threads (default: all cores)")
     .option("--json", "print one JSON object")
     .action(async (flags: DemoFlags) => {
       const dtype = dtypeFlag("--dtype", flags.dtype, KV_DTYPES) as KvDtype;
-      if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`attention-demo: --backend must be auto, wasm or reference, got "${flags.backend}"`);
-      const H = int("--heads", flags.heads);
-      const kvHeads = flags.kvHeads.split(",").map((s) => int("--kv-heads", s));
+      const backend = choiceFlag("--backend", flags.backend, KERNEL_BACKENDS);
+      const H = intFlag("--heads", flags.heads);
+      const kvHeads = flags.kvHeads.split(",").map((s) => intFlag("--kv-heads", s));
       for (const K of kvHeads) if (H % K !== 0) throw new UserError(`attention-demo: --kv-heads ${K} does not divide --heads ${H}`);
       let result: CompareResult;
       try {
         result = await compareAttentionVariants({
           numHeads: H,
-          headDim: int("--head-dim", flags.headDim),
+          headDim: intFlag("--head-dim", flags.headDim),
           kvHeads,
-          context: int("--context", flags.context),
-          steps: int("--steps", flags.steps),
+          context: intFlag("--context", flags.context),
+          steps: intFlag("--steps", flags.steps),
           dtype,
-          layers: int("--layers", flags.layers),
-          backend: flags.backend as KernelBackend,
-          threads: flags.threads === undefined ? undefined : int("--threads", flags.threads),
+          layers: intFlag("--layers", flags.layers),
+          backend,
+          threads: flags.threads === undefined ? undefined : intFlag("--threads", flags.threads),
         });
       } catch (e) {
         if (e instanceof RangeError) throw new UserError(e.message);
@@ -62,12 +62,6 @@ export function register(program: Command): void {
       if (flags.json) console.log(JSON.stringify(result, null, 2));
       else print(result);
     });
-}
-
-function int(name: string, value: string): number {
-  const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UserError(`attention-demo: ${name} must be a positive integer, got "${value}"`);
-  return n;
 }
 
 function print(r: CompareResult): void {

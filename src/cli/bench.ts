@@ -3,8 +3,8 @@
 // section of docs/benchmarks/attention.md in place.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
-import { UserError } from "../errors.js";
 import { renderAttentionMarkdown, runAttentionBench } from "../../bench/attention.js";
+import { intListFlag } from "./flags.js";
 
 const BEGIN = "<!-- bench:attention:begin -->";
 const END = "<!-- bench:attention:end -->";
@@ -28,10 +28,7 @@ export function register(program: Command): void {
     .option("--doc <path>", "replace the results section (between the bench:attention markers) of this markdown file")
     .option("--json", "print the results as JSON")
     .action(async (flags: BenchFlags) => {
-      const threads = flags.threads.split(",").map((s) => Number(s.trim()));
-      if (threads.some((t) => !Number.isInteger(t) || t < 1 || t > 64)) {
-        throw new UserError(`bench attention: --threads must list integers from 1 to 64, got "${flags.threads}"`);
-      }
+      const threads = intListFlag("--threads", flags.threads, { max: 64 });
       const log = flags.json ? undefined : (line: string) => console.error(line);
       const result = await runAttentionBench({ quick: flags.quick, threads, relaxed: flags.relaxed, log });
       const md = renderAttentionMarkdown(result);

@@ -1,7 +1,6 @@
 // `mqa export-gguf <hf-dir> <out.gguf>`: write a llama, qwen2, gemma or gpt_bigcode (MQA) HF folder as GGUF v3 that
 // llama.cpp loads (Q/K rows permuted, tokenizer embedded). The conversion is in src/formats/export.ts.
 import type { Command } from "commander";
-import { UserError } from "../errors.js";
 import { exportGguf, GGUF_EXPORT_DTYPES, type ExportDtype } from "../formats/export.js";
 import { dtypeFlag } from "./flags.js";
 

@@ -6,7 +6,8 @@ import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
 import { KV_DTYPES } from "../kvcache/cache.js";
-import { dtypeFlag } from "./flags.js";
+import { KERNEL_BACKENDS } from "../kernels/index.js";
+import { choiceFlag, dtypeFlag, intFlag, numFlag } from "./flags.js";
 import { applyChatTemplate, encodeRendered, specialTokenIds } from "../formats/tokenizer.js";
 import { generate } from "../generate/generate.js";
 import { openRuntime } from "../generate/runtime.js";
@@ -35,12 +36,8 @@ interface GenerateFlags {
 const collect = (v: string, acc: string[]) => [...acc, v];
 /** More kernel threads than this only costs memory (each worker holds its own WASM instance). */
 const MAX_THREADS = 256;
-
-function number(name: string, v: string, integer = false): number {
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UserError(`${name}: "${v}" is not ${integer ? "an integer" : "a number"}`);
-  return n;
-}
+/** Any integer: the library checks the range and names the option. */
+const ANY_INT = { min: Number.MIN_SAFE_INTEGER };
 
 export function register(program: Command): void {
   program
@@ -60,8 +57,8 @@ export function register(program: Command): void {
     .option("--seed <n>", "random seed (default: random)")
     .option("--stop <text>", "stop string (repeatable)", collect, [] as string[])
     .option("--ignore-eos", "keep generating past the end-of-sequence token")
-    .option("--kv-dtype <type>", "KV cache storage: f32, f16, bf16, int8", "f32")
-    .option("--backend <name>", "kernels: auto, wasm, reference", "auto")
+    .option("--kv-dtype <type>", `KV cache storage: ${KV_DTYPES.join(", ")}`, "f32")
+    .option("--backend <name>", `kernels: ${KERNEL_BACKENDS.join(", ")}`, "auto")
     .option("--threads <n>", "kernel threads (default: all cores)")
     .option("--json", "print one JSON object (tokens, text, timings, kvCacheBytes) instead of streaming")
     .action(async (modelArg: string | undefined, flags: GenerateFlags) => {
@@ -70,17 +67,16 @@ export function register(program: Command): void {
       if (flags.prompt.length === 0 && flags.promptTokens === undefined) throw new UserError("generate: give --prompt <text> or --prompt-tokens <ids>");
       if (flags.prompt.length > 0 && flags.promptTokens !== undefined) throw new UserError("generate: give either --prompt or --prompt-tokens, not both");
       flags.kvDtype = dtypeFlag("--kv-dtype", flags.kvDtype, KV_DTYPES);
-      if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
+      const backend = choiceFlag("--backend", flags.backend, KERNEL_BACKENDS);
       if (flags.promptTokens !== undefined && (flags.chat || flags.system !== undefined)) throw new UserError("generate: --chat and --system wrap --prompt text; --prompt-tokens are used as given");
       if (flags.system !== undefined && !flags.chat) throw new UserError("generate: --system needs --chat (the system message goes through the chat template)");
       if (flags.stop.some((s) => s === "")) throw new UserError(`--stop "": expected a non-empty stop string`);
-      const threads = flags.threads !== undefined ? number("--threads", flags.threads, true) : undefined;
-      if (threads !== undefined && (threads < 1 || threads > MAX_THREADS)) throw new UserError(`--threads ${threads}: expected an integer from 1 to ${MAX_THREADS}`);
-      const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: flags.promptTokens !== undefined ? "optional" : true });
+      const threads = flags.threads !== undefined ? intFlag("--threads", flags.threads, { max: MAX_THREADS }) : undefined;
+      const rt = await openRuntime(modelPath, { backend, threads, tokenizer: flags.promptTokens !== undefined ? "optional" : true });
       try {
         let prompts: number[][];
         if (flags.promptTokens !== undefined) {
-          prompts = [flags.promptTokens.split(",").map((s) => number("--prompt-tokens", s.trim(), true))];
+          prompts = [flags.promptTokens.split(",").map((s) => intFlag("--prompt-tokens", s, { min: 0 }))];
         } else {
           const tok = rt.tokenizer!;
           const texts = await Promise.all(flags.prompt.map(async (p) => {
@@ -100,13 +96,14 @@ export function register(program: Command): void {
         if (badEos !== undefined) throw new UserError(`${modelPath}: end-of-sequence token id ${badEos} is outside the vocabulary [0, ${rt.spec.vocabSize})`);
         const stream = !flags.json && prompts.length === 1 && tok !== null;
         const result = generate(rt.model, prompts, {
-          maxTokens: number("--max-tokens", flags.maxTokens, true),
-          temperature: number("--temperature", flags.temperature),
-          topK: number("--top-k", flags.topK, true),
-          topP: number("--top-p", flags.topP),
-          minP: number("--min-p", flags.minP),
-          repetitionPenalty: number("--repetition-penalty", flags.repetitionPenalty),
-          seed: flags.seed !== undefined ? number("--seed", flags.seed, true) : undefined,
+          // Ranges are the library's (checkSampling, the generation loop): its errors name the option, which the CLI shows as the flag.
+          maxTokens: intFlag("--max-tokens", flags.maxTokens, ANY_INT),
+          temperature: numFlag("--temperature", flags.temperature),
+          topK: intFlag("--top-k", flags.topK, ANY_INT),
+          topP: numFlag("--top-p", flags.topP),
+          minP: numFlag("--min-p", flags.minP),
+          repetitionPenalty: numFlag("--repetition-penalty", flags.repetitionPenalty),
+          seed: flags.seed !== undefined ? intFlag("--seed", flags.seed, ANY_INT) : undefined,
           stopTokens: flags.ignoreEos ? [] : eos,
           stopStrings: flags.stop,
           decode: tok ? (ids) => tok.decode(ids) : undefined,

@@ -2,6 +2,7 @@
 // and writes charts. All arithmetic lives in src/planner/.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
+import { intFlag, numFlag } from "./flags.js";
 import { buildChart, chartKindFromPath, CHART_KINDS } from "../planner/charts.js";
 import { customGpu, gpuByName, listGpus, type GpuSpec } from "../planner/gpus.js";
 import { plan, type PlanResult, type VariantPlan } from "../planner/plan.js";
@@ -12,6 +13,7 @@ import type { ModelSpec } from "../spec/types.js";
 const KiB = 1024;
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
+const POSITIVE = { min: 0, minOpen: true };
 
 interface PlanFlags {
   model: string;
@@ -71,33 +73,6 @@ export function register(program: Command): void {
     });
 }
 
-/** A non-negative integer flag; `k` suffix multiplies by 1024 when allowed. */
-function intFlag(name: string, value: string, opts: { min?: number; k?: boolean } = {}): number {
-  const min = opts.min ?? 1;
-  const m = /^\s*(\d+)\s*([kK]?)\s*$/.exec(value);
-  if (!m || (m[2] && !opts.k)) throw new UserError(`${name}: "${value}" is not an integer >= ${min}`);
-  const n = Number(m[1]) * (m[2] ? 1024 : 1);
-  if (!Number.isSafeInteger(n) || n < min) throw new UserError(`${name}: "${value}" is not an integer >= ${min}`);
-  return n;
-}
-
-// Plain decimal numbers only: Number() would also take "0x10", "0b1" and "Infinity".
-const DECIMAL = /^\s*\+?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
-
-function numFlag(name: string, value: string, opts: { min?: number; max?: number } = {}): number {
-  const n = Number(value);
-  if (!DECIMAL.test(value) || !Number.isFinite(n) || n <= (opts.min ?? 0) || (opts.max !== undefined && n > opts.max)) {
-    throw new UserError(`${name}: "${value}" is not a number${opts.max !== undefined ? ` in (${opts.min ?? 0}, ${opts.max}]` : ` > ${opts.min ?? 0}`}`);
-  }
-  return n;
-}
-
-function nonNegFlag(name: string, value: string): number {
-  const n = Number(value);
-  if (!DECIMAL.test(value) || !Number.isFinite(n) || n < 0) throw new UserError(`${name}: "${value}" is not a number >= 0`);
-  return n;
-}
-
 function resolveGpu(flags: PlanFlags): GpuSpec {
   const custom = flags.gpuMemoryGib !== undefined || flags.gpuBandwidthGbs !== undefined || flags.gpuTflops !== undefined;
   if (!custom) return gpuByName(flags.gpu ?? "a100-80gb");
@@ -106,9 +81,9 @@ function resolveGpu(flags: PlanFlags): GpuSpec {
   }
   const base = flags.gpu !== undefined ? gpuByName(flags.gpu) : null;
   return customGpu({
-    memoryGiB: flags.gpuMemoryGib !== undefined ? numFlag("--gpu-memory-gib", flags.gpuMemoryGib) : base!.memoryBytes / GiB,
-    bandwidthGBs: flags.gpuBandwidthGbs !== undefined ? numFlag("--gpu-bandwidth-gbs", flags.gpuBandwidthGbs) : base!.bandwidthBytesPerSecond / 1e9,
-    tflops: flags.gpuTflops !== undefined ? numFlag("--gpu-tflops", flags.gpuTflops) : base?.tflopsBf16 ?? null,
+    memoryGiB: flags.gpuMemoryGib !== undefined ? numFlag("--gpu-memory-gib", flags.gpuMemoryGib, POSITIVE) : base!.memoryBytes / GiB,
+    bandwidthGBs: flags.gpuBandwidthGbs !== undefined ? numFlag("--gpu-bandwidth-gbs", flags.gpuBandwidthGbs, POSITIVE) : base!.bandwidthBytesPerSecond / 1e9,
+    tflops: flags.gpuTflops !== undefined ? numFlag("--gpu-tflops", flags.gpuTflops, POSITIVE) : base?.tflopsBf16 ?? null,
     name: base ? `${base.name} (modified)` : undefined,
   });
 }
@@ -133,11 +108,11 @@ async function runPlan(flags: PlanFlags): Promise<void> {
     gpus,
     tp,
     blockSize: blockSize === 0 ? null : blockSize,
-    gpuMemoryUtilization: numFlag("--gpu-memory-utilization", flags.gpuMemoryUtilization, { min: 0, max: 1 }),
+    gpuMemoryUtilization: numFlag("--gpu-memory-utilization", flags.gpuMemoryUtilization, { ...POSITIVE, max: 1 }),
     activation: {
       tokens: flags.activationTokens !== undefined ? intFlag("--activation-tokens", flags.activationTokens, { min: 0, k: true }) : undefined,
-      overheadBytes: Math.round(nonNegFlag("--overhead-gib", flags.overheadGib) * GiB),
-      bytes: flags.activationGib !== undefined ? Math.round(nonNegFlag("--activation-gib", flags.activationGib) * GiB) : null,
+      overheadBytes: Math.round(numFlag("--overhead-gib", flags.overheadGib, { min: 0 }) * GiB),
+      bytes: flags.activationGib !== undefined ? Math.round(numFlag("--activation-gib", flags.activationGib, { min: 0 }) * GiB) : null,
     },
     // Without --kv-heads the what-if table shows the model as MHA and as MQA beside its own configuration.
     kvHeads: flags.kvHeads ? flags.kvHeads.split(",").map((s) => s.trim()).filter(Boolean) : ["full", "mqa"],

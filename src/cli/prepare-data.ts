@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import { prepareData } from "../train/data.js";
+import { intFlag } from "./flags.js";
 
 export function register(program: Command): void {
   program
@@ -13,8 +14,7 @@ export function register(program: Command): void {
     .option("--sources <list>", "comma list of kjv, sotu", "kjv,sotu")
     .option("--json", "print the summary as JSON")
     .action((flags: { out: string; vocab: string; sources: string; json?: boolean }) => {
-      const vocabSize = Number(flags.vocab);
-      if (!Number.isInteger(vocabSize) || vocabSize < 258 || vocabSize > 65536) throw new UserError(`--vocab ${flags.vocab}: expected an integer in [258, 65536]`);
+      const vocabSize = intFlag("--vocab", flags.vocab, { min: 258, max: 65536 });
       const sources = flags.sources.split(",").map((s) => s.trim());
       for (const s of sources) if (s !== "kjv" && s !== "sotu") throw new UserError(`--sources: unknown source "${s}"; expected kjv and/or sotu`);
       const t0 = performance.now();

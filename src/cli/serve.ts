@@ -6,7 +6,8 @@ import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
 import { KV_DTYPES } from "../kvcache/cache.js";
-import { dtypeFlag } from "./flags.js";
+import { KERNEL_BACKENDS } from "../kernels/index.js";
+import { choiceFlag, dtypeFlag, intFlag, PORT } from "./flags.js";
 import { openRuntime } from "../generate/runtime.js";
 import { defaultModelDir } from "../package-root.js";
 import { startServer } from "../serve/server.js";
@@ -27,12 +28,6 @@ interface ServeFlags {
   json?: boolean;
 }
 
-function integer(name: string, v: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || n < min || n > max) throw new UserError(`${name}: "${v}" is not an integer from ${min} to ${max}`);
-  return n;
-}
-
 export function register(program: Command): void {
   program
     .command("serve")
@@ -41,11 +36,11 @@ export function register(program: Command): void {
     .option("--host <addr>", "address to listen on", "127.0.0.1")
     .option("--port <n>", "TCP port; 0 picks a free one (the printed URL says which)", "8080")
     .option("--threads <n>", "kernel threads (default: all cores)")
-    .option("--kv-dtype <type>", "KV cache storage: f32, f16, bf16, int8", "f32")
+    .option("--kv-dtype <type>", `KV cache storage: ${KV_DTYPES.join(", ")}`, "f32")
     .option("--max-tokens-default <n>", "max_tokens for requests that give none", "256")
     .option("--parallel <n>", "sequences generated at once (continuous batching; KV for n × the context is reserved while busy); also the most prompts per request", "4")
     .option("--prefill-chunk <n>", "prompt tokens per step, shared by the requests still prefilling; between steps the server answers /health, admits requests and notices hang-ups", "512")
-    .option("--backend <name>", "kernels: auto, wasm, reference", "auto")
+    .option("--backend <name>", `kernels: ${KERNEL_BACKENDS.join(", ")}`, "auto")
     .option("--model-name <id>", "model id in /v1/models and responses (default: the folder or file name)")
     .option("--chat-template <file>", "Jinja chat template to use instead of the model's (or when it has none)")
     .option("--api-key <key>", "require \"Authorization: Bearer <key>\" on every route but /health")
@@ -55,14 +50,14 @@ export function register(program: Command): void {
       const modelPath = modelArg ?? defaultModelDir();
       if (modelArg === undefined && !existsSync(join(modelPath, "config.json"))) throw new UserError(`serve: no model given and the default model ${modelPath} is missing; pass a model folder or .gguf file`);
       flags.kvDtype = dtypeFlag("--kv-dtype", flags.kvDtype, KV_DTYPES);
-      if (!["auto", "wasm", "reference"].includes(flags.backend)) throw new UserError(`--backend "${flags.backend}": expected auto, wasm or reference`);
-      const port = integer("--port", flags.port, 0, 65535);
-      const threads = flags.threads !== undefined ? integer("--threads", flags.threads, 1, 256) : undefined;
-      const maxTokensDefault = integer("--max-tokens-default", flags.maxTokensDefault, 0);
-      const parallel = integer("--parallel", flags.parallel, 1, 256);
-      const prefillChunk = integer("--prefill-chunk", flags.prefillChunk, 1);
+      const backend = choiceFlag("--backend", flags.backend, KERNEL_BACKENDS);
+      const port = intFlag("--port", flags.port, PORT);
+      const threads = flags.threads !== undefined ? intFlag("--threads", flags.threads, { max: 256 }) : undefined;
+      const maxTokensDefault = intFlag("--max-tokens-default", flags.maxTokensDefault, { min: 0 });
+      const parallel = intFlag("--parallel", flags.parallel, { max: 256 });
+      const prefillChunk = intFlag("--prefill-chunk", flags.prefillChunk);
       const chatTemplate = flags.chatTemplate !== undefined ? readTemplate(flags.chatTemplate) : null;
-      const rt = await openRuntime(modelPath, { backend: flags.backend as "auto", threads, tokenizer: "optional" });
+      const rt = await openRuntime(modelPath, { backend, threads, tokenizer: "optional" });
       try {
         if (chatTemplate !== null && rt.tokenizer) rt.tokenizer.chatTemplate = chatTemplate;
         const id = flags.modelName ?? basename(modelPath.replace(/[/\\]+$/, "")).replace(/\.gguf$/i, "");

@@ -3,7 +3,8 @@
 // lives in src/train/run.ts.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
-import { runTraining, type DataConfig, type RunConfig, type TrainBackend } from "../train/run.js";
+import { runTraining, TRAIN_BACKENDS, type DataConfig, type RunConfig } from "../train/run.js";
+import { choiceFlag, intFlag, intListFlag, numFlag } from "./flags.js";
 
 interface TrainFlags {
   kvHeads?: string; heads: string; layers: string; hidden: string; headDim?: string; ffn?: string; context: string;
@@ -11,20 +12,6 @@ interface TrainFlags {
   steps: string; batch: string; accum: string; lr: string; minLr?: string; warmup?: string; weightDecay: string; clip: string; seed: string;
   evalEvery: string; evalTokens: string; saveEvery: string; stopAfter?: string; out?: string; resume?: string; backend: string; threads: string;
   chart: boolean; json?: boolean; progress: boolean;
-}
-
-function int(flag: string, v: string, min = 1): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${flag} ${v}: expected an integer ≥ ${min}`);
-  return n;
-}
-function num(flag: string, v: string, min = 0): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new UserError(`--${flag} ${v}: expected a number ≥ ${min}`);
-  return n;
-}
-function list(flag: string, v: string): number[] {
-  return v.split(",").map((s) => int(flag, s.trim()));
 }
 
 export function register(program: Command): void {
@@ -59,47 +46,47 @@ export function register(program: Command): void {
     .option("--save-every <n>", "updates between checkpoints (0 = only at the end)", "0")
     .option("--out <dir>", "checkpoint folder (default runs/<task>-kv<K>-s<seed>)")
     .option("--resume <dir>", "continue from a checkpoint written by mqa train (restores AdamW state and batch order)")
-    .option("--backend <name>", "matmul backend: auto (WASM SIMD), wasm, reference, ts", "auto")
+    .option("--backend <name>", `matmul backend: ${TRAIN_BACKENDS.join(", ")} (auto: WASM SIMD)`, "auto")
     .option("--threads <n>", "kernel threads", "2")
     .option("--no-chart", "skip loss.svg / loss.png")
     .option("--no-progress", "no progress bar")
     .option("--json", "print the summary as JSON (no progress bar)")
     .action(async (f: TrainFlags) => {
-      const heads = int("heads", f.heads);
-      const kvHeads = f.kvHeads === undefined ? heads : int("kv-heads", f.kvHeads);
+      const heads = intFlag("--heads", f.heads);
+      const kvHeads = f.kvHeads === undefined ? heads : intFlag("--kv-heads", f.kvHeads);
       if (heads % kvHeads !== 0) throw new UserError(`--kv-heads ${kvHeads} must divide --heads ${heads} (e.g. ${heads}, ${heads / 2}, 1)`);
-      const hidden = int("hidden", f.hidden);
-      const headDim = f.headDim ? int("head-dim", f.headDim) : hidden / heads;
+      const hidden = intFlag("--hidden", f.hidden);
+      const headDim = f.headDim ? intFlag("--head-dim", f.headDim) : hidden / heads;
       if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new UserError(`--hidden ${hidden} / --heads ${heads} gives head dim ${headDim}; set --head-dim to an even integer`);
-      const steps = int("steps", f.steps);
-      const lr = num("lr", f.lr);
-      if (!["auto", "wasm", "reference", "ts"].includes(f.backend)) throw new UserError(`--backend ${f.backend}: expected auto, wasm, reference or ts`);
+      const steps = intFlag("--steps", f.steps);
+      const lr = numFlag("--lr", f.lr, { min: 0 });
+      const backend = choiceFlag("--backend", f.backend, TRAIN_BACKENDS);
       if (f.task !== "text" && f.task !== "mqar") throw new UserError(`--task ${f.task}: expected text or mqar`);
-      const seed = int("seed", f.seed, 0);
+      const seed = intFlag("--seed", f.seed, { min: 0 });
       const data: DataConfig =
         f.task === "text"
           ? { kind: "text", dir: f.data }
-          : { kind: "mqar", vocabSize: int("mqar-vocab", f.mqarVocab), trainPairs: list("mqar-pairs", f.mqarPairs), evalPairs: list("mqar-eval-pairs", f.mqarEvalPairs), evalExamples: int("mqar-eval-examples", f.mqarEvalExamples) };
+          : { kind: "mqar", vocabSize: intFlag("--mqar-vocab", f.mqarVocab), trainPairs: intListFlag("--mqar-pairs", f.mqarPairs), evalPairs: intListFlag("--mqar-eval-pairs", f.mqarEvalPairs), evalExamples: intFlag("--mqar-eval-examples", f.mqarEvalExamples) };
       const cfg: RunConfig = {
         model: {
-          hiddenSize: hidden, numLayers: int("layers", f.layers), numHeads: heads, numKvHeads: kvHeads, headDim,
-          intermediateSize: f.ffn ? int("ffn", f.ffn) : Math.ceil((8 * hidden) / 3 / 32) * 32, ropeTheta: 10000, normEps: 1e-5,
+          hiddenSize: hidden, numLayers: intFlag("--layers", f.layers), numHeads: heads, numKvHeads: kvHeads, headDim,
+          intermediateSize: f.ffn ? intFlag("--ffn", f.ffn) : Math.ceil((8 * hidden) / 3 / 32) * 32, ropeTheta: 10000, normEps: 1e-5,
         },
         train: {
-          steps, batch: int("batch", f.batch), seqLen: int("context", f.context), accum: int("accum", f.accum), lr,
-          minLr: f.minLr ? num("min-lr", f.minLr) : lr / 10, warmup: f.warmup ? int("warmup", f.warmup, 0) : Math.min(100, Math.floor(steps / 10)),
-          weightDecay: num("weight-decay", f.weightDecay), clip: num("clip", f.clip), seed,
+          steps, batch: intFlag("--batch", f.batch), seqLen: intFlag("--context", f.context), accum: intFlag("--accum", f.accum), lr,
+          minLr: f.minLr ? numFlag("--min-lr", f.minLr, { min: 0 }) : lr / 10, warmup: f.warmup ? intFlag("--warmup", f.warmup, { min: 0 }) : Math.min(100, Math.floor(steps / 10)),
+          weightDecay: numFlag("--weight-decay", f.weightDecay, { min: 0 }), clip: numFlag("--clip", f.clip, { min: 0 }), seed,
         },
         data,
         out: f.out ?? f.resume ?? `runs/${f.task}-kv${kvHeads}-s${seed}`,
-        evalEvery: int("eval-every", f.evalEvery, 0),
-        evalTokens: int("eval-tokens", f.evalTokens),
-        saveEvery: int("save-every", f.saveEvery, 0),
-        backend: f.backend as TrainBackend,
-        threads: int("threads", f.threads),
+        evalEvery: intFlag("--eval-every", f.evalEvery, { min: 0 }),
+        evalTokens: intFlag("--eval-tokens", f.evalTokens),
+        saveEvery: intFlag("--save-every", f.saveEvery, { min: 0 }),
+        backend,
+        threads: intFlag("--threads", f.threads),
         resume: f.resume ?? null,
         chart: f.chart,
-        stopAfter: f.stopAfter ? int("stop-after", f.stopAfter) : null,
+        stopAfter: f.stopAfter ? intFlag("--stop-after", f.stopAfter) : null,
       };
       const showBar = !f.json && f.progress && process.stderr.isTTY;
       let bar: { update(v: number, p: object): void; stop(): void } | null = null;

@@ -11,6 +11,7 @@ import { extname, join, resolve, sep } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import { packageRoot } from "../package-root.js";
+import { intFlag, PORT } from "./flags.js";
 
 const MIME: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -111,17 +112,11 @@ export async function startWebServer(opts: WebServerOptions = {}): Promise<WebSe
   };
 }
 
-function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new UserError(`--port: "${value}" is not an integer from 0 to 65535`);
-  return n;
-}
-
 export function register(program: Command): void {
   program
     .command("web")
     .description("Serve the planner web page (static build in dist/web/) on a local port")
-    .option("--port <n>", "TCP port; 0 picks a free one", parsePort, 8417)
+    .option("--port <n>", "TCP port; 0 picks a free one", (v: string) => intFlag("--port", v, PORT), 8417)
     .option("--host <addr>", "address to listen on", "127.0.0.1")
     .option("--root <dir>", "folder to serve (default: the package's dist/web)")
     .option("--json", "print {\"url\", \"root\"} as one JSON line instead of a sentence")

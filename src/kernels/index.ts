@@ -17,7 +17,9 @@ export type { Kernels } from "./types.js";
 export { WasmKernels } from "./wasm.js";
 export { detectWasmFeatures, type WasmFeatures } from "./wasm-features.js";
 
-export type KernelBackend = "auto" | "wasm" | "reference";
+/** The kernel backends createKernels offers; "auto" is WASM SIMD when the runtime has it, else the reference. */
+export const KERNEL_BACKENDS = ["auto", "wasm", "reference"] as const;
+export type KernelBackend = (typeof KERNEL_BACKENDS)[number];
 
 export interface CreateKernelsOptions {
   arena: Arena;

@@ -21,7 +21,9 @@ export type DataConfig =
   | { kind: "text"; dir: string } // a folder written by `mqa prepare-data`
   | { kind: "mqar"; vocabSize: number; trainPairs: number[]; evalPairs: number[]; evalExamples: number };
 
-export type TrainBackend = "auto" | "wasm" | "reference" | "ts";
+/** The trainer's matmul backends: the kernel backends, or "ts" (plain TypeScript loops). */
+export const TRAIN_BACKENDS = ["auto", "wasm", "reference", "ts"] as const;
+export type TrainBackend = (typeof TRAIN_BACKENDS)[number];
 
 export interface RunConfig {
   model: Omit<TrainModelConfig, "vocabSize" | "maxPositions">; // vocab from the data, context = seqLen
