@@ -3,6 +3,7 @@
 // lives in src/train/run.ts.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
+import { SCHEDULES } from "../train/optim.js";
 import { runTraining, TRAIN_BACKENDS, type DataConfig, type RunConfig } from "../train/run.js";
 import { choiceFlag, intFlag, intListFlag, numFlag } from "./flags.js";
 
@@ -12,12 +13,16 @@ interface TrainFlags {
   steps: string; batch: string; accum: string; lr: string; minLr?: string; warmup?: string; weightDecay: string; clip: string; seed: string;
   evalEvery: string; evalTokens: string; saveEvery: string; stopAfter?: string; out?: string; resume?: string; backend: string; threads: string;
   chart: boolean; json?: boolean; progress: boolean;
+  init?: string; tokens?: string; fraction?: string; baseTokens?: string; schedule: string; decay: string;
 }
+
+// The flags that set the model's shape; with --init the checkpoint sets it.
+const SHAPE_FLAGS = ["kvHeads", "heads", "layers", "hidden", "headDim", "ffn"] as const;
 
 export function register(program: Command): void {
   program
     .command("train")
-    .description("Train an MHA/GQA/MQA decoder from scratch (hand-written backward, AdamW); writes an HF checkpoint mqa generate loads")
+    .description("Train an MHA/GQA/MQA decoder from scratch or from a checkpoint (--init: uptraining a converted model); hand-written backward, AdamW; writes an HF checkpoint mqa generate loads")
     .option("--kv-heads <K>", "KV heads: = heads for MHA, 1 for MQA, a divisor of heads for GQA (default: heads)")
     .option("--heads <H>", "query heads", "8")
     .option("--layers <L>", "decoder layers", "4")
@@ -31,7 +36,13 @@ export function register(program: Command): void {
     .option("--mqar-pairs <list>", "MQAR key-value pair counts mixed in training", "4,8,16,32")
     .option("--mqar-eval-pairs <list>", "MQAR pair counts to measure accuracy at", "4,8,16,32")
     .option("--mqar-eval-examples <n>", "MQAR test examples per pair count", "256")
+    .option("--init <hf-dir>", "start from this llama/mistral checkpoint (e.g. one written by mqa convert): its shape and weights, fresh AdamW and schedule; its tokenizer must be the data's")
     .option("--steps <n>", "optimizer updates", "1000")
+    .option("--tokens <N>", "run length in training tokens instead of --steps (updates = N / (batch · context · accum))")
+    .option("--fraction <a>", "run length as a fraction of the pre-training budget (--base-tokens, else the --init checkpoint's trainer_state.json), e.g. 0.05")
+    .option("--base-tokens <B>", "the pre-training budget in tokens that --fraction refers to")
+    .option("--schedule <kind>", `learning-rate schedule after warmup: ${SCHEDULES.join(" or ")} (warmup-stable-decay)`, "cosine")
+    .option("--decay <fraction>", "wsd: share of the updates in the final linear decay", "0.2")
     .option("--batch <B>", "sequences per micro-batch", "8")
     .option("--accum <n>", "micro-batches per update (gradient accumulation)", "1")
     .option("--lr <rate>", "peak learning rate", "3e-3")
@@ -51,7 +62,11 @@ export function register(program: Command): void {
     .option("--no-chart", "skip loss.svg / loss.png")
     .option("--no-progress", "no progress bar")
     .option("--json", "print the summary as JSON (no progress bar)")
-    .action(async (f: TrainFlags) => {
+    .action(async (f: TrainFlags, cmd: Command) => {
+      if (f.init) {
+        const given = SHAPE_FLAGS.filter((k) => cmd.getOptionValueSource(k) === "cli");
+        if (given.length) throw new UserError(`--init ${f.init} sets the model's shape; drop ${given.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")}`);
+      }
       const heads = intFlag("--heads", f.heads);
       const kvHeads = f.kvHeads === undefined ? heads : intFlag("--kv-heads", f.kvHeads);
       if (heads % kvHeads !== 0) throw new UserError(`--kv-heads ${kvHeads} must divide --heads ${heads} (e.g. ${heads}, ${heads / 2}, 1)`);
@@ -76,9 +91,15 @@ export function register(program: Command): void {
           steps, batch: intFlag("--batch", f.batch), seqLen: intFlag("--context", f.context), accum: intFlag("--accum", f.accum), lr,
           minLr: f.minLr ? numFlag("--min-lr", f.minLr, { min: 0 }) : lr / 10, warmup: f.warmup ? intFlag("--warmup", f.warmup, { min: 0 }) : Math.min(100, Math.floor(steps / 10)),
           weightDecay: numFlag("--weight-decay", f.weightDecay, { min: 0 }), clip: numFlag("--clip", f.clip, { min: 0 }), seed,
+          schedule: choiceFlag("--schedule", f.schedule, SCHEDULES), decayFraction: numFlag("--decay", f.decay, { min: 0, max: 1 }),
         },
         data,
-        out: f.out ?? f.resume ?? `runs/${f.task}-kv${kvHeads}-s${seed}`,
+        out: f.out ?? f.resume ?? (f.init ? `runs/uptrain-${f.init.replace(/[\\/]+$/, "").split(/[\\/]/).pop()}-s${seed}` : `runs/${f.task}-kv${kvHeads}-s${seed}`),
+        init: f.init ?? null,
+        tokens: f.tokens ? intFlag("--tokens", f.tokens) : null,
+        fraction: f.fraction ? numFlag("--fraction", f.fraction, { min: 0, max: 1 }) : null,
+        baseTokens: f.baseTokens ? intFlag("--base-tokens", f.baseTokens) : null,
+        autoWarmup: !f.warmup,
         evalEvery: intFlag("--eval-every", f.evalEvery, { min: 0 }),
         evalTokens: intFlag("--eval-tokens", f.evalTokens),
         saveEvery: intFlag("--save-every", f.saveEvery, { min: 0 }),
@@ -96,18 +117,24 @@ export function register(program: Command): void {
           { format: "train {bar} {value}/{total} | loss {loss} | {tps} tok/s | {elapsed}s | ETA {left}", hideCursor: true, stream: process.stderr },
           Presets.shades_classic,
         );
-        b.start(steps, 0, { loss: "-", tps: "-", elapsed: "0", left: "-" });
         bar = b;
       }
+      let total = 0; // the resolved run length, known at the first update
+      let started = false;
       let lastLine = 0;
       const summary = await runTraining(cfg, {
         log: (m) => !f.json && console.error(m),
         onStep: (rec, p) => {
+          total = p.totalSteps;
+          if (bar && !started) {
+            (bar as unknown as { start(t: number, v: number, p: object): void }).start(total, rec.step - 1, { loss: "-", tps: "-", elapsed: "0", left: "-" });
+            started = true;
+          }
           const fields = { loss: rec.loss.toFixed(3), tps: p.tokensPerSecond.toFixed(0), elapsed: p.elapsedSeconds.toFixed(0), left: fmtTime(p.etaSeconds) };
           if (bar) bar.update(rec.step, fields);
-          else if (!f.json && (performance.now() - lastLine > 10000 || rec.step === steps)) {
+          else if (!f.json && (performance.now() - lastLine > 10000 || rec.step === total)) {
             lastLine = performance.now();
-            console.error(`step ${rec.step}/${steps} loss ${fields.loss} ${fields.tps} tok/s ETA ${fields.left}`);
+            console.error(`step ${rec.step}/${total} loss ${fields.loss} ${fields.tps} tok/s ETA ${fields.left}`);
           }
         },
         onEval: (step, r) => {
@@ -115,7 +142,7 @@ export function register(program: Command): void {
           const text = Object.entries(r).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ");
           if (bar) bar.stop();
           console.error(`eval @ ${step}: ${text}`);
-          if (bar && step < steps) (bar as unknown as { start(t: number, v: number, p: object): void }).start(steps, step, { loss: "-", tps: "-", elapsed: "-", left: "-" });
+          if (bar && step < total) (bar as unknown as { start(t: number, v: number, p: object): void }).start(total, step, { loss: "-", tps: "-", elapsed: "-", left: "-" });
         },
       });
       bar?.stop();

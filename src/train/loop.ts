@@ -4,7 +4,7 @@
 //
 // Legend: B batch, T positions, V vocab.
 import type { TrainModel } from "./model.js";
-import { AdamW, learningRate, type AdamWConfig, type Schedule } from "./optim.js";
+import { AdamW, learningRate, type AdamWConfig, type Schedule, type ScheduleKind } from "./optim.js";
 import { Rng } from "./rng.js";
 
 export interface TrainOptions {
@@ -18,6 +18,8 @@ export interface TrainOptions {
   weightDecay: number; // AdamW decoupled decay on matrices, e.g. 0.1
   clip: number; // max global gradient norm, 0 = off, e.g. 1.0
   seed: number; // initialisation seed; batches use seed + 1
+  schedule?: ScheduleKind; // "cosine" (default) or "wsd" (warmup-stable-decay)
+  decayFraction?: number; // wsd: share of the updates in the final linear decay, e.g. 0.2
 }
 
 /** Fills tokens[B·T] and targets[B·T] (−100 = not scored). */
@@ -65,8 +67,8 @@ export class Trainer {
   }
 
   schedule(): Schedule {
-    const { lr, minLr, warmup, steps } = this.opts;
-    return { maxLr: lr, minLr, warmupSteps: warmup, totalSteps: steps };
+    const { lr, minLr, warmup, steps, schedule, decayFraction } = this.opts;
+    return { kind: schedule ?? "cosine", maxLr: lr, minLr, warmupSteps: warmup, totalSteps: steps, decayFraction };
   }
 
   /** One update: accum micro-batches of forward + backward, clip, AdamW. */

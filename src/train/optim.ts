@@ -63,17 +63,39 @@ export class AdamW {
   }
 }
 
+/** The learning-rate schedules: cosine (the default) and warmup-stable-decay. */
+export const SCHEDULES = ["cosine", "wsd"] as const;
+export type ScheduleKind = (typeof SCHEDULES)[number];
+
 export interface Schedule {
+  kind?: ScheduleKind; // default "cosine"
   maxLr: number; // e.g. 3e-3
   minLr: number; // e.g. 3e-4 (10 % of max)
   warmupSteps: number; // e.g. 100
-  totalSteps: number; // the run length; the cosine reaches minLr here
+  totalSteps: number; // the run length; the schedule reaches minLr here
+  decayFraction?: number; // wsd: the last round(decayFraction · totalSteps) updates decay linearly, e.g. 0.2
 }
 
-/** Learning rate for update `step` (0-based): linear warmup to maxLr, then cosine to minLr. */
+/** The first update of the decay of a wsd schedule: every run whose total is T shares the constant trunk before it. */
+export function decayStart(s: Schedule): number {
+  return s.totalSteps - Math.round((s.decayFraction ?? 0.2) * s.totalSteps);
+}
+
+/**
+ * Learning rate for update `step` (0-based): linear warmup to maxLr, then either a cosine to minLr
+ * (kind "cosine") or maxLr held constant until decayStart and a linear decay to minLr at totalSteps
+ * (kind "wsd", warmup-stable-decay, Hägele et al. 2024). A wsd run of T updates and one of T' > T
+ * share their learning rates up to decayStart of the shorter, so one constant trunk with a short
+ * decay branched off at each length stands for a family of runs.
+ */
 export function learningRate(step: number, s: Schedule): number {
   if (step < s.warmupSteps) return (s.maxLr * (step + 1)) / s.warmupSteps;
   if (step >= s.totalSteps) return s.minLr;
+  if (s.kind === "wsd") {
+    const d0 = Math.max(decayStart(s), s.warmupSteps);
+    if (step < d0) return s.maxLr;
+    return s.maxLr + ((s.minLr - s.maxLr) * (step + 1 - d0)) / Math.max(1, s.totalSteps - d0);
+  }
   const progress = (step - s.warmupSteps) / Math.max(1, s.totalSteps - s.warmupSteps);
   return s.minLr + 0.5 * (s.maxLr - s.minLr) * (1 + Math.cos(Math.PI * progress));
 }

@@ -10,6 +10,7 @@ import { Arena } from "../kernels/memory.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
 import { specFromHfConfig } from "../spec/hf.js";
 import { arenaAllocator } from "./alloc.js";
+import { checkSameTokenizer, loadInitCheckpoint, type InitCheckpoint } from "./init.js";
 import { hfConfig, loadCheckpoint, restoreInto, saveCheckpoint, type TrainerState } from "./checkpoint.js";
 import { loadPrepared, type PreparedData } from "./data.js";
 import { evaluateText, TextBatches, Trainer, type BatchSource, type EvalResult, type StepRecord, type TrainOptions } from "./loop.js";
@@ -38,10 +39,29 @@ export interface RunConfig {
   resume: string | null; // a checkpoint folder to continue from
   chart: boolean; // write loss.svg and loss.png
   stopAfter?: number | null; // end this invocation after this update (checkpoint saved), keeping the schedule of `steps`
+  init?: string | null; // start from this HF checkpoint's weights (fresh optimizer and schedule); model shape from it
+  baseTokens?: number | null; // the pre-training budget --fraction refers to, logged with the run
+  tokens?: number | null; // run length in training tokens instead of train.steps
+  fraction?: number | null; // run length as this fraction of baseTokens (or of the --init checkpoint's trained tokens)
+  autoWarmup?: boolean; // warmup = min(100, steps / 10) of the resolved run length
+}
+
+/** The number of updates a run takes: train.steps, or --tokens / --fraction converted at batch · seqLen · accum tokens per update. */
+export function resolveSteps(cfg: RunConfig, init: InitCheckpoint | null): { steps: number; baseTokens: number | null } {
+  const { batch, seqLen, accum } = cfg.train;
+  const perUpdate = batch * seqLen * accum;
+  if (cfg.tokens != null && cfg.fraction != null) throw new UserError(`--tokens and --fraction: give one`);
+  if (cfg.tokens != null) return { steps: Math.max(1, Math.round(cfg.tokens / perUpdate)), baseTokens: cfg.baseTokens ?? null };
+  if (cfg.fraction != null) {
+    const base = cfg.baseTokens ?? init?.trainedTokens ?? null;
+    if (base == null) throw new UserError(`--fraction ${cfg.fraction}: give --base-tokens (the pre-training budget in tokens)${init ? `; ${init.dir} has no trainer_state.json to read it from` : ""}`);
+    return { steps: Math.max(1, Math.round((cfg.fraction * base) / perUpdate)), baseTokens: base };
+  }
+  return { steps: cfg.train.steps, baseTokens: cfg.baseTokens ?? null };
 }
 
 export interface RunHooks {
-  onStep?(rec: StepRecord, progress: { tokensPerSecond: number; elapsedSeconds: number; etaSeconds: number }): void;
+  onStep?(rec: StepRecord, progress: { tokensPerSecond: number; elapsedSeconds: number; etaSeconds: number; totalSteps: number }): void;
   onEval?(step: number, result: Record<string, number>): void;
   log?(msg: string): void;
 }
@@ -93,10 +113,19 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}): Promise
     if (!resumeState || !resumed.optimizer) throw new UserError(`--resume ${cfg.resume}: no trainer_state.json / optimizer.safetensors; it is not a resumable checkpoint`);
     if (resumeState.data !== dataLabel(cfg.data)) throw new UserError(`--resume ${cfg.resume}: it was trained on ${resumeState.data}, this run uses ${dataLabel(cfg.data)}`);
   }
+  if (cfg.init && cfg.resume) throw new UserError(`--init and --resume: give one (--resume continues a run, --init starts a new one from a checkpoint)`);
+  if (cfg.init && cfg.data.kind !== "text") throw new UserError(`--init ${cfg.init}: starting from a checkpoint needs --task text (its tokenizer must match the data's)`);
   const prepared = cfg.data.kind === "text" ? loadPrepared(cfg.data.dir) : null;
   const vocabSize = prepared ? prepared.meta.vocabSize : (cfg.data as { vocabSize: number }).vocabSize;
-  const modelCfg: TrainModelConfig = resumed ? resumed.cfg : { ...cfg.model, vocabSize, maxPositions: cfg.train.seqLen };
-  const opts: TrainOptions = resumeState ? { ...resumeState.options, steps: cfg.train.steps } : cfg.train;
+  const init: InitCheckpoint | null = cfg.init ? loadInitCheckpoint(cfg.init) : null;
+  if (init && prepared) {
+    checkSameTokenizer(init.tokenizerJson, prepared.tokenizerJson, join(init.dir, "tokenizer.json"), join(prepared.dir, "tokenizer.json"));
+    if (init.cfg.vocabSize !== vocabSize) throw new UserError(`${join(init.dir, "config.json")}: vocab_size ${init.cfg.vocabSize}, but ${prepared.dir} has ${vocabSize} tokens`);
+  }
+  const modelCfg: TrainModelConfig = resumed ? resumed.cfg : init ? init.cfg : { ...cfg.model, vocabSize, maxPositions: cfg.train.seqLen };
+  const budget = resolveSteps(cfg, init);
+  const fresh: TrainOptions = { ...cfg.train, steps: budget.steps, ...(cfg.autoWarmup ? { warmup: Math.min(100, Math.floor(budget.steps / 10)) } : {}) };
+  const opts: TrainOptions = resumeState ? { ...resumeState.options, steps: budget.steps } : fresh;
   if (opts.seqLen > modelCfg.maxPositions) throw new UserError(`--context ${opts.seqLen} exceeds the checkpoint's max_position_embeddings ${modelCfg.maxPositions}`);
   const { mm, alloc, ops, kernels } = await buildModel(modelCfg, cfg.backend, cfg.threads);
   try {
@@ -113,8 +142,12 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}): Promise
       trainer.rng.setState(resumeState.rng);
       elapsedBefore = resumeState.elapsedSeconds;
       log(`resumed from ${cfg.resume} at step ${trainer.step}`);
+    } else if (init) {
+      restoreInto(model.tensors, model.params, init.weights, "", `--init ${init.dir}`);
+      log(`initialised from ${init.dir}${init.tiedHead ? " (lm_head from the tied embedding)" : ""}`);
     } else model.init(opts.seed);
-    return await loop({ cfg, hooks, model, trainer, prepared, kernels, opts, elapsedBefore, backend: kernels ? kernels.name : "ts" } as LoopArgs & Built);
+    const initInfo = init ? { dir: init.dir, tiedHead: init.tiedHead, trainedTokens: init.trainedTokens, baseTokens: budget.baseTokens } : null;
+    return await loop({ cfg, hooks, model, trainer, prepared, kernels, opts, elapsedBefore, initInfo, backend: kernels ? kernels.name : "ts" } as LoopArgs & Built);
   } finally {
     kernels?.close();
   }
@@ -126,6 +159,7 @@ interface LoopArgs {
   trainer: Trainer;
   opts: TrainOptions;
   elapsedBefore: number;
+  initInfo: Record<string, unknown> | null;
   backend: string;
 }
 
@@ -138,7 +172,7 @@ async function loop(a: LoopArgs & Built): Promise<RunSummary> {
   const spec = specFromHfConfig(hfConfig(model.cfg, null), "trainer config");
   const kvF16 = kvBytesPerToken(spec, "f16");
   if (!cfg.resume) {
-    write({ type: "config", model: model.cfg, params: model.numParams, train: opts, data: dataLabel(cfg.data), backend: a.backend, kvBytesPerTokenF16: kvF16 });
+    write({ type: "config", model: model.cfg, params: model.numParams, train: opts, data: dataLabel(cfg.data), backend: a.backend, kvBytesPerTokenF16: kvF16, ...(a.initInfo ? { init: a.initInfo } : {}) });
   }
   const evaluate = (): Record<string, number> => {
     if (prepared) {
@@ -174,7 +208,7 @@ async function loop(a: LoopArgs & Built): Promise<RunSummary> {
     const tps = tokens / el;
     const eta = ((stopAt - trainer.step) * el) / (trainer.step - startStep);
     write({ type: "step", ...rec, seconds: a.elapsedBefore + el, tokensPerSecond: tps });
-    hooks.onStep?.(rec, { tokensPerSecond: tps, elapsedSeconds: el, etaSeconds: eta });
+    hooks.onStep?.(rec, { tokensPerSecond: tps, elapsedSeconds: el, etaSeconds: eta, totalSteps: stopAt });
     const done = trainer.step === stopAt;
     if ((cfg.evalEvery > 0 && trainer.step % cfg.evalEvery === 0) || done) {
       lastEval = evaluate();
