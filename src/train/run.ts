@@ -153,6 +153,26 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}): Promise
   }
 }
 
+/**
+ * Validation loss, bits per byte and perplexity of an HF checkpoint on prepared data (the trainer's
+ * evaluation: consecutive windows of seqLen tokens from the start of the validation split, up to
+ * maxTokens scored tokens), without training it. Accepts what --init accepts.
+ */
+export async function evaluateCheckpoint(dir: string, dataDir: string, opts: { seqLen: number; batch: number; maxTokens: number; backend?: TrainBackend; threads?: number }): Promise<EvalResult> {
+  const prepared = loadPrepared(dataDir);
+  const init = loadInitCheckpoint(dir);
+  checkSameTokenizer(init.tokenizerJson, prepared.tokenizerJson, join(dir, "tokenizer.json"), join(dataDir, "tokenizer.json"));
+  if (opts.seqLen > init.cfg.maxPositions) throw new UserError(`${dir}: context ${opts.seqLen} exceeds max_position_embeddings ${init.cfg.maxPositions}`);
+  const { mm, alloc, ops, kernels } = await buildModel(init.cfg, opts.backend ?? "auto", opts.threads ?? 2);
+  try {
+    const model = new TrainModel(init.cfg, mm, alloc, ops);
+    restoreInto(model.tensors, model.params, init.weights, "", dir);
+    return evaluateText(model, prepared.val, (id) => prepared.bpe.bytesOf(id), opts.batch, opts.seqLen, opts.maxTokens);
+  } finally {
+    kernels?.close();
+  }
+}
+
 interface LoopArgs {
   cfg: RunConfig;
   hooks: RunHooks;
