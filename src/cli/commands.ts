@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { register as attentionDemo } from "./attention-demo.js";
 import { register as bench } from "./bench.js";
+import { register as convert } from "./convert.js";
 import { register as exportGguf } from "./export-gguf.js";
 import { register as generate } from "./generate.js";
 import { register as info } from "./info.js";
@@ -14,4 +15,4 @@ import { register as web } from "./web.js";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, generate, info, exportGguf, serve];
+export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, convert, generate, info, exportGguf, serve];

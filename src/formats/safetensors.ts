@@ -9,7 +9,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
-import { encodeF16 } from "../dtypes/codecs.js";
+import { encodeBf16, encodeF16 } from "../dtypes/codecs.js";
 
 export type StDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 const DTYPE_BYTES: Record<StDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -193,7 +193,7 @@ export interface NamedTensor {
   name: string; // e.g. "model.layers.0.mlp.up_proj.weight"
   shape: number[];
   data: Float32Array | Float64Array | number[];
-  dtype?: "F32" | "F16";
+  dtype?: "F32" | "F16" | "BF16";
 }
 
 /**
@@ -204,7 +204,7 @@ export function writeSafetensors(path: string, tensors: NamedTensor[], metadata:
   const header: Record<string, unknown> = { __metadata__: { format: "pt", ...metadata } };
   let offset = 0;
   for (const t of tensors) {
-    const bytes = t.data.length * (t.dtype === "F16" ? 2 : 4);
+    const bytes = t.data.length * (t.dtype === "F16" || t.dtype === "BF16" ? 2 : 4);
     header[t.name] = { dtype: t.dtype ?? "F32", shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -219,6 +219,7 @@ export function writeSafetensors(path: string, tensors: NamedTensor[], metadata:
     const f32 = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
     let f: Float32Array | Uint16Array = f32;
     if (t.dtype === "F16") encodeF16(f32, (f = new Uint16Array(f32.length)));
+    else if (t.dtype === "BF16") encodeBf16(f32, (f = new Uint16Array(f32.length)));
     Buffer.from(f.buffer, f.byteOffset, f.byteLength).copy(out, o);
     o += f.byteLength;
   }

@@ -45,6 +45,11 @@ export class DecoderModel {
   readonly rope: RopeTable | null;
   readonly maxContext: number; // positions the model accepts (max_position_embeddings)
   private scratch = { ptr: 0, tokens: 0, rows: 0 };
+  /**
+   * Called, when set, with each layer's pre-RoPE keys and values [N, K·D] of every forward (views
+   * into the arena, valid during the call): what mqa convert calibrates on. Unset, it costs nothing.
+   */
+  observer: ((layer: number, k: Float32Array, v: Float32Array, N: number) => void) | null = null;
 
   constructor(
     readonly spec: ModelSpec,
@@ -125,6 +130,7 @@ export class DecoderModel {
       this.mm(s.h, p + "q", s.q, N);
       this.mm(s.h, p + "k", s.k, N);
       this.mm(s.h, p + "v", s.v, N);
+      this.observer?.(l, f("k", N, K * D), f("v", N, K * D), N);
       if (this.rope) {
         this.rope.apply(f("q", N, H * D), H, D, pos);
         this.rope.apply(f("k", N, K * D), K, D, pos);
