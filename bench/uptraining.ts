@@ -6,7 +6,8 @@
 //   npx tsx bench/uptraining.ts                    # run every job not yet done, then write the report
 //   npx tsx bench/uptraining.ts --max-minutes 60   # start no new job after 60 minutes (resume later)
 //   npx tsx bench/uptraining.ts --report           # only rebuild the report from the committed results
-//   npx tsx bench/uptraining.ts --only a0,up       # some job kinds: pre, conv, a0, up, scratch
+//   npx tsx bench/uptraining.ts --only a0,up       # some job kinds: pre, a0, up, scratch
+//   npx tsx bench/uptraining.ts --only scratch --scratch-kv 1   # one from-scratch baseline
 //
 // Resumable: each finished job writes one JSON file to docs/experiments/uptraining/results/ (committed),
 // and checkpoints live in runs/uptraining/. A rerun skips jobs whose result exists, so the experiment
@@ -173,7 +174,8 @@ async function main(): Promise<void> {
       save({ id, kind: "a0", K, method: m, seed: s, alpha: 0, tokens: 0, trainSeconds: 0, seconds: (Date.now() - t0) / 1000, convertSeconds: convSeconds, ...evalFields(ev) });
     }
     if (only.has("up")) for (const s of X.seeds) for (const K of X.kvHeads) for (const m of X.methods) if (timeLeft()) await uptrain(K, m, s);
-    if (only.has("scratch")) for (const K of X.kvHeads) if (!have(`scratch-kv${K}`) && timeLeft()) await scratchRun(`scratch-kv${K}`, `scratch-kv${K}`, K, X.preSteps + stepsOf(X.scratchAlpha), "scratch");
+    const scratchKv = flag("--scratch-kv")?.split(",").map(Number) ?? X.kvHeads;
+    if (only.has("scratch")) for (const K of scratchKv) if (!have(`scratch-kv${K}`) && timeLeft()) await scratchRun(`scratch-kv${K}`, `scratch-kv${K}`, K, X.preSteps + stepsOf(X.scratchAlpha), "scratch");
   }
   const results = readdirSync(X.results).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(join(X.results, f), "utf8")) as Result);
   await writeReport(results, { X, B, perUpdate, stepsOf, cpu });
