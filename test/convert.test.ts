@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { convertCheckpoint } from "../src/convert/convert.js";
+import { decodeBf16, decodeF16 } from "../src/dtypes/codecs.js";
 import { symmetricEigen } from "../src/convert/linalg.js";
 import { poolLayer, emptyStats, accumulateStats, type AttnLayer } from "../src/convert/pool.js";
 import { openSafetensors, readTensorBytes } from "../src/formats/safetensors.js";
@@ -30,11 +31,7 @@ function readF32(dir: string, name: string): Float32Array {
   const h = new Uint16Array(n);
   readTensorBytes(t, new Uint8Array(h.buffer));
   const out = new Float32Array(n);
-  const dv = new DataView(new ArrayBuffer(4));
-  for (let i = 0; i < n; i++) {
-    if (t.dtype === "BF16") { dv.setUint32(0, h[i] << 16); out[i] = dv.getFloat32(0); }
-    else { const s = h[i] >> 15, e = (h[i] >> 10) & 31, m = h[i] & 1023; out[i] = (s ? -1 : 1) * (e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15)); }
-  }
+  (t.dtype === "BF16" ? decodeBf16 : decodeF16)(h, out);
   return out;
 }
 
