@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { register as attentionDemo } from "./attention-demo.js";
 import { register as bench } from "./bench.js";
 import { register as convert } from "./convert.js";
+import { register as evaluate } from "./eval.js";
 import { register as exportGguf } from "./export-gguf.js";
 import { register as generate } from "./generate.js";
 import { register as info } from "./info.js";
@@ -15,4 +16,4 @@ import { register as web } from "./web.js";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, convert, generate, info, exportGguf, serve];
+export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, convert, evaluate, generate, info, exportGguf, serve];

@@ -15,6 +15,7 @@ export interface TextTokenizer {
   encode(text: string): number[];
   decode(ids: number[]): string;
   eosIds: number[]; // generation stops at these
+  bosId: number | null; // the beginning-of-sequence token, when the model has one
   bosToken: string | null;
   eosToken: string | null;
   chatTemplate: string | null;
@@ -82,7 +83,7 @@ const MODEL_TYPES = ["BPE", "WordPiece", "Unigram", "WordLevel"];
  * Builds a tokenizer from an HF tokenizer.json document and its tokenizer_config. A document the
  * tokenizers library cannot build is a UserError naming `where` (the file).
  */
-export async function tokenizerFromJson(json: object, config: Record<string, unknown>, eosIds: number[], where = "tokenizer.json"): Promise<TextTokenizer> {
+export async function tokenizerFromJson(json: object, config: Record<string, unknown>, eosIds: number[], where = "tokenizer.json", bosId: number | null = null): Promise<TextTokenizer> {
   const { Tokenizer } = await import("@huggingface/tokenizers");
   const model = (json as { model?: { type?: unknown; vocab?: unknown } }).model;
   if (!model || typeof model !== "object") throw new UserError(`${where}: no "model" object; expected an HF tokenizers document (tokenizer.json)`);
@@ -105,6 +106,7 @@ export async function tokenizerFromJson(json: object, config: Record<string, unk
     encode: (text) => tok.encode(text, { add_special_tokens: true }).ids,
     decode: (ids) => tok.decode(ids, { skip_special_tokens: false }),
     eosIds: ids,
+    bosId: bosId ?? (tokenText(config.bos_token) !== null ? (tok.token_to_id(tokenText(config.bos_token)!) ?? null) : null),
     bosToken: tokenText(config.bos_token),
     eosToken,
     chatTemplate: chatTemplateOf(config),
@@ -116,7 +118,8 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   const path = join(dir, "tokenizer.json");
   const json = readJsonFile(path);
   if (!json) throw new UserError(`${dir}: no tokenizer.json; pass --prompt-tokens to give token ids directly`);
-  return tokenizerFromJson(json, readJsonFile(join(dir, "tokenizer_config.json")) ?? {}, specialTokenIds(dir).eos, path);
+  const special = specialTokenIds(dir);
+  return tokenizerFromJson(json, readJsonFile(join(dir, "tokenizer_config.json")) ?? {}, special.eos, path, special.bos[0] ?? null);
 }
 
 /** A GGUF file's embedded vocabulary ("gpt2" byte-level BPE) as a tokenizer. */
@@ -148,7 +151,7 @@ export async function tokenizerFromGguf(meta: Record<string, unknown>, path: str
     bos_token: bos !== null ? tokens[bos] : null,
     chat_template: typeof meta["tokenizer.chat_template"] === "string" ? meta["tokenizer.chat_template"] : undefined,
   };
-  return tokenizerFromJson(json, config, stops, path);
+  return tokenizerFromJson(json, config, stops, path, bos);
 }
 
 /** An HF TemplateProcessing post-processor that puts `token` (id `id`) before every sequence. */
@@ -231,7 +234,7 @@ async function spmFromGguf(meta: Record<string, unknown>, tokens: string[], path
     bos_token: bosTok,
     chat_template: typeof meta["tokenizer.chat_template"] === "string" ? meta["tokenizer.chat_template"] : undefined,
   };
-  return tokenizerFromJson(json, config, stops, path);
+  return tokenizerFromJson(json, config, stops, path, bos);
 }
 
 /**
