@@ -23,6 +23,7 @@ export interface Result {
   cpu?: string;
   load?: number;
   date?: string;
+  pretrain?: "rerun"; // run on a re-trained copy of the MHA model (checkpoints are not committed)
 }
 
 interface Ctx {
@@ -31,6 +32,7 @@ interface Ctx {
   perUpdate: number;
   stepsOf: (alpha: number) => number;
   cpu: string;
+  rerun?: { bitsPerByte: number; committed: number } | null; // docs/experiments/uptraining/pretrain-rerun.json
 }
 
 const DOC = "docs/experiments/uptraining";
@@ -122,6 +124,13 @@ export async function writeReport(results: Result[], c: Ctx): Promise<void> {
   w();
   w(`![validation bits per byte against α](uptraining/bpb-vs-alpha.svg)`);
   w();
+  const rerun = results.filter((r) => r.pretrain === "rerun").map((r) => r.id);
+  if (rerun.length) {
+    w("## Jobs run on a re-trained MHA model");
+    w();
+    w(`Checkpoints are not committed, so a later session trained the MHA model again with the same seed, data and threads before running ${rerun.join(", ")}. The rerun is close but not bit-exact (the order of some f32 sums in the thread pool is not fixed): it scores ${c.rerun ? c.rerun.bitsPerByte.toFixed(6) : "?"} bits per byte against ${c.rerun ? c.rerun.committed.toFixed(6) : "?"} for the run every other job used. That difference is of the size of the spread between uptraining seeds, so these jobs carry it in their seed statistics.`);
+    w();
+  }
   const missing = expected(c).filter((id) => !results.some((r) => r.id === id));
   w("## Jobs not yet run");
   w();

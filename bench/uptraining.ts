@@ -9,6 +9,7 @@
 //   npx tsx bench/uptraining.ts --only a0,up       # some job kinds: pre, a0, up, scratch
 //   npx tsx bench/uptraining.ts --only scratch --scratch-kv 1   # one from-scratch baseline
 //   npx tsx bench/uptraining.ts --ship             # write models/default from the shipped run (below)
+//   npx tsx bench/uptraining.ts --trunk 4,pca,1    # rebuild one uptrained α = 10 % checkpoint if missing
 //
 // Resumable: each finished job writes one JSON file to docs/experiments/uptraining/results/ (committed),
 // and checkpoints live in runs/uptraining/. A rerun skips jobs whose result exists, so the experiment
@@ -199,17 +200,23 @@ const evalOf = (e: Record<string, number>) => ({ loss: e.valLoss, bitsPerByte: e
  * missing and must reproduce the committed result before it is copied, in f16, to models/default.
  */
 const SHIP = { K: 2, method: "pca", seed: 1, alpha: 0.1 };
+
+/** The uptraining trunk of (K, method, seed) at its last step (the α = 10 % model), trained again if missing. */
+async function ensureTrunk(K: number, method: string, seed: number): Promise<string> {
+  const trunk = join(X.runs, "up", `kv${K}-${method}-s${seed}`, "trunk");
+  const N = stepsOf(X.alphas[X.alphas.length - 1]);
+  const at = stepOf(trunk);
+  if (at < N) {
+    const init = await convert(K, method, seed);
+    await runTraining(base(trunk, { init: at === 0 ? init : undefined, baseTokens: B, resume: at > 0 ? trunk : null, evalEvery: 0, evalTokens: X.evalTokens, saveEvery: 0, chart: false },
+      { steps: N, lr: X.upLr, minLr: X.upMinLr, warmup: X.upWarmup, schedule: "wsd", decayFraction: X.upDecay, seed }));
+  }
+  return trunk;
+}
 async function ship(): Promise<void> {
   const id = `up-kv${SHIP.K}-${SHIP.method}-s${SHIP.seed}-a${SHIP.alpha * 100}`;
   if (!have(id)) throw new Error(`bench/uptraining.ts --ship: ${resultPath(id)} is missing; run the experiment first`);
-  const trunk = join(X.runs, "up", `kv${SHIP.K}-${SHIP.method}-s${SHIP.seed}`, "trunk");
-  const N = stepsOf(SHIP.alpha);
-  const at = stepOf(trunk);
-  if (at < N) {
-    const init = await convert(SHIP.K, SHIP.method, SHIP.seed);
-    await runTraining(base(trunk, { init: at === 0 ? init : undefined, baseTokens: B, resume: at > 0 ? trunk : null, evalEvery: 0, evalTokens: X.evalTokens, saveEvery: 0, chart: false },
-      { steps: N, lr: X.upLr, minLr: X.upMinLr, warmup: X.upWarmup, schedule: "wsd", decayFraction: X.upDecay, seed: SHIP.seed }));
-  }
+  const trunk = await ensureTrunk(SHIP.K, SHIP.method, SHIP.seed);
   const committed = JSON.parse(readFileSync(resultPath(id), "utf8")) as Result;
   const ev = await evalDir(trunk);
   if (Math.abs(ev.bitsPerByte - committed.bitsPerByte) > 5e-3) throw new Error(`bench/uptraining.ts --ship: ${trunk} scores ${ev.bitsPerByte} bits/byte, the committed ${id} ${committed.bitsPerByte}; not shipping a model the report does not describe`);
@@ -247,6 +254,12 @@ async function ship(): Promise<void> {
 
 async function main(): Promise<void> {
   if (args.includes("--ship")) return ship();
+  if (flag("--trunk")) {
+    // e.g. --trunk 4,pca,1: the α = 10 % model of one uptraining run, for other benchmarks (bench/kv-quality.ts)
+    const [K, method, seed] = flag("--trunk")!.split(",");
+    console.log(await ensureTrunk(Number(K), method, Number(seed)));
+    return;
+  }
   if (!args.includes("--report")) {
     if (!existsSync(join(X.data, "meta.json"))) throw new Error(`bench/uptraining.ts: ${X.data}/ is missing; run \`npx mqa prepare-data\` first`);
     if (only.has("pre") && !have("pre-mha")) await scratchRun("pre-mha", "pretrain-mha", X.heads, X.preSteps, "pre");
@@ -265,6 +278,8 @@ async function main(): Promise<void> {
     if (only.has("scratch")) for (const K of scratchKv) if (!have(`scratch-kv${K}`) && timeLeft()) await scratchRun(`scratch-kv${K}`, `scratch-kv${K}`, K, X.preSteps + stepsOf(X.scratchAlpha), "scratch");
   }
   const results = readdirSync(X.results).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(join(X.results, f), "utf8")) as Result);
-  await writeReport(results, { X, B, perUpdate, stepsOf, cpu });
+  const rerunFile = join(X.results, "..", "pretrain-rerun.json");
+  const rerun = existsSync(rerunFile) ? JSON.parse(readFileSync(rerunFile, "utf8")) : null;
+  await writeReport(results, { X, B, perUpdate, stepsOf, cpu, rerun });
 }
 await main();

@@ -5,10 +5,9 @@
 // an existing non-empty output folder is refused and nothing is written on any error.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
 import { UserError } from "../errors.js";
 import { writeSafetensors } from "../formats/safetensors.js";
-import { safetensorsSource } from "../formats/source.js";
+import { readTensorF32, safetensorsSource } from "../formats/source.js";
 import { checkSupported } from "../models/index.js";
 import { Rng } from "../train/rng.js";
 import { loadHfConfigSpec } from "../spec/load.js";
@@ -127,15 +126,7 @@ function readAll(dir: string): Tensors {
   const out: Tensors = new Map();
   for (const name of src.names()) {
     const info = src.info(name)!;
-    const n = info.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    if (info.dtype === "F32") src.read(name, new Uint8Array(data.buffer));
-    else if (info.dtype === "F16" || info.dtype === "BF16") {
-      const h = new Uint16Array(n);
-      src.read(name, new Uint8Array(h.buffer));
-      (info.dtype === "F16" ? decodeF16 : decodeBf16)(h, data);
-    } else throw new UserError(`${src.path}: tensor ${name} is ${info.dtype}; mqa convert reads F32, F16 and BF16 checkpoints`);
-    out.set(name, { shape: info.shape, data, dtype: info.dtype });
+    out.set(name, { shape: info.shape, data: readTensorF32(src, name, "mqa convert"), dtype: info.dtype });
   }
   return out;
 }

@@ -1,5 +1,7 @@
 // TensorSource over safetensors files (single or sharded): HF names, PyTorch shapes, raw bytes.
 import type { TensorSource } from "../models/weights.js";
+import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
+import { UserError } from "../errors.js";
 import { openSafetensors, readTensorBytes } from "./safetensors.js";
 
 export function safetensorsSource(pathOrDir: string): TensorSource {
@@ -14,4 +16,24 @@ export function safetensorsSource(pathOrDir: string): TensorSource {
     read: (name, dst) => readTensorBytes(tensors.get(name)!, dst),
     files: () => [...new Set([...tensors.values()].map((t) => t.file))],
   };
+}
+
+/**
+ * One tensor of a source widened to f32 (F32 copied, F16/BF16 decoded). Any other dtype is a
+ * UserError naming the file, the tensor and `who` reads it (e.g. "mqa convert").
+ */
+export function readTensorF32(src: TensorSource, name: string, who: string): Float32Array {
+  const info = src.info(name);
+  if (!info) throw new UserError(`${src.path}: no tensor ${name}`);
+  const n = info.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  if (info.dtype === "F32") {
+    src.read(name, new Uint8Array(out.buffer));
+    return out;
+  }
+  if (info.dtype !== "F16" && info.dtype !== "BF16") throw new UserError(`${src.path}: tensor ${name} is ${info.dtype}; ${who} reads F32, F16 and BF16 checkpoints`);
+  const half = new Uint16Array(n);
+  src.read(name, new Uint8Array(half.buffer));
+  (info.dtype === "F16" ? decodeF16 : decodeBf16)(half, out);
+  return out;
 }

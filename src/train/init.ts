@@ -8,9 +8,8 @@
 // rotary inv_freq buffers are ignored. Anything else the trainer cannot represent is refused by name.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
 import { UserError } from "../errors.js";
-import { safetensorsSource } from "../formats/source.js";
+import { readTensorF32, safetensorsSource } from "../formats/source.js";
 import { parameterTable, type TrainModelConfig } from "./model.js";
 
 export interface InitCheckpoint {
@@ -90,7 +89,7 @@ export function loadInitCheckpoint(dir: string): InitCheckpoint {
     const info = src.info(name);
     if (!info) throw new UserError(`${src.path}: missing tensor ${name} (shape [${t.shape}])`);
     if (info.shape.join(",") !== t.shape.join(",")) throw new UserError(`${src.path}: ${name} has shape [${info.shape}], expected [${t.shape}] from config.json`);
-    weights.set(t.name, { shape: t.shape, data: readF32(src, name, info.dtype, t.size) });
+    weights.set(t.name, { shape: t.shape, data: readTensorF32(src, name, "--init") });
   }
   let trainedTokens: number | null = null;
   const statePath = join(dir, "trainer_state.json");
@@ -99,19 +98,6 @@ export function loadInitCheckpoint(dir: string): InitCheckpoint {
     if (s.step && s.options?.batch && s.options.seqLen) trainedTokens = s.step * s.options.batch * s.options.seqLen * (s.options.accum ?? 1);
   }
   return { dir, cfg, weights, tiedHead, tokenizerJson, trainedTokens };
-}
-
-function readF32(src: ReturnType<typeof safetensorsSource>, name: string, dtype: string, n: number): Float32Array {
-  const out = new Float32Array(n);
-  if (dtype === "F32") {
-    src.read(name, new Uint8Array(out.buffer));
-    return out;
-  }
-  if (dtype !== "F16" && dtype !== "BF16") throw new UserError(`${src.path}: tensor ${name} is ${dtype}; --init reads F32, F16 or BF16`);
-  const half = new Uint16Array(n);
-  src.read(name, new Uint8Array(half.buffer));
-  (dtype === "F16" ? decodeF16 : decodeBf16)(half, out);
-  return out;
 }
 
 /**
