@@ -46,7 +46,7 @@ test("generateAsync: an aborted signal stops between steps; bad options reject b
   // maxTokens 0 with a tokenizer: empty text (decode([]) would throw in @huggingface/tokenizers).
   const tok = await loadTokenizer(join(MODELS_DIR, name));
   assert.equal(generate(model, [[1, 2, 3]], { maxTokens: 0, decode: (ids) => tok.decode(ids) }).sequences[0].text, "");
-  await assert.rejects(generateAsync(model, [[1, 2, 3]], { maxTokens: -1 }), (e: unknown) => e instanceof UserError && /--max-tokens/.test((e as Error).message));
+  await assert.rejects(generateAsync(model, [[1, 2, 3]], { maxTokens: -1 }), (e: unknown) => e instanceof UserError && /^maxTokens/.test((e as Error).message));
 });
 
 test("frequency / presence penalties: logit -= f · count + p for generated tokens only; range checked", () => {

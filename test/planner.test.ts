@@ -8,7 +8,7 @@ import { gpuByName, customGpu, listGpus } from "../src/planner/gpus.js";
 import { presetSpec, listPresets } from "../src/spec/presets.js";
 import { withKvHeads } from "../src/spec/variant.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
-import { UserError } from "../src/errors.js";
+import { UserError, OptionError } from "../src/errors.js";
 import { specFromHfConfig } from "../src/spec/hf.js";
 import { join } from "node:path";
 
@@ -185,15 +185,16 @@ test("decode roofline: batch 1 is memory-bound at bandwidth / bytes; big MQA bat
   assert.ok(mix.decode.weightBytesReadPerGpu < mix.weightBytesPerGpu * 0.4);
 });
 
-test("options are validated with UserErrors naming the option", () => {
+test("options are validated with errors naming the option field (the CLI shows the flag)", () => {
   const spec = presetSpec("llama-2-7b");
   const bad: [object, string][] = [
-    [{ context: -5 }, "--context"], [{ context: 1.5 }, "--context"], [{ batch: 0 }, "--batch"], [{ gpus: 6, tp: 4 }, "--gpus"],
-    [{ kvDtype: "f12" }, "--kv-dtype"], [{ gpuMemoryUtilization: 1.5 }, "--gpu-memory-utilization"], [{ kvHeads: [3] }, "--kv-heads"], [{ gpu: "a100-90gb" }, "a100-80gb"],
+    [{ context: -5 }, "context"], [{ context: 1.5 }, "context"], [{ batch: 0 }, "batch"], [{ gpus: 6, tp: 4 }, "gpus"],
+    [{ kvDtype: "f12" }, "kvDtype"], [{ gpuMemoryUtilization: 1.5 }, "gpuMemoryUtilization"], [{ kvHeads: [3] }, "kvHeads"],
   ];
-  for (const [opts, frag] of bad) {
-    assert.throws(() => plan(spec, opts), (e: unknown) => e instanceof UserError && e.message.includes(frag), JSON.stringify(opts));
+  for (const [opts, field] of bad) {
+    assert.throws(() => plan(spec, opts), (e: unknown) => e instanceof OptionError && e.fields.includes(field) && e.message.startsWith(field) && !e.message.includes("--"), JSON.stringify(opts));
   }
+  assert.throws(() => plan(spec, { gpu: "a100-90gb" }), (e: unknown) => e instanceof UserError && e.message.includes("a100-80gb"));
 });
 
 test("GPU catalog: every entry has memory, bandwidth, dense TFLOP/s and a source per field; custom GPUs", () => {

@@ -197,7 +197,7 @@ test("default model: the page shows exactly what mqa plan --json says", async ()
   await page.fill("#kv-heads", "32,5,1");
   await settled();
   assert.equal(await page.getAttribute("body", "data-status"), "error");
-  assert.match((await page.textContent("#plan-error"))!, /--kv-heads: 5 does not divide the 32 query heads/);
+  assert.match((await page.textContent("#plan-error"))!, /What-if KV heads: 5 does not divide the 32 query heads/);
   await page.fill("#kv-heads", "32,8,1");
   await settled();
   assert.equal(await page.getAttribute("body", "data-status"), "ready");
@@ -267,7 +267,7 @@ test("pasted config.json: inline errors name the problem, a valid config matches
   assert.equal((json2.memory as { totalBytesPerGpu: number }).totalBytesPerGpu, 24 * 1024 ** 3);
   await page.fill("#gpu-util", "1.5");
   await settled();
-  assert.match((await page.textContent("#plan-error"))!, /gpu-memory-utilization/, "an out-of-range utilisation is reported, naming the option");
+  assert.match((await page.textContent("#plan-error"))!, /GPU memory use: 1.5 is not in \(0, 1\]/, "an out-of-range utilisation is reported, naming the page's field");
   await page.fill("#gpu-util", "0.8");
   await settled();
 

@@ -12,6 +12,22 @@ import type { TopLevelSpec } from "vega-lite";
 import { clearChart, showChart } from "./charts.js";
 import { formatInt, formatTokens } from "./format.js";
 import { renderCards, renderParams, renderVariants } from "./view.js";
+import { OptionError } from "../src/errors.js";
+
+/**
+ * A planner error as the page says it: the library names option fields (kvHeads, gpuMemoryUtilization),
+ * which the page replaces by the label of the input that sets the field (<input name="kvHeads">).
+ */
+function withFieldLabels(e: unknown): string {
+  let message = (e as Error).message;
+  if (!(e instanceof OptionError)) return message;
+  for (const field of e.fields) {
+    const input = document.querySelector(`[name="${field}"]`);
+    const label = input?.closest("label")?.querySelector("span")?.firstChild?.textContent?.trim();
+    if (label) message = message.replace(new RegExp(`(^|[^\\w.-])${field.replace(/\./g, "\\.")}(?![\\w-])`), `$1${label}`);
+  }
+  return message;
+}
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -285,7 +301,7 @@ function update(): void {
     result = plan(model.spec, planOptions(s));
   } catch (e) {
     summarizeModel(model.spec, null);
-    return fail((e as Error).message);
+    return fail(withFieldLabels(e));
   }
   showError(el.planError, null);
   el.results.classList.remove("failed");

@@ -4,6 +4,10 @@ import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { enableRelaxedSimdFlag } from "../kernels/wasm-node.js";
 import { COMMANDS } from "./commands.js";
+import { withFlagNames } from "./flags.js";
+
+// Library option fields whose flag is not their kebab-case name (src/cli/flags.ts flagOf).
+const FLAG_RENAMES: Readonly<Record<string, string>> = { "activation.overheadBytes": "--overhead-gib", "activation.bytes": "--activation-gib" };
 
 export async function main(argv: string[]): Promise<number> {
   // Node 20 validates relaxed SIMD (the FMA kernels, +25-35 % on the hot loops) only behind a V8 flag;
@@ -20,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (err) {
-    return reportError(err);
+    return reportError(withFlagNames(err, FLAG_RENAMES));
   }
 }
 

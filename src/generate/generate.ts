@@ -6,7 +6,7 @@
 // the event loop between steps; the server keeps one Batch that requests join and leave.
 //
 // Legend: B prompts, T_b prompt tokens, V vocabulary.
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
 import type { KvCache } from "../kvcache/index.js";
 import type { DecoderModel } from "../models/decoder.js";
@@ -86,7 +86,7 @@ export const yieldToEventLoop = () => new Promise<void>((ok) => setImmediate(ok)
 /** generate()'s batch: every prompt added at once with seed + index, finished rows kept for kvCacheBytes. */
 function startRun(model: DecoderModel, prompts: number[][], opts: AsyncGenerateOptions) {
   const { seed } = checkSampling(opts); // one base seed, also when it is random
-  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new OptionError("maxTokens", `maxTokens must be an integer >= 0, got ${opts.maxTokens}`);
   if (prompts.length === 0) throw new UserError("generate: no prompts");
   const B = prompts.length;
   prompts.forEach((p, b) => checkPrompt(model, p, `prompt ${b}`));
@@ -188,7 +188,7 @@ export class Batch {
   /** Adds a sequence that starts with the next step; its result object fills in as it runs. */
   add(prompt: number[], opts: SequenceOptions): SequenceResult {
     const sampling = checkSampling(opts);
-    if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`--max-tokens must be an integer >= 0, got ${opts.maxTokens}`);
+    if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new OptionError("maxTokens", `maxTokens must be an integer >= 0, got ${opts.maxTokens}`);
     checkPrompt(this.model, prompt, "prompt");
     const k = opts.logprobs;
     const V = this.model.spec.vocabSize;

@@ -14,7 +14,7 @@
 // plus overheadBytes (0.5 GiB: vLLM's "non-torch memory", CUDA context and NCCL, logged as 0.13–0.55 GiB).
 // Set activation.bytes to use a measured figure.
 // Decode roofline per GPU: step time = max(bytes read / bandwidth, FLOPs / dense bf16 peak); tokens/s = batch / step.
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import { kvBytesPerToken, kvCacheBytes, kvHeadsPerGpu, storedTokens } from "../kvcache/bytes.js";
 import { dtypeInfo } from "../dtypes/table.js";
 import type { ModelSpec } from "../spec/types.js";
@@ -149,31 +149,31 @@ export function defaultActivationTokens(gpu: GpuSpec): number {
   return gpu.memoryBytes >= 70 * GiB ? 8192 : 2048;
 }
 
-function positiveInt(value: unknown, flag: string, min = 1): number {
+function positiveInt(value: unknown, field: string, min = 1): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new UserError(`${flag}: ${String(value)} is not an integer >= ${min}`);
+    throw new OptionError(field, `${field}: ${String(value)} is not an integer >= ${min}`);
   }
   return value;
 }
 
-function checkDtype(name: string, flag: string): string {
+function checkDtype(name: string, field: string): string {
   try {
     return dtypeInfo(name).name;
   } catch (e) {
-    throw new UserError(`${flag}: ${(e as Error).message}`);
+    throw new OptionError(field, `${field}: ${(e as Error).message}`);
   }
 }
 
 /** Fills defaults and validates every option (UserError naming the option on a bad value). */
 export function resolvePlanOptions(spec: ModelSpec, options: PlanOptions = {}): ResolvedPlanOptions {
-  const context = positiveInt(options.context ?? 4096, "--context");
-  const batch = positiveInt(options.batch ?? 1, "--batch");
-  const tp = positiveInt(options.tp ?? options.gpus ?? 1, "--tp");
-  const gpus = positiveInt(options.gpus ?? tp, "--gpus");
-  if (gpus % tp !== 0) throw new UserError(`--gpus ${gpus} is not a multiple of --tp ${tp}; expected gpus = tp × replicas`);
-  const blockSize = options.blockSize === null ? null : positiveInt(options.blockSize ?? 16, "--block-size");
+  const context = positiveInt(options.context ?? 4096, "context");
+  const batch = positiveInt(options.batch ?? 1, "batch");
+  const tp = positiveInt(options.tp ?? options.gpus ?? 1, "tp");
+  const gpus = positiveInt(options.gpus ?? tp, "gpus");
+  if (gpus % tp !== 0) throw new OptionError(["gpus", "tp"], `gpus ${gpus} is not a multiple of tp ${tp}; expected gpus = tp × replicas`);
+  const blockSize = options.blockSize === null ? null : positiveInt(options.blockSize ?? 16, "blockSize");
   const util = options.gpuMemoryUtilization ?? 0.9;
-  if (typeof util !== "number" || !(util > 0 && util <= 1)) throw new UserError(`--gpu-memory-utilization: ${util} is not in (0, 1]`);
+  if (typeof util !== "number" || !(util > 0 && util <= 1)) throw new OptionError("gpuMemoryUtilization", `gpuMemoryUtilization: ${util} is not in (0, 1]`);
   const gpu = typeof options.gpu === "string" ? gpuByName(options.gpu) : options.gpu ?? gpuByName("a100-80gb");
   const given = options.activation ?? {};
   const act = {
@@ -181,22 +181,22 @@ export function resolvePlanOptions(spec: ModelSpec, options: PlanOptions = {}): 
     overheadBytes: given.overheadBytes ?? DEFAULT_OVERHEAD_BYTES,
     bytes: given.bytes ?? null,
   };
-  positiveInt(act.tokens, "--activation-tokens", 0);
+  positiveInt(act.tokens, "activation.tokens", 0);
   // Byte amounts beyond 2^53 are not exact integers in JavaScript (and no device has them).
-  if (!(act.overheadBytes >= 0 && act.overheadBytes <= Number.MAX_SAFE_INTEGER)) throw new UserError(`--overhead-gib: ${act.overheadBytes / GiB} GiB is not in [0, 2^53 bytes]`);
+  if (!(act.overheadBytes >= 0 && act.overheadBytes <= Number.MAX_SAFE_INTEGER)) throw new OptionError("activation.overheadBytes", `activation.overheadBytes: ${act.overheadBytes / GiB} GiB is not in [0, 2^53 bytes]`);
   if (act.bytes !== null && act.bytes !== undefined && !(act.bytes >= 0 && act.bytes <= Number.MAX_SAFE_INTEGER)) {
-    throw new UserError(`--activation-gib: ${act.bytes / GiB} GiB is not in [0, 2^53 bytes]`);
+    throw new OptionError("activation.bytes", `activation.bytes: ${act.bytes / GiB} GiB is not in [0, 2^53 bytes]`);
   }
   const kvHeads = (options.kvHeads ?? []).map((k) => parseKvHeads(k, spec.numHeads));
   const budget = options.kvBudgetBytes ?? null;
   if (budget !== null && !(Number.isSafeInteger(Math.round(budget)) && budget >= 0)) throw new UserError(`kv budget: ${budget} is not a non-negative number of bytes below 2^53`);
   const tpProblem = tpSplitProblem(spec, tp);
-  if (tpProblem) throw new UserError(`--tp ${tp}: ${tpProblem}`);
+  if (tpProblem) throw new OptionError("tp", `tp ${tp}: ${tpProblem}`);
   return {
     context,
     batch,
-    kvDtype: checkDtype(options.kvDtype ?? "f16", "--kv-dtype"),
-    weightDtype: checkDtype(options.weightDtype ?? "bf16", "--weight-dtype"),
+    kvDtype: checkDtype(options.kvDtype ?? "f16", "kvDtype"),
+    weightDtype: checkDtype(options.weightDtype ?? "bf16", "weightDtype"),
     gpu,
     gpus,
     tp,

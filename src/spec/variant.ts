@@ -1,6 +1,6 @@
 // What-if variants of a spec: the same model with a different number of KV heads (MHA, GQA-g, MQA).
 // Used by the planner's what-ifs and by the converter. Pure.
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import type { ModelSpec } from "./types.js";
 
 /** "full"/"mha" = numHeads, "mqa" = 1, else an integer that must divide numHeads. */
@@ -9,9 +9,9 @@ export function parseKvHeads(value: string | number, numHeads: number): number {
   if (v === "full" || v === "mha") return numHeads;
   if (v === "mqa") return 1;
   const k = typeof v === "number" ? v : /^\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(k) || k < 1) throw new UserError(`--kv-heads: "${value}" is not a positive integer, "full" or "mqa"`);
+  if (!Number.isInteger(k) || k < 1) throw new OptionError("kvHeads", `kvHeads: "${value}" is not a positive integer, "full" or "mqa"`);
   if (k > numHeads || numHeads % k !== 0) {
-    throw new UserError(`--kv-heads: ${k} does not divide the ${numHeads} query heads; expected one of ${divisors(numHeads).join(", ")}`);
+    throw new OptionError("kvHeads", `kvHeads: ${k} does not divide the ${numHeads} query heads; expected one of ${divisors(numHeads).join(", ")}`);
   }
   return k;
 }
