@@ -73,7 +73,16 @@ export async function writeReport(results: Result[], c: Ctx): Promise<void> {
   w(`- From scratch: GQA/MQA trained like the MHA model for B + ${X.scratchAlpha * 100} % B tokens (${X.preSteps + c.stepsOf(X.scratchAlpha)} updates, cosine), seed 1.`);
   w(`- Evaluation: validation bits per byte (total nats / ln 2 / UTF-8 bytes of the scored tokens) on the first ${X.evalTokens.toLocaleString("en")} tokens of the validation split (the same tokens for every model), context ${X.context} windows. Mean ± sample std over seeds.`);
   const cpus = [...new Set(results.map((r) => r.cpu).filter(Boolean))];
-  const byKind = (k: Result["kind"]) => results.filter((r) => r.kind === k).reduce((a, r) => a + r.seconds, 0) / 60;
+  // An uptraining job's seconds count from the start of its run (all α branches so far), so a run costs
+  // its largest; a pre-training or from-scratch result resumed from a checkpoint counts its training time.
+  const byKind = (k: Result["kind"]) => {
+    const runs = new Map<string, number>();
+    for (const r of results.filter((x) => x.kind === k)) {
+      const key = k === "up" ? `${r.K}-${r.method}-${r.seed}` : r.id;
+      runs.set(key, Math.max(runs.get(key) ?? 0, k === "up" || k === "a0" ? r.seconds : Math.max(r.seconds, r.trainSeconds)));
+    }
+    return [...runs.values()].reduce((a, b) => a + b, 0) / 60;
+  };
   w(`- Machine: ${cpus.join("; ") || c.cpu}, 2 threads (WASM SIMD). Wall clock of the finished jobs: pre-training ${byKind("pre").toFixed(1)} min, conversions + α = 0 evaluations ${byKind("a0").toFixed(1)} min, uptraining ${byKind("up").toFixed(1)} min, from scratch ${byKind("scratch").toFixed(1)} min (other work shared the 2 vCPUs during parts of these runs).`);
   w(`- MQAR accuracy is not reported: the text models never saw the MQAR format, and training each variant on MQAR as well was not affordable here.`);
   w();
