@@ -229,6 +229,9 @@ async function ship(): Promise<void> {
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(trunk, f), join(dst, f));
   const f16 = await evalDir(dst);
   const pre = JSON.parse(readFileSync(resultPath("pre-mha"), "utf8")) as Result;
+  const rerunFile = join(X.results, "..", "pretrain-rerun.json");
+  const rerun = existsSync(rerunFile) ? (JSON.parse(readFileSync(rerunFile, "utf8")) as { bitsPerByte: number }) : null;
+  const preBpb = rerun?.bitsPerByte ?? pre.bitsPerByte;
   const params = tensors.reduce((n, t) => n + t.data.length, 0);
   const upSeconds = JSON.parse(readFileSync(join(trunk, "trainer_state.json"), "utf8")).elapsedSeconds as number;
   writeFileSync(join(dst, "README.md"), [
@@ -240,7 +243,7 @@ async function ship(): Promise<void> {
     "",
     `- Shape: GQA-${SHIP.K} (${X.heads} query heads share ${SHIP.K} KV heads), ${X.layers} layers, width ${X.hidden}, head dim ${X.hidden / X.heads}, SwiGLU ${X.ffn}, context ${X.context}, ${params} parameters, f16 weights.`,
     `- KV cache: ${2 * X.layers * SHIP.K * (X.hidden / X.heads) * 2} bytes per token in f16, ${X.heads / SHIP.K}× less than the MHA model it came from.`,
-    `1. Pre-trained as MHA (${X.heads} KV heads) from scratch with mqa's hand-written backward: ${X.preSteps} AdamW updates of ${perUpdate} tokens, B = ${B.toLocaleString("en-US")} tokens, ${(pre.trainSeconds / 60).toFixed(1)} minutes; ${pre.bitsPerByte.toFixed(4)} validation bits per byte.`,
+    `1. Pre-trained as MHA (${X.heads} KV heads) from scratch with mqa's hand-written backward: ${X.preSteps} AdamW updates of ${perUpdate} tokens, B = ${B.toLocaleString("en-US")} tokens, ${(pre.trainSeconds / 60).toFixed(1)} minutes; ${preBpb.toFixed(4)} validation bits per byte${rerun ? " (this copy was trained again from the same seed; the report's run scored " + pre.bitsPerByte.toFixed(4) + ")" : ""}.`,
     `2. Converted with \`mqa convert --kv-heads ${SHIP.K} --method ${SHIP.method}\` (values merged by PCA of calibration activations folded into o_proj; keys by a RoPE-commuting per-frequency fit folded into q_proj; docs/convert.md).`,
     `3. Uptrained with \`mqa train --init\` for α = ${SHIP.alpha * 100} % of B (${(SHIP.alpha * B).toLocaleString("en-US")} tokens, warmup-stable-decay, seed ${SHIP.seed} fixed in advance), ${(upSeconds / 60).toFixed(1)} minutes.`,
     `- Validation (the first ${X.evalTokens.toLocaleString("en-US")} held-out tokens): ${ev.bitsPerByte.toFixed(4)} bits per byte with f32 weights (the report's run of the same recipe: ${committed.bitsPerByte.toFixed(4)}), ${f16.bitsPerByte.toFixed(4)} as shipped in f16 (perplexity ${f16.perplexity.toFixed(2)} per token). The default it replaced (GQA-2 trained from scratch for 245,760 tokens) scored 2.0318.`,
