@@ -1,8 +1,19 @@
 // TensorSource over safetensors files (single or sharded): HF names, PyTorch shapes, raw bytes.
-import type { TensorSource } from "../models/weights.js";
 import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
 import { UserError } from "../errors.js";
 import { openSafetensors, readTensorBytes } from "./safetensors.js";
+
+/** What a checkpoint reader offers: HF tensor names, PyTorch shapes, raw bytes. */
+export interface TensorSource {
+  readonly path: string; // for error messages
+  names(): string[];
+  /** dtype "F32" | "F16" | "BF16" (anything else is rejected by the loader). */
+  info(name: string): { dtype: string; shape: number[] } | undefined;
+  /** Reads the raw little-endian bytes of `name` into dst (dst.byteLength = its size). */
+  read(name: string, dst: Uint8Array): void;
+  /** The files the tensors are read from (export-gguf refuses to overwrite one of them). */
+  files?(): string[];
+}
 
 export function safetensorsSource(pathOrDir: string): TensorSource {
   const tensors = openSafetensors(pathOrDir);

@@ -10,17 +10,9 @@ import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
 import { decodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
 
-/** What a checkpoint reader offers: HF tensor names, PyTorch shapes, raw bytes. */
-export interface TensorSource {
-  readonly path: string; // for error messages
-  names(): string[];
-  /** dtype "F32" | "F16" | "BF16" (anything else is rejected by the loader). */
-  info(name: string): { dtype: string; shape: number[] } | undefined;
-  /** Reads the raw little-endian bytes of `name` into dst (dst.byteLength = its size). */
-  read(name: string, dst: Uint8Array): void;
-  /** The files the tensors are read from (export-gguf refuses to overwrite one of them). */
-  files?(): string[];
-}
+// TensorSource (what a checkpoint reader offers) is declared where the readers live, in formats.
+import type { TensorSource } from "../formats/source.js";
+export type { TensorSource };
 
 /** A weight in the arena. */
 export interface Weight {
