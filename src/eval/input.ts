@@ -47,19 +47,22 @@ export function textInput(path: string, tok: TextTokenizer): EvalInput {
 
 /**
  * The validation split of prepared data, as the trainer sees it (documents joined by
- * <|endoftext|>). The model must use the data's tokenizer: the ids of the split's first document
- * are decoded and encoded again with the model's tokenizer, and must come back unchanged.
+ * <|endoftext|>). Every model scored on it (the model and a reference) must use the data's
+ * tokenizer: the ids of the split's first document are decoded and encoded again with each
+ * tokenizer, and must come back unchanged.
  */
-export function splitInput(dataDir: string, split: "validation", tok: TextTokenizer, modelName: string): EvalInput {
+export function splitInput(dataDir: string, split: "validation", tokenizers: { tok: TextTokenizer; name: string }[]): EvalInput {
   const data = loadPrepared(dataDir);
   const ids = Array.from(data.val);
-  const eos = data.meta.eosId;
-  const end = ids.indexOf(eos);
+  const end = ids.indexOf(data.meta.eosId);
   const probe = ids.slice(0, Math.min(end < 0 ? ids.length : end, 2000));
-  let again = tok.encode(data.bpe.decode(probe));
-  if (tok.bosId !== null && again[0] === tok.bosId && probe[0] !== tok.bosId) again = again.slice(1);
-  if (again.length !== probe.length || again.some((x, i) => x !== probe[i])) {
-    throw new UserError(`${modelName}: its tokenizer is not the one of ${dataDir}/tokenizer.json (the ${split} split's first ${probe.length} tokens encode differently); evaluate it on --text instead`);
+  const text = data.bpe.decode(probe);
+  for (const { tok, name } of tokenizers) {
+    let again = tok.encode(text);
+    if (tok.bosId !== null && again[0] === tok.bosId && probe[0] !== tok.bosId) again = again.slice(1);
+    if (again.length !== probe.length || again.some((x, i) => x !== probe[i])) {
+      throw new UserError(`${name}: its tokenizer is not the one of ${dataDir}/tokenizer.json (the ${split} split's first ${probe.length} tokens encode differently); evaluate it on --text instead`);
+    }
   }
   const prefixBytes = new Float64Array(ids.length);
   for (let p = 1; p < ids.length; p++) prefixBytes[p] = prefixBytes[p - 1] + data.bpe.bytesOf(ids[p]);

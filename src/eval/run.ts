@@ -43,10 +43,10 @@ export async function runEval(o: EvalRunOptions): Promise<EvalReport> {
       if (ref !== rt) opened.push(ref);
     }
     const tok = rt.tokenizer!;
-    const input = o.text ? textInput(o.text, tok) : splitInput(o.data ?? "data", "validation", tok, o.model);
-    if (ref && ref !== rt) {
-      const again = o.text ? textInput(o.text, ref.tokenizer!).ids : input.ids;
-      if (o.split) splitInput(o.data ?? "data", "validation", ref.tokenizer!, o.reference!);
+    const other = ref && ref !== rt ? { tok: ref.tokenizer!, name: o.reference! } : null;
+    const input = o.text ? textInput(o.text, tok) : splitInput(o.data ?? "data", "validation", [{ tok, name: o.model }, ...(other ? [other] : [])]);
+    if (other && o.text) {
+      const again = textInput(o.text, other.tok).ids;
       if (again.length !== input.ids.length || again.some((x, i) => x !== input.ids[i])) {
         throw new UserError(`${o.reference}: the reference tokenizes ${input.source} differently from ${o.model}; a KL divergence compares the same tokens`);
       }
