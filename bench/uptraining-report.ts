@@ -27,7 +27,7 @@ export interface Result {
 }
 
 interface Ctx {
-  X: { kvHeads: number[]; methods: string[]; alphas: number[]; seeds: number[]; heads: number; hidden: number; layers: number; ffn: number; context: number; batch: number; preSteps: number; preLr: number; upLr: number; upMinLr: number; upWarmup: number; upDecay: number; evalTokens: number; scratchAlpha: number; calibrationBytes: number };
+  X: { data: string; kvHeads: number[]; methods: string[]; alphas: number[]; seeds: number[]; heads: number; hidden: number; layers: number; ffn: number; context: number; batch: number; preSteps: number; preLr: number; upLr: number; upMinLr: number; upWarmup: number; upDecay: number; evalTokens: number; scratchAlpha: number; calibrationBytes: number };
   B: number;
   perUpdate: number;
   stepsOf: (alpha: number) => number;
@@ -66,7 +66,7 @@ export async function writeReport(results: Result[], c: Ctx): Promise<void> {
   w();
   w("## Setup");
   w();
-  w(`- Model: LLaMA-style decoder, ${L} layers, width ${C}, ${X.heads} query heads × ${D}, SwiGLU ${X.ffn}, context ${X.context}, BPE vocabulary 4096 (data/, \`mqa prepare-data\`: KJV + State of the Union, split by document). MHA: ${nonEmbedding(X.heads).toLocaleString("en")} non-embedding parameters.`);
+  w(`- Model: LLaMA-style decoder, ${L} layers, width ${C}, ${X.heads} query heads × ${D}, SwiGLU ${X.ffn}, context ${X.context}, BPE vocabulary 4096 (${X.data}/, \`mqa prepare-data --out ${X.data} --sources kjv,sotu\`: KJV + State of the Union, split by document). MHA: ${nonEmbedding(X.heads).toLocaleString("en")} non-embedding parameters.`);
   w(`- Pre-training: B = ${X.preSteps} updates × ${c.perUpdate} tokens = ${B.toLocaleString("en")} tokens (${(B / nonEmbedding(X.heads)).toFixed(1)} tokens per non-embedding parameter; about ${(B / 3214767).toFixed(2)} epochs of the 3.2M-token training split), AdamW, peak lr ${X.preLr}, warmup 100 + cosine to lr/10, seed 1. One pre-training serves every conversion.`);
   w(`- Conversion: \`mqa convert\` to ${X.kvHeads.map((k) => (k === 1 ? "MQA" : `GQA-${k}`)).join(", ")} with ${X.methods.join(", ")} (random: one conversion per seed; calibration for methods that need it: the first ${X.calibrationBytes.toLocaleString("en")} bytes of training-split documents).`);
   w(`- Uptraining: \`mqa train --init\` with fresh AdamW, peak lr ${X.upLr}, ${X.upWarmup} warmup updates, warmup-stable-decay: one constant-rate trunk per (KV heads, method, seed), and at each α ∈ {${X.alphas.map((a) => a * 100 + " %").join(", ")}} of B a branch that decays linearly to ${X.upMinLr} over the last ${X.upDecay * 100} % of that α's updates (${X.alphas.map((a) => c.stepsOf(a)).join(", ")} updates). Seeds ${X.seeds.join(", ")} (batch order; random init too).`);

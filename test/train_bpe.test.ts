@@ -1,11 +1,11 @@
 // The byte-level BPE trainer writes a tokenizer.json that @huggingface/tokenizers reads and that
 // encodes to exactly the same ids as our encoder; decoding round-trips any text; the KJV parser
-// strips references.
+// strips references; the Brown reader drops the POS tags and keeps paragraphs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Bpe, trainBpe } from "../src/train/bpe.js";
-import { parseKjv, readSotu, splitDocs } from "../src/train/data.js";
+import { parseBrown, parseKjv, readBrown, readSotu, splitDocs } from "../src/train/data.js";
 
 const speeches = readSotu();
 
@@ -34,6 +34,16 @@ test("KJV parser strips chapter headers and verse numbers and splits by book", (
   assert.deepEqual(docs.map((d) => d.title), ["Genesis", "1 Samuel"]);
   assert.equal(docs[0].text, "In the beginning God created the heaven and the earth.\nAnd the earth was without form, and void; and darkness was upon the face of the deep.\n\nThus the heavens\n");
   assert.equal(docs[1].text, "Now there was a certain man\n");
+});
+
+test("Brown parser drops tags, rebuilds quotes and punctuation, keeps paragraphs; the corpus has its 500 samples", () => {
+  const raw = "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' that/cs any/dti took/vbd place/nn ./.\n\n\n\tIt/pps didn't/do* (/( 1/2/cd )/) see/vb Atlanta's/np$ $/$ 3/cd ,/, ok/uh ?/.\n";
+  assert.equal(parseBrown(raw), 'The jury said "no evidence" that any took place.\nIt didn\'t (1/2) see Atlanta\'s $3, ok?\n');
+  const docs = readBrown();
+  assert.equal(docs.length, 500);
+  assert.equal(docs[0].title, "ca01 (news)");
+  assert.ok(docs[0].text.startsWith("The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary election produced \"no evidence\""), docs[0].text.slice(0, 120));
+  for (const d of docs) assert.ok(!/[A-Za-z]\/(?:nn|at|vbd|in|jj|np|cc)s?\b/.test(d.text), `${d.title} still holds POS tags`);
 });
 
 test("validation takes whole documents from each source", () => {

