@@ -118,6 +118,12 @@ function paramsOf(c: Record<string, number>, job: Job): number {
   return 2 * V * d + nonEmbedding(job.K, job.ffn, d, c.num_hidden_layers);
 }
 
+function reportCtx() {
+  const meta = join(X.data, "meta.json");
+  const trainTokens = existsSync(meta) ? (JSON.parse(readFileSync(meta, "utf8")) as { train: { tokens: number } }).train.tokens : null;
+  return { X, steps: STEPS, cpu, jobs: jobs(), trainTokens, command: "npx tsx bench/from-scratch.ts" };
+}
+
 const threads = Number(flag("--threads") ?? 2);
 const maxMinutes = Number(flag("--max-minutes") ?? Infinity);
 const started = Date.now();
@@ -137,11 +143,11 @@ if (process.argv[1]?.endsWith("from-scratch.ts")) {
       }
       await run(job);
       try {
-        await writeFromScratchReport(loadResults(), { X, steps: STEPS, cpu });
+        await writeFromScratchReport(loadResults(), reportCtx());
       } catch (err) {
         console.error(`report not written (the runs go on): ${(err as Error).message}`);
       }
     }
   }
-  await writeFromScratchReport(loadResults(), { X, steps: STEPS, cpu });
+  await writeFromScratchReport(loadResults(), reportCtx());
 }

@@ -3,6 +3,7 @@
 // listed, never filled in.
 import { writeFileSync } from "node:fs";
 import { renderChartFile } from "../src/planner/render.js";
+import { fmtStats, stats, type Stats } from "./stats.js";
 
 export interface Result {
   id: string; // e.g. "up-kv2-mean-s1-a5"
@@ -37,13 +38,7 @@ interface Ctx {
 
 const DOC = "docs/experiments/uptraining";
 
-function stats(xs: number[]): { mean: number; std: number; n: number } {
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, n);
-  const std = n > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
-  return { mean, std, n };
-}
-const fmt = (s: { mean: number; std: number; n: number } | null) => (!s || s.n === 0 ? "—" : s.n === 1 ? `${s.mean.toFixed(4)} (n = 1)` : `${s.mean.toFixed(4)} ± ${s.std.toFixed(4)} (n = ${s.n})`);
+const fmt = (s: Stats | null) => fmtStats(s);
 
 export async function writeReport(results: Result[], c: Ctx): Promise<void> {
   const { X, B } = c;

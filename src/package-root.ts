@@ -14,7 +14,7 @@ export function packageRoot(): string {
   throw new Error(`package-root.ts: no package.json above ${fileURLToPath(import.meta.url)}`);
 }
 
-/** The small model trained by bench/train_experiment.ts that `mqa generate` uses when given no model. */
+/** The small model shipped by bench/uptraining.ts --ship that `mqa generate` uses when given no model. */
 export function defaultModelDir(): string {
   return join(packageRoot(), "models", "default");
 }
