@@ -17,6 +17,8 @@ export { loadSpec } from "./spec/load.js";
 export { openRuntime } from "./generate/runtime.js";
 export type { Runtime, RuntimeOptions } from "./generate/runtime.js";
 export { generate, generateAsync, Batch } from "./generate/generate.js";
+export { encodePrompt, stopTokenIds } from "./generate/prompt.js";
+export type { PromptOptions } from "./generate/prompt.js";
 export type { GenerateOptions, GenerateResult, SequenceResult, SequenceOptions, BatchOptions, AsyncGenerateOptions } from "./generate/generate.js";
 export { loadModel, DecoderModel } from "./models/index.js";
 export type { LoadedModel, LoadOptions } from "./models/index.js";

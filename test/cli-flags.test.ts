@@ -34,3 +34,23 @@ test("flags: choices come from the library's lists; library option errors are re
   const plain = new UserError("x");
   assert.equal(withFlagNames(plain), plain);
 });
+
+test("flags: the lab's and the runtime's option errors name fields, and the CLI shows them as flags", async () => {
+  const { resolveSteps } = await import("../src/train/run.js");
+  const { customGpu } = await import("../src/planner/gpus.js");
+  const { encodePrompt } = await import("../src/generate/prompt.js");
+  const shown = (f: () => unknown) => {
+    try {
+      f();
+    } catch (err) {
+      return (withFlagNames(err, { seqLen: "--context" }) as Error).message;
+    }
+    throw new Error("expected an error");
+  };
+  const cfg = { train: { batch: 2, seqLen: 16, accum: 1, steps: 5 }, fraction: 0.1 } as never;
+  assert.match(shown(() => resolveSteps(cfg, null)), /^--fraction 0\.1: give --base-tokens \(the pre-training budget in tokens\)$/);
+  assert.match(shown(() => customGpu({ memoryGiB: 1e30, bandwidthGBs: 100 })), /^--gpu-memory-gib: 1e\+30 is not a number of GiB/);
+  const tok = { encode: () => [1], decode: () => "", chatTemplate: null } as never;
+  await assert.rejects(encodePrompt(tok, "hi", { system: "be brief" }, "m"), /m: a system message needs chat mode/);
+  await assert.rejects(encodePrompt(tok, "hi", { chat: true }, "m"), /m: chat needs a chat_template/);
+});

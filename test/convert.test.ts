@@ -112,11 +112,11 @@ test("bad input: one line, nothing written", async () => {
   try {
     const src = join(MODELS, "llama-mha-f32");
     const out = join(dir, "out");
-    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 3, method: "mean" }), /--kv-heads 3: must divide the source's 4 KV heads \(1, 2, 4\)/);
-    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 8, method: "mean" }), /--kv-heads 8: must divide/);
-    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 2, method: "median" as never }), /--method median: expected one of mean, first, random, pca/);
-    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 2, method: "pca" }), /--method pca needs --calibration/);
-    await assert.rejects(convertCheckpoint(join(MODELS, "gpt2-mha"), out, { kvHeads: 2, method: "mean" }), /converts to gpt_bigcode with multi_query \(--kv-heads 1\)/);
+    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 3, method: "mean" }), /kvHeads 3: must divide the source's 4 KV heads \(1, 2, 4\)/);
+    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 8, method: "mean" }), /kvHeads 8: must divide/);
+    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 2, method: "median" as never }), /method median: expected one of mean, first, random, pca/);
+    await assert.rejects(convertCheckpoint(src, out, { kvHeads: 2, method: "pca" }), /method pca needs calibration/);
+    await assert.rejects(convertCheckpoint(join(MODELS, "gpt2-mha"), out, { kvHeads: 2, method: "mean" }), /converts to gpt_bigcode with multi_query \(1 KV head\)/);
     mkdirSync(out);
     writeFileSync(join(out, "keep.txt"), "mine");
     await assert.rejects(convertCheckpoint(src, out, { kvHeads: 2, method: "mean" }), /exists and is not an empty folder; mqa convert never overwrites/);

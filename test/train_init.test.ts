@@ -81,13 +81,13 @@ test("--init starts from the checkpoint's exact weights (F32, F16, tied) and ref
     writeFileSync(join(bias, "config.json"), JSON.stringify({ ...cfg, attention_bias: true }));
     assert.throws(() => loadInitCheckpoint(bias), /config\.json: attention_bias is true/);
     writeFileSync(join(bias, "config.json"), JSON.stringify({ ...cfg, model_type: "gpt2" }));
-    assert.throws(() => loadInitCheckpoint(bias), /model_type "gpt2"; mqa train --init starts from llama or mistral/);
+    assert.throws(() => loadInitCheckpoint(bias), /model_type "gpt2"; training from a checkpoint starts from llama or mistral/);
     const shape = join(dir, "shape");
     cpSync(base, shape, { recursive: true });
     writeFileSync(join(shape, "config.json"), JSON.stringify({ ...cfg, hidden_size: 48 }));
     assert.throws(() => loadInitCheckpoint(shape), /has shape \[\d+,32\], expected \[\d+,48\]/);
     assert.throws(() => loadInitCheckpoint(join(dir, "nothing")), /no config\.json/);
-    await assert.rejects(runTraining(config(data, join(dir, "x2"), { init: base, resume: base })), /--init and --resume: give one/);
+    await assert.rejects(runTraining(config(data, join(dir, "x2"), { init: base, resume: base })), /init and resume: give one/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -99,7 +99,7 @@ test("--tokens and --fraction resolve to updates", () => {
   assert.equal(resolveSteps({ ...cfg, tokens: 10 * perUpdate }, null).steps, 10);
   assert.equal(resolveSteps({ ...cfg, fraction: 0.05, baseTokens: 1000 * perUpdate }, null).steps, 50);
   assert.deepEqual(resolveSteps({ ...cfg, fraction: 0.1 }, { trainedTokens: 200 * perUpdate } as never), { steps: 20, baseTokens: 200 * perUpdate });
-  assert.throws(() => resolveSteps({ ...cfg, fraction: 0.1 }, null), /--fraction 0\.1: give --base-tokens/);
+  assert.throws(() => resolveSteps({ ...cfg, fraction: 0.1 }, null), /fraction 0\.1: give baseTokens/);
   assert.throws(() => resolveSteps({ ...cfg, fraction: 0.1, tokens: 5 }, null), /give one/);
 });
 

@@ -8,8 +8,8 @@ import type { KvDtype } from "../kernels/types.js";
 import { KV_DTYPES } from "../kvcache/cache.js";
 import { KERNEL_BACKENDS } from "../kernels/index.js";
 import { choiceFlag, dtypeFlag, intFlag, numFlag } from "./flags.js";
-import { applyChatTemplate, encodeRendered, specialTokenIds } from "../formats/tokenizer.js";
 import { generate } from "../generate/generate.js";
+import { encodePrompt, stopTokenIds } from "../generate/prompt.js";
 import { openRuntime } from "../generate/runtime.js";
 import { defaultModelDir } from "../package-root.js";
 
@@ -79,21 +79,10 @@ export function register(program: Command): void {
           prompts = [flags.promptTokens.split(",").map((s) => intFlag("--prompt-tokens", s, { min: 0 }))];
         } else {
           const tok = rt.tokenizer!;
-          const texts = await Promise.all(flags.prompt.map(async (p) => {
-            if (!flags.chat) return p;
-            const messages = [...(flags.system ? [{ role: "system", content: flags.system }] : []), { role: "user", content: p }];
-            return applyChatTemplate(tok, messages, modelPath);
-          }));
-          // A rendered template usually writes its own BOS: keep one (as serve and HF's apply_chat_template do).
-          prompts = texts.map((t) => (flags.chat ? encodeRendered(tok, t) : tok.encode(t)));
+          prompts = await Promise.all(flags.prompt.map((p) => encodePrompt(tok, p, { chat: flags.chat, system: flags.system }, modelPath)));
         }
         const tok = rt.tokenizer;
-        // End-of-sequence ids: the tokenizer's, else (--prompt-tokens with no tokenizer files) the config's.
-        // Ids outside the vocabulary would never be sampled, so generation would silently never stop.
-        const eos = tok?.eosIds ?? (rt.dir ? specialTokenIds(rt.dir).eos : []);
-        if (rt.dir) specialTokenIds(rt.dir, rt.spec.vocabSize); // names the file and field of an out-of-range id
-        const badEos = eos.find((id) => id >= rt.spec.vocabSize);
-        if (badEos !== undefined) throw new UserError(`${modelPath}: end-of-sequence token id ${badEos} is outside the vocabulary [0, ${rt.spec.vocabSize})`);
+        const eos = stopTokenIds(rt, modelPath);
         const stream = !flags.json && prompts.length === 1 && tok !== null;
         const result = generate(rt.model, prompts, {
           // Ranges are the library's (checkSampling, the generation loop): its errors name the option, which the CLI shows as the flag.

@@ -7,7 +7,7 @@ import { COMMANDS } from "./commands.js";
 import { withFlagNames } from "./flags.js";
 
 // Library option fields whose flag is not their kebab-case name (src/cli/flags.ts flagOf).
-const FLAG_RENAMES: Readonly<Record<string, string>> = { "activation.overheadBytes": "--overhead-gib", "activation.bytes": "--activation-gib" };
+const FLAG_RENAMES: Readonly<Record<string, string>> = { "activation.overheadBytes": "--overhead-gib", "activation.bytes": "--activation-gib", seqLen: "--context" };
 
 export async function main(argv: string[]): Promise<number> {
   // Node 20 validates relaxed SIMD (the FMA kernels, +25-35 % on the hot loops) only behind a V8 flag;

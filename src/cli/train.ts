@@ -3,9 +3,11 @@
 // lives in src/train/run.ts.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
-import { SCHEDULES } from "../train/optim.js";
-import { runTraining, TRAIN_BACKENDS, type DataConfig, type RunConfig } from "../train/run.js";
+import { defaultIntermediateSize } from "../train/model.js";
+import { defaultWarmup, SCHEDULES } from "../train/optim.js";
+import { defaultOutDir, runTraining, TRAIN_BACKENDS, type DataConfig, type RunConfig } from "../train/run.js";
 import { choiceFlag, intFlag, intListFlag, numFlag } from "./flags.js";
+import { progressBar } from "./progress.js";
 
 interface TrainFlags {
   kvHeads?: string; heads: string; layers: string; hidden: string; headDim?: string; ffn?: string; context: string;
@@ -85,16 +87,16 @@ export function register(program: Command): void {
       const cfg: RunConfig = {
         model: {
           hiddenSize: hidden, numLayers: intFlag("--layers", f.layers), numHeads: heads, numKvHeads: kvHeads, headDim,
-          intermediateSize: f.ffn ? intFlag("--ffn", f.ffn) : Math.ceil((8 * hidden) / 3 / 32) * 32, ropeTheta: 10000, normEps: 1e-5,
+          intermediateSize: f.ffn ? intFlag("--ffn", f.ffn) : defaultIntermediateSize(hidden), ropeTheta: 10000, normEps: 1e-5,
         },
         train: {
           steps, batch: intFlag("--batch", f.batch), seqLen: intFlag("--context", f.context), accum: intFlag("--accum", f.accum), lr,
-          minLr: f.minLr ? numFlag("--min-lr", f.minLr, { min: 0 }) : lr / 10, warmup: f.warmup ? intFlag("--warmup", f.warmup, { min: 0 }) : Math.min(100, Math.floor(steps / 10)),
+          minLr: f.minLr ? numFlag("--min-lr", f.minLr, { min: 0 }) : lr / 10, warmup: f.warmup ? intFlag("--warmup", f.warmup, { min: 0 }) : defaultWarmup(steps),
           weightDecay: numFlag("--weight-decay", f.weightDecay, { min: 0 }), clip: numFlag("--clip", f.clip, { min: 0 }), seed,
           schedule: choiceFlag("--schedule", f.schedule, SCHEDULES), decayFraction: numFlag("--decay", f.decay, { min: 0, max: 1 }),
         },
         data,
-        out: f.out ?? f.resume ?? (f.init ? `runs/uptrain-${f.init.replace(/[\\/]+$/, "").split(/[\\/]/).pop()}-s${seed}` : `runs/${f.task}-kv${kvHeads}-s${seed}`),
+        out: f.out ?? f.resume ?? defaultOutDir({ init: f.init, task: f.task, kvHeads, seed }),
         init: f.init ?? null,
         tokens: f.tokens ? intFlag("--tokens", f.tokens) : null,
         fraction: f.fraction ? numFlag("--fraction", f.fraction, { min: 0, max: 1 }) : null,
@@ -109,43 +111,13 @@ export function register(program: Command): void {
         chart: f.chart,
         stopAfter: f.stopAfter ? intFlag("--stop-after", f.stopAfter) : null,
       };
-      const showBar = !f.json && f.progress && process.stderr.isTTY;
-      let bar: { update(v: number, p: object): void; stop(): void } | null = null;
-      if (showBar) {
-        const { SingleBar, Presets } = await import("cli-progress");
-        const b = new SingleBar(
-          { format: "train {bar} {value}/{total} | loss {loss} | {tps} tok/s | {elapsed}s | ETA {left}", hideCursor: true, stream: process.stderr },
-          Presets.shades_classic,
-        );
-        bar = b;
-      }
-      let total = 0; // the resolved run length, known at the first update
-      let started = false;
-      let lastLine = 0;
+      const bar = await progressBar("train", "updates", !f.json && f.progress);
       const summary = await runTraining(cfg, {
-        log: (m) => !f.json && console.error(m),
-        onStep: (rec, p) => {
-          total = p.totalSteps;
-          if (bar && !started) {
-            (bar as unknown as { start(t: number, v: number, p: object): void }).start(total, rec.step - 1, { loss: "-", tps: "-", elapsed: "0", left: "-" });
-            started = true;
-          }
-          const fields = { loss: rec.loss.toFixed(3), tps: p.tokensPerSecond.toFixed(0), elapsed: p.elapsedSeconds.toFixed(0), left: fmtTime(p.etaSeconds) };
-          if (bar) bar.update(rec.step, fields);
-          else if (!f.json && (performance.now() - lastLine > 10000 || rec.step === total)) {
-            lastLine = performance.now();
-            console.error(`step ${rec.step}/${total} loss ${fields.loss} ${fields.tps} tok/s ETA ${fields.left}`);
-          }
-        },
-        onEval: (step, r) => {
-          if (f.json) return;
-          const text = Object.entries(r).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ");
-          if (bar) bar.stop();
-          console.error(`eval @ ${step}: ${text}`);
-          if (bar && step < total) (bar as unknown as { start(t: number, v: number, p: object): void }).start(total, step, { loss: "-", tps: "-", elapsed: "-", left: "-" });
-        },
+        log: (m) => !f.json && bar.log(m),
+        onStep: (rec, p) => bar.update(rec.step, p.totalSteps, { rate: p.tokensPerSecond, rateUnit: "tok", eta: p.etaSeconds, detail: `loss ${rec.loss.toFixed(3)}` }),
+        onEval: (step, r) => !f.json && bar.log(`eval @ ${step}: ${Object.entries(r).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ")}`),
       });
-      bar?.stop();
+      bar.stop();
       if (f.json) {
         console.log(JSON.stringify(summary, null, 2));
         return;
@@ -155,11 +127,4 @@ export function register(program: Command): void {
       console.log(`  final train loss ${summary.finalTrainLoss.toFixed(4)}; ${Object.entries(summary.eval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ")}`);
       console.log(`  log ${summary.out}/log.jsonl${cfg.chart ? `, chart ${summary.out}/loss.svg and loss.png` : ""}`);
     });
-}
-
-function fmtTime(s: number): string {
-  if (!Number.isFinite(s)) return "-";
-  if (s < 90) return `${s.toFixed(0)}s`;
-  if (s < 5400) return `${(s / 60).toFixed(1)}m`;
-  return `${(s / 3600).toFixed(1)}h`;
 }

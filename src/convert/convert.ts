@@ -5,7 +5,7 @@
 // an existing non-empty output folder is refused and nothing is written on any error.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import { writeSafetensors } from "../formats/safetensors.js";
 import { readTensorF32, safetensorsSource } from "../formats/source.js";
 import { checkSupported } from "../models/index.js";
@@ -49,7 +49,7 @@ const COPY = /^(tokenizer.*|special_tokens_map\.json|vocab\.(json|txt)|merges\.t
 
 export async function convertCheckpoint(src: string, out: string, o: ConvertOptions): Promise<ConvertSummary> {
   const t0 = performance.now();
-  if (!(METHODS as readonly string[]).includes(o.method)) throw new UserError(`--method ${o.method}: expected one of ${METHODS.join(", ")}`);
+  if (!(METHODS as readonly string[]).includes(o.method)) throw new OptionError("method", `method ${o.method}: expected one of ${METHODS.join(", ")}`);
   if (!existsSync(src) || !statSync(src).isDirectory()) throw new UserError(`${src}: not a folder; mqa convert reads an HF model folder (config.json + safetensors)`);
   const cfgPath = join(src, "config.json");
   if (!existsSync(cfgPath)) throw new UserError(`${src}: no config.json; expected an HF model folder`);
@@ -59,10 +59,10 @@ export async function convertCheckpoint(src: string, out: string, o: ConvertOpti
   const layout = layoutOf(spec, cfgPath);
   checkSupported(spec, cfgPath);
   const S = spec.numKvHeads, K = o.kvHeads;
-  if (!Number.isInteger(K) || K < 1 || K > S || S % K !== 0) throw new UserError(`--kv-heads ${K}: must divide the source's ${S} KV heads (${divisors(S).join(", ")}) (${cfgPath}: num_key_value_heads ${S})`);
+  if (!Number.isInteger(K) || K < 1 || K > S || S % K !== 0) throw new OptionError("kvHeads", `kvHeads ${K}: must divide the source's ${S} KV heads (${divisors(S).join(", ")}) (${cfgPath}: num_key_value_heads ${S})`);
   layout.check(spec, K, cfgPath);
-  if (CALIBRATED.includes(o.method) && !o.calibration) throw new UserError(`--method ${o.method} needs --calibration <text file> (a few thousand tokens of text like the model's training data)`);
-  if (o.calibration && !existsSync(o.calibration)) throw new UserError(`--calibration ${o.calibration}: no such file`);
+  if (CALIBRATED.includes(o.method) && !o.calibration) throw new OptionError(["method", "calibration"], `method ${o.method} needs calibration <text file> (a few thousand tokens of text like the model's training data)`);
+  if (o.calibration && !existsSync(o.calibration)) throw new OptionError("calibration", `calibration ${o.calibration}: no such file`);
   const calText = o.calibration ? readFileSync(o.calibration, "utf8") : null;
 
   const tensors = readAll(src);

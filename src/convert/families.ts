@@ -5,7 +5,7 @@
 // [q_h | k_h | v_h] rows without multi_query, [q | k | v] with it).
 //
 // Legend: C hidden, H query heads, S KV heads, D head dim, L layers.
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import type { ModelSpec } from "../spec/types.js";
 import type { AttnLayer, LayerShape } from "./pool.js";
 
@@ -114,7 +114,7 @@ function gpt2Layout(spec: ModelSpec): Layout {
       return { ...rest, architectures: ["GPTBigCodeForCausalLM"], model_type: "gpt_bigcode", multi_query: K === 1, n_inner: spec.mlp.intermediateSize, activation_function: json.activation_function ?? "gelu_new" };
     },
     check(s, K, where) {
-      if (K !== 1) throw new UserError(`${where}: --kv-heads ${K}: a GPT-2 model converts to gpt_bigcode with multi_query (--kv-heads 1); HF's gpt_bigcode has no other KV-head counts below ${s.numHeads}`);
+      if (K !== 1) throw new OptionError("kvHeads", `${where}: kvHeads ${K}: a GPT-2 model converts to gpt_bigcode with multi_query (1 KV head); HF's gpt_bigcode has no other KV-head counts below ${s.numHeads}`);
     },
     finish(out) {
       // The MLP's Conv1D weights become Linear; GPT-2's causal-mask buffers are not weights.
@@ -155,7 +155,7 @@ function gptBigcodeLayout(spec: ModelSpec): Layout {
     },
     config: (json, K) => ({ ...json, multi_query: K === 1 }),
     check(s, K, where) {
-      if (K !== 1) throw new UserError(`${where}: --kv-heads ${K}: gpt_bigcode has 1 KV head (multi_query true) or num_attention_heads (false); convert to --kv-heads 1`);
+      if (K !== 1) throw new OptionError("kvHeads", `${where}: kvHeads ${K}: gpt_bigcode has 1 KV head (multi_query true) or num_attention_heads (false); convert to 1 KV head`);
     },
   };
 }

@@ -3,7 +3,7 @@ import { existsSync, realpathSync } from "node:fs";
 import type { KernelBackend } from "../kernels/index.js";
 import type { KvDtype } from "../kernels/types.js";
 import { openRuntime, type Runtime } from "../generate/runtime.js";
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import { evaluateTokens, type EvalScores } from "./eval.js";
 import { splitInput, textInput, type EvalInput } from "./input.js";
 
@@ -31,7 +31,7 @@ export type EvalReport = EvalScores & {
 export const DEFAULT_EVAL_CONTEXT = 512;
 
 export async function runEval(o: EvalRunOptions): Promise<EvalReport> {
-  if ((o.text ? 1 : 0) + (o.split ? 1 : 0) !== 1) throw new UserError("eval: give either --text <file> or --split validation");
+  if ((o.text ? 1 : 0) + (o.split ? 1 : 0) !== 1) throw new OptionError(["text", "split"], "eval: give either text <file> or split validation");
   if (o.text && !existsSync(o.text)) throw new UserError(`${o.text}: no such file; expected a UTF-8 text file to score`);
   const rt = await openRuntime(o.model, { backend: o.backend, threads: o.threads });
   const opened: Runtime[] = [rt];

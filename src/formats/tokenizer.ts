@@ -3,7 +3,7 @@
 // templates from tokenizer_config.json (or GGUF's tokenizer.chat_template) through @huggingface/jinja.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import { errorLine } from "./safetensors.js";
 
 export interface ChatMessage {
@@ -117,7 +117,7 @@ export async function tokenizerFromJson(json: object, config: Record<string, unk
 export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   const path = join(dir, "tokenizer.json");
   const json = readJsonFile(path);
-  if (!json) throw new UserError(`${dir}: no tokenizer.json; pass --prompt-tokens to give token ids directly`);
+  if (!json) throw new OptionError("promptTokens", `${dir}: no tokenizer.json; pass promptTokens to give token ids directly`);
   const special = specialTokenIds(dir);
   return tokenizerFromJson(json, readJsonFile(join(dir, "tokenizer_config.json")) ?? {}, special.eos, path, special.bos[0] ?? null);
 }
@@ -126,9 +126,9 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
 export async function tokenizerFromGguf(meta: Record<string, unknown>, path: string): Promise<TextTokenizer> {
   const model = meta["tokenizer.ggml.model"];
   const tokens = meta["tokenizer.ggml.tokens"];
-  if (!Array.isArray(tokens)) throw new UserError(`${path}: no tokenizer.ggml.tokens; pass --prompt-tokens to give token ids directly`);
+  if (!Array.isArray(tokens)) throw new OptionError("promptTokens", `${path}: no tokenizer.ggml.tokens; pass promptTokens to give token ids directly`);
   if (model === "llama") return spmFromGguf(meta, tokens as string[], path);
-  if (model !== "gpt2") throw new UserError(`${path}: GGUF tokenizer model "${String(model)}" is not supported ("gpt2" byte-level BPE and "llama" SentencePiece are); pass --prompt-tokens`);
+  if (model !== "gpt2") throw new OptionError("promptTokens", `${path}: GGUF tokenizer model "${String(model)}" is not supported ("gpt2" byte-level BPE and "llama" SentencePiece are); pass promptTokens`);
   const types = (meta["tokenizer.ggml.token_type"] as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
   const added: object[] = [];
@@ -180,7 +180,7 @@ function ggufSpecialIds(meta: Record<string, unknown>, path: string, vocab: numb
 
 /** Renders a chat template (Jinja) for `messages`, ending with the assistant's turn prompt. */
 export async function applyChatTemplate(tok: TextTokenizer, messages: ChatMessage[], where: string): Promise<string> {
-  if (!tok.chatTemplate) throw new UserError(`${where}: --chat needs a chat_template in tokenizer_config.json (or the GGUF), and there is none`);
+  if (!tok.chatTemplate) throw new UserError(`${where}: chat needs a chat_template in tokenizer_config.json (or the GGUF), and there is none`);
   const { Template } = await import("@huggingface/jinja");
   try {
     return new Template(tok.chatTemplate).render({ messages, add_generation_prompt: true, bos_token: tok.bosToken ?? "", eos_token: tok.eosToken ?? "" });

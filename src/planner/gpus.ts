@@ -1,5 +1,5 @@
 // The GPU catalog (gpus.json, every field with its source) and custom GPUs given by numbers. Pure.
-import { UserError } from "../errors.js";
+import { OptionError } from "../errors.js";
 import { closestNames } from "../spec/presets.js";
 import data from "./gpus.json" with { type: "json" };
 
@@ -42,7 +42,7 @@ export function gpuByName(name: string): GpuSpec {
   const id = ALIASES.get(name.trim().toLowerCase());
   const gpu = id ? CATALOG.find((g) => g.id === id) : undefined;
   if (!gpu) {
-    throw new UserError(`unknown GPU "${name}"; did you mean ${closestNames(name, [...ALIASES.keys()], 3).join(", ")}? (or give --gpu-memory-gib and --gpu-bandwidth-gbs)`);
+    throw new OptionError(["gpuMemoryGib", "gpuBandwidthGbs"], `unknown GPU "${name}"; did you mean ${closestNames(name, [...ALIASES.keys()], 3).join(", ")}? (or describe it by gpuMemoryGib and gpuBandwidthGbs)`);
   }
   return gpu;
 }
@@ -51,9 +51,9 @@ export function gpuByName(name: string): GpuSpec {
 export function customGpu(opts: { memoryGiB: number; bandwidthGBs: number; tflops?: number | null; name?: string }): GpuSpec {
   const { memoryGiB, bandwidthGBs, tflops = null } = opts;
   // Ranges far beyond any device, so every derived byte count stays an exact integer and every time finite.
-  if (!(memoryGiB >= 1 / 1024 && memoryGiB <= 1e6)) throw new UserError(`--gpu-memory-gib: ${memoryGiB} is not a number of GiB in [1/1024, 1e6]`);
-  if (!(bandwidthGBs >= 1e-3 && bandwidthGBs <= 1e6)) throw new UserError(`--gpu-bandwidth-gbs: ${bandwidthGBs} is not a number of GB/s in [0.001, 1e6]`);
-  if (tflops !== null && !(tflops >= 1e-3 && tflops <= 1e6)) throw new UserError(`--gpu-tflops: ${tflops} is not a number of TFLOP/s in [0.001, 1e6]`);
+  if (!(memoryGiB >= 1 / 1024 && memoryGiB <= 1e6)) throw new OptionError("gpuMemoryGib", `gpuMemoryGib: ${memoryGiB} is not a number of GiB in [1/1024, 1e6]`);
+  if (!(bandwidthGBs >= 1e-3 && bandwidthGBs <= 1e6)) throw new OptionError("gpuBandwidthGbs", `gpuBandwidthGbs: ${bandwidthGBs} is not a number of GB/s in [0.001, 1e6]`);
+  if (tflops !== null && !(tflops >= 1e-3 && tflops <= 1e6)) throw new OptionError("gpuTflops", `gpuTflops: ${tflops} is not a number of TFLOP/s in [0.001, 1e6]`);
   return {
     id: "custom",
     name: opts.name ?? `custom (${memoryGiB} GiB, ${bandwidthGBs} GB/s${tflops ? `, ${tflops} TFLOP/s` : ""})`,

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, extname, resolve } from "node:path";
 import type { TopLevelSpec } from "vega-lite";
-import { UserError } from "../errors.js";
+import { OptionError } from "../errors.js";
 
 export async function chartToSvg(spec: TopLevelSpec): Promise<string> {
   const vl = await import("vega-lite");
@@ -44,7 +44,7 @@ export function makeDirs(dir: string): void {
 /** Writes the chart to `path`; the extension (.svg or .png) picks the format. */
 export async function renderChartFile(spec: TopLevelSpec, path: string): Promise<void> {
   const ext = extname(path).toLowerCase();
-  if (ext !== ".svg" && ext !== ".png") throw new UserError(`--chart ${path}: expected a .svg or .png file name`);
+  if (ext !== ".svg" && ext !== ".png") throw new OptionError("chart", `chart ${path}: expected a .svg or .png file name`);
   const svg = await chartToSvg(spec);
   const data = ext === ".svg" ? svg : await svgToPng(svg);
   try {
@@ -52,6 +52,6 @@ export async function renderChartFile(spec: TopLevelSpec, path: string): Promise
     writeFileSync(path, data);
   } catch (e) {
     // EACCES, ENOENT under /proc, EISDIR, ENOSPC, ...: the user's path, named with the flag.
-    throw new UserError(`--chart ${path}: cannot write the file (${(e as Error).message.split("\n")[0]}); expected a writable path`);
+    throw new OptionError("chart", `chart ${path}: cannot write the file (${(e as Error).message.split("\n")[0]}); expected a writable path`);
   }
 }

@@ -2,7 +2,7 @@
 // a config.json path, a folder holding config.json, or a .gguf file (metadata read with @huggingface/gguf).
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import { errorLine } from "../formats/safetensors.js";
 import { specFromGgufMetadata } from "./gguf.js";
 import { specFromHfConfig } from "./hf.js";
@@ -10,7 +10,7 @@ import { presetSpec } from "./presets.js";
 import type { ModelSpec } from "./types.js";
 
 export async function loadSpec(modelArg: string): Promise<ModelSpec> {
-  if (!modelArg || !modelArg.trim()) throw new UserError("--model is empty; expected a preset name, a config.json path, a model folder or a .gguf file");
+  if (!modelArg || !modelArg.trim()) throw new OptionError("model", "model is empty; expected a preset name, a config.json path, a model folder or a .gguf file");
   if (!existsSync(modelArg)) {
     // Paths (absolute, ./ or ../, or more than one slash) are files; "org/name" may be a preset's HF repository.
     if (/^(\/|\.{1,2}[\\/])/.test(modelArg) || (/[\\/]/.test(modelArg) && !/^[\w.-]+\/[\w.-]+$/.test(modelArg))) {

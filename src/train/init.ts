@@ -8,7 +8,7 @@
 // rotary inv_freq buffers are ignored. Anything else the trainer cannot represent is refused by name.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import { readTensorF32, safetensorsSource } from "../formats/source.js";
 import { parameterTable, type TrainModelConfig } from "./model.js";
 
@@ -31,7 +31,7 @@ export function initConfigFromHf(json: Record<string, unknown>, file: string): {
     return v;
   };
   const mt = json.model_type;
-  if (typeof mt !== "string" || !FAMILIES.has(mt)) throw new UserError(`${file}: model_type ${JSON.stringify(mt)}; mqa train --init starts from llama or mistral checkpoints only`);
+  if (typeof mt !== "string" || !FAMILIES.has(mt)) throw new UserError(`${file}: model_type ${JSON.stringify(mt)}; training from a checkpoint starts from llama or mistral checkpoints only`);
   for (const k of ["attention_bias", "mlp_bias"]) if (json[k]) throw new UserError(`${file}: ${k} is true; the trainer's layers have no biases`);
   const act = json.hidden_act ?? "silu";
   if (act !== "silu") throw new UserError(`${file}: hidden_act ${JSON.stringify(act)}; the trainer's MLP is SwiGLU (silu)`);
@@ -59,7 +59,7 @@ const IGNORED = /\.rotary_emb\.inv_freq$/;
 /** Reads `dir` (config.json, safetensors, tokenizer.json) into f32 tensors keyed by the trainer's names. */
 export function loadInitCheckpoint(dir: string): InitCheckpoint {
   const cfgPath = join(dir, "config.json");
-  if (!existsSync(cfgPath)) throw new UserError(`--init ${dir}: no config.json; expected an HF model folder`);
+  if (!existsSync(cfgPath)) throw new OptionError("init", `init ${dir}: no config.json; expected an HF model folder`);
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(readFileSync(cfgPath, "utf8"));
@@ -68,7 +68,7 @@ export function loadInitCheckpoint(dir: string): InitCheckpoint {
   }
   const { cfg, tied } = initConfigFromHf(json, cfgPath);
   const tokPath = join(dir, "tokenizer.json");
-  if (!existsSync(tokPath)) throw new UserError(`--init ${dir}: no tokenizer.json; training needs the checkpoint's tokenizer to check it matches the data's`);
+  if (!existsSync(tokPath)) throw new OptionError("init", `init ${dir}: no tokenizer.json; training needs the checkpoint's tokenizer to check it matches the data's`);
   const tokenizerJson = JSON.parse(readFileSync(tokPath, "utf8"));
   const src = safetensorsSource(dir);
   const table = parameterTable(cfg);

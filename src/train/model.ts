@@ -24,6 +24,11 @@ export interface TrainModelConfig {
   normEps: number; // e.g. 1e-5
 }
 
+/** The SwiGLU width when none is given: 8/3 · hidden rounded up to a multiple of 32 (LLaMA's rule). */
+export function defaultIntermediateSize(hidden: number): number {
+  return Math.ceil((8 * hidden) / 3 / 32) * 32;
+}
+
 export interface TensorInfo {
   name: string; // HF name, e.g. "model.layers.0.self_attn.k_proj.weight"
   shape: number[]; // PyTorch order, e.g. [K·D, C]

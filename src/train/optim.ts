@@ -67,6 +67,11 @@ export class AdamW {
 export const SCHEDULES = ["cosine", "wsd"] as const;
 export type ScheduleKind = (typeof SCHEDULES)[number];
 
+/** Warmup updates when none is given: min(100, steps / 10). */
+export function defaultWarmup(steps: number): number {
+  return Math.min(100, Math.floor(steps / 10));
+}
+
 export interface Schedule {
   kind?: ScheduleKind; // default "cosine"
   maxLr: number; // e.g. 3e-3

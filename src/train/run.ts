@@ -4,7 +4,7 @@
 import { kernelTrainOps, tsTrainOps, type TrainOps } from "./trainops.js";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
+import { OptionError, UserError } from "../errors.js";
 import { createKernels, type KernelHandle } from "../kernels/index.js";
 import { Arena } from "../kernels/memory.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
@@ -17,6 +17,7 @@ import { evaluateText, TextBatches, Trainer, type BatchSource, type EvalResult, 
 import { kernelMatmuls, tsMatmuls, type Matmuls } from "./matmul.js";
 import { f32Allocator, TrainModel, type Allocator, type TrainModelConfig } from "./model.js";
 import { MqarBatches, mqarAccuracy } from "./mqar.js";
+import { defaultWarmup } from "./optim.js";
 
 export type DataConfig =
   | { kind: "text"; dir: string } // a folder written by `mqa prepare-data`
@@ -46,15 +47,20 @@ export interface RunConfig {
   autoWarmup?: boolean; // warmup = min(100, steps / 10) of the resolved run length
 }
 
+/** The checkpoint folder when none is given: runs/<task>-kv<K>-s<seed>, or runs/uptrain-<init folder name>-s<seed>. */
+export function defaultOutDir(o: { init?: string | null; task: string; kvHeads: number; seed: number }): string {
+  return o.init ? `runs/uptrain-${o.init.replace(/[\\/]+$/, "").split(/[\\/]/).pop()}-s${o.seed}` : `runs/${o.task}-kv${o.kvHeads}-s${o.seed}`;
+}
+
 /** The number of updates a run takes: train.steps, or --tokens / --fraction converted at batch · seqLen · accum tokens per update. */
 export function resolveSteps(cfg: RunConfig, init: InitCheckpoint | null): { steps: number; baseTokens: number | null } {
   const { batch, seqLen, accum } = cfg.train;
   const perUpdate = batch * seqLen * accum;
-  if (cfg.tokens != null && cfg.fraction != null) throw new UserError(`--tokens and --fraction: give one`);
+  if (cfg.tokens != null && cfg.fraction != null) throw new OptionError(["tokens", "fraction"], `tokens and fraction: give one`);
   if (cfg.tokens != null) return { steps: Math.max(1, Math.round(cfg.tokens / perUpdate)), baseTokens: cfg.baseTokens ?? null };
   if (cfg.fraction != null) {
     const base = cfg.baseTokens ?? init?.trainedTokens ?? null;
-    if (base == null) throw new UserError(`--fraction ${cfg.fraction}: give --base-tokens (the pre-training budget in tokens)${init ? `; ${init.dir} has no trainer_state.json to read it from` : ""}`);
+    if (base == null) throw new OptionError(["fraction", "baseTokens"], `fraction ${cfg.fraction}: give baseTokens (the pre-training budget in tokens)${init ? `; ${init.dir} has no trainer_state.json to read it from` : ""}`);
     return { steps: Math.max(1, Math.round((cfg.fraction * base) / perUpdate)), baseTokens: base };
   }
   return { steps: cfg.train.steps, baseTokens: cfg.baseTokens ?? null };
@@ -110,11 +116,11 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}): Promise
   if (cfg.resume) {
     resumed = loadCheckpoint(cfg.resume);
     resumeState = resumed.state;
-    if (!resumeState || !resumed.optimizer) throw new UserError(`--resume ${cfg.resume}: no trainer_state.json / optimizer.safetensors; it is not a resumable checkpoint`);
-    if (resumeState.data !== dataLabel(cfg.data)) throw new UserError(`--resume ${cfg.resume}: it was trained on ${resumeState.data}, this run uses ${dataLabel(cfg.data)}`);
+    if (!resumeState || !resumed.optimizer) throw new OptionError("resume", `resume ${cfg.resume}: no trainer_state.json / optimizer.safetensors; it is not a resumable checkpoint`);
+    if (resumeState.data !== dataLabel(cfg.data)) throw new OptionError("resume", `resume ${cfg.resume}: it was trained on ${resumeState.data}, this run uses ${dataLabel(cfg.data)}`);
   }
-  if (cfg.init && cfg.resume) throw new UserError(`--init and --resume: give one (--resume continues a run, --init starts a new one from a checkpoint)`);
-  if (cfg.init && cfg.data.kind !== "text") throw new UserError(`--init ${cfg.init}: starting from a checkpoint needs --task text (its tokenizer must match the data's)`);
+  if (cfg.init && cfg.resume) throw new OptionError(["init", "resume"], `init and resume: give one (resume continues a run, init starts a new one from a checkpoint)`);
+  if (cfg.init && cfg.data.kind !== "text") throw new OptionError(["init", "task"], `init ${cfg.init}: starting from a checkpoint needs task text (its tokenizer must match the data's)`);
   const prepared = cfg.data.kind === "text" ? loadPrepared(cfg.data.dir) : null;
   const vocabSize = prepared ? prepared.meta.vocabSize : (cfg.data as { vocabSize: number }).vocabSize;
   const init: InitCheckpoint | null = cfg.init ? loadInitCheckpoint(cfg.init) : null;
@@ -124,9 +130,9 @@ export async function runTraining(cfg: RunConfig, hooks: RunHooks = {}): Promise
   }
   const modelCfg: TrainModelConfig = resumed ? resumed.cfg : init ? init.cfg : { ...cfg.model, vocabSize, maxPositions: cfg.train.seqLen };
   const budget = resolveSteps(cfg, init);
-  const fresh: TrainOptions = { ...cfg.train, steps: budget.steps, ...(cfg.autoWarmup ? { warmup: Math.min(100, Math.floor(budget.steps / 10)) } : {}) };
+  const fresh: TrainOptions = { ...cfg.train, steps: budget.steps, ...(cfg.autoWarmup ? { warmup: defaultWarmup(budget.steps) } : {}) };
   const opts: TrainOptions = resumeState ? { ...resumeState.options, steps: budget.steps } : fresh;
-  if (opts.seqLen > modelCfg.maxPositions) throw new UserError(`--context ${opts.seqLen} exceeds the checkpoint's max_position_embeddings ${modelCfg.maxPositions}`);
+  if (opts.seqLen > modelCfg.maxPositions) throw new OptionError("seqLen", `seqLen ${opts.seqLen} exceeds the checkpoint's max_position_embeddings ${modelCfg.maxPositions}`);
   const { mm, alloc, ops, kernels } = await buildModel(modelCfg, cfg.backend, cfg.threads);
   try {
     const model = new TrainModel(modelCfg, mm, alloc, ops);
