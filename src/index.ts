@@ -19,7 +19,7 @@ export type { Runtime, RuntimeOptions } from "./generate/runtime.js";
 export { generate, generateAsync, Batch } from "./generate/generate.js";
 export { encodePrompt, stopTokenIds } from "./generate/prompt.js";
 export type { PromptOptions } from "./generate/prompt.js";
-export type { GenerateOptions, GenerateResult, SequenceResult, SequenceOptions, BatchOptions, AsyncGenerateOptions } from "./generate/generate.js";
+export type { GenerateOptions, GenerateResult, SequenceLimits, SequenceResult, SequenceOptions, BatchOptions, AsyncGenerateOptions } from "./generate/generate.js";
 export { loadModel, DecoderModel } from "./models/index.js";
 export type { LoadedModel, LoadOptions } from "./models/index.js";
 export { loadTokenizer, tokenizerFromGguf, applyChatTemplate, encodeRendered } from "./formats/tokenizer.js";

@@ -12,17 +12,21 @@ import type { KvCache } from "../kvcache/index.js";
 import type { DecoderModel } from "../models/decoder.js";
 import { checkSampling, sampleToken, seededRandom, tokenLogprob, type SamplingOptions, type TokenLogprob } from "./sampling.js";
 
-export interface GenerateOptions extends SamplingOptions {
+/** What one sequence generates and when it stops: shared by generate() and Batch.add(). */
+export interface SequenceLimits extends SamplingOptions {
   maxTokens: number; // new tokens per prompt, e.g. 64
   stopTokens?: number[]; // e.g. eos ids from config.json
   stopStrings?: string[]; // generation ends when the text contains one (it is cut off)
   decode?: (ids: number[]) => string; // token ids → text (needed for text and stop strings)
+  logprobs?: number; // report each generated token's log-probability and this many alternatives (e.g. 5); undefined = none
+  promptLogprobs?: boolean; // also for every prompt token after the first (prefill computes logits for all rows); needs logprobs
+}
+
+export interface GenerateOptions extends SequenceLimits {
   kvDtype?: KvDtype; // default f32
   prefillChunk?: number; // prompt tokens per forward call (shared by the prompts of a batch), default 512
   onText?: (seq: number, delta: string) => void; // streamed text of prompt `seq`
   onToken?: (seq: number, token: number, logprob?: TokenLogprob) => void; // logprob when opts.logprobs is set
-  logprobs?: number; // report each generated token's log-probability and this many alternatives (e.g. 5); undefined = none
-  promptLogprobs?: boolean; // also for every prompt token after the first (prefill computes logits for all rows); needs logprobs
 }
 
 export interface SequenceResult {
@@ -120,13 +124,7 @@ function checkPrompt(model: DecoderModel, p: number[], what: string): void {
 }
 
 /** What may differ between the sequences of one Batch. */
-export interface SequenceOptions extends SamplingOptions {
-  maxTokens: number; // new tokens, e.g. 64
-  stopTokens?: number[];
-  stopStrings?: string[];
-  decode?: (ids: number[]) => string;
-  logprobs?: number;
-  promptLogprobs?: boolean;
+export interface SequenceOptions extends SequenceLimits {
   onText?: (delta: string) => void;
   onToken?: (token: number, logprob?: TokenLogprob) => void;
   onDone?: (result: SequenceResult, info: { aborted: boolean; prefillSeconds: number; decodeSeconds: number }) => void;
