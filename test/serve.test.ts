@@ -256,6 +256,47 @@ test("one slot: a request waits in line; its client leaving while queued answers
   }
 });
 
+test("back-pressure: beyond --max-queue a request gets 429 with Retry-After; waiting past --queue-timeout gets 503", async () => {
+  const records: RequestRecord[] = [];
+  // One slot, one place in line; >= 5 ms per step keeps the 200-token request running while we probe.
+  const one = await startServer({ served: { id: "default", model: paced(def.rt.model, 5), tokenizer: def.rt.tokenizer, maxTokensDefault: 4, parallel: 1 }, port: 0, maxQueue: 1, queueTimeoutSeconds: 0.3, onRequestDone: (r) => records.push(r) });
+  const health = async () => (await fetch(one.url + "/health")).json();
+  const until = async (ok: (h: any) => boolean) => {
+    for (let h = await health(); !ok(h); h = await health()) await new Promise((r) => setTimeout(r, 5));
+  };
+  const post = (body: object) => fetch(one.url + "/v1/completions", { method: "POST", body: JSON.stringify(body) });
+  try {
+    const long = new AbortController();
+    const res = await fetch(one.url + "/v1/completions", { method: "POST", signal: long.signal, body: JSON.stringify({ prompt: "In", max_tokens: 200, ignore_eos: true, stream: true }) });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const waiting = post({ prompt: "We", max_tokens: 2 });
+    await until((h) => h.queued === 1 && h.running === 1);
+    const refused = await post({ prompt: "Be", max_tokens: 2 });
+    assert.equal(refused.status, 429);
+    const retry = Number(refused.headers.get("retry-after"));
+    assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 60, `Retry-After ${refused.headers.get("retry-after")}`);
+    const body = await refused.json();
+    assert.equal(body.error.code, "queue_full");
+    assert.equal(body.error.type, "rate_limit_error");
+    // The waiting request outlives its 0.3 s in line (the long one runs >= 1 s): 503, and it leaves the queue.
+    const timedOut = await waiting;
+    assert.equal(timedOut.status, 503);
+    assert.equal((await timedOut.json()).error.code, "queue_timeout");
+    assert.equal((await health()).queued, 0);
+    assert.equal((await health()).running, 1, "the long request still runs");
+    long.abort();
+    await reader.read().catch(() => undefined);
+    await until((h) => h.running === 0);
+    const ok = await post({ prompt: "We", max_tokens: 2 });
+    assert.equal(ok.status, 200, "once idle, requests are served again");
+    await ok.json();
+    assert.deepEqual(records.filter((r) => r.status === 429 || r.status === 503).map((r) => r.status).sort(), [429, 503]);
+  } finally {
+    await one.close();
+  }
+});
+
 test("/v1/chat/completions renders the chat template; streamed deltas start with the role and concatenate to the message", async () => {
   const tok = chat.rt.tokenizer!;
   const messages = [{ role: "system", content: "be brief" }, { role: "user", content: [{ type: "text", text: "the cat" }] }];
@@ -378,11 +419,16 @@ test("mqa serve: --help, bad flags exit 2 on one line, --port 0 --json prints th
   process.stdout.write = ((c: string | Uint8Array) => ((helpText += String(c)), true)) as typeof process.stdout.write; // commander prints help there
   const help = await runCli(["serve", "--help"]).finally(() => (process.stdout.write = write));
   assert.equal(help.code, 0);
-  for (const flag of ["--port", "--host", "--threads", "--kv-dtype", "--max-tokens-default", "--json"]) assert.ok(helpText.includes(flag), `--help mentions ${flag}`);
+  for (const flag of ["--port", "--host", "--threads", "--kv-dtype", "--max-tokens-default", "--max-queue", "--queue-timeout", "--json"]) assert.ok(helpText.includes(flag), `--help mentions ${flag}`);
   const bad = await runCli(["serve", "--kv-dtype", "f8"]);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--kv-dtype: unknown dtype "f8"; expected one of f32, f16, bf16, int8/);
   assert.equal(bad.err.split("\n").length, 1);
+  for (const [flags, want] of [[["--max-queue", "-1"], /--max-queue: "-1" is not an integer >= 0/], [["--queue-timeout", "soon"], /--queue-timeout: "soon" is not a number in \[0, 86400\]/]] as const) {
+    const r = await runCli(["serve", ...flags]);
+    assert.equal(r.code, 2);
+    assert.match(r.err, want);
+  }
   const src = `import { main } from ${JSON.stringify(join(import.meta.dirname, "..", "src", "cli", "main.ts"))}; process.exitCode = await main(["serve", "--port", "0", "--json", "--threads", "1", "--quiet"]);`;
   const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
@@ -397,6 +443,7 @@ test("mqa serve: --help, bad flags exit 2 on one line, --port 0 --json prints th
     assert.notEqual(info.url, "http://127.0.0.1:0");
     assert.equal(info.model, "default");
     assert.equal(info.contextTokens, 256);
+    assert.deepEqual([info.maxQueue, info.queueTimeoutSeconds], [4 * info.parallel, 300], "default back-pressure: 4 × --parallel in line, 300 s");
     const m = await (await fetch(info.url + "/v1/models")).json();
     assert.equal(m.data[0].id, "default");
   } finally {

@@ -7,7 +7,7 @@ import { UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
 import { KV_DTYPES } from "../kvcache/cache.js";
 import { KERNEL_BACKENDS } from "../kernels/index.js";
-import { choiceFlag, dtypeFlag, intFlag, PORT } from "./flags.js";
+import { choiceFlag, dtypeFlag, intFlag, numFlag, PORT } from "./flags.js";
 import { openRuntime } from "../generate/runtime.js";
 import { defaultModelDir } from "../package-root.js";
 import { startServer } from "../serve/server.js";
@@ -20,6 +20,8 @@ interface ServeFlags {
   maxTokensDefault: string;
   parallel: string;
   prefillChunk: string;
+  maxQueue?: string;
+  queueTimeout: string;
   backend: string;
   modelName?: string;
   chatTemplate?: string;
@@ -39,6 +41,8 @@ export function register(program: Command): void {
     .option("--kv-dtype <type>", `KV cache storage: ${KV_DTYPES.join(", ")}`, "f32")
     .option("--max-tokens-default <n>", "max_tokens for requests that give none", "256")
     .option("--parallel <n>", "sequences generated at once (continuous batching; KV for n × the context is reserved while busy); also the most prompts per request", "4")
+    .option("--max-queue <n>", "requests that may wait for a slot (default 4 × --parallel); one more gets 429 with Retry-After; 0 = no waiting")
+    .option("--queue-timeout <seconds>", "a request that waits longer for a slot gets 503 (0 = wait without limit)", "300")
     .option("--prefill-chunk <n>", "prompt tokens per step, shared by the requests still prefilling; between steps the server answers /health, admits requests and notices hang-ups", "512")
     .option("--backend <name>", `kernels: ${KERNEL_BACKENDS.join(", ")}`, "auto")
     .option("--model-name <id>", "model id in /v1/models and responses (default: the folder or file name)")
@@ -56,13 +60,15 @@ export function register(program: Command): void {
       const maxTokensDefault = intFlag("--max-tokens-default", flags.maxTokensDefault, { min: 0 });
       const parallel = intFlag("--parallel", flags.parallel, { max: 256 });
       const prefillChunk = intFlag("--prefill-chunk", flags.prefillChunk);
+      const maxQueue = flags.maxQueue !== undefined ? intFlag("--max-queue", flags.maxQueue, { min: 0 }) : 4 * parallel;
+      const queueTimeout = numFlag("--queue-timeout", flags.queueTimeout, { min: 0, max: 86400 });
       const chatTemplate = flags.chatTemplate !== undefined ? readTemplate(flags.chatTemplate) : null;
       const rt = await openRuntime(modelPath, { backend, threads, tokenizer: "optional" });
       try {
         if (chatTemplate !== null && rt.tokenizer) rt.tokenizer.chatTemplate = chatTemplate;
         const id = flags.modelName ?? basename(modelPath.replace(/[/\\]+$/, "")).replace(/\.gguf$/i, "");
         const log = flags.quiet ? undefined : (line: string) => console.error(line);
-        const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault, parallel }, kvDtype: flags.kvDtype as KvDtype, prefillChunk, host: flags.host, port, apiKey: flags.apiKey, log });
+        const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault, parallel }, kvDtype: flags.kvDtype as KvDtype, prefillChunk, maxQueue, queueTimeoutSeconds: queueTimeout > 0 ? queueTimeout : undefined, host: flags.host, port, apiKey: flags.apiKey, log });
         const info = {
           url: server.url,
           openaiBaseUrl: `${server.url}/v1`,
@@ -73,6 +79,8 @@ export function register(program: Command): void {
           chatTemplate: rt.tokenizer?.chatTemplate != null,
           kvDtype: flags.kvDtype,
           parallel,
+          maxQueue,
+          queueTimeoutSeconds: queueTimeout > 0 ? queueTimeout : null,
           kernels: rt.kernels.name,
           threads: rt.kernels.threads,
           loadSeconds: rt.loadSeconds,

@@ -6,6 +6,10 @@
 //
 // Memory: the Batch's paged KV pool holds `slots` sequences of the model's full context, reserved
 // while any request runs and freed when the server goes idle.
+//
+// Back-pressure: at most `maxQueue` requests wait; one more is refused at once (QueueFull, the
+// server's 429 with Retry-After), and a request that waits longer than `queueTimeoutSeconds` is
+// dropped from the line (QueueTimeout, the server's 503). Nothing waits without bound.
 import { Batch, yieldToEventLoop, type SequenceOptions, type SequenceResult } from "../generate/generate.js";
 import type { KvDtype } from "../kernels/types.js";
 import type { DecoderModel } from "../models/decoder.js";
@@ -20,8 +24,25 @@ export interface JobResult {
   aborted: boolean; // its signal fired before every sequence finished
 }
 
+/** The wait queue is full: retry after about `retryAfterSeconds`. */
+export class QueueFull extends Error {
+  constructor(readonly retryAfterSeconds: number, queued: number) {
+    super(`the server is busy: ${queued} requests are already waiting for a slot; retry in about ${retryAfterSeconds} s`);
+    this.name = "QueueFull";
+  }
+}
+
+/** A request waited longer than the queue timeout without getting a slot. */
+export class QueueTimeout extends Error {
+  constructor(seconds: number) {
+    super(`the request waited ${seconds} s for a free slot and was dropped; retry later`);
+    this.name = "QueueTimeout";
+  }
+}
+
 interface Entry {
   prompts: number[][];
+  timer: ReturnType<typeof setTimeout> | null; // the queue timeout, cleared on admission
   options: SequenceOptions[]; // one per prompt
   stop: AbortController; // fires on the client's signal, or when adding the job failed
   results: SequenceResult[];
@@ -29,6 +50,7 @@ interface Entry {
   out: JobResult;
   resolve(r: JobResult): void;
   reject(e: unknown): void;
+  admitted: number; // performance.now() when it joined the batch
 }
 
 export interface SchedulerOptions {
@@ -36,6 +58,8 @@ export interface SchedulerOptions {
   slots: number; // sequences generated at once, e.g. 4 (llama-server's --parallel)
   kvDtype?: KvDtype;
   prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
+  maxQueue?: number; // requests that may wait for slots, default unbounded (mqa serve: 4 × slots)
+  queueTimeoutSeconds?: number; // longest wait for a slot, default unbounded
 }
 
 export class Scheduler {
@@ -43,6 +67,7 @@ export class Scheduler {
   private waiting: Entry[] = [];
   private inflight = new Set<Entry>();
   private loop: Promise<void> = Promise.resolve();
+  private meanSeconds = 1; // running mean of a request's time in the batch, for Retry-After
 
   constructor(private readonly opts: SchedulerOptions) {}
 
@@ -62,14 +87,35 @@ export class Scheduler {
    */
   submit(prompts: number[][], options: SequenceOptions[], signal?: AbortSignal): Promise<JobResult> {
     if (prompts.length > this.opts.slots) throw new Error(`Scheduler.submit: ${prompts.length} prompts but ${this.opts.slots} slots`);
+    const { maxQueue = Infinity, queueTimeoutSeconds = Infinity } = this.opts;
+    // A request that would have to wait, behind a full line, is refused now.
+    if (this.waiting.length >= maxQueue && (this.waiting.length > 0 || this.inflightSequences() + prompts.length > this.opts.slots)) {
+      const waves = Math.ceil((this.waiting.length + 1) / this.opts.slots);
+      return Promise.reject(new QueueFull(Math.max(1, Math.min(60, Math.ceil(waves * this.meanSeconds))), this.waiting.length));
+    }
     return new Promise<JobResult>((resolve, reject) => {
       const stop = new AbortController();
       if (signal?.aborted) stop.abort();
       signal?.addEventListener("abort", () => stop.abort(), { once: true });
       const out: JobResult = { sequences: [], prefillTokens: prompts.reduce((a, p) => a + p.length, 0), prefillSeconds: 0, decodeTokens: 0, decodeSeconds: 0, aborted: false };
-      this.waiting.push({ prompts, options, stop, results: [], left: prompts.length, out, resolve, reject });
+      const entry: Entry = { prompts, timer: null, options, stop, results: [], left: prompts.length, out, resolve, reject, admitted: 0 };
+      if (Number.isFinite(queueTimeoutSeconds)) {
+        entry.timer = setTimeout(() => {
+          const i = this.waiting.indexOf(entry);
+          if (i < 0) return;
+          this.waiting.splice(i, 1);
+          entry.reject(new QueueTimeout(queueTimeoutSeconds));
+        }, queueTimeoutSeconds * 1000);
+      }
+      this.waiting.push(entry);
       if (this.batch === null) this.loop = this.run();
     });
+  }
+
+  private inflightSequences(): number {
+    let n = 0;
+    for (const e of this.inflight) n += e.left;
+    return n;
   }
 
   /** Resolves once nothing runs or waits. */
@@ -88,7 +134,10 @@ export class Scheduler {
       }
     } catch (e) {
       // A bug (user input was checked before): every request in flight or waiting gets the error.
-      for (const entry of [...this.inflight, ...this.waiting]) entry.reject(e);
+      for (const entry of [...this.inflight, ...this.waiting]) {
+        if (entry.timer) clearTimeout(entry.timer);
+        entry.reject(e);
+      }
       this.inflight.clear();
       this.waiting = [];
     } finally {
@@ -100,12 +149,18 @@ export class Scheduler {
   /** Moves waiting requests into the batch while their prompts fit in the free slots (first come, first served). */
   private admit(batch: Batch): void {
     // Requests whose clients left while waiting are answered (aborted) wherever they are in line.
-    for (const entry of this.waiting) if (entry.stop.signal.aborted) entry.resolve({ ...entry.out, aborted: true });
+    for (const entry of this.waiting) {
+      if (!entry.stop.signal.aborted) continue;
+      if (entry.timer) clearTimeout(entry.timer);
+      entry.resolve({ ...entry.out, aborted: true });
+    }
     this.waiting = this.waiting.filter((entry) => !entry.stop.signal.aborted);
     while (this.waiting.length > 0) {
       const entry = this.waiting[0];
       if (batch.active + entry.prompts.length > this.opts.slots) return;
       this.waiting.shift();
+      if (entry.timer) clearTimeout(entry.timer);
+      entry.admitted = performance.now();
       this.inflight.add(entry);
       try {
         entry.prompts.forEach((p, b) => {
@@ -126,6 +181,7 @@ export class Scheduler {
     out.decodeSeconds = Math.max(out.decodeSeconds, info.decodeSeconds);
     if (--entry.left > 0 || !this.inflight.has(entry)) return;
     this.inflight.delete(entry);
+    this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - entry.admitted) / 1000);
     out.sequences = entry.results;
     out.decodeTokens = entry.results.reduce((a, s) => a + s.tokens.length, 0);
     entry.resolve(out);

@@ -7,13 +7,15 @@ import type { AddressInfo } from "node:net";
 import { UserError } from "../errors.js";
 import type { SequenceOptions } from "../generate/generate.js";
 import type { KvDtype } from "../kernels/types.js";
-import { Scheduler } from "./scheduler.js";
+import { QueueFull, QueueTimeout, Scheduler } from "./scheduler.js";
 import { ApiError, completionResponse, envelope, logprobsObject, modelList, parseChat, parseCompletion, responseHead, streamChunk, usage, type Job, type Scored, type ServedModel } from "./openai.js";
 
 export interface ServerOptions {
   served: ServedModel;
   kvDtype?: KvDtype; // KV cache storage for every request, default f32
   prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
+  maxQueue?: number; // requests that may wait for a slot; one more gets 429 with Retry-After (default unbounded)
+  queueTimeoutSeconds?: number; // a request waiting longer gets 503 (default unbounded)
   host?: string; // e.g. "127.0.0.1"
   port?: number; // 0 = any free port; default 8080
   apiKey?: string; // when set, every route but /health needs "Authorization: Bearer <key>"
@@ -257,6 +259,10 @@ async function detokenize(ctx: Ctx, req: IncomingMessage, res: ServerResponse): 
 function sendError(ctx: Ctx, req: IncomingMessage, res: ServerResponse, e: unknown): number {
   let err: ApiError;
   if (e instanceof ApiError) err = e;
+  else if (e instanceof QueueFull) {
+    err = new ApiError(429, e.message, null, "queue_full");
+    res.setHeader("Retry-After", String(e.retryAfterSeconds));
+  } else if (e instanceof QueueTimeout) err = new ApiError(503, e.message, null, "queue_timeout");
   else if (e instanceof UserError) err = new ApiError(400, e.message);
   else {
     err = new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
@@ -311,7 +317,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
  *          await fetch(`${s.url}/v1/models`); await s.close();
  */
 export async function startServer(opts: ServerOptions): Promise<ApiServer> {
-  const ctx: Ctx = { opts, scheduler: new Scheduler({ model: opts.served.model, slots: opts.served.parallel, kvDtype: opts.kvDtype, prefillChunk: opts.prefillChunk }), metrics: new Metrics(), created: Math.floor(Date.now() / 1000) };
+  const ctx: Ctx = { opts, scheduler: new Scheduler({ model: opts.served.model, slots: opts.served.parallel, kvDtype: opts.kvDtype, prefillChunk: opts.prefillChunk, maxQueue: opts.maxQueue, queueTimeoutSeconds: opts.queueTimeoutSeconds }), metrics: new Metrics(), created: Math.floor(Date.now() / 1000) };
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? 8080;
   const server = createServer((req, res) => void handle(ctx, req, res));
