@@ -8,7 +8,7 @@
 // Legend: B prompts, T_b prompt tokens, V vocabulary.
 import { OptionError, UserError } from "../errors.js";
 import type { KvDtype } from "../kernels/types.js";
-import type { KvCache } from "../kvcache/index.js";
+import type { KvCache, PagedKvCache } from "../kvcache/index.js";
 import type { DecoderModel } from "../models/decoder.js";
 import { checkSampling, sampleToken, seededRandom, tokenLogprob, type SamplingOptions, type TokenLogprob } from "./sampling.js";
 
@@ -137,6 +137,7 @@ export interface BatchOptions {
   kvDtype?: KvDtype; // default f32
   prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
   keepFinished?: boolean; // keep finished sequences' KV rows until dispose (generate() reports their bytes); default false
+  prefixCache?: boolean; // paged: reuse the KV blocks of earlier prompts' full blocks (default false; see PagedKvCache)
 }
 
 /** One sequence of a Batch. */
@@ -171,11 +172,14 @@ export class Batch {
   prefillSeconds = 0; // wall time of the steps that held prefill rows
   decodeSeconds = 0; // ... and of the decode-only steps
   decodeTokens = 0; // rows fed back by decode
+  prefixHits = 0; // sequences that started from cached prefix blocks (prefixCache)
+  prefixReusedTokens = 0; // ... and the prompt tokens they did not compute
 
   constructor(private readonly model: DecoderModel, private readonly opts: BatchOptions) {
     const chunk = opts.prefillChunk ?? 512;
     if (!Number.isInteger(chunk) || chunk < 1) throw new UserError(`generate: prefillChunk must be an integer >= 1, got ${chunk}`);
-    this.cache = model.createCache({ kind: opts.kind ?? "paged", dtype: opts.kvDtype, maxTokens: model.maxContext, maxSequences: opts.maxSequences });
+    if (opts.prefixCache && (opts.kind ?? "paged") !== "paged") throw new OptionError("prefixCache", `prefixCache needs the paged cache (kind "paged"), got kind "${opts.kind}"`);
+    this.cache = model.createCache({ kind: opts.kind ?? "paged", dtype: opts.kvDtype, maxTokens: model.maxContext, maxSequences: opts.maxSequences, prefixCache: opts.prefixCache });
   }
 
   /** Sequences still running (prefilling or decoding). */
@@ -199,7 +203,11 @@ export class Batch {
       ...(k !== undefined ? { logprobs: [] } : {}),
       ...(opts.promptLogprobs ? { promptLogprobs: [null] } : {}),
     };
-    this.seqs.push({ prompt, opts, sampling, random: seededRandom(sampling.seed), stop: new Set(opts.stopTokens ?? []), cacheSeq: this.cache.addSequence(), out, emitted: 0, prefilled: 0, last: -1, done: false, t0: 0, t1: 0 });
+    const cacheSeq = this.cache.addSequence();
+    // Prompt logprobs need every prompt row's logits, so those prompts are computed in full.
+    const reused = this.opts.prefixCache && !opts.promptLogprobs ? (this.cache as PagedKvCache).attachPrefix(cacheSeq, prompt) : 0;
+    if (reused > 0) (this.prefixHits++, (this.prefixReusedTokens += reused));
+    this.seqs.push({ prompt, opts, sampling, random: seededRandom(sampling.seed), stop: new Set(opts.stopTokens ?? []), cacheSeq, out, emitted: 0, prefilled: reused, last: -1, done: false, t0: 0, t1: 0 });
     return out;
   }
 
@@ -248,6 +256,9 @@ export class Batch {
         s.prefilled += n;
         row += n;
         if (s.prefilled < s.prompt.length) return;
+        // Only prompt blocks are indexed: their rows come from prefill, as a later prompt's would, so
+        // reusing them gives the rows recomputing would (generated tokens' rows come from decode steps).
+        if (this.opts.prefixCache) (this.cache as PagedKvCache).registerPrefix(s.cacheSeq, s.prompt);
         s.t1 = performance.now();
         if (s.opts.maxTokens === 0) return this.finish(s, false);
       } else {

@@ -31,6 +31,7 @@ export interface CacheOptions {
   dtype?: KvDtype; // default f32
   maxTokens?: number; // per sequence, sizes the paged pool
   maxSequences?: number; // paged pool: maxSequences × maxTokens tokens
+  prefixCache?: boolean; // paged: index full prompt blocks for reuse (PagedKvCache.attachPrefix)
 }
 
 /**
@@ -81,7 +82,7 @@ export class DecoderModel {
     if (opts.kind === "paged") {
       const blockSize = 16;
       const perSeq = Math.ceil(Math.min(opts.maxTokens ?? this.maxContext, this.maxContext) / blockSize);
-      return createKvCache(this.arena, { kind: "paged", ...base, blockSize, numBlocks: perSeq * (opts.maxSequences ?? 1) * numLayers });
+      return createKvCache(this.arena, { kind: "paged", ...base, blockSize, numBlocks: perSeq * (opts.maxSequences ?? 1) * numLayers, prefixCache: opts.prefixCache });
     }
     return createKvCache(this.arena, { kind: "contiguous", ...base, initialTokens: Math.min(opts.maxTokens ?? 64, this.maxContext) });
   }
