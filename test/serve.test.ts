@@ -112,7 +112,7 @@ test("greedy /v1/completions equals generate() token for token; a prompt array i
   assert.equal(j.choices[0].text, want[0].text);
   assert.equal(j.choices[0].finish_reason, want[0].finishReason);
   const promptTokens = tok.encode(prompts[0]).length;
-  assert.deepEqual(j.usage, { prompt_tokens: promptTokens, completion_tokens: want[0].tokens.length, total_tokens: promptTokens + want[0].tokens.length });
+  assert.deepEqual(j.usage, { prompt_tokens: promptTokens, completion_tokens: want[0].tokens.length, total_tokens: promptTokens + want[0].tokens.length, prompt_tokens_details: { cached_tokens: 0 } });
   // The same prompt as token ids, with echo: the text starts with the decoded prompt.
   const ids = await post(def, "/v1/completions", { prompt: tok.encode(prompts[0]), max_tokens: 24, temperature: 0, echo: true });
   assert.equal(ids.json.choices[0].text, tok.decode(tok.encode(prompts[0])) + want[0].text);
@@ -155,6 +155,35 @@ test("continuous batching: a request that arrives mid-generation joins the runni
   const h = await (await fetch(slow.url + "/health")).json();
   assert.deepEqual([h.status, h.running, h.queued], ["ok", 0, 0]);
   await slow.close();
+});
+
+test("prefix cache: a multi-turn history reuses the earlier turn's KV blocks, answers equal generate(), /metrics counts it; --no-prefix-cache reuses nothing", async () => {
+  const tok = def.rt.tokenizer!;
+  const turn1 = "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness.";
+  const turn2 = turn1 + " And the evening and the morning were the first day. And God said";
+  const metric = async (name: string) => Number(new RegExp(`^mqa:${name} (\\d+)`, "m").exec(await (await fetch(def.server.url + "/metrics")).text())![1]);
+  const hits0 = await metric("prefix_cache_hits_total");
+  const a = await post(def, "/v1/completions", { prompt: turn1, max_tokens: 8, temperature: 0, return_tokens: true });
+  const b = await post(def, "/v1/completions", { prompt: turn2, max_tokens: 8, temperature: 0, return_tokens: true });
+  const full1 = tok.encode(turn1).length;
+  assert.ok(full1 >= 32, `turn 1 has ${full1} tokens: at least two 16-token blocks`);
+  const cached = b.json.usage.prompt_tokens_details.cached_tokens;
+  // Every full block turn 1 and turn 2 share (turn 2's tokens start with turn 1's but for a boundary token).
+  const shared = tok.encode(turn2).findIndex((t, i) => t !== tok.encode(turn1)[i]);
+  assert.equal(cached, Math.floor(shared / 16) * 16, `cached ${cached} of ${shared} shared prompt tokens`);
+  assert.deepEqual(b.json.choices[0].tokens, direct(def, tok.encode(turn2), 8).tokens, "reuse never changes the answer");
+  assert.deepEqual(a.json.choices[0].tokens, direct(def, tok.encode(turn1), 8).tokens);
+  assert.ok((await metric("prefix_cache_hits_total")) >= hits0 + 1);
+  assert.ok((await metric("prefix_cache_reused_tokens_total")) >= cached);
+  const off = await startServer({ served: { id: "default", model: def.rt.model, tokenizer: def.rt.tokenizer, maxTokensDefault: 4, parallel: 1 }, port: 0, prefixCache: false });
+  try {
+    for (const p of [turn1, turn2]) {
+      const r = await (await fetch(off.url + "/v1/completions", { method: "POST", body: JSON.stringify({ prompt: p, max_tokens: 8, temperature: 0 }) })).json();
+      assert.equal(r.usage.prompt_tokens_details.cached_tokens, 0);
+    }
+  } finally {
+    await off.close();
+  }
 });
 
 test("streamed /v1/completions: SSE chunks concatenate to the non-streamed text and end with [DONE]; usage on request", async () => {

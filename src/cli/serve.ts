@@ -21,6 +21,7 @@ interface ServeFlags {
   parallel: string;
   prefillChunk: string;
   maxQueue?: string;
+  prefixCache: boolean;
   queueTimeout: string;
   backend: string;
   modelName?: string;
@@ -41,6 +42,7 @@ export function register(program: Command): void {
     .option("--kv-dtype <type>", `KV cache storage: ${KV_DTYPES.join(", ")}`, "f32")
     .option("--max-tokens-default <n>", "max_tokens for requests that give none", "256")
     .option("--parallel <n>", "sequences generated at once (continuous batching; KV for n × the context is reserved while busy); also the most prompts per request", "4")
+    .option("--no-prefix-cache", "compute every prompt in full (by default full blocks of earlier prompts' KV are reused, and the KV pool stays reserved)")
     .option("--max-queue <n>", "requests that may wait for a slot (default 4 × --parallel); one more gets 429 with Retry-After; 0 = no waiting")
     .option("--queue-timeout <seconds>", "a request that waits longer for a slot gets 503 (0 = wait without limit)", "300")
     .option("--prefill-chunk <n>", "prompt tokens per step, shared by the requests still prefilling; between steps the server answers /health, admits requests and notices hang-ups", "512")
@@ -68,7 +70,7 @@ export function register(program: Command): void {
         if (chatTemplate !== null && rt.tokenizer) rt.tokenizer.chatTemplate = chatTemplate;
         const id = flags.modelName ?? basename(modelPath.replace(/[/\\]+$/, "")).replace(/\.gguf$/i, "");
         const log = flags.quiet ? undefined : (line: string) => console.error(line);
-        const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault, parallel }, kvDtype: flags.kvDtype as KvDtype, prefillChunk, maxQueue, queueTimeoutSeconds: queueTimeout > 0 ? queueTimeout : undefined, host: flags.host, port, apiKey: flags.apiKey, log });
+        const server = await startServer({ served: { id, model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault, parallel }, kvDtype: flags.kvDtype as KvDtype, prefillChunk, prefixCache: flags.prefixCache, maxQueue, queueTimeoutSeconds: queueTimeout > 0 ? queueTimeout : undefined, host: flags.host, port, apiKey: flags.apiKey, log });
         const info = {
           url: server.url,
           openaiBaseUrl: `${server.url}/v1`,
@@ -79,6 +81,7 @@ export function register(program: Command): void {
           chatTemplate: rt.tokenizer?.chatTemplate != null,
           kvDtype: flags.kvDtype,
           parallel,
+          prefixCache: flags.prefixCache,
           maxQueue,
           queueTimeoutSeconds: queueTimeout > 0 ? queueTimeout : null,
           kernels: rt.kernels.name,

@@ -35,6 +35,7 @@ export interface SequenceResult {
   finishReason: "stop" | "length";
   logprobs?: TokenLogprob[]; // one per generated token, when opts.logprobs is set
   promptLogprobs?: (TokenLogprob | null)[]; // one per prompt token (the first has none), when opts.promptLogprobs
+  cachedTokens?: number; // prompt tokens taken from the prefix cache instead of computed (Batch with prefixCache)
 }
 
 export interface GenerateResult {
@@ -207,6 +208,7 @@ export class Batch {
     // Prompt logprobs need every prompt row's logits, so those prompts are computed in full.
     const reused = this.opts.prefixCache && !opts.promptLogprobs ? (this.cache as PagedKvCache).attachPrefix(cacheSeq, prompt) : 0;
     if (reused > 0) (this.prefixHits++, (this.prefixReusedTokens += reused));
+    if (this.opts.prefixCache) out.cachedTokens = reused;
     this.seqs.push({ prompt, opts, sampling, random: seededRandom(sampling.seed), stop: new Set(opts.stopTokens ?? []), cacheSeq, out, emitted: 0, prefilled: reused, last: -1, done: false, t0: 0, t1: 0 });
     return out;
   }

@@ -256,13 +256,16 @@ export function envelope(head: ResponseHead, object: string) {
 export function usage(job: Job, result: JobResult) {
   const prompt = job.prompts.reduce((a, p) => a + p.length, 0);
   const completion = result.sequences.reduce((a, s) => a + s.tokens.length, 0);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  const cached = result.sequences.reduce((a, s) => a + (s.cachedTokens ?? 0), 0);
+  // OpenAI's prompt_tokens_details.cached_tokens: prompt tokens served from the prefix cache.
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
 }
 
 /** llama-server's timings extension (milliseconds, tokens per second). */
 export function timings(result: JobResult) {
   const perSecond = (n: number, s: number) => (n > 0 ? n / Math.max(s, 1e-9) : 0);
   return {
+    cache_n: result.sequences.reduce((a, s) => a + (s.cachedTokens ?? 0), 0), // llama-server: prompt tokens reused from the cache
     prompt_n: result.prefillTokens,
     prompt_ms: result.prefillSeconds * 1000,
     prompt_per_second: perSecond(result.prefillTokens, result.prefillSeconds),

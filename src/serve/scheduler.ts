@@ -5,7 +5,8 @@
 // leaves the sockets as it is made, new requests join, and aborted ones drop out.
 //
 // Memory: the Batch's paged KV pool holds `slots` sequences of the model's full context, reserved
-// while any request runs and freed when the server goes idle.
+// while any request runs and freed when the server goes idle; with prefixCache the batch and its
+// pool stay (the cached prompt blocks live there) until close().
 //
 // Back-pressure: at most `maxQueue` requests wait; one more is refused at once (QueueFull, the
 // server's 429 with Retry-After), and a request that waits longer than `queueTimeoutSeconds` is
@@ -58,6 +59,7 @@ export interface SchedulerOptions {
   slots: number; // sequences generated at once, e.g. 4 (llama-server's --parallel)
   kvDtype?: KvDtype;
   prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
+  prefixCache?: boolean; // reuse KV blocks of earlier prompts; the batch (and its pool) then stays between requests
   maxQueue?: number; // requests that may wait for slots, default unbounded (mqa serve: 4 × slots)
   queueTimeoutSeconds?: number; // longest wait for a slot, default unbounded
 }
@@ -67,6 +69,9 @@ export class Scheduler {
   private waiting: Entry[] = [];
   private inflight = new Set<Entry>();
   private loop: Promise<void> = Promise.resolve();
+  private looping = false;
+  private hitsBefore = 0; // prefix-cache counts of batches already disposed
+  private reusedBefore = 0;
   private meanSeconds = 1; // running mean of a request's time in the batch, for Retry-After
 
   constructor(private readonly opts: SchedulerOptions) {}
@@ -108,7 +113,7 @@ export class Scheduler {
         }, queueTimeoutSeconds * 1000);
       }
       this.waiting.push(entry);
-      if (this.batch === null) this.loop = this.run();
+      if (!this.looping) this.loop = this.run();
     });
   }
 
@@ -124,9 +129,10 @@ export class Scheduler {
   }
 
   private async run(): Promise<void> {
-    const { model, slots, kvDtype, prefillChunk } = this.opts;
+    const { model, slots, kvDtype, prefillChunk, prefixCache } = this.opts;
+    this.looping = true;
     try {
-      this.batch = new Batch(model, { maxSequences: slots, kvDtype, prefillChunk });
+      this.batch ??= new Batch(model, { maxSequences: slots, kvDtype, prefillChunk, prefixCache });
       for (;;) {
         this.admit(this.batch);
         if (!this.batch.step() && this.waiting.length === 0) break;
@@ -140,10 +146,26 @@ export class Scheduler {
       }
       this.inflight.clear();
       this.waiting = [];
-    } finally {
-      this.batch?.dispose();
+      this.batch?.dispose(); // after a bug the pool is not trusted
       this.batch = null;
+    } finally {
+      this.looping = false;
+      if (!prefixCache) this.dispose();
     }
+  }
+
+  /** Prefix-cache totals: sequences that reused cached blocks, and the prompt tokens reused. */
+  get prefixStats(): { hits: number; reusedTokens: number } {
+    return { hits: this.hitsBefore + (this.batch?.prefixHits ?? 0), reusedTokens: this.reusedBefore + (this.batch?.prefixReusedTokens ?? 0) };
+  }
+
+  /** Frees the batch and its KV pool (the prefix cache with it); the next request makes a new one. */
+  dispose(): void {
+    if (!this.batch) return;
+    this.hitsBefore += this.batch.prefixHits;
+    this.reusedBefore += this.batch.prefixReusedTokens;
+    this.batch.dispose();
+    this.batch = null;
   }
 
   /** Moves waiting requests into the batch while their prompts fit in the free slots (first come, first served). */

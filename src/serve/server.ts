@@ -14,6 +14,7 @@ export interface ServerOptions {
   served: ServedModel;
   kvDtype?: KvDtype; // KV cache storage for every request, default f32
   prefillChunk?: number; // prompt tokens per step, shared by the prefilling sequences, default 512
+  prefixCache?: boolean; // reuse the KV blocks of earlier prompts' shared prefixes (default true; the KV pool then stays reserved)
   maxQueue?: number; // requests that may wait for a slot; one more gets 429 with Retry-After (default unbounded)
   queueTimeoutSeconds?: number; // a request waiting longer gets 503 (default unbounded)
   host?: string; // e.g. "127.0.0.1"
@@ -67,6 +68,9 @@ class Metrics {
     metric("tokens_predicted_seconds_total", "counter", "Seconds spent in decode steps.", [["", this.decodeSeconds]]);
     metric("requests_processing", "gauge", "Requests generating now (continuous batching).", [["", scheduler.running]]);
     metric("requests_deferred", "gauge", "Requests waiting for a free slot.", [["", scheduler.queued]]);
+    const prefix = scheduler.prefixStats;
+    metric("prefix_cache_hits_total", "counter", "Prompts that started from cached KV blocks of an earlier prompt.", [["", prefix.hits]]);
+    metric("prefix_cache_reused_tokens_total", "counter", "Prompt tokens taken from the prefix cache instead of prefilled.", [["", prefix.reusedTokens]]);
     const byRoute = [...this.requests].map(([k, v]): [string, number] => {
       const [route, status] = k.split(" ");
       return [`{route=${JSON.stringify(route)},status="${status}"}`, v];
@@ -317,7 +321,7 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
  *          await fetch(`${s.url}/v1/models`); await s.close();
  */
 export async function startServer(opts: ServerOptions): Promise<ApiServer> {
-  const ctx: Ctx = { opts, scheduler: new Scheduler({ model: opts.served.model, slots: opts.served.parallel, kvDtype: opts.kvDtype, prefillChunk: opts.prefillChunk, maxQueue: opts.maxQueue, queueTimeoutSeconds: opts.queueTimeoutSeconds }), metrics: new Metrics(), created: Math.floor(Date.now() / 1000) };
+  const ctx: Ctx = { opts, scheduler: new Scheduler({ model: opts.served.model, slots: opts.served.parallel, kvDtype: opts.kvDtype, prefillChunk: opts.prefillChunk, prefixCache: opts.prefixCache ?? true, maxQueue: opts.maxQueue, queueTimeoutSeconds: opts.queueTimeoutSeconds }), metrics: new Metrics(), created: Math.floor(Date.now() / 1000) };
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? 8080;
   const server = createServer((req, res) => void handle(ctx, req, res));
@@ -340,6 +344,7 @@ export async function startServer(opts: ServerOptions): Promise<ApiServer> {
       server.closeAllConnections(); // open streams see "close" and abort their generation
       await closed;
       await ctx.scheduler.idle();
+      ctx.scheduler.dispose();
     },
   };
 }
