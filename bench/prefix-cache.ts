@@ -59,7 +59,7 @@ async function chat(url: string, user: number, out: Run): Promise<void> {
 }
 
 async function workload(rt: Awaited<ReturnType<typeof openRuntime>>, prefixCache: boolean): Promise<Run> {
-  const server = await startServer({ served: { id: "bench", model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault: ANSWER, parallel: USERS }, port: 0, prefixCache });
+  const server = await startServer({ served: { id: "bench", model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault: ANSWER, parallel: USERS }, port: 0, prefixCache, log: (l) => process.env.MQA_BENCH_LOG && console.error(l) });
   const run: Run = { prefixCache, ttft: [], seconds: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
   try {
     const t0 = performance.now();

@@ -129,6 +129,7 @@ export interface WeightBytes {
   byGroup: Record<ParamGroup, number>;
   activePerToken: number; // bytes of weights one token touches (MoE: expertsPerToken of numExperts routed experts)
   routedPerGpu: number; // the part of perGpu that is routed MoE experts (0 for dense models)
+  lookupPerGpu: number; // the part of perGpu that decode only looks rows up in: an untied input embedding, learned positions
 }
 
 export function weightBytes(spec: ModelSpec, weightDtype: string, tp = 1): WeightBytes {
@@ -137,20 +138,25 @@ export function weightBytes(spec: ModelSpec, weightDtype: string, tp = 1): Weigh
   let perGpu = 0;
   let activePerToken = 0;
   let routedPerGpu = 0;
+  let lookupPerGpu = 0;
   const { numExperts, expertsPerToken } = spec.mlp;
   for (const t of tensorTable(spec)) {
+    const lookup = t.group === "positions" || (t.group === "embeddings" && !spec.tieWordEmbeddings);
     const one = tensorBytes(t, weightDtype);
     const count = t.count ?? 1;
     const b = one * count;
     byGroup[t.group] += b;
     total += b;
     activePerToken += t.expert === "routed" ? (b * expertsPerToken) / numExperts : b;
-    if (t.split === "replicated") perGpu += b;
-    else if (t.split === "split") {
+    if (t.split === "replicated") {
+      perGpu += b;
+      if (lookup) lookupPerGpu += b;
+    } else if (t.split === "split") {
       perGpu += Math.ceil(one / tp) * count; // each tensor is split on its own
+      if (lookup) lookupPerGpu += Math.ceil(one / tp) * count;
       if (t.expert === "routed") routedPerGpu += Math.ceil(one / tp) * count;
     }
     else perGpu += (b / t.kvHeads!) * Math.max(Math.ceil(t.kvHeads! / tp), 1);
   }
-  return { total, perGpu, byGroup, activePerToken: Math.round(activePerToken), routedPerGpu };
+  return { total, perGpu, byGroup, activePerToken: Math.round(activePerToken), routedPerGpu, lookupPerGpu };
 }

@@ -16,7 +16,7 @@
 // Decode roofline per GPU: step time = max(bytes read / bandwidth, FLOPs / dense bf16 peak); tokens/s = batch / step.
 import { OptionError, UserError } from "../errors.js";
 import { kvBytesPerToken, kvCacheBytes, kvHeadsPerGpu, storedTokens } from "../kvcache/bytes.js";
-import { dtypeInfo } from "../dtypes/table.js";
+import { dtypeInfo, rowBytes } from "../dtypes/table.js";
 import type { ModelSpec } from "../spec/types.js";
 import { attentionKind } from "../spec/types.js";
 import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../spec/variant.js";
@@ -304,7 +304,8 @@ export function searchMaxContext(bytesAt: (tokens: number) => number, budget: nu
 
 /**
  * Roofline decode step for `batch` sequences at `context` cached tokens: per GPU, bytes read = weights (MoE: the
- * expected distinct experts hit, 1 − (1 − k/X)^b of each layer's routed experts, uniform routing) + the KV cache;
+ * expected distinct experts hit, 1 − (1 − k/X)^b of each layer's routed experts, uniform routing; an untied input
+ * embedding and learned positions: only the b rows looked up) + the KV cache;
  * FLOPs = 2 × matmul parameters per GPU × b + 4 × b × stored tokens × heads per GPU × head dim per layer.
  */
 export function decodeEstimate(spec: ModelSpec, o: ResolvedPlanOptions, batch: number): DecodeEstimate {
@@ -313,7 +314,10 @@ export function decodeEstimate(spec: ModelSpec, o: ResolvedPlanOptions, batch: n
   const w = weightBytes(spec, o.weightDtype, tp);
   const { numExperts, expertsPerToken } = spec.mlp;
   const hitFraction = numExperts > 1 ? 1 - Math.pow(1 - expertsPerToken / numExperts, b) : 1;
-  const weightRead = w.perGpu - w.routedPerGpu + w.routedPerGpu * hitFraction;
+  // Input embedding (untied) and learned positions: b rows are looked up, not the whole table read.
+  const tables = (spec.tieWordEmbeddings ? 0 : 1) + (spec.positions === "learned" ? 1 : 0);
+  const lookupRows = Math.min(w.lookupPerGpu, b * tables * rowBytes(o.weightDtype, spec.hiddenSize));
+  const weightRead = w.perGpu - w.lookupPerGpu - w.routedPerGpu + w.routedPerGpu * hitFraction + lookupRows;
   const kvRead = kvCacheBytes(spec, { tokens: context, dtype, batch: b, tp, applyWindow });
   const params = paramCounts(spec);
   const matmulParams = params.active - params.embeddings - params.positions + (spec.tieWordEmbeddings ? spec.vocabSize * spec.hiddenSize : 0);
