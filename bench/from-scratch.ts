@@ -8,6 +8,7 @@
 //   npx tsx bench/from-scratch.ts --max-minutes 90  # stop starting jobs after 90 minutes (rerun to continue)
 //   npx tsx bench/from-scratch.ts --report          # rebuild the report from the committed results
 //   ... --threads 2                                  # kernel threads per run (default 2)
+//   ... --only mqar,lm                               # only jobs whose id starts with one of these, in this order
 //
 // Resumable: each finished job writes one JSON file (its final evaluation and validation curve) under
 // docs/experiments/from-scratch/results/; a job interrupted mid-run resumes from its last checkpoint in
@@ -134,7 +135,9 @@ if (process.argv[1]?.endsWith("from-scratch.ts")) {
   mkdirSync(X.results, { recursive: true });
   if (!args.includes("--report")) {
     if (!existsSync(join(X.data, "meta.json"))) prepareData({ outDir: X.data, vocabSize: X.vocab, sources: DATA_SOURCES, log: (m) => console.error(m) });
-    const todo = jobs().filter((j) => !existsSync(resultPath(j.id)));
+    const only = flag("--only")?.split(",") ?? null;
+    const rank = (id: string) => (only ? only.findIndex((p) => id.startsWith(p)) : 0);
+    const todo = jobs().filter((j) => !existsSync(resultPath(j.id)) && rank(j.id) >= 0).sort((a, b) => rank(a.id) - rank(b.id)); // stable: seed order kept
     console.error(`${todo.length} of ${jobs().length} jobs to run; ${STEPS} updates × ${perUpdate} tokens per language-model run`);
     for (const job of todo) {
       if (minutes() >= maxMinutes) {
