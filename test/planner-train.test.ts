@@ -51,7 +51,7 @@ test("ZeRO stages partition optimizer, then gradients, then weights over N_d (ro
   assert.deepEqual(at(3), { weights: 251, gradients: 251, optimizerStates: 1502, total: 251 + 251 + 1502 });
 });
 
-test("Korthikanti et al. 2022 eq. (2): sbh(34 + 5as/h) per layer for an MHA GELU-4h model (GPT-2 shape), exactly", () => {
+test("Korthikanti et al. 2022: sbh(34 + 5as/h) per layer for an MHA GELU-4h model (GPT-2 shape), exactly", () => {
   const gpt2 = presetSpec("gpt2"); // h 768, a 12, F 3072 = 4h, gelu, 2 LayerNorms per layer
   for (const [s, b] of [[1024, 1], [512, 4], [1, 1]]) {
     const want = s * b * 768 * (34 + (5 * 12 * s) / 768);
@@ -59,7 +59,7 @@ test("Korthikanti et al. 2022 eq. (2): sbh(34 + 5as/h) per layer for an MHA GELU
   }
   // Hand-worked: s = 1024, b = 1: 1024 · 768 · (34 + 80) = 89,653,248 bytes per layer, × 12 layers.
   assert.equal(activationBytes(gpt2, { seq: 1024, microBatch: 1, checkpointing: false }), 12 * 89_653_248);
-  // Full recompute (§4.2): 2sbh per layer (layer inputs) + one layer rebuilt during its backward.
+  // Full recompute: 2sbh per layer (layer inputs) + one layer rebuilt during its backward.
   assert.equal(activationBytes(gpt2, { seq: 1024, microBatch: 1, checkpointing: true }), 12 * 2 * 1024 * 768 + 89_653_248);
   // A GPT-3-175B-shaped config (h 12288, a 96, 96 layers, s 2048): 2048 · 12288 · (34 + 80) bytes per layer.
   const gpt3 = specFromHfConfig({ model_type: "gpt2", n_embd: 12288, n_head: 96, n_layer: 96, n_positions: 2048, vocab_size: 50257 }, "gpt3-175b");

@@ -26,7 +26,7 @@ const GiB = 1024 ** 3;
 export const OPTIMIZERS = ["adamw", "adamw8bit", "sgd", "lora"] as const;
 export type Optimizer = (typeof OPTIMIZERS)[number];
 export const ZERO_STAGES = [0, 1, 2, 3] as const;
-/** bitsandbytes' block size for its 8-bit optimizer states (Dettmers et al. 2022, §2.1: blocks of 2048). */
+/** bitsandbytes' block size for its 8-bit optimizer states (Dettmers et al. 2022: blocks of 2048). */
 export const BLOCKWISE_BLOCK = 2048;
 /** The projections LoRA adapts: all four attention projections (tensor-table groups). */
 export const LORA_TARGETS = ["q", "k", "v", "o"] as const;
@@ -144,7 +144,7 @@ function mlpWidth(spec: ModelSpec, i: number): number {
  *   MLP:       2sbE (input) + sbE (dropout mask) + gelu: 2sbF (activation input) + 2sbF (activation output)
  *              gated: 2sbF (gate) + 2sbF (up) + 2sbF (activation output) + 2sbF (product, the down-projection input)
  *   norms:     2sbE per norm (their inputs)
- * MHA with D = E/H, 2 norms and a 4E gelu MLP gives sbE(34 + 5Hs/E), the paper's equation (2).
+ * MHA with D = E/H, 2 norms and a 4E gelu MLP gives sbE(34 + 5Hs/E), the paper's formula.
  * flashAttention: FlashAttention (Dao et al. 2022) keeps no s² tensors, only the fp32 softmax log-sum-exp per query
  * and head (4·H·s·b) and regenerates the dropout mask, so 5Hs²b becomes 4Hsb.
  * @example activationBytesPerLayer(gpt2, 0, { seq: 1024, microBatch: 1 }) // 1024·768·(34 + 5·12·1024/768) = 89_653_248
@@ -165,7 +165,7 @@ export function activationBytesPerLayer(spec: ModelSpec, layerIndex: number, o: 
 
 /**
  * Stored activation bytes of all layers: Σ layers without recomputation; with full checkpointing the layer inputs
- * 2sbE × L (Korthikanti et al. 2022, §4.2) plus one layer's full activations, rebuilt during its backward.
+ * 2sbE × L (Korthikanti et al. 2022, full recomputation) plus one layer's full activations, rebuilt during its backward.
  */
 export function activationBytes(spec: ModelSpec, o: { seq: number; microBatch: number; checkpointing: boolean; flashAttention?: boolean }): number {
   const perLayer = spec.layers.map((_, i) => activationBytesPerLayer(spec, i, o));
@@ -173,7 +173,7 @@ export function activationBytes(spec: ModelSpec, o: { seq: number; microBatch: n
   return spec.numLayers * 2 * o.seq * o.microBatch * spec.hiddenSize + Math.max(...perLayer);
 }
 
-/** fp32 logits of the micro-batch for the cross-entropy loss: 4·s·b·V (Korthikanti et al. 2022, §4.1). */
+/** fp32 logits of the micro-batch for the cross-entropy loss: 4·s·b·V (Korthikanti et al. 2022). */
 export function logitsBytes(spec: ModelSpec, o: { seq: number; microBatch: number }): number {
   return 4 * o.seq * o.microBatch * spec.vocabSize;
 }
