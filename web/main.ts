@@ -6,12 +6,13 @@
 // data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
 import { canonicalDtype, DTYPES } from "../src/dtypes/table.js";
 import { cacheVsContextChart, heatmapChart, throughputChart } from "../src/planner/charts.js";
-import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
+import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, trainPlan, type Optimizer, type PlanOptions, type PlanResult, type TrainOptions } from "../src/planner/index.js";
 import type { ModelSpec } from "../src/spec/types.js";
 import type { TopLevelSpec } from "vega-lite";
 import { clearChart, showChart } from "./charts.js";
 import { formatInt, formatTokens } from "./format.js";
 import { renderCards, renderParams, renderVariants } from "./view.js";
+import { renderTraining } from "./train-view.js";
 import { OptionError } from "../src/errors.js";
 
 /**
@@ -114,6 +115,20 @@ const el = {
   chartHeatmap: $("chart-heatmap"),
   chartThroughput: $("chart-throughput"),
   cli: $("cli-command"),
+  optimizer: $<HTMLSelectElement>("optimizer"),
+  loraRank: $<HTMLInputElement>("lora-rank"),
+  loraRankField: $("lora-rank-field"),
+  zero: $<HTMLSelectElement>("zero"),
+  microBatch: $<HTMLInputElement>("micro-batch"),
+  seq: $<HTMLInputElement>("seq"),
+  trainTokens: $<HTMLInputElement>("train-tokens"),
+  mfu: $<HTMLInputElement>("mfu"),
+  checkpointing: $<HTMLInputElement>("checkpointing"),
+  flashAttention: $<HTMLInputElement>("flash-attention"),
+  trainTable: $("train-table"),
+  trainCaption: $("train-caption"),
+  trainError: $("train-error"),
+  trainCli: $("train-cli-command"),
 };
 
 function option(value: string, text: string): HTMLOptionElement {
@@ -249,6 +264,59 @@ function cliCommand(s: PageState): string {
   return `npx mqa plan --model ${model} ${gpu} --gpus ${s.gpus} --tp ${s.tp} --context ${s.context} --batch ${s.batch} --kv-dtype ${s.kvDtype} --weight-dtype ${s.weightDtype}${serving} --kv-heads ${kvHeadsList(s.kvHeads).join(",")} --json`;
 }
 
+/** The training controls as trainPlan options; GPU, GPUs and what-if KV heads come from the serving controls. */
+function trainOptions(s: PageState): TrainOptions {
+  const optimizer = el.optimizer.value as Optimizer;
+  const tokens = el.trainTokens.value.trim();
+  return {
+    optimizer,
+    loraRank: optimizer === "lora" ? numberOf(el.loraRank) : undefined,
+    zero: Number(el.zero.value),
+    checkpointing: el.checkpointing.checked,
+    flashAttention: el.flashAttention.checked,
+    microBatch: numberOf(el.microBatch),
+    seq: numberOf(el.seq),
+    gpus: s.gpus,
+    gpu: planOptions(s).gpu,
+    tokens: tokens === "" ? null : /^[\d.]+(e\d+)?$/i.test(tokens) ? Number(tokens) : NaN,
+    mfu: numberOf(el.mfu),
+    kvHeads: kvHeadsList(s.kvHeads),
+  };
+}
+
+/** The `mqa plan --train` command that prints the same training numbers. */
+function trainCliCommand(s: PageState, t: TrainOptions): string {
+  const model = s.source === "preset" ? s.preset : "config.json";
+  const gpu = s.gpu === "custom" ? `--gpu-memory-gib ${s.gpuMemoryGiB} --gpu-bandwidth-gbs ${s.gpuBandwidthGBs} --gpu-tflops ${s.gpuTflops}` : `--gpu ${s.gpu}`;
+  const flags = [
+    `--optimizer ${t.optimizer}`,
+    t.optimizer === "lora" ? `--lora-rank ${t.loraRank}` : "",
+    `--zero ${t.zero}`,
+    t.checkpointing ? "--checkpointing" : "",
+    t.flashAttention ? "--flash-attention" : "",
+    `--micro-batch ${t.microBatch} --seq ${t.seq} --gpus ${s.gpus}`,
+    t.tokens !== null ? `--tokens ${el.trainTokens.value.trim()}` : "",
+    `--mfu ${t.mfu}`,
+  ].filter(Boolean).join(" ");
+  return `npx mqa plan --train --model ${model} ${gpu} ${flags} --kv-heads ${kvHeadsList(s.kvHeads).join(",")} --json`;
+}
+
+/** The training view; its errors stay in its own panel, so the serving plan above still shows. */
+function updateTraining(spec: ModelSpec, s: PageState): void {
+  el.loraRankField.hidden = el.optimizer.value !== "lora";
+  const t = trainOptions(s);
+  el.trainCli.textContent = trainCliCommand(s, t);
+  try {
+    const r = trainPlan(spec, t);
+    showError(el.trainError, null);
+    renderTraining(el.trainTable, el.trainCaption, r);
+  } catch (e) {
+    el.trainTable.replaceChildren();
+    el.trainCaption.textContent = "";
+    showError(el.trainError, withFieldLabels(e));
+  }
+}
+
 function showError(box: HTMLElement, message: string | null): void {
   box.hidden = message === null;
   box.textContent = message ?? "";
@@ -312,6 +380,7 @@ function update(): void {
   el.warnings.replaceChildren(...result.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
   el.warnings.hidden = result.warnings.length === 0;
   el.cli.textContent = cliCommand(s);
+  updateTraining(model.spec, s);
   history.replaceState(null, "", hashOf(s));
   plans++;
   document.body.dataset.plans = String(plans);
