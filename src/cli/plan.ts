@@ -167,7 +167,7 @@ async function runTrainPlan(flags: PlanFlags): Promise<void> {
     seq: intFlag("--seq", flags.seq, { k: true }),
     gpus: flags.gpus !== undefined ? intFlag("--gpus", flags.gpus) : 1,
     gpu: resolveGpu(flags),
-    tokens: flags.tokens !== undefined ? numFlag("--tokens", flags.tokens, { min: 0, minOpen: true, max: 1e18 }) : null,
+    tokens: flags.tokens !== undefined ? numFlag("--tokens", flags.tokens, POSITIVE) : null,
     mfu: numFlag("--mfu", flags.mfu, { ...POSITIVE, max: 1 }),
     overheadBytes: Math.round(numFlag("--overhead-gib", flags.overheadGib, { min: 0, max: 1e6 }) * GiB),
     kvHeads: flags.kvHeads ? flags.kvHeads.split(",").map((s) => s.trim()).filter(Boolean) : ["full", "mqa"],
