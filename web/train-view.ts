@@ -18,8 +18,8 @@ const MEMORY_ROWS: [MemoryKey, string][] = [
   ["total", "Total per GPU"],
 ];
 
-function trainExact(key: string, value: number, text: string): HTMLElement {
-  return h("span", { class: "exact", "data-train-key": key, "data-value": String(value) }, text);
+function trainExact(key: string, value: number, text: string, cls = "exact"): HTMLElement {
+  return h("span", { class: cls, "data-train-key": key, "data-value": String(value) }, text);
 }
 
 /** The training table for the model as configured and each KV-head variant. */
@@ -30,10 +30,10 @@ export function renderTraining(table: HTMLElement, caption: HTMLElement, r: Trai
   const head = h("thead", {}, h("tr", {}, h("th", {}, "Per GPU"), ...vs.map((v, i) => h("th", {}, name(v, i)))));
   const row = (label: string, cells: (v: TrainVariant, i: number) => (Node | string)[], cls = "") => h("tr", { class: cls }, h("td", {}, label), ...vs.map((v, i) => h("td", {}, ...cells(v, i))));
   const rows = [
-    row("Trainable parameters", (v, i) => [trainExact(`variants.${i}.trainableParams`, v.trainableParams, formatRate(v.trainableParams))]),
+    row("Trainable parameters", (v, i) => [trainExact(`variants.${i}.trainableParams`, v.trainableParams, formatRate(v.trainableParams), "plain")]),
     ...MEMORY_ROWS.map(([k, label]) => row(label, (v, i) => [formatBytes(v.memory[k]), trainExact(`variants.${i}.memory.${k}`, v.memory[k], `${formatInt(v.memory[k])} B`)], k === "total" ? "total" : "")),
     row(`Fits in ${formatBytes(r.memoryBytesPerGpu)}`, (v) => [h("span", { class: v.fits ? "fits-yes" : "fits-no", "data-train-fits": String(v.fits) }, v.fits ? "yes" : "no")]),
-    row(`Max micro-batch at ${formatInt(o.seq)} tokens`, (v, i) => [trainExact(`variants.${i}.maxMicroBatch`, v.maxMicroBatch, formatInt(v.maxMicroBatch))]),
+    row(`Max micro-batch at ${formatInt(o.seq)} tokens`, (v, i) => [trainExact(`variants.${i}.maxMicroBatch`, v.maxMicroBatch, formatInt(v.maxMicroBatch), "plain")]),
     row(`Tokens/s (${o.gpus} GPUs, MFU ${o.mfu})`, (v) => [v.tokensPerSecond === null ? "—" : formatRate(v.tokensPerSecond)]),
     row(o.tokens !== null ? `Hours for ${o.tokens.toExponential(2)} tokens` : "Hours (set tokens)", (v) => [h("span", { "data-train-hours": v.hours === null ? "" : v.hours.toFixed(1) }, v.hours === null ? "—" : v.hours.toFixed(1))]),
   ];
