@@ -319,6 +319,13 @@ test("training view: the same trainPlan numbers as mqa plan --train --json (adam
   await page.fill("#lora-rank", "8");
   await page.check("#checkpointing");
   await expectTrainingMatchesCli("lora rank 8", [...common, "--optimizer", "lora", "--lora-rank", "8", "--zero", "2", "--checkpointing", "--flash-attention", "--micro-batch", "1", "--seq", "4096", "--gpus", "8", "--tokens", "1e11", "--mfu", "0.4", "--kv-heads", "32,8,1"]);
+  // The training settings survive a reload through the URL hash.
+  const url = page.url();
+  assert.match(url, /optimizer=lora&loraRank=8&zero=2&checkpointing=1&flashAttention=1/);
+  await page.goto("about:blank");
+  await page.goto(url);
+  await settled();
+  assert.deepEqual([await page.inputValue("#optimizer"), await page.inputValue("#lora-rank"), await page.inputValue("#zero"), await page.isChecked("#checkpointing")], ["lora", "8", "2", true]);
   // A bad training value is the library's message with the input's label, in the training panel only.
   await page.fill("#mfu", "1.5");
   await settled();

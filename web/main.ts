@@ -203,7 +203,35 @@ function hashOf(s: PageState): string {
   for (const k of ["kvHeads", "gpu", "gpus", "tp", "kvDtype", "weightDtype", "context", "batch"] as const) q.set(k, String(s[k]));
   if (s.gpu === "custom") for (const k of ["gpuMemoryGiB", "gpuBandwidthGBs", "gpuTflops"] as const) q.set(k, String(s[k]));
   for (const k of ["blockSize", "gpuMemoryUtilization"] as const) if (s[k] !== DEFAULTS[k]) q.set(k, String(s[k]));
+  for (const [k, value] of Object.entries(trainControlValues())) if (value !== TRAIN_DEFAULTS[k as TrainKey]) q.set(k, value);
   return `#${q}`;
+}
+
+// Training controls in the URL hash, by the option names of trainPlan (written only when not the default).
+const TRAIN_DEFAULTS = { optimizer: "adamw", loraRank: "16", zero: "0", microBatch: "1", seq: "4096", tokens: "1e11", mfu: "0.4", checkpointing: "0", flashAttention: "0" };
+type TrainKey = keyof typeof TRAIN_DEFAULTS;
+const trainControls = (): Record<TrainKey, HTMLInputElement | HTMLSelectElement> => ({
+  optimizer: el.optimizer, loraRank: el.loraRank, zero: el.zero, microBatch: el.microBatch, seq: el.seq, tokens: el.trainTokens, mfu: el.mfu,
+  checkpointing: el.checkpointing, flashAttention: el.flashAttention,
+});
+
+function trainControlValues(): Record<TrainKey, string> {
+  const out = {} as Record<TrainKey, string>;
+  for (const [k, input] of Object.entries(trainControls()) as [TrainKey, HTMLInputElement | HTMLSelectElement][]) {
+    out[k] = input instanceof HTMLInputElement && input.type === "checkbox" ? (input.checked ? "1" : "0") : input.value;
+  }
+  return out;
+}
+
+/** Sets the training controls from the URL hash (missing keys: the defaults). */
+function writeTrainControls(): void {
+  const q = new URLSearchParams(location.hash.slice(1));
+  for (const [k, input] of Object.entries(trainControls()) as [TrainKey, HTMLInputElement | HTMLSelectElement][]) {
+    const value = q.get(k) ?? TRAIN_DEFAULTS[k];
+    if (input instanceof HTMLInputElement && input.type === "checkbox") input.checked = value === "1";
+    else if (input instanceof HTMLSelectElement && ![...input.options].some((o) => o.value === value)) input.value = TRAIN_DEFAULTS[k];
+    else input.value = value;
+  }
 }
 
 /** The model spec from a preset or the pasted config; an error message names the field. */
@@ -429,10 +457,12 @@ function scheduleCharts(spec: ModelSpec, r: PlanResult): void {
 function main(): void {
   fillControls();
   writeState(stateFromHash());
+  writeTrainControls();
   el.form.addEventListener("submit", (e) => e.preventDefault());
   window.addEventListener("hashchange", () => {
     lastModelKey = ""; // keep the what-ifs the link asks for
     writeState(stateFromHash());
+    writeTrainControls();
     update();
   });
   el.form.addEventListener("input", (e) => {
