@@ -275,3 +275,63 @@ test("pasted config.json: inline errors name the problem, a valid config matches
   await page.screenshot({ path: shot, fullPage: true });
   assert.ok(statSync(shot).size > 20_000, `screenshot ${shot} is suspiciously small`);
 });
+
+/**
+ * Every training number on the page (data-train-key = a path in `mqa plan --train --json`) equals the CLI's value,
+ * exactly, and the hours row shows the CLI's hours to one decimal. On failure lists every mismatch; tolerance 0.
+ */
+async function expectTrainingMatchesCli(what: string, args: string[]): Promise<Record<string, unknown>> {
+  await settled();
+  const cli = (await page.textContent("#train-cli-command"))!.trim();
+  assert.equal(cli, `npx mqa plan --train ${args.join(" ")} --json`, `${what}: the page's training CLI line differs from the command the test runs`);
+  assert.equal(await page.isHidden("#train-error"), true, `${what}: training error ${await page.textContent("#train-error")}`);
+  const json = mqaPlan(["--train", ...args]);
+  const shown = await page.$$eval("[data-train-key]", (els) => els.map((e) => ({ key: e.getAttribute("data-train-key")!, value: e.getAttribute("data-value") ?? "" })));
+  const variants = json.variants as { hours: number | null; fits: boolean }[];
+  for (let i = 0; i < variants.length; i++) {
+    for (const k of ["memory.weights", "memory.gradients", "memory.optimizerStates", "memory.activations", "memory.total", "maxMicroBatch"]) {
+      assert.ok(shown.some((s) => s.key === `variants.${i}.${k}`), `${what}: training column ${i} has no ${k}`);
+    }
+  }
+  const mismatches = shown.filter((s) => getPath(json, s.key) !== Number(s.value)).map((s) => `${s.key}: page ${s.value} vs CLI ${JSON.stringify(getPath(json, s.key))}`);
+  assert.equal(mismatches.length, 0, `${what}: ${mismatches.length} of ${shown.length} training numbers differ (tolerance 0):\n  ${mismatches.join("\n  ")}`);
+  const hours = await page.$$eval("[data-train-hours]", (els) => els.map((e) => e.getAttribute("data-train-hours")));
+  assert.deepEqual(hours, variants.map((v) => (v.hours === null ? "" : v.hours.toFixed(1))), `${what}: hours`);
+  const fits = await page.$$eval("[data-train-fits]", (els) => els.map((e) => e.getAttribute("data-train-fits")));
+  assert.deepEqual(fits, variants.map((v) => String(v.fits)), `${what}: fits`);
+  return json;
+}
+
+test("training view: the same trainPlan numbers as mqa plan --train --json (adamw ZeRO 2, then lora), errors stay in the panel", async () => {
+  await page.goto(`${baseUrl}#preset=llama-2-7b&gpu=h100-sxm&gpus=8&tp=1&kvHeads=32,8,1`);
+  await settled();
+  await page.selectOption("#optimizer", "adamw");
+  await page.selectOption("#zero", "2");
+  await page.fill("#micro-batch", "1");
+  await page.fill("#seq", "4096");
+  await page.fill("#train-tokens", "1e11");
+  await page.fill("#mfu", "0.4");
+  await page.check("#flash-attention");
+  const common = ["--model", "llama-2-7b", "--gpu", "h100-sxm"];
+  const adamw = await expectTrainingMatchesCli("adamw zero 2", [...common, "--optimizer", "adamw", "--zero", "2", "--flash-attention", "--micro-batch", "1", "--seq", "4096", "--gpus", "8", "--tokens", "1e11", "--mfu", "0.4", "--kv-heads", "32,8,1"]);
+  assert.equal((adamw.variants as unknown[]).length, 4);
+  await page.selectOption("#optimizer", "lora");
+  await page.fill("#lora-rank", "8");
+  await page.check("#checkpointing");
+  await expectTrainingMatchesCli("lora rank 8", [...common, "--optimizer", "lora", "--lora-rank", "8", "--zero", "2", "--checkpointing", "--flash-attention", "--micro-batch", "1", "--seq", "4096", "--gpus", "8", "--tokens", "1e11", "--mfu", "0.4", "--kv-heads", "32,8,1"]);
+  // The training settings survive a reload through the URL hash.
+  const url = page.url();
+  assert.match(url, /optimizer=lora&loraRank=8&zero=2&checkpointing=1&flashAttention=1/);
+  await page.goto("about:blank");
+  await page.goto(url);
+  await settled();
+  assert.deepEqual([await page.inputValue("#optimizer"), await page.inputValue("#lora-rank"), await page.inputValue("#zero"), await page.isChecked("#checkpointing")], ["lora", "8", "2", true]);
+  // A bad training value is the library's message with the input's label, in the training panel only.
+  await page.fill("#mfu", "1.5");
+  await settled();
+  assert.equal(await page.getAttribute("body", "data-status"), "ready");
+  assert.match((await page.textContent("#train-error"))!, /^MFU: 1\.5 is not a fraction in \(0, 1\]$/);
+  await page.fill("#mfu", "0.4");
+  await settled();
+  assert.equal(await page.isHidden("#train-error"), true);
+});

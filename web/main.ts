@@ -6,12 +6,13 @@
 // data-charts is the plan number whose charts are drawn (equal to data-plans once the charts caught up); every exact number has data-key (its path in `mqa plan --json`) and data-value.
 import { canonicalDtype, DTYPES } from "../src/dtypes/table.js";
 import { cacheVsContextChart, heatmapChart, throughputChart } from "../src/planner/charts.js";
-import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, type PlanOptions, type PlanResult } from "../src/planner/index.js";
+import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, trainPlan, type Optimizer, type PlanOptions, type PlanResult, type TrainOptions } from "../src/planner/index.js";
 import type { ModelSpec } from "../src/spec/types.js";
 import type { TopLevelSpec } from "vega-lite";
 import { clearChart, showChart } from "./charts.js";
 import { formatInt, formatTokens } from "./format.js";
 import { renderCards, renderParams, renderVariants } from "./view.js";
+import { renderTraining } from "./train-view.js";
 import { OptionError } from "../src/errors.js";
 
 /**
@@ -114,6 +115,20 @@ const el = {
   chartHeatmap: $("chart-heatmap"),
   chartThroughput: $("chart-throughput"),
   cli: $("cli-command"),
+  optimizer: $<HTMLSelectElement>("optimizer"),
+  loraRank: $<HTMLInputElement>("lora-rank"),
+  loraRankField: $("lora-rank-field"),
+  zero: $<HTMLSelectElement>("zero"),
+  microBatch: $<HTMLInputElement>("micro-batch"),
+  seq: $<HTMLInputElement>("seq"),
+  trainTokens: $<HTMLInputElement>("train-tokens"),
+  mfu: $<HTMLInputElement>("mfu"),
+  checkpointing: $<HTMLInputElement>("checkpointing"),
+  flashAttention: $<HTMLInputElement>("flash-attention"),
+  trainTable: $("train-table"),
+  trainCaption: $("train-caption"),
+  trainError: $("train-error"),
+  trainCli: $("train-cli-command"),
 };
 
 function option(value: string, text: string): HTMLOptionElement {
@@ -188,7 +203,35 @@ function hashOf(s: PageState): string {
   for (const k of ["kvHeads", "gpu", "gpus", "tp", "kvDtype", "weightDtype", "context", "batch"] as const) q.set(k, String(s[k]));
   if (s.gpu === "custom") for (const k of ["gpuMemoryGiB", "gpuBandwidthGBs", "gpuTflops"] as const) q.set(k, String(s[k]));
   for (const k of ["blockSize", "gpuMemoryUtilization"] as const) if (s[k] !== DEFAULTS[k]) q.set(k, String(s[k]));
+  for (const [k, value] of Object.entries(trainControlValues())) if (value !== TRAIN_DEFAULTS[k as TrainKey]) q.set(k, value);
   return `#${q}`;
+}
+
+// Training controls in the URL hash, by the option names of trainPlan (written only when not the default).
+const TRAIN_DEFAULTS = { optimizer: "adamw", loraRank: "16", zero: "0", microBatch: "1", seq: "4096", tokens: "1e11", mfu: "0.4", checkpointing: "0", flashAttention: "0" };
+type TrainKey = keyof typeof TRAIN_DEFAULTS;
+const trainControls = (): Record<TrainKey, HTMLInputElement | HTMLSelectElement> => ({
+  optimizer: el.optimizer, loraRank: el.loraRank, zero: el.zero, microBatch: el.microBatch, seq: el.seq, tokens: el.trainTokens, mfu: el.mfu,
+  checkpointing: el.checkpointing, flashAttention: el.flashAttention,
+});
+
+function trainControlValues(): Record<TrainKey, string> {
+  const out = {} as Record<TrainKey, string>;
+  for (const [k, input] of Object.entries(trainControls()) as [TrainKey, HTMLInputElement | HTMLSelectElement][]) {
+    out[k] = input instanceof HTMLInputElement && input.type === "checkbox" ? (input.checked ? "1" : "0") : input.value;
+  }
+  return out;
+}
+
+/** Sets the training controls from the URL hash (missing keys: the defaults). */
+function writeTrainControls(): void {
+  const q = new URLSearchParams(location.hash.slice(1));
+  for (const [k, input] of Object.entries(trainControls()) as [TrainKey, HTMLInputElement | HTMLSelectElement][]) {
+    const value = q.get(k) ?? TRAIN_DEFAULTS[k];
+    if (input instanceof HTMLInputElement && input.type === "checkbox") input.checked = value === "1";
+    else if (input instanceof HTMLSelectElement && ![...input.options].some((o) => o.value === value)) input.value = TRAIN_DEFAULTS[k];
+    else input.value = value;
+  }
 }
 
 /** The model spec from a preset or the pasted config; an error message names the field. */
@@ -247,6 +290,59 @@ function cliCommand(s: PageState): string {
     s.gpuMemoryUtilization !== DEFAULTS.gpuMemoryUtilization ? ` --gpu-memory-utilization ${s.gpuMemoryUtilization}` : "",
   ].join("");
   return `npx mqa plan --model ${model} ${gpu} --gpus ${s.gpus} --tp ${s.tp} --context ${s.context} --batch ${s.batch} --kv-dtype ${s.kvDtype} --weight-dtype ${s.weightDtype}${serving} --kv-heads ${kvHeadsList(s.kvHeads).join(",")} --json`;
+}
+
+/** The training controls as trainPlan options; GPU, GPUs and what-if KV heads come from the serving controls. */
+function trainOptions(s: PageState): TrainOptions {
+  const optimizer = el.optimizer.value as Optimizer;
+  const tokens = el.trainTokens.value.trim();
+  return {
+    optimizer,
+    loraRank: optimizer === "lora" ? numberOf(el.loraRank) : undefined,
+    zero: Number(el.zero.value),
+    checkpointing: el.checkpointing.checked,
+    flashAttention: el.flashAttention.checked,
+    microBatch: numberOf(el.microBatch),
+    seq: numberOf(el.seq),
+    gpus: s.gpus,
+    gpu: planOptions(s).gpu,
+    tokens: tokens === "" ? null : /^[\d.]+(e\d+)?$/i.test(tokens) ? Number(tokens) : NaN,
+    mfu: numberOf(el.mfu),
+    kvHeads: kvHeadsList(s.kvHeads),
+  };
+}
+
+/** The `mqa plan --train` command that prints the same training numbers. */
+function trainCliCommand(s: PageState, t: TrainOptions): string {
+  const model = s.source === "preset" ? s.preset : "config.json";
+  const gpu = s.gpu === "custom" ? `--gpu-memory-gib ${s.gpuMemoryGiB} --gpu-bandwidth-gbs ${s.gpuBandwidthGBs} --gpu-tflops ${s.gpuTflops}` : `--gpu ${s.gpu}`;
+  const flags = [
+    `--optimizer ${t.optimizer}`,
+    t.optimizer === "lora" ? `--lora-rank ${t.loraRank}` : "",
+    `--zero ${t.zero}`,
+    t.checkpointing ? "--checkpointing" : "",
+    t.flashAttention ? "--flash-attention" : "",
+    `--micro-batch ${t.microBatch} --seq ${t.seq} --gpus ${s.gpus}`,
+    t.tokens !== null ? `--tokens ${el.trainTokens.value.trim()}` : "",
+    `--mfu ${t.mfu}`,
+  ].filter(Boolean).join(" ");
+  return `npx mqa plan --train --model ${model} ${gpu} ${flags} --kv-heads ${kvHeadsList(s.kvHeads).join(",")} --json`;
+}
+
+/** The training view; its errors stay in its own panel, so the serving plan above still shows. */
+function updateTraining(spec: ModelSpec, s: PageState): void {
+  el.loraRankField.hidden = el.optimizer.value !== "lora";
+  const t = trainOptions(s);
+  el.trainCli.textContent = trainCliCommand(s, t);
+  try {
+    const r = trainPlan(spec, t);
+    showError(el.trainError, null);
+    renderTraining(el.trainTable, el.trainCaption, r);
+  } catch (e) {
+    el.trainTable.replaceChildren();
+    el.trainCaption.textContent = "";
+    showError(el.trainError, withFieldLabels(e));
+  }
 }
 
 function showError(box: HTMLElement, message: string | null): void {
@@ -312,6 +408,7 @@ function update(): void {
   el.warnings.replaceChildren(...result.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
   el.warnings.hidden = result.warnings.length === 0;
   el.cli.textContent = cliCommand(s);
+  updateTraining(model.spec, s);
   history.replaceState(null, "", hashOf(s));
   plans++;
   document.body.dataset.plans = String(plans);
@@ -360,10 +457,12 @@ function scheduleCharts(spec: ModelSpec, r: PlanResult): void {
 function main(): void {
   fillControls();
   writeState(stateFromHash());
+  writeTrainControls();
   el.form.addEventListener("submit", (e) => e.preventDefault());
   window.addEventListener("hashchange", () => {
     lastModelKey = ""; // keep the what-ifs the link asks for
     writeState(stateFromHash());
+    writeTrainControls();
     update();
   });
   el.form.addEventListener("input", (e) => {

@@ -2,10 +2,11 @@
 // and writes charts. All arithmetic lives in src/planner/.
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
-import { intFlag, numFlag } from "./flags.js";
+import { choiceFlag, intFlag, numFlag } from "./flags.js";
 import { buildChart, chartKindFromPath, CHART_KINDS } from "../planner/charts.js";
 import { customGpu, gpuByName, listGpus, type GpuSpec } from "../planner/gpus.js";
 import { plan, type PlanResult, type VariantPlan } from "../planner/plan.js";
+import { OPTIMIZERS, trainPlan, type TrainPlanResult } from "../planner/train.js";
 import { loadSpec } from "../spec/load.js";
 import { listPresets, presetSpec } from "../spec/presets.js";
 import type { ModelSpec } from "../spec/types.js";
@@ -38,6 +39,16 @@ interface PlanFlags {
   json?: boolean;
   listModels?: boolean;
   listGpus?: boolean;
+  train?: boolean;
+  optimizer: string;
+  loraRank?: string;
+  zero: string;
+  checkpointing?: boolean;
+  flashAttention?: boolean;
+  microBatch: string;
+  seq: string;
+  tokens?: string;
+  mfu: string;
 }
 
 export function register(program: Command): void {
@@ -66,9 +77,20 @@ export function register(program: Command): void {
     .option("--json", "print one JSON object")
     .option("--list-models", "list the model presets")
     .option("--list-gpus", "list the GPU catalog")
+    .option("--train", "training / uptraining plan instead of serving: memory per GPU by component, max micro-batch, hours (docs/planner.md)")
+    .option("--optimizer <name>", `with --train: ${OPTIMIZERS.join(", ")}`, "adamw")
+    .option("--lora-rank <r>", "with --train --optimizer lora: adapter rank on the q, k, v, o projections (default 16)")
+    .option("--zero <stage>", "with --train: ZeRO stage 0-3 over --gpus data-parallel GPUs", "0")
+    .option("--checkpointing", "with --train: full activation checkpointing (store layer inputs, recompute)")
+    .option("--flash-attention", "with --train: fused attention, no s x s scores stored (default: the paper's count with scores)")
+    .option("--micro-batch <n>", "with --train: sequences per GPU per step", "1")
+    .option("--seq <tokens>", "with --train: tokens per training sequence (k suffix: 4k = 4096)", "4096")
+    .option("--tokens <n>", "with --train: training tokens for the time estimate, e.g. 1e11")
+    .option("--mfu <fraction>", "with --train: model FLOPs utilisation in (0, 1]", "0.4")
     .action(async (flags: PlanFlags) => {
       if (flags.listModels) return printModels(flags.json === true);
       if (flags.listGpus) return printGpus(flags.json === true);
+      if (flags.train) return runTrainPlan(flags);
       await runPlan(flags);
     });
 }
@@ -127,6 +149,67 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   }
   console.log(formatPlan(spec, result));
   for (const c of charts) console.log(`wrote ${c.kind} chart: ${c.path}`);
+}
+
+async function runTrainPlan(flags: PlanFlags): Promise<void> {
+  if (flags.tp !== undefined) throw new UserError("--tp: the training plan models data parallelism (ZeRO over --gpus) only; expected no --tp with --train");
+  if (flags.chart.length) throw new UserError("--chart: charts are for the serving plan; expected no --chart with --train");
+  const optimizer = choiceFlag("--optimizer", flags.optimizer, OPTIMIZERS);
+  if (flags.loraRank !== undefined && optimizer !== "lora") throw new UserError(`--lora-rank: applies only with --optimizer lora (got --optimizer ${optimizer})`);
+  const spec = await loadSpec(flags.model);
+  const result = trainPlan(spec, {
+    optimizer,
+    loraRank: flags.loraRank !== undefined ? intFlag("--lora-rank", flags.loraRank, { max: spec.hiddenSize }) : undefined,
+    zero: intFlag("--zero", flags.zero, { min: 0, max: 3 }),
+    checkpointing: flags.checkpointing === true,
+    flashAttention: flags.flashAttention === true,
+    microBatch: intFlag("--micro-batch", flags.microBatch),
+    seq: intFlag("--seq", flags.seq, { k: true }),
+    gpus: flags.gpus !== undefined ? intFlag("--gpus", flags.gpus) : 1,
+    gpu: resolveGpu(flags),
+    tokens: flags.tokens !== undefined ? numFlag("--tokens", flags.tokens, POSITIVE) : null,
+    mfu: numFlag("--mfu", flags.mfu, { ...POSITIVE, max: 1 }),
+    overheadBytes: Math.round(numFlag("--overhead-gib", flags.overheadGib, { min: 0, max: 1e6 }) * GiB),
+    kvHeads: flags.kvHeads ? flags.kvHeads.split(",").map((s) => s.trim()).filter(Boolean) : ["full", "mqa"],
+  });
+  for (const w of result.warnings) console.error(`mqa: warning: ${w}`);
+  if (flags.json) return void console.log(JSON.stringify(result, null, 2));
+  console.log(formatTrainPlan(result));
+}
+
+function formatTrainPlan(r: TrainPlanResult): string {
+  const o = r.options;
+  const m = r.model;
+  const rows = r.variants;
+  const out: string[] = [];
+  out.push(`${m.name} (${m.family}): ${m.numLayers} layers, hidden ${m.hiddenSize}, ${m.numHeads} query heads, ${m.numKvHeads} KV heads, head dim ${m.headDim}, ${m.mlpKind} MLP ${m.intermediateSize}`);
+  const opt = o.optimizer === "lora" ? `lora rank ${o.loraRank}` : o.optimizer;
+  out.push(`training on ${o.gpus} × ${o.gpu.name} (${formatBytes(o.gpu.memoryBytes)}); ${opt}, ZeRO ${o.zero}${o.checkpointing ? ", full checkpointing" : ""}${o.flashAttention ? ", FlashAttention" : ""}; micro-batch ${o.microBatch} × ${int(o.seq)} tokens`);
+  out.push("");
+  const label = (i: number) => (i === 0 ? `as configured (${rows[0].attention.toUpperCase()})` : rows[i].label);
+  const line = (name: string, get: (v: TrainPlanResult["variants"][number]) => string) => [name, ...rows.map(get)];
+  const mem = (key: keyof TrainPlanResult["variants"][number]["memory"]) => (v: TrainPlanResult["variants"][number]) => formatBytes(v.memory[key]);
+  out.push(table(["Per GPU", ...rows.map((_, i) => label(i))], [
+    line("parameters", (v) => int(v.params)),
+    line("trainable parameters", (v) => int(v.trainableParams)),
+    line("weights", mem("weights")),
+    line("gradients", mem("gradients")),
+    line("optimizer states", mem("optimizerStates")),
+    line(`activations (b ${o.microBatch})`, mem("activations")),
+    line("logits (fp32)", mem("logits")),
+    line("overhead", mem("overhead")),
+    line("total", mem("total")),
+    line("total (bytes)", (v) => int(v.memory.total)),
+    line(`fits in ${formatBytes(o.gpu.memoryBytes)}`, (v) => (v.fits ? "yes" : "no")),
+    line(`max micro-batch at ${int(o.seq)} tokens`, (v) => int(v.maxMicroBatch)),
+    line("training FLOPs per token", (v) => v.flopsPerToken.toExponential(3)),
+    line(`tokens/s (${o.gpus} GPUs, MFU ${o.mfu})`, (v) => (v.tokensPerSecond === null ? "-" : int(Math.round(v.tokensPerSecond)))),
+    line(o.tokens !== null ? `hours for ${o.tokens.toExponential(2)} tokens` : "hours (give --tokens)", (v) => (v.hours === null ? "-" : v.hours.toFixed(1))),
+  ]));
+  out.push("");
+  out.push("Assumptions:");
+  for (const a of r.assumptions) out.push(`  - ${a}`);
+  return out.join("\n");
 }
 
 /** 1536 → "1.50 KiB"; binary units, labelled. */

@@ -13,3 +13,5 @@ export type { Preset } from "../spec/presets.js";
 export { withKvHeads, parseKvHeads, kvHeadsLabel, divisors } from "../spec/variant.js";
 export { cacheVsContextChart, heatmapChart, heatmapCells, throughputChart, buildChart, chartKindFromPath, chartKvHeads, CHART_KINDS } from "./charts.js";
 export type { ChartKind, HeatmapCell } from "./charts.js";
+export { trainPlan, resolveTrainOptions, modelStateBytes, activationBytesPerLayer, activationBytes, logitsBytes, loraParams, trainFlopsPerToken, optimizerBytesPerParam, OPTIMIZERS, ZERO_STAGES, LORA_TARGETS } from "./train.js";
+export type { TrainOptions, ResolvedTrainOptions, TrainPlanResult, TrainVariant, TrainMemory, Optimizer, ModelStateBytes } from "./train.js";
