@@ -6,7 +6,9 @@ import { intFlag, numFlag } from "./flags.js";
 import { buildChart, chartKindFromPath, CHART_KINDS } from "../planner/charts.js";
 import { customGpu, gpuByName, listGpus, type GpuSpec } from "../planner/gpus.js";
 import { plan, type PlanResult, type VariantPlan } from "../planner/plan.js";
+import { deployCommand, parseEngine } from "../planner/deploy.js";
 import { loadSpec } from "../spec/load.js";
+import { deployModelRef, formatDeploy } from "./deploy.js";
 import { listPresets, presetSpec } from "../spec/presets.js";
 import type { ModelSpec } from "../spec/types.js";
 
@@ -38,6 +40,7 @@ interface PlanFlags {
   json?: boolean;
   listModels?: boolean;
   listGpus?: boolean;
+  engine?: string;
 }
 
 export function register(program: Command): void {
@@ -63,6 +66,7 @@ export function register(program: Command): void {
     .option("--overhead-gib <GiB>", "fixed per-GPU non-torch memory (CUDA context, NCCL)", "0.5")
     .option("--activation-gib <GiB>", "measured activations + overhead per GPU; replaces the activation model")
     .option("--no-window", "ignore sliding windows (cache every token on every layer)")
+    .option("--engine <name>", "also print the command that serves this plan on vllm or llama.cpp, each flag with its meaning and source (JSON: deploy)")
     .option("--json", "print one JSON object")
     .option("--list-models", "list the model presets")
     .option("--list-gpus", "list the GPU catalog")
@@ -95,6 +99,7 @@ async function runPlan(flags: PlanFlags): Promise<void> {
     if (!/\.(svg|png)$/i.test(path)) throw new UserError(`--chart ${path}: expected a .svg or .png file name`);
     return { path, kind };
   });
+  const engine = flags.engine !== undefined ? parseEngine(flags.engine) : null;
   const spec = await loadSpec(flags.model);
   const tp = flags.tp !== undefined ? intFlag("--tp", flags.tp) : undefined;
   const gpus = flags.gpus !== undefined ? intFlag("--gpus", flags.gpus) : undefined;
@@ -120,12 +125,14 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   });
   const { renderChartFile } = charts.length ? await import("../planner/render.js") : { renderChartFile: null };
   for (const c of charts) await renderChartFile!(buildChart(c.kind, spec, result), c.path);
-  for (const w of result.warnings) console.error(`mqa: warning: ${w}`);
+  const deploy = engine ? deployCommand(result, { engine, ...deployModelRef(flags.model) }) : null;
+  for (const w of [...result.warnings, ...(deploy?.warnings ?? [])]) console.error(`mqa: warning: ${w}`);
   if (flags.json) {
-    console.log(JSON.stringify({ ...result, charts: charts.map((c) => ({ path: c.path, kind: c.kind })) }, null, 2));
+    console.log(JSON.stringify({ ...result, charts: charts.map((c) => ({ path: c.path, kind: c.kind })), ...(deploy ? { deploy } : {}) }, null, 2));
     return;
   }
   console.log(formatPlan(spec, result));
+  if (deploy) console.log(`\n${formatDeploy(deploy)}`);
   for (const c of charts) console.log(`wrote ${c.kind} chart: ${c.path}`);
 }
 
