@@ -198,7 +198,7 @@ function llamaCppFlags(r: PlanResult, model: string, format: "hf" | "gguf"): Bui
   flags.push({
     flag: "-c",
     value: String(o.context * b),
-    meaning: `the TOTAL context of the server in tokens, shared by the -np slots: ${o.context} tokens × ${b} sequences, so each slot can hold the plan's context`,
+    meaning: `the TOTAL context of the server in tokens, shared by the -np slots (each gets c / np): ${o.context} tokens × ${b} sequences, so each slot holds the plan's context`,
     source: S,
   });
   flags.push({ flag: "-np", value: String(b), meaning: `parallel slots (sequences decoded together): the plan's batch${o.replicas > 1 ? ` per replica` : ""}`, source: S });

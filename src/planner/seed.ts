@@ -1,7 +1,7 @@
 // The seed article's tables and figures, recomputed by the planner (docs/seed-tables.md). Pure: returns the
 // markdown and the chart specs; src/cli/seed-tables.ts writes the files.
-// Where the seed's own numbers are wrong, the table says so beside the right ones (shared/REFERENCE.md,
-// "The seed article's arithmetic, checked").
+// Where the seed's own numbers are wrong, the table says so beside the right ones; every claim and its verdict is
+// computed in src/planner/seed-claims.ts and listed in §7.
 import type { TopLevelSpec } from "vega-lite";
 import { kvCacheBytes, kvBytesPerToken } from "../kvcache/bytes.js";
 import { presetSpec } from "../spec/presets.js";
@@ -56,7 +56,7 @@ export function seedTables(): SeedOutput {
   out.push(`Regenerate with \`${SEED_COMMAND}\` (writes this file, \`docs/${HEATMAP_FILE}\` and \`docs/${CACHE_CHART_FILE}\`).`);
   out.push("Every number below comes from `src/kvcache/bytes.ts` (the byte count the caches allocate with) and `src/planner/`.");
   out.push("Units: KiB/MiB/GiB are binary (2^10, 2^20, 2^30 bytes). KV cache in fp16 (2 bytes per value) unless stated. Where the");
-  out.push("seed article's own figure is wrong, the **seed said** column says so beside the right value.");
+  out.push("seed article's own figure is wrong, the **seed said** column says so beside the right value; §7 lists every claim checked.");
   out.push("");
   out.push(perTokenSection(seven));
   out.push(sevenBSection(seven, claims));
