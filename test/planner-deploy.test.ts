@@ -137,3 +137,22 @@ test("mqa plan --engine with a bad name: one line, exit 2, before any planning",
   assert.equal(missing.code, 2);
   assert.equal(missing.err.split("\n").length, 1, missing.err);
 });
+
+test("vllm and llama.cpp: windows, paging, profile size and GGUF inputs reach their flags or warnings", () => {
+  const mistral = presetSpec("mistral-7b");
+  const r = plan(mistral, { applyWindow: false, blockSize: null, activation: { tokens: 4096 } });
+  const v = deployCommand(r, { engine: "vllm", model: "mistralai/Mistral-7B-v0.1" });
+  assert.ok(v.argv.includes("--disable-sliding-window"));
+  assert.equal(argAfter(v, "--max-num-batched-tokens"), "4096");
+  assert.ok(v.warnings.some((w) => /vLLM always pages/.test(w)), v.warnings.join("\n"));
+  const l = deployCommand(r, { engine: "llama.cpp", model: "mistral.gguf" });
+  assert.ok(l.argv.includes("--swa-full"));
+  assert.equal(argAfter(l, "-m"), "mistral.gguf");
+  assert.ok(!l.warnings.some((w) => /placeholder/.test(w)), "a real GGUF path is no placeholder");
+  const windowed = deployCommand(plan(mistral, {}), { engine: "llama.cpp", model: "mistral.gguf" });
+  assert.ok(!windowed.argv.includes("--swa-full") && !windowed.argv.includes("--disable-sliding-window"));
+  const g = deployCommand(plan(mistral, {}), { engine: "vllm", model: "mistral.Q8_0.gguf" });
+  assert.ok(g.warnings.some((w) => /GGUF support is experimental/.test(w)), g.warnings.join("\n"));
+  const b32 = deployCommand(plan(mistral, { blockSize: 32 }), { engine: "vllm" });
+  assert.equal(argAfter(b32, "--block-size"), "32");
+});
