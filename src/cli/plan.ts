@@ -7,7 +7,9 @@ import { buildChart, chartKindFromPath, CHART_KINDS } from "../planner/charts.js
 import { customGpu, gpuByName, listGpus, type GpuSpec } from "../planner/gpus.js";
 import { plan, type PlanResult, type VariantPlan } from "../planner/plan.js";
 import { OPTIMIZERS, trainPlan, type TrainPlanResult } from "../planner/train.js";
+import { deployCommand, parseEngine } from "../planner/deploy.js";
 import { loadSpec } from "../spec/load.js";
+import { deployModelRef, formatDeploy } from "./deploy.js";
 import { listPresets, presetSpec } from "../spec/presets.js";
 import type { ModelSpec } from "../spec/types.js";
 
@@ -49,6 +51,7 @@ interface PlanFlags {
   seq: string;
   tokens?: string;
   mfu: string;
+  engine?: string;
 }
 
 export function register(program: Command): void {
@@ -74,6 +77,7 @@ export function register(program: Command): void {
     .option("--overhead-gib <GiB>", "fixed per-GPU non-torch memory (CUDA context, NCCL)", "0.5")
     .option("--activation-gib <GiB>", "measured activations + overhead per GPU; replaces the activation model")
     .option("--no-window", "ignore sliding windows (cache every token on every layer)")
+    .option("--engine <name>", "also print the command that serves this plan on vllm or llama.cpp, each flag with its meaning and source (JSON: deploy)")
     .option("--json", "print one JSON object")
     .option("--list-models", "list the model presets")
     .option("--list-gpus", "list the GPU catalog")
@@ -117,6 +121,7 @@ async function runPlan(flags: PlanFlags): Promise<void> {
     if (!/\.(svg|png)$/i.test(path)) throw new UserError(`--chart ${path}: expected a .svg or .png file name`);
     return { path, kind };
   });
+  const engine = flags.engine !== undefined ? parseEngine(flags.engine) : null;
   const spec = await loadSpec(flags.model);
   const tp = flags.tp !== undefined ? intFlag("--tp", flags.tp) : undefined;
   const gpus = flags.gpus !== undefined ? intFlag("--gpus", flags.gpus) : undefined;
@@ -142,16 +147,19 @@ async function runPlan(flags: PlanFlags): Promise<void> {
   });
   const { renderChartFile } = charts.length ? await import("../planner/render.js") : { renderChartFile: null };
   for (const c of charts) await renderChartFile!(buildChart(c.kind, spec, result), c.path);
-  for (const w of result.warnings) console.error(`mqa: warning: ${w}`);
+  const deploy = engine ? deployCommand(result, { engine, ...deployModelRef(flags.model) }) : null;
+  for (const w of [...result.warnings, ...(deploy?.warnings ?? [])]) console.error(`mqa: warning: ${w}`);
   if (flags.json) {
-    console.log(JSON.stringify({ ...result, charts: charts.map((c) => ({ path: c.path, kind: c.kind })) }, null, 2));
+    console.log(JSON.stringify({ ...result, charts: charts.map((c) => ({ path: c.path, kind: c.kind })), ...(deploy ? { deploy } : {}) }, null, 2));
     return;
   }
   console.log(formatPlan(spec, result));
+  if (deploy) console.log(`\n${formatDeploy(deploy)}`);
   for (const c of charts) console.log(`wrote ${c.kind} chart: ${c.path}`);
 }
 
 async function runTrainPlan(flags: PlanFlags): Promise<void> {
+  if (flags.engine !== undefined) throw new UserError("--engine: the deploy command is for the serving plan; expected no --engine with --train");
   if (flags.tp !== undefined) throw new UserError("--tp: the training plan models data parallelism (ZeRO over --gpus) only; expected no --tp with --train");
   if (flags.chart.length) throw new UserError("--chart: charts are for the serving plan; expected no --chart with --train");
   const optimizer = choiceFlag("--optimizer", flags.optimizer, OPTIMIZERS);

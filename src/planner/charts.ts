@@ -97,11 +97,16 @@ export function heatmapChart(spec: ModelSpec, result: PlanResult, opts: HeatmapO
   const batches = opts.batches ?? powersOfTwo(1, 256);
   const contexts = opts.contexts ?? powersOfTwo(512, 131072);
   const values = heatmapCells(spec, result, { ...opts, batches, contexts });
+  const beyond = contexts.some((c) => c > spec.maxPositions);
+  const [within, outside] = positionRanges(spec);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: `${spec.name} on ${o.gpus} × ${o.gpu.name}: which batch × context fits`,
-      subtitle: `KV ${o.kvDtype}, weights ${o.weightDtype}, tp ${o.tp}, gpu_memory_utilization ${o.gpuMemoryUtilization}; cell text = KV cache per GPU in GiB`,
+      subtitle: [
+        `KV ${o.kvDtype}, weights ${o.weightDtype}, tp ${o.tp}, gpu_memory_utilization ${o.gpuMemoryUtilization}; cell text = KV cache per GPU in GiB`,
+        ...(beyond ? [`faded cells: context beyond the model's max_position_embeddings (${spec.maxPositions}); memory only, quality not guaranteed`] : []),
+      ],
     },
     data: { values },
     facet: { column: { field: "variant", type: "nominal", sort: { field: "kvHeads", order: "descending" }, title: null, header: { labelFontSize: 13 } } },
@@ -115,7 +120,9 @@ export function heatmapChart(spec: ModelSpec, result: PlanResult, opts: HeatmapO
             x: { field: "context", type: "ordinal", sort: contexts, axis: { title: "context (tokens)", labelAngle: -45, labelExpr: "datum.value >= 1024 ? datum.value / 1024 + 'K' : datum.value" } },
             y: { field: "batch", type: "ordinal", sort: [...batches].reverse(), axis: { title: "batch (sequences)" } },
             color: { field: "status", type: "nominal", scale: { domain: ["fits", "does not fit", "weights do not fit"], range: ["#4c9a5b", "#d9534f", "#888888"] }, title: null },
-            tooltip: [{ field: "variant" }, { field: "batch" }, { field: "context" }, { field: "gibPerGpu", format: ".2f", title: "KV GiB per GPU" }, { field: "status" }],
+            // Contexts the model was not trained for are faded, with their own legend entry.
+            opacity: { field: "range", type: "ordinal", sort: [within, outside], scale: { domain: [within, outside], range: [1, 0.35] }, title: null, legend: beyond ? { labelLimit: 480 } : null },
+            tooltip: [{ field: "variant" }, { field: "batch" }, { field: "context" }, { field: "gibPerGpu", format: ".2f", title: "KV GiB per GPU" }, { field: "status" }, { field: "range" }],
           },
         },
         {
@@ -142,6 +149,13 @@ export interface HeatmapCell {
   fits: boolean;
   status: "fits" | "does not fit" | "weights do not fit";
   short: string; // cell label
+  beyondMaxPositions: boolean; // context > the model's max_position_embeddings (faded in the chart)
+  range: string; // the legend label for beyondMaxPositions
+}
+
+/** Legend labels for contexts within / beyond the model's max_position_embeddings. */
+export function positionRanges(spec: ModelSpec): [string, string] {
+  return [`context ≤ ${spec.maxPositions} (max positions)`, `context > ${spec.maxPositions}: beyond max positions`];
 }
 
 /** The heatmap's data: one cell per variant × batch × context, using the plan's per-GPU KV budget. */
@@ -150,6 +164,7 @@ export function heatmapCells(spec: ModelSpec, result: PlanResult, opts: HeatmapO
   const batches = opts.batches ?? powersOfTwo(1, 256);
   const contexts = opts.contexts ?? powersOfTwo(512, 131072);
   const ks = chartKvHeads(spec, opts.kvHeads ?? o.kvHeads);
+  const [within, outside] = positionRanges(spec);
   return ks.flatMap((k) => {
     const s = variantSpec(spec, k);
     // Weights (and so the budget) depend on the variant: fewer KV heads also shrink the K/V projections.
@@ -169,6 +184,8 @@ export function heatmapCells(spec: ModelSpec, result: PlanResult, opts: HeatmapO
           fits,
           status: budget <= 0 ? "weights do not fit" : fits ? "fits" : "does not fit",
           short: gib >= 100 ? gib.toFixed(0) : gib >= 10 ? gib.toFixed(0) : gib >= 1 ? gib.toFixed(1) : gib.toFixed(2),
+          beyondMaxPositions: context > spec.maxPositions,
+          range: context > spec.maxPositions ? outside : within,
         };
       }),
     );

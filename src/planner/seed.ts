@@ -1,7 +1,7 @@
 // The seed article's tables and figures, recomputed by the planner (docs/seed-tables.md). Pure: returns the
 // markdown and the chart specs; src/cli/seed-tables.ts writes the files.
-// Where the seed's own numbers are wrong, the table says so beside the right ones (shared/REFERENCE.md,
-// "The seed article's arithmetic, checked").
+// Where the seed's own numbers are wrong, the table says so beside the right ones; every claim and its verdict is
+// computed in src/planner/seed-claims.ts and listed in §7.
 import type { TopLevelSpec } from "vega-lite";
 import { kvCacheBytes, kvBytesPerToken } from "../kvcache/bytes.js";
 import { presetSpec } from "../spec/presets.js";
@@ -10,21 +10,12 @@ import { kvHeadsLabel, withKvHeads } from "../spec/variant.js";
 import { cacheVsContextChart, heatmapCells, heatmapChart } from "./charts.js";
 import { paramCounts } from "./params.js";
 import { plan } from "./plan.js";
-
-const KiB = 1024;
-const MiB = 1024 ** 2;
-const GiB = 1024 ** 3;
+import { bin, claimNote, exactMaxBatch, seedClaims, type SeedClaim } from "./seed-claims.js";
 
 export const SEED_COMMAND = "npm run build && npx mqa seed-tables";
 export const HEATMAP_FILE = "seed-heatmap-a100-80gb.png";
 export const CACHE_CHART_FILE = "seed-cache-vs-context.png";
 
-function bin(bytes: number): string {
-  if (bytes >= GiB) return `${+(bytes / GiB).toFixed(3)} GiB`;
-  if (bytes >= MiB) return `${+(bytes / MiB).toFixed(3)} MiB`;
-  if (bytes >= KiB) return `${+(bytes / KiB).toFixed(3)} KiB`;
-  return `${bytes} B`;
-}
 const n = (x: number) => x.toLocaleString("en-US");
 /** A markdown table; columns whose cells all start with a digit are right-aligned. */
 const md = (header: string[], rows: string[][]) => {
@@ -51,24 +42,30 @@ export interface SeedOutput {
   charts: { file: string; spec: TopLevelSpec }[];
 }
 
+/** The GPU of the seed's heatmap. */
+export const SEED_GPU = "a100-80gb";
+export const HEATMAP_CONTEXTS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072];
+
 export function seedTables(): SeedOutput {
   const shapes = seedShapes();
   const seven = shapes[0].spec;
+  const claims = seedClaims({ seven, seventy: shapes[2].spec, gpu: SEED_GPU });
   const out: string[] = [];
   out.push("# The seed's tables, recomputed by the planner");
   out.push("");
   out.push(`Regenerate with \`${SEED_COMMAND}\` (writes this file, \`docs/${HEATMAP_FILE}\` and \`docs/${CACHE_CHART_FILE}\`).`);
   out.push("Every number below comes from `src/kvcache/bytes.ts` (the byte count the caches allocate with) and `src/planner/`.");
   out.push("Units: KiB/MiB/GiB are binary (2^10, 2^20, 2^30 bytes). KV cache in fp16 (2 bytes per value) unless stated. Where the");
-  out.push("seed article's own figure is wrong, the **seed said** column says so beside the right value.");
+  out.push("seed article's own figure is wrong, the **seed said** column says so beside the right value; §7 lists every claim checked.");
   out.push("");
   out.push(perTokenSection(seven));
-  out.push(sevenBSection(seven));
+  out.push(sevenBSection(seven, claims));
   out.push(scalesSection(shapes));
-  out.push(savingsSection(shapes));
+  out.push(savingsSection(shapes, claims));
   out.push(paramsSection(shapes));
-  const heat = heatmapSection(seven);
+  const heat = heatmapSection(seven, claims);
   out.push(heat.markdown);
+  out.push(claimsSection(claims));
   return {
     markdown: out.join("\n") + "\n",
     charts: [
@@ -91,18 +88,14 @@ function perTokenSection(spec: ModelSpec): string {
   ].join("\n");
 }
 
-function sevenBSection(spec: ModelSpec): string {
+function sevenBSection(spec: ModelSpec, claims: SeedClaim[]): string {
   const rows: string[][] = [];
-  const claims: Record<string, string> = {
-    "MHA@4096": "\"over 1 GB\": **wrong**, 2 GiB (the factor 2 for K and V seems dropped)",
-    "MHA@131072": "\"over 32 GB\": **wrong**, 64 GiB (same missing factor 2)",
-  };
   for (const tokens of [4096, 131072]) {
     for (const k of [32, 8, 1]) {
       const s = k === spec.numKvHeads ? spec : withKvHeads(spec, k);
       const label = kvHeadsLabel(32, k);
       const bytes = kvCacheBytes(s, { tokens, dtype: "f16" });
-      rows.push([`${n(tokens)}`, `${label} (${k} KV)`, n(bytes), bin(bytes), claims[`${label}@${tokens}`] ?? ""]);
+      rows.push([`${n(tokens)}`, `${label} (${k} KV)`, n(bytes), bin(bytes), claimNote(claims, `s2:${label}@${tokens}`)]);
     }
   }
   return ["## 2. The 7B cache at 4K and 128K tokens (one sequence)", "", md(["context (tokens)", "attention", "bytes", "binary", "seed said"], rows), ""].join("\n");
@@ -127,24 +120,21 @@ function scalesSection(shapes: Shape[]): string {
   ].join("\n");
 }
 
-function savingsSection(shapes: Shape[]): string {
-  const seedClaims: Record<string, string> = {
-    "7B (32 L × 32 H × 128)": "\"8 GB → 0.25 GB\": right only at 16,384 tokens (and in GiB)",
-    "70B (80 L × 64 H × 128)": "\"40 GB → 0.625 GB\": right only at 16,384 tokens (and in GiB)",
-  };
+function savingsSection(shapes: Shape[], claims: SeedClaim[]): string {
   const rows: string[][] = [];
   for (const { label, spec } of shapes) {
     for (const tokens of [4096, 16384, 131072]) {
       const mha = kvCacheBytes(spec, { tokens });
       const mqa = kvCacheBytes(withKvHeads(spec, 1), { tokens });
-      rows.push([label, n(tokens), bin(mha), bin(mqa), bin(mha - mqa), `${mha / mqa}×`, tokens === 16384 ? seedClaims[label] ?? "" : ""]);
+      const short = label.split(" ")[0];
+      rows.push([label, n(tokens), bin(mha), bin(mqa), bin(mha - mqa), `${mha / mqa}×`, [claimNote(claims, `s4:${short}@${tokens}`), tokens === 4096 ? claimNote(claims, `s4:ratio-${short}`) : ""].filter(Boolean).join("; ")]);
     }
   }
   return [
     "## 4. Savings from MQA",
     "",
-    "The seed's MQA ratios (32× for 7B, 64× for the 70B shape) are right: the ratio is the number of query heads.",
-    "Its absolute figures match none of the usual context lengths; they are the cache at 16,384 tokens.",
+    "The MQA ratio is the number of query heads (KV bytes scale with the KV heads); the seed's ratios are checked in the",
+    "4,096-token rows. Its absolute figures give no context; the **seed said** column names the one where they hold.",
     "",
     md(["shape", "tokens", "MHA", "MQA", "saved", "ratio", "seed said"], rows),
     "",
@@ -172,9 +162,9 @@ function paramsSection(shapes: Shape[]): string {
   ].join("\n");
 }
 
-function heatmapSection(spec: ModelSpec): { markdown: string; spec: TopLevelSpec } {
-  const result = plan(spec, { gpu: "a100-80gb", kvHeads: [32, 8, 1], context: 4096 });
-  const contexts = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072];
+function heatmapSection(spec: ModelSpec, claims: SeedClaim[]): { markdown: string; spec: TopLevelSpec } {
+  const result = plan(spec, { gpu: SEED_GPU, kvHeads: [32, 8, 1], context: 4096 });
+  const contexts = HEATMAP_CONTEXTS;
   const batches = [1, 2, 4, 8, 16, 32, 64, 128, 256];
   const cells = heatmapCells(spec, result, { batches, contexts });
   const rows = result.variants.map((v) => {
@@ -184,6 +174,13 @@ function heatmapSection(spec: ModelSpec): { markdown: string; spec: TopLevelSpec
     });
     return [`${v.label} (${v.numKvHeads} KV)`, bin(v.kvBudgetBytesPerGpu), ...cols];
   });
+  // Exact maxima (the planner's maxBatch at each context), with the seed's batch claims beside their cells.
+  const exact = result.variants.map((v) => {
+    const m = exactMaxBatch(spec, v.numKvHeads, contexts, SEED_GPU);
+    return [`${v.label} (${v.numKvHeads} KV)`, ...contexts.map((ctx) => n(m.get(ctx)!))];
+  });
+  const mhaNotes = contexts.map((ctx) => [ctx, claimNote(claims, `s6:MHA@${ctx}`)] as const).filter(([, note]) => note);
+  const head = (c: number) => `${c >= 1024 ? `${c / 1024}K` : String(c)}${c > spec.maxPositions ? "†" : ""}`;
   const chart = heatmapChart(spec, result, { batches, contexts });
   return {
     spec: chart,
@@ -195,9 +192,16 @@ function heatmapSection(spec: ModelSpec): { markdown: string; spec: TopLevelSpec
       "Largest power-of-two batch that fits at each context (paged cache, 16-token blocks; 256 is the top of the grid, so",
       "\"256\" means at least 256). The KV budget follows vLLM's",
       "rule: 80 GiB × 0.9 − bf16 weights − activations; the activation model is stated below.",
+      `† and the faded heatmap cells: beyond Llama-2-7B's max_position_embeddings (${n(spec.maxPositions)} tokens). The memory`,
+      "figures hold for the shape; the released model is not trained for those contexts.",
       "",
-      md(["attention", "KV budget", ...contexts.map((c) => (c >= 1024 ? `${c / 1024}K` : String(c)))], rows),
+      md(["attention", "KV budget", ...contexts.map(head)], rows),
       "",
+      "Exact max batch at each context (the planner's `maxBatch`, not rounded to a power of two):",
+      "",
+      md(["attention", ...contexts.map(head)], exact),
+      "",
+      ...(mhaNotes.length ? ["Seed said, beside the MHA row's cells:", "", ...mhaNotes.map(([ctx, note]) => `- ${head(ctx)}: ${note}`), ""] : []),
       "Exact maxima from the planner at 4K context:",
       "",
       md(["attention", "weights", "max batch at 4K", "max context at batch 1", "vLLM max concurrency at 4K"], result.variants.map((v) => [`${v.label}`, bin(v.weightBytesPerGpu), n(v.maxBatch), n(v.maxContext), `${v.maxConcurrency.toFixed(2)}x`])),
@@ -210,4 +214,17 @@ function heatmapSection(spec: ModelSpec): { markdown: string; spec: TopLevelSpec
       "",
     ].join("\n"),
   };
+}
+
+function claimsSection(claims: SeedClaim[]): string {
+  const wrong = claims.filter((c) => c.contradicted);
+  return [
+    "## 7. The seed's claims, checked",
+    "",
+    `${wrong.length} of the ${claims.length} claims checked are contradicted by the planner. Each row is computed from the planner,`,
+    "so it changes when the planner does (`src/planner/seed-claims.ts`).",
+    "",
+    md(["seed said", "planner", "where", "verdict"], claims.map((c) => [`"${c.quote}"`, c.planner, c.where, c.contradicted ? c.verdict : `agrees (${c.verdict})`])),
+    "",
+  ].join("\n");
 }
