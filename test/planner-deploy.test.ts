@@ -32,7 +32,7 @@ test("vllm: llama-2-7b on an H100 at 32K × 8 maps every planner field to its fl
   for (const f of d.flags) assert.match(f.source, /^https:\/\/docs\.vllm\.ai\//, `${f.flag}: source ${f.source}`);
   // 32K exceeds Llama-2's 4096 positions, and 8 × 32K does not fit 80 GB (the planner says at most 3).
   assert.ok(d.warnings.some((w) => /max_position_embeddings 4096/.test(w)), d.warnings.join("\n"));
-  assert.ok(d.warnings.some((w) => w.includes(`at most ${Math.floor(r.maxBatch)} sequences`)), d.warnings.join("\n"));
+  assert.ok(d.warnings.some((w) => w.includes(`at most ${r.maxBatch} full-length sequences`) && w.includes(`--max-num-seqs ${r.maxBatch} matches`)), d.warnings.join("\n"));
   assert.equal(r.maxBatch, 3);
 });
 

@@ -94,7 +94,7 @@ function commonWarnings(r: PlanResult, engine: Engine): string[] {
   const perReplica = Math.floor(r.maxBatch / o.replicas);
   if (engine === "vllm") {
     return [perReplica >= 1
-      ? `the plan does not fit: vLLM starts (one ${o.context}-token sequence fits) but runs at most ${perReplica} sequences of ${o.context} tokens at once per replica; the rest of the ${perReplicaBatch(r)} wait in its queue`
+      ? `the plan does not fit: vLLM starts (one ${o.context}-token sequence fits) but its cache holds at most ${perReplica} full-length sequences per replica; the others of the ${perReplicaBatch(r)} wait, or are preempted and recomputed as they grow (--max-num-seqs ${perReplica} matches the cache)`
       : `the plan does not fit: not even one ${o.context}-token sequence fits the KV budget, so vLLM refuses to start with this --max-model-len (at most ${r.maxContext} tokens for batch ${o.batch})`];
   }
   return [`the plan does not fit: llama-server allocates the whole -c cache at start-up (${gib(r.kvCacheBytesPerGpu)} per GPU) and the plan's budget holds at most ${r.maxBatch} sequences of ${o.context} tokens, so it fails to allocate; lower -np/-c`];

@@ -2,6 +2,8 @@
 // chart rendering to files) live in src/spec/load.ts and src/planner/render.ts.
 export { plan, decodeEstimate, activationBytesPerGpu, resolvePlanOptions, searchMaxContext, MAX_CONTEXT_LIMIT } from "./plan.js";
 export type { PlanOptions, PlanResult, VariantPlan, DecodeEstimate, ActivationModel, ResolvedPlanOptions } from "./plan.js";
+export { deployCommand, parseEngine, ENGINES, ENGINE_SOURCES } from "./deploy.js";
+export type { DeployCommand, DeployFlag, DeployOptions, Engine } from "./deploy.js";
 export { listGpus, gpuByName, customGpu } from "./gpus.js";
 export type { GpuSpec } from "./gpus.js";
 export { paramCounts, weightBytes, tensorTable } from "./params.js";
