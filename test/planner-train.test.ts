@@ -169,6 +169,8 @@ test("mqa plan --train bad inputs: one line naming the flag and what was expecte
     [["--tokens", "0x10"], /^mqa: --tokens: "0x10" is not a number/],
     [["--gpus", "0"], /^mqa: --gpus: "0" is not an integer >= 1$/],
     [["--tp", "2"], /^mqa: --tp: the training plan models data parallelism/],
+    [["--context", "8192"], /^mqa: --context: a serving flag; with --train give the training sequence length as --seq 8192$/],
+    [["--batch", "4"], /^mqa: --batch: a serving flag; with --train give sequences per GPU as --micro-batch 4$/],
     [["--kv-heads", "5"], /^mqa: --kv-heads: 5 does not divide the 32 query heads/],
     [["--model", "deepseek-v2-lite"], /^mqa: trainPlan: .* uses MLA attention/],
   ];

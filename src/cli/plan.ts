@@ -162,6 +162,9 @@ async function runTrainPlan(flags: PlanFlags): Promise<void> {
   if (flags.engine !== undefined) throw new UserError("--engine: the deploy command is for the serving plan; expected no --engine with --train");
   if (flags.tp !== undefined) throw new UserError("--tp: the training plan models data parallelism (ZeRO over --gpus) only; expected no --tp with --train");
   if (flags.chart.length) throw new UserError("--chart: charts are for the serving plan; expected no --chart with --train");
+  // Serving's sequence flags would be silently ignored; training has its own (--seq, --micro-batch).
+  if (flags.context !== "4096") throw new UserError(`--context: a serving flag; with --train give the training sequence length as --seq ${flags.context}`);
+  if (flags.batch !== "1") throw new UserError(`--batch: a serving flag; with --train give sequences per GPU as --micro-batch ${flags.batch}`);
   const optimizer = choiceFlag("--optimizer", flags.optimizer, OPTIMIZERS);
   if (flags.loraRank !== undefined && optimizer !== "lora") throw new UserError(`--lora-rank: applies only with --optimizer lora (got --optimizer ${optimizer})`);
   const spec = await loadSpec(flags.model);
