@@ -306,7 +306,8 @@ test("mqa attention: bad input is one line naming the flag, exit 2; --help", asy
     [["--prompt", "a", "--prompt-tokens", "1,2"], "--prompt"],
     [["--prompt-tokens", "1,2", "--out", "map.jpg"], "--out"],
     [["--prompt-tokens", "1,x"], "--prompt-tokens"],
-    [["--prompt-tokens", "1,99999"], "vocabulary"],
+    [["--prompt-tokens", "1,99999"], "--prompt-tokens"],
+    [["--prompt-tokens", "1,2", "--kv-dtype", "f8"], "--kv-dtype"],
   ];
   for (const [args, flag] of cases) {
     const r = await runCli(["attention", ...args]);

@@ -80,7 +80,7 @@ export function register(program: Command): void {
         }
         if (flags.out !== undefined) {
           try {
-            await renderChartFile(attentionMapChart(maps, labels, { title: `${modelPath}: attention weights (query row → key column)` }), flags.out);
+            await renderChartFile(attentionMapChart(maps, labels, { title: `${modelArg ?? "models/default"}: attention weights (query row → key column)` }), flags.out);
           } catch (e) {
             throw withFlagNames(e, { chart: "--out" });
           }

@@ -52,6 +52,8 @@ export function attentionMaps(model: DecoderModel, tokens: number[], opts: Atten
   const T = tokens.length;
   if (T === 0) throw new OptionError("tokens", "tokens: the prompt is empty; give at least one token");
   if (T > model.maxContext) throw new OptionError("tokens", `tokens: ${T} prompt tokens exceed the model's context of ${model.maxContext}`);
+  const bad = tokens.find((id) => !Number.isInteger(id) || id < 0 || id >= spec.vocabSize);
+  if (bad !== undefined) throw new OptionError("tokens", `tokens: id ${bad} is outside the vocabulary [0, ${spec.vocabSize})`);
   const layers = unique(opts.layers ?? spec.layers.map((_, l) => l));
   for (const l of layers) {
     if (!Number.isInteger(l) || l < 0 || l >= spec.numLayers) throw new OptionError("layers", `layers: ${l} is not a layer of this model; it has ${spec.numLayers} (0 to ${spec.numLayers - 1})`);
