@@ -19,7 +19,8 @@ const args = process.argv.slice(2);
 const extra: { name: string; dir: string }[] = [];
 args.forEach((a, i) => {
   if (a === "--model") {
-    const [name, dir] = args[i + 1].split("=");
+    const [name, dir] = (args[i + 1] ?? "").split("=");
+    if (!name || !dir) throw new Error(`bench/attention-maps.ts: --model expects name=folder, got ${JSON.stringify(args[i + 1])}`);
     extra.push({ name, dir });
   }
 });

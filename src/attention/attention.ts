@@ -27,7 +27,7 @@ export interface AttentionBatch {
   k: Float32Array; // [N, K, D] new keys, appended to the cache
   v: Float32Array; // [N, K, D] new values, appended to the cache
   out?: Float32Array; // [N, H, D] output; allocated when omitted. An arena view is written in place.
-  probsHeads?: number[]; // query heads whose attention probabilities to return, e.g. [0, 7]
+  probsHeads?: number[]; // query heads whose attention probabilities to return, e.g. [0, 7]; recomputed after the kernel from the same q and cached K (referenceAttentionProbs)
 }
 
 /** Probabilities of one query token and one head over the keys it could see. */
