@@ -21,13 +21,14 @@
 //               key tile, one split merge) to numerator and denominator: 2 (S + 1)(E + 2u)
 //      sums     the f32 sum of S weights and the final division: (S + 2) u; int8 V's 127 · (1/127): 2u
 //    |p̃_s − p_s| ≤ ε · p_s + 2^-126 (exp2 flushes below 2^-126 to 0), and masked keys get exactly 0.
+// 3. WASM against reference kernels end to end on fixture models: see the softmax bound before those tests.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Arena } from "../src/kernels/memory.js";
-import { referenceAttention } from "../src/kernels/reference.js";
+import { referenceAttention, referenceKernels } from "../src/kernels/reference.js";
 import { createKernels, type KernelHandle } from "../src/kernels/index.js";
 import type { AttentionCall, Kernels, KvDtype } from "../src/kernels/types.js";
 import { Attention, type AttentionProbs } from "../src/attention/index.js";
@@ -238,6 +239,75 @@ for (const name of ["llama-gqa-f16", "mistral-gqa-window", "llama-mqa-bf16"]) {
         }
       }
       if (name === "mistral-gqa-window") assert.ok(spec.layers.every((l) => l.window === 5) && T > 5, "the window fixture masks keys here");
+    } finally {
+      (w as KernelHandle | null)?.close();
+    }
+  });
+}
+
+/** Records every attention call's queries and cached keys (f32 cache), as float64 copies. */
+function scoreRecorder(inner: Kernels, arena: Arena) {
+  const calls: { call: AttentionCall; q: Float64Array; keys: Float64Array[]; positions: number[] }[] = [];
+  const kernels: Kernels = {
+    name: inner.name, threads: inner.threads,
+    matmul: (c) => inner.matmul(c), activation: (c) => inner.activation(c),
+    attention: (call) => {
+      inner.attention(call);
+      assert.equal(call.kvDtype, "f32", "scoreRecorder reads f32 caches");
+      const { T, H, K, D } = call;
+      const positions = call.segments.flatMap((sg) => Array.from({ length: sg.rows }, (_, r) => sg.firstPos + r));
+      const keys = Array.from({ length: K }, (_, kh) => Float64Array.from(call.segments.flatMap((sg) => Array.from({ length: sg.rows }, (_, r) => Array.from(arena.f32(sg.kPtr + kh * sg.headStride + r * D * 4, D)))).flat()));
+      calls.push({ call: { ...call }, q: Float64Array.from(arena.f32(call.q, T * H * D)), keys, positions });
+    },
+  };
+  return { kernels, calls };
+}
+
+// WASM against the reference kernels end to end. The two runs differ in every matmul's float32
+// rounding, so their scores z differ by a measured Δz per key; softmax then bounds the weights:
+// p̃_j / p_j = e^{Δz_j} / Σ_k p_k e^{Δz_k} ∈ [e^{-2Δ}, e^{2Δ}] with Δ = max_j |Δz_j| over the row, so
+// |p̃_j - p_j| ≤ p_j (e^{2Δ} - 1), plus 1e-12 for the float64 recomputation.
+for (const name of ["llama-gqa-f16", "mistral-gqa-window"]) {
+  test(`fixture ${name}: WASM attention maps = reference-kernel maps within the softmax bound of the measured score differences`, async () => {
+    const { exp } = expected(name);
+    const tokens = [...exp.prompt, ...exp.greedy].slice(0, 9);
+    let w: KernelHandle | null = null;
+    try {
+      const runs = [];
+      for (const backend of ["wasm", "reference"] as const) {
+        let rec: ReturnType<typeof scoreRecorder> | null = null;
+        const m = await load(join(MODELS_DIR, name), async (a) => {
+          const inner = backend === "wasm" ? (w = await createKernels({ arena: a, backend: "wasm", threads: 2 })) : referenceKernels(a);
+          rec = scoreRecorder(inner, a);
+          return rec.kernels;
+        });
+        runs.push({ maps: attentionMaps(m.model, tokens), calls: rec!.calls });
+      }
+      const [fast, ref] = runs;
+      let worst = 0;
+      fast.maps.layers.forEach((l, li) => {
+        const [cf, cr] = [fast.calls[li], ref.calls[li]];
+        const { H, K, D, scale } = cf.call;
+        for (const hm of l.heads) {
+          const kh = Math.floor(hm.head / (H / K));
+          hm.probs.forEach((row, i) => {
+            let delta = 0;
+            cf.positions.forEach((j, s) => {
+              if (!(j <= i && (l.window === null || j > i - l.window))) return;
+              const z = (c: typeof cf) => { let d = 0; for (let x = 0; x < D; x++) d += c.q[(i * H + hm.head) * D + x] * c.keys[kh][s * D + x]; return scale * d; };
+              delta = Math.max(delta, Math.abs(z(cf) - z(cr)));
+            });
+            const refRow = ref.maps.layers[li].heads.find((x) => x.head === hm.head)!.probs[i];
+            row.forEach((p, j) => {
+              const tol = refRow[j] * Math.expm1(2 * delta) + 1e-12;
+              const err = Math.abs(p - refRow[j]);
+              worst = Math.max(worst, err / tol);
+              assert.ok(err <= tol, `${name} layer ${l.layer} head ${hm.head} (${i}, ${j}): WASM ${p}, reference ${refRow[j]}, |Δ| ${err.toExponential(2)} > p·(e^{2Δz}-1) = ${tol.toExponential(2)} (Δz ${delta.toExponential(2)})`);
+            });
+          });
+        }
+      });
+      assert.ok(worst > 0, "the two backends differ somewhere (else this comparison shows nothing)");
     } finally {
       (w as KernelHandle | null)?.close();
     }
