@@ -8,7 +8,7 @@
 import type { Arena } from "../kernels/memory.js";
 import type { AttentionCall, Kernels } from "../kernels/types.js";
 import type { KvCache } from "../kvcache/cache.js";
-import { referenceAttention } from "../kernels/reference.js";
+import { referenceAttentionProbs } from "../kernels/reference.js";
 import { type AttentionConfig, type ResolvedAttentionConfig, resolveAttentionConfig } from "./config.js";
 
 /** Where the kernels run: the arena holding the cache and the kernels built over that arena. */
@@ -27,7 +27,7 @@ export interface AttentionBatch {
   k: Float32Array; // [N, K, D] new keys, appended to the cache
   v: Float32Array; // [N, K, D] new values, appended to the cache
   out?: Float32Array; // [N, H, D] output; allocated when omitted. An arena view is written in place.
-  probsHeads?: number[]; // query heads whose attention probabilities to return, e.g. [0, 7]
+  probsHeads?: number[]; // query heads whose attention probabilities to return, e.g. [0, 7]; recomputed after the kernel from the same q and cached K (referenceAttentionProbs)
 }
 
 /** Probabilities of one query token and one head over the keys it could see. */
@@ -104,6 +104,8 @@ export class Attention {
     if (!shared && this.isArenaView(v)) v = v.slice();
     const { qBase, outBase } = this.stage(batch.q, qPtr, outPtr, N);
     const probs: AttentionProbs[] = [];
+    // Checked once per call: without probsHeads the loop below does no extra work.
+    const probsHeads = batch.probsHeads?.length ? batch.probsHeads : null;
     let row = 0; // first packed token of the current sequence
     seqs.forEach((seq, b) => {
       const T = lengths[b];
@@ -118,25 +120,15 @@ export class Attention {
         segments,
       };
       kernels.attention(call);
-      if (batch.probsHeads?.length) this.collectProbs(call, seq, batch.probsHeads, probs);
+      if (probsHeads) {
+        // Recomputed from the same q and cached K the kernel just read (see referenceAttentionProbs).
+        const qPos0 = call.qPos0;
+        referenceAttentionProbs(arena, call, probsHeads, (t, head, keyPositions, p) => probs.push({ seq, t, pos: qPos0 + t, head, keyPositions, probs: p }));
+      }
       row += T;
     });
     if (outPtr < 0) out.set(arena.f32(outBase, N * H * D));
     return { out, probs };
-  }
-
-  /** Probabilities come from the reference path (the same formula), written to a throwaway output. */
-  private collectProbs(call: AttentionCall, seq: number, heads: number[], into: AttentionProbs[]): void {
-    const { arena } = this.backend;
-    const tmp = arena.alloc(call.T * call.H * call.D * 4, "attention probabilities scratch");
-    try {
-      referenceAttention(arena, { ...call, out: tmp }, {
-        heads,
-        sink: (t, head, keyPositions, p) => into.push({ seq, t, pos: call.qPos0 + t, head, keyPositions, probs: p }),
-      });
-    } finally {
-      arena.release(tmp);
-    }
   }
 
   /** Copies q into arena scratch when needed and returns the byte offsets the kernels use. */

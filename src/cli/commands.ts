@@ -1,5 +1,6 @@
 // The command registry: one line per command file.
 import type { Command } from "commander";
+import { register as attention } from "./attention.js";
 import { register as attentionDemo } from "./attention-demo.js";
 import { register as bench } from "./bench.js";
 import { register as convert } from "./convert.js";
@@ -16,4 +17,4 @@ import { register as web } from "./web.js";
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [attentionDemo, bench, plan, seedTables, web, prepareData, train, convert, evaluate, generate, info, exportGguf, serve];
+export const COMMANDS: RegisterCommand[] = [attention, attentionDemo, bench, plan, seedTables, web, prepareData, train, convert, evaluate, generate, info, exportGguf, serve];

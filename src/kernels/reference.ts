@@ -105,6 +105,66 @@ export function referenceAttention(arena: Arena, call: AttentionCall, opts: Refe
   }
 }
 
+/**
+ * The attention probabilities alone, for chosen query heads: softmax(scale · q · Kᵀ) over the
+ * visible keys, exactly as referenceAttention and the WASM kernel define them, but without V or an
+ * output, and reading only the kv heads the chosen heads use (kv(h) = floor(h / G)). Reads the K
+ * rows in their stored dtype (f32, f16, bf16, int8 × row scale) and works in float64, so the result
+ * is the exact softmax of what the fast kernel computed in float32. Cost O(heads · T · S · D);
+ * nothing is allocated per key beyond one [S, D] float64 copy of a kv head.
+ *
+ * A backend's fast path calls this after its kernel ran, only when probabilities were asked for.
+ */
+export function referenceAttentionProbs(arena: Arena, call: AttentionCall, heads: readonly number[], sink: ProbsSink): void {
+  validateAttentionCall(arena, call);
+  const { T, H, K, D, qPos0, scale, window, kvDtype, segments } = call;
+  const G = H / K;
+  const positions = keyPositions(call); // [S]
+  const S = positions.length;
+  const q = arena.f32(call.q, T * H * D); // [T, H, D]
+  const kRows = new Float64Array(S * D); // [S, D] of one kv head
+  const weights = new Float64Array(S);
+  const visible = new Uint8Array(S);
+  const rowStride = D * elementBytes(kvDtype);
+  let loaded = -1;
+  for (const h of [...new Set(heads)].sort((a, b) => a - b)) {
+    if (!Number.isInteger(h) || h < 0 || h >= H) throw new RangeError(`attention probabilities: head ${h} is not a query head in [0, ${H})`);
+    const kh = Math.floor(h / G);
+    if (kh !== loaded) {
+      let s0 = 0;
+      for (const seg of segments) {
+        for (let r = 0; r < seg.rows; r++) readRow(arena, kvDtype, seg.kPtr + kh * seg.headStride + r * rowStride, D, scaleAt(arena, seg, seg.kScalePtr, kh, r), kRows, (s0 + r) * D);
+        s0 += seg.rows;
+      }
+      loaded = kh;
+    }
+    for (let t = 0; t < T; t++) {
+      const qPos = qPos0 + t;
+      const qOff = (t * H + h) * D;
+      let max = -Infinity;
+      let anyVisible = false;
+      for (let s = 0; s < S; s++) {
+        const pos = positions[s];
+        visible[s] = pos <= qPos && (window === null || pos > qPos - window) ? 1 : 0;
+        if (!visible[s]) continue;
+        anyVisible = true;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += q[qOff + d] * kRows[s * D + d];
+        weights[s] = scale * dot;
+        if (weights[s] > max) max = weights[s];
+      }
+      if (!anyVisible) continue; // as referenceAttention: a query that sees no key has no distribution
+      let sum = 0;
+      for (let s = 0; s < S; s++) {
+        if (!visible[s]) continue;
+        weights[s] = Math.exp(weights[s] - max);
+        sum += weights[s];
+      }
+      emitProbs(sink, t, h, positions, visible, weights, sum);
+    }
+  }
+}
+
 function emitProbs(sink: ProbsSink, t: number, h: number, positions: Int32Array, visible: Uint8Array, weights: Float64Array, sum: number): void {
   const pos: number[] = [];
   const p: number[] = [];

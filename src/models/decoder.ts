@@ -8,7 +8,7 @@
 // Legend: B sequences, N = Σ T_b packed tokens, E hidden, H heads, K kv heads, D head dim,
 //         F MLP width, V vocab, R logit rows (B for "last", N for "all").
 import { UserError } from "../errors.js";
-import { Attention } from "../attention/index.js";
+import { Attention, type AttentionProbs } from "../attention/index.js";
 import type { Arena } from "../kernels/memory.js";
 import type { Kernels } from "../kernels/types.js";
 import { createKvCache, type KvCache } from "../kvcache/index.js";
@@ -51,6 +51,12 @@ export class DecoderModel {
    * into the arena, valid during the call): what mqa convert calibrates on. Unset, it costs nothing.
    */
   observer: ((layer: number, k: Float32Array, v: Float32Array, N: number) => void) | null = null;
+  /**
+   * When set, the attention probabilities of chosen layers and query heads of every forward:
+   * heads.get(l) lists layer l's heads, and onProbs(l, probs) receives them after that layer's
+   * attention (what mqa attention draws). Looked up once per layer; unset, it costs nothing.
+   */
+  probsRequest: { heads: ReadonlyMap<number, number[]>; onProbs: (layer: number, probs: AttentionProbs[]) => void } | null = null;
 
   constructor(
     readonly spec: ModelSpec,
@@ -136,7 +142,9 @@ export class DecoderModel {
         this.rope.apply(f("q", N, H * D), H, D, pos);
         this.rope.apply(f("k", N, K * D), K, D, pos);
       }
-      this.attention[l].forward({ cache, layer: l, seqs, lengths, q: f("q", N, H * D), k: f("k", N, K * D), v: f("v", N, K * D), out: f("a", N, H * D) });
+      const probsHeads = this.probsRequest?.heads.get(l);
+      const { probs } = this.attention[l].forward({ cache, layer: l, seqs, lengths, q: f("q", N, H * D), k: f("k", N, K * D), v: f("v", N, K * D), out: f("a", N, H * D), probsHeads });
+      if (probsHeads) this.probsRequest!.onProbs(l, probs);
       this.mm(s.a, p + "o", s.h, N); // h is free once q, k, v are computed
       addInto(f("x", N, E), f("h", N, E));
       norm(p + "mlp_norm", f("x", N, E), f("h", N, E));
