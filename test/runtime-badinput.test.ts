@@ -101,7 +101,7 @@ test("config.json mistakes: wrong types, divisibility, unknown or missing model_
     ["no-type", (c) => delete c.model_type, "missing field model_type"],
     ["rope-str", (c) => (c.rope_scaling = "llama3"), "rope_scaling", "expected an object"],
     ["rope-llama3-partial", (c) => (c.rope_scaling = { rope_type: "llama3" }), "rope_scaling.factor is missing", "llama3"],
-    ["rope-yarn", (c) => (c.rope_scaling = { rope_type: "yarn", factor: 4 }), `rope_scaling type "yarn" is not supported`],
+    ["rope-yarn", (c) => (c.rope_scaling = { rope_type: "yarn", factor: 4 }), `rope_scaling.rope_type "yarn" is not supported`],
     ["act", (c) => (c.hidden_act = "relu"), `activation "relu" is not supported`, "silu"],
     ["mlp-bias", (c) => (c.mlp_bias = true), "mlp_bias true is not supported"],
     ["eos-str", (c) => (c.eos_token_id = "x"), "config.json: field eos_token_id", "expected a token id"],
@@ -189,7 +189,7 @@ test("GGUF mistakes: version, magic, empty, truncated header, unaligned data, no
   ];
   await expectBad(["info", ggufMeta("eps.gguf", [...meta, ["llama.attention.layer_norm_rms_epsilon", { type: "string", value: "x" }]])], "llama.attention.layer_norm_rms_epsilon", "expected a positive number");
   await expectBad(["info", ggufMeta("theta.gguf", [...meta, ["llama.rope.freq_base", { type: "string", value: "x" }]])], "llama.rope.freq_base");
-  await expectBad(["info", ggufMeta("yarn.gguf", [...meta, ["llama.rope.scaling.type", { type: "string", value: "yarn" }], ["llama.rope.scaling.factor", { type: "f32", value: 4 }]])], `rope_scaling type "yarn"`);
+  await expectBad(["info", ggufMeta("yarn.gguf", [...meta, ["llama.rope.scaling.type", { type: "string", value: "yarn" }], ["llama.rope.scaling.factor", { type: "f32", value: 4 }]])], `rope_scaling.rope_type "yarn"`);
   await expectBad(["info", ggufMeta("noarch.gguf", meta.slice(1))], "missing GGUF key general.architecture");
   await expectBad(["info", ggufMeta("notensors.gguf", meta)], `missing tensor "model.embed_tokens.weight"`);
 });
