@@ -67,6 +67,10 @@ const CASES: [string, "f32" | "f16" | "bf16" | "q8_0", string][] = [
   ["llama-gqa-f16", "q8_0", "GQA, Q8_0 GGUF read in place"],
   ["gpt2-mha", "f32", "gpt2 architecture: classic MHA, Conv1D weights stored [out, in], tied"],
   ["gpt2-mha", "f16", "gpt2 architecture, f16 GGUF (2-byte transposes)"],
+  ["qwen3-gqa-qknorm", "f32", "qwen3 architecture: attn_q_norm/attn_k_norm, head dim 12 with hidden 40, GQA 2 of 6"],
+  ["qwen3-gqa-qknorm", "f16", "qwen3 architecture, f16 GGUF"],
+  ["phi3-gqa-fused", "f32", "phi3 architecture: fused attn_qkv and ffn_up (gate | up), GQA 2 of 6"],
+  ["phi3-gqa-fused", "f16", "phi3 architecture, f16 GGUF"],
 ];
 
 /** The machine a failure happened on: CPU model and the ggml CPU features llama.cpp reports. */
