@@ -384,3 +384,29 @@ test("export-gguf of a byte-level tokenizer whose post-processor adds BOS (Llama
   const p = JSON.parse((await run(["generate", plain, "--prompt", "the cat", "--max-tokens", "1", "--json"])).out);
   assert.equal(p.promptTokens, (await loadTokenizer(join(MODELS_DIR, "gpt2-mha"))).encode("the cat").length);
 });
+
+test("qwen3 and phi3 folders: mqa generate runs them; their config mistakes name the field", async () => {
+  for (const name of ["qwen3-gqa-qknorm", "phi3-gqa-fused"]) {
+    const { exp } = expected(name);
+    const r = await run(["generate", join(MODELS_DIR, name), "--prompt-tokens", exp.prompt.join(","), "--max-tokens", "4", "--temperature", "0", "--json"]);
+    assert.equal(r.code, 0, `${name}: ${r.err}`);
+    assert.deepEqual(JSON.parse(r.out).tokens, exp.greedy.slice(0, 4), `${name}: greedy tokens of the PyTorch fixture`);
+  }
+  // Phi-3's long-context RoPE is refused by its key, in the config file.
+  for (const [key, type] of [["type", "longrope"], ["type", "su"]]) {
+    const dir = folder(`phi3-${type}`, "phi3-gqa-fused", (c) => (c.rope_scaling = { [key]: type, short_factor: [1, 1, 1, 1], long_factor: [2, 2, 2, 2] }));
+    await expectBad(["generate", dir, "--prompt", "hi"], `config.json: rope_scaling.type "${type}" is not supported`, "LongRoPE");
+    await expectBad(["export-gguf", dir, join(tmp, "phi3-rope.gguf")], `rope_scaling.type "${type}"`);
+  }
+  // A sliding_window shorter than the context: generation stops at it (there full and sliding attention agree),
+  // and a longer prompt is refused naming the field.
+  const win = folder("phi3-window", "phi3-gqa-fused", (c) => (c.sliding_window = 8));
+  const w = await run(["generate", win, "--prompt-tokens", "1,2,3,4,5,6", "--max-tokens", "10", "--json"]);
+  assert.equal(w.code, 0, w.err);
+  assert.equal(JSON.parse(w.out).tokens.length, 2, "6 prompt tokens + 2 = the window of 8");
+  await expectBad(["generate", win, "--prompt-tokens", "1,2,3,4,5,6,7,8,9", "--max-tokens", "1"], "9 tokens", "context is 8 tokens (sliding_window");
+  // Checkpoint shapes come from the config: a head_dim that does not match q_norm or the fused rows is named.
+  await expectBad(["generate", folder("qwen3-hd", "qwen3-gqa-qknorm", (c) => (c.head_dim = 8)), "--prompt", "hi"], "self_attn.q_proj.weight", "expected [48, 40]");
+  await expectBad(["generate", folder("phi3-kv", "phi3-gqa-fused", (c) => (c.num_key_value_heads = 3)), "--prompt", "hi"], "self_attn.qkv_proj.weight", "has shape [80, 48]; expected [96, 48]");
+  await expectBad(["generate", folder("phi3-act", "phi3-gqa-fused", (c) => (c.hidden_act = "gelu")), "--prompt", "hi"], `activation "gelu" is not supported for model_type "phi3"`);
+});

@@ -44,7 +44,8 @@ export interface CacheOptions {
 export class DecoderModel {
   readonly attention: Attention[]; // [L]
   readonly rope: RopeTable | null;
-  readonly maxContext: number; // positions the model accepts (max_position_embeddings)
+  readonly maxContext: number; // positions the model accepts (max_position_embeddings, or Phi-3's unapplied sliding_window)
+  readonly contextField: string; // the config field maxContext comes from, for messages
   private scratch = { ptr: 0, tokens: 0, rows: 0 };
   /**
    * Called, when set, with each layer's pre-RoPE keys and values [N, K·D] of every forward (views
@@ -65,6 +66,7 @@ export class DecoderModel {
     this.rope = options.learnedPositions ? null : new RopeTable(ropeInvFreq(spec.headDim, spec.ropeTheta, spec.ropeScaling));
     // Phi-3's unapplied sliding_window (see specFromHfConfig): beyond it transformers and llama.cpp differ.
     this.maxContext = Math.min(spec.maxPositions, spec.unappliedWindow ?? Infinity);
+    this.contextField = this.maxContext < spec.maxPositions ? "sliding_window, which this runtime does not apply: longer runs would differ from transformers" : "max_position_embeddings";
   }
 
   /** Bytes of the weights held in the arena. */
@@ -105,8 +107,7 @@ export class DecoderModel {
     seqs.forEach((seq, b) => {
       const p0 = cache.length(seq, 0);
       if (p0 + lengths[b] > this.maxContext) {
-        const field = this.maxContext < this.spec.maxPositions ? "sliding_window, which this runtime does not apply: longer runs would differ from transformers" : "max_position_embeddings";
-        throw new UserError(`sequence of ${p0 + lengths[b]} tokens exceeds the model's context of ${this.maxContext} tokens (${field})`);
+        throw new UserError(`sequence of ${p0 + lengths[b]} tokens exceeds the model's context of ${this.maxContext} tokens (${this.contextField})`);
       }
       tokens[b].forEach((id, t) => {
         if (!Number.isInteger(id) || id < 0 || id >= V) throw new UserError(`token id ${id} is outside the vocabulary [0, ${V})`);
