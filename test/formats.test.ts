@@ -105,7 +105,7 @@ test("weight table: wrong shape, wrong dtype and missing tensors name the tensor
   await reject(untied, `missing tensor "lm_head.weight"`, "[288, 32]");
   const extra = await load(mk("tied", (c) => (c.tie_word_embeddings = true)));
   assert.deepEqual(extra.unusedTensors, ["lm_head.weight"]);
-  await reject(mk("arch", (c) => (c.model_type = "phi3")), `model_type "phi3" is not supported`, "llama");
+  await reject(mk("arch", (c) => (c.model_type = "cohere")), `model_type "cohere" is not supported`, "llama");
   // An I32 tensor where F32 is expected.
   const d = join(tmp, "dtype");
   cpSync(src, d, { recursive: true });

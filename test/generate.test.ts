@@ -183,9 +183,9 @@ test("bad input: one line on stderr, exit code 2", async () => {
   const arch = join(tmp, "arch");
   cpSync(join(MODELS_DIR, "llama-mha-f32"), arch, { recursive: true });
   const cfg = JSON.parse(readFileSync(join(arch, "config.json"), "utf8"));
-  writeFileSync(join(arch, "config.json"), JSON.stringify({ ...cfg, model_type: "phi3" }));
-  cases.push([["generate", arch, "--prompt", "x"], /model_type "phi3" is not supported/]);
-  cases.push([["export-gguf", arch, join(tmp, "x.gguf")], /model_type "phi3" is not supported/]);
+  writeFileSync(join(arch, "config.json"), JSON.stringify({ ...cfg, model_type: "cohere" }));
+  cases.push([["generate", arch, "--prompt", "x"], /model_type "cohere" is not supported/]);
+  cases.push([["export-gguf", arch, join(tmp, "x.gguf")], /model_type "cohere" is not supported/]);
   cases.push([["info", join(tmp, "nope.gguf")], /no such file/]);
   for (const [args, re] of cases) {
     const r = await run([...args, "--backend", "reference"].filter((a, i, all) => !(args[0] !== "generate" && (a === "--backend" || all[i - 1] === "--backend"))));

@@ -1,7 +1,8 @@
 // export-gguf → our GGUF reader for the families whose GGUF form differs from their HF folder:
 // Mistral is written as llama.cpp's llama architecture with its window in
 // llama.attention.sliding_window (which our reader applies), and GPT-2's Conv1D weights are
-// written [out, in] and handed back [in, out] (also from Q8_0 blocks, dequantized). The logits must
+// written [out, in] and handed back [in, out] (also from Q8_0 blocks, dequantized); Qwen3 keeps its q/k norms
+// (attn_q_norm / attn_k_norm) and Phi-3 its fused attn_qkv and ffn_up (gate | up), split again at load. The logits must
 // be the PyTorch fixture's (f32 files), or the reference kernels' on the same Q8_0 blocks.
 // (llama.cpp on the GPT-2 files: test/llamacpp.test.ts.)
 import { test, after } from "node:test";
@@ -19,7 +20,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const ATOL = 2e-4;
 const RTOL = 1e-4;
 
-for (const name of ["mistral-gqa-window", "gpt2-mha"]) {
+for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-gqa-fused"]) {
   test(`${name}: export-gguf f32 then our GGUF reader reproduces the PyTorch logits`, async () => {
     const { exp, logits } = expected(name);
     const gguf = join(dir, `${name}.gguf`);
@@ -28,9 +29,20 @@ for (const name of ["mistral-gqa-window", "gpt2-mha"]) {
     if (name.startsWith("mistral")) {
       assert.equal(meta["general.architecture"], "llama");
       assert.equal(meta["llama.attention.sliding_window"], 5);
+    } else if (name.startsWith("qwen3")) {
+      assert.equal(meta["general.architecture"], "qwen3");
+      assert.equal(meta["qwen3.attention.key_length"], 12, "head dim 12, not hidden 40 / 6 heads");
+      assert.ok((await readGguf(gguf)).tensors.has("blk.1.attn_k_norm.weight"));
+    } else if (name.startsWith("phi3")) {
+      assert.equal(meta["general.architecture"], "phi3");
+      assert.equal(meta["phi3.attention.sliding_window"], 2047);
+      const t = (await readGguf(gguf)).tensors;
+      assert.deepEqual([t.get("blk.0.attn_qkv.weight")?.shape, t.get("blk.0.ffn_up.weight")?.shape], [[48 + 2 * 16, 48], [80, 48]], "fused q | k | v and gate | up");
     } else assert.equal(meta["general.architecture"], "gpt2");
     const { model, spec } = await load(gguf);
     if (name.startsWith("mistral")) assert.ok(spec.layers.every((l) => l.window === 5), "the window survives the round trip");
+    if (name.startsWith("phi3")) assert.deepEqual([spec.family, spec.unappliedWindow, spec.layers[0].window], ["phi3", 2047, null], "Phi-3's window stays unapplied");
+    if (name.startsWith("qwen3")) assert.deepEqual([spec.family, spec.qkNorm, spec.headDim], ["qwen3", true, 12]);
     const cache = model.createCache({});
     const got = model.forward(cache, [cache.addSequence()], [exp.tokens], "all");
     assertClose(`${name} logits from the GGUF`, got, logits, ATOL, RTOL);

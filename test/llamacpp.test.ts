@@ -67,6 +67,11 @@ const CASES: [string, "f32" | "f16" | "bf16" | "q8_0", string][] = [
   ["llama-gqa-f16", "q8_0", "GQA, Q8_0 GGUF read in place"],
   ["gpt2-mha", "f32", "gpt2 architecture: classic MHA, Conv1D weights stored [out, in], tied"],
   ["gpt2-mha", "f16", "gpt2 architecture, f16 GGUF (2-byte transposes)"],
+  ["qwen3-gqa-qknorm", "f32", "qwen3 architecture: attn_q_norm/attn_k_norm, head dim 12 with hidden 40, GQA 2 of 6"],
+  ["qwen3-gqa-qknorm", "f16", "qwen3 architecture, f16 GGUF"],
+  // phi3-gqa-fused is not here: node-llama-cpp 3.21.1's llama.cpp refuses our phi3 GGUF while loading its
+  // vocabulary ("error loading model vocabulary: _Map_base::at"), with the fixture's byte-level BPE vocabulary and
+  // with a SentencePiece one alike; test/gguf-families.test.ts checks the phi3 GGUF with our reader against PyTorch.
 ];
 
 /** The machine a failure happened on: CPU model and the ggml CPU features llama.cpp reports. */

@@ -104,3 +104,23 @@ test("GGUF sliding patterns llama.cpp hard-codes: gpt-oss slides on even layers 
   const gemma3 = specFromGgufMetadata(meta("gemma3"), "g.gguf");
   assert.deepEqual(gemma3.layers.flatMap((l, i) => (l.window === null ? [i] : [])), [5, 11, 17, 23]);
 });
+
+test("mqa plan --model <folder> reads the qwen3 and phi3 fixture folders through the same spec as the runtime", async () => {
+  const { runCli } = await import("./cli-helpers.js");
+  const models = join(import.meta.dirname, "..", "tools", "fixtures", "models");
+  // V 288, L 2, untied (embed + lm_head = 2·V·E), 2 bytes per parameter (bf16 weights by default).
+  const cases = [
+    // qwen3 E 40, H 6, K 2, D 12, F 56: per layer 2E norms + q 72·40 + k, v 24·40 + o 40·72 + q_norm, k_norm 12 + 3·56·40
+    { name: "qwen3-gqa-qknorm", family: "qwen3", kvBytesPerToken: 2 * 2 * 2 * 12 * 2, params: 2 * 288 * 40 + 40 + 2 * (80 + 2880 + 960 + 960 + 2880 + 24 + 6720) },
+    // phi3 E 48, H 6, K 2, D 8, F 40: per layer 2E norms + qkv (48 + 2·16)·48 + o 48·48 + gate_up 80·48 + down 48·40
+    { name: "phi3-gqa-fused", family: "phi3", kvBytesPerToken: 2 * 2 * 2 * 8 * 2, params: 2 * 288 * 48 + 48 + 2 * (96 + 3840 + 2304 + 3840 + 1920) },
+  ];
+  for (const c of cases) {
+    const r = await runCli(["plan", "--model", join(models, c.name), "--context", "64", "--json"]);
+    assert.equal(r.code, 0, `${c.name}: ${r.err}`);
+    const out = JSON.parse(r.out);
+    assert.equal(out.model.family, c.family);
+    assert.equal(out.kvBytesPerToken, c.kvBytesPerToken, `${c.name}: L × 2 × K × D × 2 bytes`);
+    assert.equal(out.weightBytes, c.params * 2, `${c.name}: parameters × 2 bytes`);
+  }
+});

@@ -101,7 +101,7 @@ test("config.json mistakes: wrong types, divisibility, unknown or missing model_
     ["no-type", (c) => delete c.model_type, "missing field model_type"],
     ["rope-str", (c) => (c.rope_scaling = "llama3"), "rope_scaling", "expected an object"],
     ["rope-llama3-partial", (c) => (c.rope_scaling = { rope_type: "llama3" }), "rope_scaling.factor is missing", "llama3"],
-    ["rope-yarn", (c) => (c.rope_scaling = { rope_type: "yarn", factor: 4 }), `rope_scaling type "yarn" is not supported`],
+    ["rope-yarn", (c) => (c.rope_scaling = { rope_type: "yarn", factor: 4 }), `rope_scaling.rope_type "yarn" is not supported`],
     ["act", (c) => (c.hidden_act = "relu"), `activation "relu" is not supported`, "silu"],
     ["mlp-bias", (c) => (c.mlp_bias = true), "mlp_bias true is not supported"],
     ["eos-str", (c) => (c.eos_token_id = "x"), "config.json: field eos_token_id", "expected a token id"],
@@ -189,7 +189,7 @@ test("GGUF mistakes: version, magic, empty, truncated header, unaligned data, no
   ];
   await expectBad(["info", ggufMeta("eps.gguf", [...meta, ["llama.attention.layer_norm_rms_epsilon", { type: "string", value: "x" }]])], "llama.attention.layer_norm_rms_epsilon", "expected a positive number");
   await expectBad(["info", ggufMeta("theta.gguf", [...meta, ["llama.rope.freq_base", { type: "string", value: "x" }]])], "llama.rope.freq_base");
-  await expectBad(["info", ggufMeta("yarn.gguf", [...meta, ["llama.rope.scaling.type", { type: "string", value: "yarn" }], ["llama.rope.scaling.factor", { type: "f32", value: 4 }]])], `rope_scaling type "yarn"`);
+  await expectBad(["info", ggufMeta("yarn.gguf", [...meta, ["llama.rope.scaling.type", { type: "string", value: "yarn" }], ["llama.rope.scaling.factor", { type: "f32", value: 4 }]])], `rope_scaling.rope_type "yarn"`);
   await expectBad(["info", ggufMeta("noarch.gguf", meta.slice(1))], "missing GGUF key general.architecture");
   await expectBad(["info", ggufMeta("notensors.gguf", meta)], `missing tensor "model.embed_tokens.weight"`);
 });
@@ -383,4 +383,30 @@ test("export-gguf of a byte-level tokenizer whose post-processor adds BOS (Llama
   assert.equal((await run(["export-gguf", join(MODELS_DIR, "gpt2-mha"), plain, "--dtype", "f32"])).code, 0);
   const p = JSON.parse((await run(["generate", plain, "--prompt", "the cat", "--max-tokens", "1", "--json"])).out);
   assert.equal(p.promptTokens, (await loadTokenizer(join(MODELS_DIR, "gpt2-mha"))).encode("the cat").length);
+});
+
+test("qwen3 and phi3 folders: mqa generate runs them; their config mistakes name the field", async () => {
+  for (const name of ["qwen3-gqa-qknorm", "phi3-gqa-fused"]) {
+    const { exp } = expected(name);
+    const r = await run(["generate", join(MODELS_DIR, name), "--prompt-tokens", exp.prompt.join(","), "--max-tokens", "4", "--temperature", "0", "--json"]);
+    assert.equal(r.code, 0, `${name}: ${r.err}`);
+    assert.deepEqual(JSON.parse(r.out).tokens, exp.greedy.slice(0, 4), `${name}: greedy tokens of the PyTorch fixture`);
+  }
+  // Phi-3's long-context RoPE is refused by its key, in the config file.
+  for (const [key, type] of [["type", "longrope"], ["type", "su"]]) {
+    const dir = folder(`phi3-${type}`, "phi3-gqa-fused", (c) => (c.rope_scaling = { [key]: type, short_factor: [1, 1, 1, 1], long_factor: [2, 2, 2, 2] }));
+    await expectBad(["generate", dir, "--prompt", "hi"], `config.json: rope_scaling.type "${type}" is not supported`, "LongRoPE");
+    await expectBad(["export-gguf", dir, join(tmp, "phi3-rope.gguf")], `rope_scaling.type "${type}"`);
+  }
+  // A sliding_window shorter than the context: generation stops at it (there full and sliding attention agree),
+  // and a longer prompt is refused naming the field.
+  const win = folder("phi3-window", "phi3-gqa-fused", (c) => (c.sliding_window = 8));
+  const w = await run(["generate", win, "--prompt-tokens", "1,2,3,4,5,6", "--max-tokens", "10", "--json"]);
+  assert.equal(w.code, 0, w.err);
+  assert.equal(JSON.parse(w.out).tokens.length, 2, "6 prompt tokens + 2 = the window of 8");
+  await expectBad(["generate", win, "--prompt-tokens", "1,2,3,4,5,6,7,8,9", "--max-tokens", "1"], "9 tokens", "context is 8 tokens (sliding_window");
+  // Checkpoint shapes come from the config: a head_dim that does not match q_norm or the fused rows is named.
+  await expectBad(["generate", folder("qwen3-hd", "qwen3-gqa-qknorm", (c) => (c.head_dim = 8)), "--prompt", "hi"], "self_attn.q_proj.weight", "expected [48, 40]");
+  await expectBad(["generate", folder("phi3-kv", "phi3-gqa-fused", (c) => (c.num_key_value_heads = 3)), "--prompt", "hi"], "self_attn.qkv_proj.weight", "has shape [80, 48]; expected [96, 48]");
+  await expectBad(["generate", folder("phi3-act", "phi3-gqa-fused", (c) => (c.hidden_act = "gelu")), "--prompt", "hi"], `activation "gelu" is not supported for model_type "phi3"`);
 });

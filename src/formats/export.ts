@@ -1,4 +1,5 @@
-// HF folder → GGUF (llama, mistral as llama, qwen2, gemma, gpt2, and starcoder = gpt_bigcode MQA; gemma norms stored
+// HF folder → GGUF (llama, mistral as llama, qwen2, qwen3 (attn_q_norm / attn_k_norm), phi3 (fused attn_qkv and
+// ffn_up = gate | up, written as they are), gemma, gpt2, and starcoder = gpt_bigcode MQA; gemma norms stored
 // as 1 + w; GPT-2's Conv1D weights transposed to [out, in]), the way llama.cpp's convert_hf_to_gguf.py writes
 // it: metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout (llama only: qwen2
 // uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
@@ -39,8 +40,12 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
   if (!existsSync(configPath)) throw noConfig(hfDir);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
-  if (!["llama", "mistral", "qwen2", "gemma", "gpt2", "gpt_bigcode"].includes(spec.family)) {
-    throw new UserError(`${configPath}: export-gguf writes the llama, mistral (as llama), qwen2, gemma, gpt2 and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
+  if (!["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "gpt_bigcode"].includes(spec.family)) {
+    throw new UserError(`${configPath}: export-gguf writes the llama, mistral (as llama), qwen2, qwen3, phi3, gemma, gpt2 and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
+  }
+  if (spec.family === "phi3" && spec.numHeads * spec.headDim !== spec.hiddenSize) {
+    // llama.cpp's phi3 loader sizes attn_qkv as [E + 2·K·D] and attn_output as [E, E].
+    throw new UserError(`${configPath}: phi3 with num_attention_heads ${spec.numHeads} x head_dim ${spec.headDim} != hidden_size ${spec.hiddenSize} cannot be written: llama.cpp's phi3 layout assumes heads x head_dim = hidden`);
   }
   if (spec.family === "gpt_bigcode" && spec.numKvHeads !== 1) {
     throw new UserError(`${configPath}: gpt_bigcode without multi_query stores c_attn per head ([q_h | k_h | v_h]), which llama.cpp's starcoder layout does not; expected multi_query true`);
@@ -118,6 +123,8 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
       : []),
     [`${arch}.attention.key_length`, { type: "u32", value: D }],
     ...(spec.family === "mistral" && spec.layers[0].window !== null ? ([[`${arch}.attention.sliding_window`, { type: "u32", value: spec.layers[0].window }]] as [string, GgufValue][]) : []),
+    // Phi-3's config window, as llama.cpp's converter writes it (its loader then disables Phi SWA; our reader keeps it unapplied).
+    ...(spec.family === "phi3" && spec.unappliedWindow ? ([[`${arch}.attention.sliding_window`, { type: "u32", value: spec.unappliedWindow }]] as [string, GgufValue][]) : []),
     [`${arch}.attention.value_length`, { type: "u32", value: D }],
     [`${arch}.vocab_size`, { type: "u32", value: spec.vocabSize }],
     ...(opts.tokenizer ?? tokenizerMetadata(hfDir, spec.vocabSize)), // opts.tokenizer: tests write other vocabularies

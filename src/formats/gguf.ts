@@ -195,10 +195,19 @@ const LLAMA_NAMES: [RegExp, string][] = [
   [/^blk\.(\d+)\.attn_k\.(weight|bias)$/, "model.layers.$1.self_attn.k_proj.$2"],
   [/^blk\.(\d+)\.attn_v\.(weight|bias)$/, "model.layers.$1.self_attn.v_proj.$2"],
   [/^blk\.(\d+)\.attn_output\.(weight|bias)$/, "model.layers.$1.self_attn.o_proj.$2"],
+  [/^blk\.(\d+)\.attn_q_norm\.weight$/, "model.layers.$1.self_attn.q_norm.weight"], // qwen3
+  [/^blk\.(\d+)\.attn_k_norm\.weight$/, "model.layers.$1.self_attn.k_norm.weight"],
   [/^blk\.(\d+)\.ffn_norm\.weight$/, "model.layers.$1.post_attention_layernorm.weight"],
   [/^blk\.(\d+)\.ffn_gate\.weight$/, "model.layers.$1.mlp.gate_proj.weight"],
   [/^blk\.(\d+)\.ffn_up\.weight$/, "model.layers.$1.mlp.up_proj.weight"],
   [/^blk\.(\d+)\.ffn_down\.weight$/, "model.layers.$1.mlp.down_proj.weight"],
+];
+
+/** GGUF name → HF name for phi3: the llama names, with fused attn_qkv and ffn_up (gate | up rows) kept fused. */
+const PHI3_NAMES: [RegExp, string][] = [
+  [/^blk\.(\d+)\.attn_qkv\.weight$/, "model.layers.$1.self_attn.qkv_proj.weight"],
+  [/^blk\.(\d+)\.ffn_up\.weight$/, "model.layers.$1.mlp.gate_up_proj.weight"],
+  ...LLAMA_NAMES,
 ];
 
 /** GGUF name → HF name for the starcoder architecture (HF gpt_bigcode; fused c_attn = attn_qkv). */
@@ -236,6 +245,9 @@ export function ggufNameOf(hf: string): string | null {
     [/^model\.layers\.(\d+)\.input_layernorm\.weight$/, "blk.$1.attn_norm.weight"],
     [/^model\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.(weight|bias)$/, "blk.$1.attn_$2.$3"],
     [/^model\.layers\.(\d+)\.self_attn\.o_proj\.(weight|bias)$/, "blk.$1.attn_output.$2"],
+    [/^model\.layers\.(\d+)\.self_attn\.(q|k)_norm\.weight$/, "blk.$1.attn_$2_norm.weight"], // qwen3
+    [/^model\.layers\.(\d+)\.self_attn\.qkv_proj\.weight$/, "blk.$1.attn_qkv.weight"], // phi3: q | k | v rows
+    [/^model\.layers\.(\d+)\.mlp\.gate_up_proj\.weight$/, "blk.$1.ffn_up.weight"], // phi3: gate | up rows
     [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.ffn_norm.weight"],
     [/^model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight$/, "blk.$1.ffn_$2.weight"],
   ];
@@ -321,9 +333,10 @@ function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
   const file = await readGguf(path);
   const arch = file.metadata["general.architecture"];
-  if (arch === undefined) throw new UserError(`${path}: missing GGUF key general.architecture; expected llama, qwen2, gemma, gpt2 or starcoder`);
-  if (arch !== "llama" && arch !== "qwen2" && arch !== "gemma" && arch !== "starcoder" && arch !== "gpt2") {
-    throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected llama, qwen2, gemma, gpt2 or starcoder`);
+  const ARCHS = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "starcoder"];
+  if (arch === undefined) throw new UserError(`${path}: missing GGUF key general.architecture; expected one of ${ARCHS.join(", ")}`);
+  if (typeof arch !== "string" || !ARCHS.includes(arch)) {
+    throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected one of ${ARCHS.join(", ")}`);
   }
   const spec = specFromGgufMetadata(file.metadata, path, [...file.tensors.keys()]);
   if (arch === "starcoder") {
@@ -336,7 +349,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
   const conv1d = (name: string) => arch === "gpt2" && /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
   const byHf = new Map<string, GgufTensor>();
   for (const [name, t] of file.tensors) {
-    const rule = (arch === "starcoder" || arch === "gpt2" ? STARCODER_NAMES : LLAMA_NAMES).find(([re]) => re.test(name));
+    const rule = (arch === "starcoder" || arch === "gpt2" ? STARCODER_NAMES : arch === "phi3" ? PHI3_NAMES : LLAMA_NAMES).find(([re]) => re.test(name));
     if (rule) byHf.set(name.replace(rule[0], rule[1]), t);
   }
   const freqs = file.tensors.get("rope_freqs.weight");

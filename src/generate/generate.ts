@@ -121,7 +121,7 @@ function startRun(model: DecoderModel, prompts: number[][], opts: AsyncGenerateO
 
 function checkPrompt(model: DecoderModel, p: number[], what: string): void {
   if (p.length === 0) throw new UserError(`${what} is empty; expected at least one token`);
-  if (p.length > model.maxContext) throw new UserError(`${what} has ${p.length} tokens but the model's context is ${model.maxContext} tokens`);
+  if (p.length > model.maxContext) throw new UserError(`${what} has ${p.length} tokens but the model's context is ${model.maxContext} tokens (${model.contextField})`);
 }
 
 /** What may differ between the sequences of one Batch. */

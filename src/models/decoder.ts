@@ -24,6 +24,7 @@ export interface DecoderOptions {
   embedScale: number; // Gemma: sqrt(E), else 1
   learnedPositions: boolean; // GPT-2, gpt_bigcode: "pos" weight [P, E], no RoPE
   mlp: "swiglu" | "geglu" | "gelu";
+  qkNorm?: boolean; // Qwen3: RMSNorm over D on every q and k head (weights "q_norm.w", "k_norm.w" [D]) before RoPE
 }
 
 export interface CacheOptions {
@@ -44,7 +45,8 @@ export interface CacheOptions {
 export class DecoderModel {
   readonly attention: Attention[]; // [L]
   readonly rope: RopeTable | null;
-  readonly maxContext: number; // positions the model accepts (max_position_embeddings)
+  readonly maxContext: number; // positions the model accepts (max_position_embeddings, or Phi-3's unapplied sliding_window)
+  readonly contextField: string; // the config field maxContext comes from, for messages
   private scratch = { ptr: 0, tokens: 0, rows: 0 };
   /**
    * Called, when set, with each layer's pre-RoPE keys and values [N, K·D] of every forward (views
@@ -69,7 +71,9 @@ export class DecoderModel {
       (l) => new Attention({ numHeads: l.numHeads, numKvHeads: l.numKvHeads, headDim: l.headDim, window: l.window, hiddenSize: spec.hiddenSize }, { arena, kernels }),
     );
     this.rope = options.learnedPositions ? null : new RopeTable(ropeInvFreq(spec.headDim, spec.ropeTheta, spec.ropeScaling));
-    this.maxContext = spec.maxPositions;
+    // Phi-3's unapplied sliding_window (see specFromHfConfig): beyond it transformers and llama.cpp differ.
+    this.maxContext = Math.min(spec.maxPositions, spec.unappliedWindow ?? Infinity);
+    this.contextField = this.maxContext < spec.maxPositions ? "sliding_window, which this runtime does not apply: longer runs would differ from transformers" : "max_position_embeddings";
   }
 
   /** Bytes of the weights held in the arena. */
@@ -110,7 +114,7 @@ export class DecoderModel {
     seqs.forEach((seq, b) => {
       const p0 = cache.length(seq, 0);
       if (p0 + lengths[b] > this.maxContext) {
-        throw new UserError(`sequence of ${p0 + lengths[b]} tokens exceeds the model's context of ${this.maxContext} tokens (max_position_embeddings)`);
+        throw new UserError(`sequence of ${p0 + lengths[b]} tokens exceeds the model's context of ${this.maxContext} tokens (${this.contextField})`);
       }
       tokens[b].forEach((id, t) => {
         if (!Number.isInteger(id) || id < 0 || id >= V) throw new UserError(`token id ${id} is outside the vocabulary [0, ${V})`);
@@ -137,6 +141,11 @@ export class DecoderModel {
       this.mm(s.h, p + "q", s.q, N);
       this.mm(s.h, p + "k", s.k, N);
       this.mm(s.h, p + "v", s.v, N);
+      if (this.options.qkNorm) {
+        // Rows of D: every head of every token is normalised with the one [D] weight (in place).
+        rmsNorm(f("q", N, H * D), this.f32w(p + "q_norm.w"), f("q", N, H * D), D, eps);
+        rmsNorm(f("k", N, K * D), this.f32w(p + "k_norm.w"), f("k", N, K * D), D, eps);
+      }
       this.observer?.(l, f("k", N, K * D), f("v", N, K * D), N);
       if (this.rope) {
         this.rope.apply(f("q", N, H * D), H, D, pos);

@@ -14,6 +14,8 @@ import { gemmaOptions, gemmaTable } from "./gemma.js";
 import { gpt2Options, gpt2Table } from "./gpt2.js";
 import { gptBigcodeOptions, gptBigcodeTable } from "./gpt_bigcode.js";
 import { llamaOptions, llamaTable } from "./llama.js";
+import { phi3Options, phi3Table } from "./phi3.js";
+import { qwen3Options, qwen3Table } from "./qwen3.js";
 import { checkWeights, loadWeights, type TensorSource, type WeightRow } from "./weights.js";
 
 export { DecoderModel, type CacheOptions, type DecoderOptions } from "./decoder.js";
@@ -29,6 +31,8 @@ export const FAMILIES: Record<string, Family> = {
   llama: { table: llamaTable, options: llamaOptions },
   mistral: { table: llamaTable, options: llamaOptions },
   qwen2: { table: llamaTable, options: llamaOptions },
+  qwen3: { table: qwen3Table, options: qwen3Options },
+  phi3: { table: phi3Table, options: phi3Options },
   gemma: { table: gemmaTable, options: gemmaOptions },
   gpt2: { table: gpt2Table, options: gpt2Options },
   gpt_bigcode: { table: gptBigcodeTable, options: gptBigcodeOptions },
@@ -48,7 +52,8 @@ export function checkSupported(spec: ModelSpec, where: string): Family {
   if ((spec.partialRotaryFactor ?? 1) !== 1) throw new UserError(`${where}: partial rotary embeddings are not supported`);
   // The family tables read no MLP or LM-head biases for LLaMA-style models: a config that has them
   // would load and silently drop those tensors.
-  if (spec.mlpBias && ["llama", "mistral", "qwen2", "gemma"].includes(spec.family)) throw new UserError(`${where}: mlp_bias true is not supported for model_type "${spec.family}"; expected mlp_bias false`);
+  if (spec.family === "phi3" && (spec.qkvBias || spec.attnOutBias)) throw new UserError(`${where}: attention biases are not supported for model_type "phi3" (Phi-3's qkv_proj and o_proj have none); expected no attn_qkv / attn_output bias`);
+  if (spec.mlpBias && ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma"].includes(spec.family)) throw new UserError(`${where}: mlp_bias true is not supported for model_type "${spec.family}"; expected mlp_bias false`);
   if (spec.lmHeadBias) throw new UserError(`${where}: an LM head bias is not supported; expected lm_head without bias`);
   checkActivation(spec, where);
   if (spec.positions === "rope") checkRopeScaling(spec, where);
@@ -58,7 +63,8 @@ export function checkSupported(spec: ModelSpec, where: string): Family {
 // Activations each family runs (the MLP kernels are SwiGLU for the LLaMA tables and tanh-GELU for
 // the others; exact "gelu" differs from the tanh form by < 1e-3 and is what llama.cpp runs too).
 const GELU = ["gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
-const ACTIVATIONS: Record<string, string[]> = { llama: ["silu", "swish"], mistral: ["silu", "swish"], qwen2: ["silu", "swish"], gemma: GELU, gpt2: GELU, gpt_bigcode: GELU };
+const SILU = ["silu", "swish"];
+const ACTIVATIONS: Record<string, string[]> = { llama: SILU, mistral: SILU, qwen2: SILU, qwen3: SILU, phi3: SILU, gemma: GELU, gpt2: GELU, gpt_bigcode: GELU };
 
 function checkActivation(spec: ModelSpec, where: string): void {
   const allowed = ACTIVATIONS[spec.family];
@@ -79,6 +85,8 @@ function checkRopeScaling(spec: ModelSpec, where: string): void {
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new UserError(`${where}: rope_scaling.${key} is ${JSON.stringify(v) ?? "missing"}; expected a positive number for rope_type "${type}"`);
     return v;
   };
+  // Name the key the config used: rope_scaling.type (Phi-3's "longrope" / "su") or rope_scaling.rope_type.
+  const field = s.rope_type !== undefined ? "rope_scaling.rope_type" : s.type !== undefined ? "rope_scaling.type" : "rope_scaling";
   if (type === "default") return;
   if (type === "linear") positive("factor");
   else if (type === "llama3") {
@@ -92,7 +100,10 @@ function checkRopeScaling(spec: ModelSpec, where: string): void {
     if (!Array.isArray(f) || f.length !== spec.headDim / 2 || !f.every((x) => typeof x === "number" && Number.isFinite(x) && x > 0)) {
       throw new UserError(`${where}: rope_freqs has ${Array.isArray(f) ? f.length : 0} entries (or non-positive ones); expected head_dim / 2 = ${spec.headDim / 2} positive factors`);
     }
-  } else throw new UserError(`${where}: rope_scaling type "${type}" is not supported; expected llama3, linear or no rope_scaling`);
+  } else {
+    const hint = type === "longrope" || type === "su" ? " (Phi-3's long-context LongRoPE factors are not implemented)" : "";
+    throw new UserError(`${where}: ${field} "${type}" is not supported${hint}; expected llama3, linear or no rope_scaling`);
+  }
 }
 
 export interface LoadOptions {

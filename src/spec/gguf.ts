@@ -76,7 +76,10 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
     if (n !== null) return i % n < n - 1 ? window : null;
     return window;
   };
-  const layers: LayerSpec[] = kvPerLayer.map((kv, i) => ({ numHeads, numKvHeads: mla ? numHeads : kv, headDim, window: windowOf(i) }));
+  // llama.cpp disables Phi-3's sliding window ("Phi SWA is currently disabled"); like the HF reader, the spec
+  // keeps it as unappliedWindow, the longest run on which full and sliding attention agree.
+  const phi3Window = arch === "phi3" ? window : null;
+  const layers: LayerSpec[] = kvPerLayer.map((kv, i) => ({ numHeads, numKvHeads: mla ? numHeads : kv, headDim, window: arch === "phi3" ? null : windowOf(i) }));
   const vocabFromTokens = Array.isArray(meta["tokenizer.ggml.tokens"]) ? (meta["tokenizer.ggml.tokens"] as unknown[]).length : null;
   const vocabSize = opt("vocab_size") ?? vocabFromTokens;
   if (vocabSize === null) throw new UserError(`${sourceName}: missing ${key("vocab_size")} and tokenizer.ggml.tokens; expected a vocabulary size`);
@@ -130,6 +133,8 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
     attnOutBias: tensorNames ? tensorNames.includes("blk.0.attn_output.bias") : false,
     mlpBias: tensorNames ? tensorNames.includes("blk.0.ffn_down.bias") : false,
     normsPerLayer: arch === "gemma2" || arch === "gemma3" ? 4 : arch === "falcon" && kvPerLayer[0] === 1 ? 1 : 2,
+    ...(phi3Window !== null ? { unappliedWindow: phi3Window } : {}),
+    qkNorm: tensorNames ? tensorNames.includes("blk.0.attn_q_norm.weight") : arch === "qwen3",
     partialRotaryFactor: ropeDims !== null && !mla ? ropeDims / headDim : 1,
     attnLogitSoftcapping: typeof meta[key("attn_logit_softcapping")] === "number" ? (meta[key("attn_logit_softcapping")] as number) : null,
     finalLogitSoftcapping: typeof meta[key("final_logit_softcapping")] === "number" ? (meta[key("final_logit_softcapping")] as number) : null,

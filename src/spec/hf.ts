@@ -97,9 +97,13 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   }
 
   let windows = readWindows(src, family, numLayers);
+  let unappliedWindow: number | null = null;
   if (family === "phi3" && windows.some((w) => w !== null)) {
+    unappliedWindow = windows.find((w) => w !== null) ?? null;
     // Phi-3 configs set sliding_window (2047 for mini-4k) but engines serve them with full attention
-    // (llama.cpp: "Phi SWA is currently disabled"), so the cache is planned without a cap.
+    // (llama.cpp: "Phi SWA is currently disabled"), so the cache is planned without a cap. transformers
+    // does apply it (create_sliding_window_causal_mask), so the runtime keeps runs within the window,
+    // where full and sliding attention are the same computation (spec.unappliedWindow).
     notes.push(`phi3 sliding_window ${windows.find((w) => w !== null)} not applied (engines run Phi-3 with full attention)`);
     windows = windows.map(() => null);
   }
@@ -112,7 +116,8 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const isFalcon = family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel";
   const falconNew = isFalcon && bool(src, ["new_decoder_architecture"], family === "RefinedWeb");
   const bias = bool(src, ["bias"], false); // Falcon's one switch for every linear bias
-  const attentionBias = bool(src, ["attention_bias"], family === "gpt_neox");
+  // Phi3Attention's projections are bias-free whatever the config says (nn.Linear(..., bias=False)).
+  const attentionBias = family === "phi3" ? false : bool(src, ["attention_bias"], family === "gpt_neox");
   const allBias = family === "gpt2" || family === "gpt_bigcode" || family === "phi" || (family === "starcoder2" && bool(src, ["use_bias"], true));
   // ChatGLM: add_qkv_bias; GPT-J: biases on the MLP only; gpt-oss: every expert has biases.
   const qkvBias = allBias || family === "qwen2" || family === "qwen2_moe" || bool(src, ["add_qkv_bias"], false) || (isFalcon ? bias : attentionBias);
@@ -148,6 +153,7 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     normsPerLayer: family.startsWith("gemma2") || family.startsWith("gemma3") ? 4 : isFalcon ? (falconNew ? int(src, ["num_ln_in_parallel_attn"], { fallback: 2 }) : parallelResidual ? 1 : 2) : oneNorm ? 1 : 2,
     normWeights: family !== "olmo", // OLMo (v1) LayerNorms have no weight or bias
     qkNorm: family === "qwen3" || family === "qwen3_moe" || family.startsWith("gemma3") || family === "olmo2",
+    ...(unappliedWindow !== null ? { unappliedWindow } : {}),
     partialRotaryFactor: num(src, ["partial_rotary_factor", "rotary_pct"], 1, { positive: true }),
     parallelResidual,
     queryPreAttnScalar: optNum(src, ["query_pre_attn_scalar"]),

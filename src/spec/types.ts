@@ -66,6 +66,9 @@ export interface ModelSpec {
   queryPreAttnScalar?: number | null; // Gemma-2: scores are scaled by 1/sqrt(this) instead of 1/sqrt(headDim)
   attnLogitSoftcapping?: number | null; // Gemma-2: 50
   finalLogitSoftcapping?: number | null; // Gemma-2: 30
+  // A sliding window the config sets but the spec does not apply (Phi-3's sliding_window 2047: engines run
+  // full attention); runs longer than it would differ from transformers, which applies it. e.g. 2047
+  unappliedWindow?: number | null;
   activation?: string; // the config's activation name, e.g. "silu", "gelu_pytorch_tanh"
   source?: string; // where the spec came from, e.g. "preset llama-2-7b" or a file path
   notes?: string[]; // defaults that were assumed while reading the config
