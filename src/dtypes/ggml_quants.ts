@@ -31,6 +31,7 @@
 // compiled with FMA contraction, so its bytes can differ from ours in rare ties; the contract that
 // matters, and that the tests check, is that both read the same bytes as the same values.
 import { f16DecodeTable, f32ToF16 } from "./codecs.js";
+import { decodeQ8_0, Q8_0_BLOCK } from "./q8_0.js";
 
 const f = Math.fround;
 
@@ -51,6 +52,23 @@ export const QUANT_LAYOUT: Record<GgmlQuant, { blockValues: number; blockBytes: 
 
 export function isGgmlQuant(t: string): t is GgmlQuant {
   return (GGML_QUANTS as readonly string[]).includes(t);
+}
+
+/** Every GGML block type mqa reads in place: Q8_0 (q8_0.ts) and the types above. */
+export type BlockType = "q8_0" | GgmlQuant;
+
+export function isBlockType(t: string): t is BlockType {
+  return t === "q8_0" || isGgmlQuant(t);
+}
+
+/** Values per block of a block type (32 or 256). */
+export function blockValuesOf(t: BlockType): number {
+  return t === "q8_0" ? Q8_0_BLOCK : QUANT_LAYOUT[t].blockValues;
+}
+
+/** Blocks of any block type → f32 values (ggml's dequantize_row_* bits). */
+export function decodeBlocks(t: BlockType, raw: Uint8Array, numel: number, out: Float32Array = new Float32Array(numel)): Float32Array {
+  return t === "q8_0" ? decodeQ8_0(raw, numel, out) : decodeQuant(t, raw, numel, out);
 }
 
 // ------------------------------------------------------------------------------- dequantize
