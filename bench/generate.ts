@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { writeGguf, type GgufTensorOut, type GgufValue } from "../src/formats/gguf.js";
 import { f32ToF16 } from "../src/dtypes/codecs.js";
 import { encodeQ8_0 } from "../src/dtypes/q8_0.js";
+import { encodeQuant, isGgmlQuant, type GgmlQuant } from "../src/dtypes/ggml_quants.js";
 import { rowBytes } from "../src/dtypes/table.js";
 
 interface WorkerResult {
@@ -36,7 +37,9 @@ interface WorkerResult {
 const LAYERS = 12, HIDDEN = 768, HEADS = 12, HEAD_DIM = 64, FFN = 2048, VOCAB = 32000;
 
 /** Writes (once) a random llama GGUF; weights ~ N(0, 1/sqrt(in)) from a seeded generator. */
-export function benchModel(dir: string, kvHeads: number, dtype: "f32" | "f16" | "q8_0", context: number): string {
+export type BenchDtype = "f32" | "f16" | "q8_0" | GgmlQuant;
+
+export function benchModel(dir: string, kvHeads: number, dtype: BenchDtype, context: number): string {
   const path = join(dir, `bench-llama-kv${kvHeads}-${dtype}-ctx${context}.gguf`);
   if (existsSync(path)) return path;
   let s = 12345 + kvHeads;
@@ -55,6 +58,7 @@ export function benchModel(dir: string, kvHeads: number, dtype: "f32" | "f16" | 
           const n = Math.min(256, rows - r0) * cols;
           if (type === "f32") emit(new Uint8Array(Float32Array.from({ length: n }, () => rand() * k).buffer));
           else if (type === "q8_0") emit(encodeQ8_0(Float32Array.from({ length: n }, () => rand() * k)));
+          else if (isGgmlQuant(type)) emit(encodeQuant(type, Float32Array.from({ length: n }, () => rand() * k))); // rows of 768 and 2048: whole 256-blocks
           else emit(new Uint8Array(Uint16Array.from({ length: n }, () => f32ToF16(rand() * k)).buffer));
         }
       },
@@ -217,7 +221,7 @@ async function main(): Promise<void> {
   const contexts = (arg("--contexts", quick ? "512" : "512,8192") ?? "").split(",").map(Number);
   const reps = Number(arg("--reps", quick ? "1" : "2"));
   const kvList = (arg("--kv-heads", "12,4,1") ?? "").split(",").map(Number);
-  const dtypes = (arg("--dtypes", "f32,f16") ?? "").split(",") as ("f32" | "f16" | "q8_0")[];
+  const dtypes = (arg("--dtypes", "f32,f16") ?? "").split(",") as BenchDtype[];
   const decode = Number(arg("--decode", "32"));
   const pairMode = process.argv.includes("--interleave"); // both engines in one process, step by step
   const dir = join(tmpdir(), "mqa-bench-models");

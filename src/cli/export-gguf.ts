@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .description("Convert an HF llama, qwen2, gemma or gpt_bigcode (multi_query) folder to a GGUF file llama.cpp can load")
     .argument("<hf-dir>", "HF model folder (config.json, safetensors, tokenizer.json)")
     .argument("<out>", "output .gguf path")
-    .option("--dtype <type>", "matrix dtype: f32, f16, bf16 or q8_0 (norms stay f32; q8_0 keeps matrices whose rows are not whole 32-value blocks in f16)", "f16")
+    .option("--dtype <type>", "matrix dtype: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k (norms and biases stay f32; rows that are not whole blocks fall back as llama-quantize does: q4_k→q5_0, q5_k→q5_1, q6_k→q8_0, and to f16 when not whole 32-value blocks)", "f16")
     .option("--json", "print one JSON object")
     .action((dir: string, out: string, flags: { dtype: ExportDtype; json?: boolean }) => {
       flags.dtype = dtypeFlag("--dtype", flags.dtype, GGUF_EXPORT_DTYPES) as ExportDtype;

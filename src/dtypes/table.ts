@@ -18,9 +18,14 @@ export const DTYPES: Record<string, DtypeInfo> = {
   fp8: { name: "fp8", blockValues: 1, blockBytes: 1, rowOverheadBytes: 0, note: "e4m3/e5m2, per-tensor scale (vLLM)" },
   int8: { name: "int8", blockValues: 1, blockBytes: 1, rowOverheadBytes: 4, note: "int8 with one f32 scale per row (per token, per head)" },
   q8_0: { name: "q8_0", blockValues: 32, blockBytes: 34, rowOverheadBytes: 0, note: "ggml: 32 int8 + f16 scale" },
+  // GGML's 4/5/6-bit weight blocks (layouts in ggml_quants.ts, from ggml-common.h).
   q4_0: { name: "q4_0", blockValues: 32, blockBytes: 18, rowOverheadBytes: 0, note: "ggml: 32 4-bit + f16 scale" },
+  q4_1: { name: "q4_1", blockValues: 32, blockBytes: 20, rowOverheadBytes: 0, note: "ggml: 32 4-bit + f16 scale + f16 min" },
+  q5_0: { name: "q5_0", blockValues: 32, blockBytes: 22, rowOverheadBytes: 0, note: "ggml: 32 5-bit (u32 high bits) + f16 scale" },
+  q5_1: { name: "q5_1", blockValues: 32, blockBytes: 24, rowOverheadBytes: 0, note: "ggml: 32 5-bit + f16 scale + f16 min" },
   // k-quants use 256-value super-blocks (ggml-common.h block_q4_K: 2 f16 + 12 scale bytes + 128 nibbles).
   q4_k: { name: "q4_k", blockValues: 256, blockBytes: 144, rowOverheadBytes: 0, note: "ggml block_q4_K: 4.5 bits/value" },
+  q5_k: { name: "q5_k", blockValues: 256, blockBytes: 176, rowOverheadBytes: 0, note: "ggml block_q5_K: 5.5 bits/value" },
   q6_k: { name: "q6_k", blockValues: 256, blockBytes: 210, rowOverheadBytes: 0, note: "ggml block_q6_K: 6.5625 bits/value" },
 };
 

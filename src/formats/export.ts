@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { bf16ToF32, f16DecodeTable, f32ToBf16, f32ToF16 } from "../dtypes/codecs.js";
 import { encodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { encodeQuant, isGgmlQuant, QUANT_LAYOUT, type GgmlQuant } from "../dtypes/ggml_quants.js";
 import { rowBytes } from "../dtypes/table.js";
 import { transposeInto } from "../models/weights.js";
 import { ropeInvFreq } from "../models/blocks.js";
@@ -26,11 +27,27 @@ export interface ExportResult {
   spec: ModelSpec;
 }
 
-const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7, bf16: 32 } as const; // llama.cpp's LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16
+// llama.cpp's llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16, MOSTLY_Q4_0, Q4_1, Q5_0, Q5_1,
+// and for the k-quants the _S variants (every matrix one type, as here; _M mixes in Q6_K rows).
+const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7, bf16: 32, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, q4_k: 14, q5_k: 16, q6_k: 18 } as const;
 
 /** The matrix dtypes exportGguf writes. */
-export const GGUF_EXPORT_DTYPES = ["f32", "f16", "bf16", "q8_0"] as const;
+export const GGUF_EXPORT_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"] as const;
 export type ExportDtype = (typeof GGUF_EXPORT_DTYPES)[number];
+
+/**
+ * The type a matrix with rows of `width` values is stored in when `dtype` was asked for, as
+ * llama.cpp's llama-quantize decides (llama-quant.cpp, incompatible tensors): a k-quant row that is
+ * not whole 256-value super-blocks falls back to Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; any block type
+ * whose rows are not whole 32-value blocks falls back to F16.
+ * @example matrixType("q4_k", 64) // "q5_0"
+ */
+export function matrixType(dtype: ExportDtype, width: number): ExportDtype {
+  if (dtype === "f32" || dtype === "f16" || dtype === "bf16") return dtype;
+  let t: ExportDtype = dtype;
+  if (isGgmlQuant(t) && width % QUANT_LAYOUT[t].blockValues !== 0) t = ({ q4_k: "q5_0", q5_k: "q5_1", q6_k: "q8_0" } as Record<string, ExportDtype>)[t] ?? t;
+  return width % Q8_0_BLOCK === 0 ? t : "f16";
+}
 
 /** Converts `hfDir` (model_type llama or qwen2) to a GGUF file readable by llama.cpp. */
 export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts: { tokenizer?: [string, GgufValue][] } = {}): ExportResult {
@@ -74,9 +91,9 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
     // GPT-2's Conv1D weights are stored [in, out]; GGUF (like llama.cpp's converter) wants [out, in].
     const conv1d = arch === "gpt2" && matrix && /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
     const shape = conv1d ? [info.shape[1], info.shape[0]] : info.shape;
-    // Matrices take the requested dtype (Q8_0 needs rows of whole 32-value blocks; others stay
-    // f16, as llama.cpp's quantizer does); vectors (norms, biases) stay f32.
-    const type = !matrix || dtype === "f32" ? "f32" : dtype === "bf16" ? "bf16" : dtype === "q8_0" && shape[1] % Q8_0_BLOCK === 0 ? "q8_0" : "f16";
+    // Matrices take the requested dtype, or llama-quantize's fallback when their rows are not whole
+    // blocks (matrixType); vectors (norms, biases) stay f32, as llama.cpp keeps them.
+    const type = !matrix ? "f32" : matrixType(dtype, shape[1]);
     const numel = info.shape.reduce((a, b) => a * b, 1);
     const tensorBytes = rowBytes(type, numel);
     const qk = /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name); // llama.cpp's converter permutes the biases too
@@ -90,6 +107,7 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
         if (arch === "gemma" && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
         if (type === "f32") emit(new Uint8Array(f.buffer));
         else if (type === "q8_0") emit(encodeQ8_0(f));
+        else if (isGgmlQuant(type)) emit(encodeQuant(type as GgmlQuant, f));
         else {
           const h = new Uint16Array(numel);
           const encode = type === "bf16" ? f32ToBf16 : f32ToF16;

@@ -15,7 +15,7 @@ import { closeSync, openSync, readSync, renameSync, rmSync, writeSync } from "no
 import { resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { f16DecodeTable } from "../dtypes/codecs.js";
-import { decodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { blockValuesOf, decodeBlocks, GGML_QUANTS, QUANT_LAYOUT, type BlockType, type GgmlQuant } from "../dtypes/ggml_quants.js";
 import { rowBytes } from "../dtypes/table.js";
 import { transposeInto } from "../models/weights.js";
 import type { TensorSource } from "./source.js";
@@ -25,9 +25,26 @@ import type { ModelSpec } from "../spec/types.js";
 
 export const GGUF_ALIGNMENT = 32;
 /** ggml tensor types this module reads or writes. */
-export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 /** The dtype-table name (src/dtypes/table.ts) of each ggml type code this reader accepts. */
-const GGML_DTYPE: Record<number, string> = { [GGML_TYPE.F32]: "f32", [GGML_TYPE.F16]: "f16", [GGML_TYPE.Q8_0]: "q8_0", [GGML_TYPE.BF16]: "bf16" };
+const GGML_DTYPE: Record<number, string> = {
+  [GGML_TYPE.F32]: "f32", [GGML_TYPE.F16]: "f16", [GGML_TYPE.Q8_0]: "q8_0", [GGML_TYPE.BF16]: "bf16",
+  ...Object.fromEntries(GGML_QUANTS.map((q) => [QUANT_LAYOUT[q].ggmlType, q])),
+};
+/** ggml's names of the types the reader accepts, for error messages: "F32 (0), F16 (1), ...". */
+const SUPPORTED_TYPES = Object.entries(GGML_TYPE).map(([name, code]) => `${name} (${code})`).join(", ");
+/** ggml_type names of the codes we do not read, so an error can say what a file holds (ggml.h enum ggml_type). */
+const OTHER_GGML_TYPES: Record<number, string> = {
+  9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL",
+  21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+};
+
+/** The ggml block type (q4_0 … q6_k, or q8_0) of a ggml type code, or null for f32/f16/bf16. */
+function blockType(type: number): BlockType | null {
+  const d = GGML_DTYPE[type];
+  return d === "q8_0" || (GGML_QUANTS as readonly string[]).includes(d) ? (d as BlockType) : null;
+}
+
 /** GGUF metadata value types. */
 export const GGUF_VALUE = { UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12 } as const;
 
@@ -44,7 +61,7 @@ export type GgufValue =
 export interface GgufTensorOut {
   name: string; // GGUF name, e.g. "blk.0.attn_q.weight"
   shape: number[]; // PyTorch order, e.g. [N, Kin]; written reversed as ne
-  type: "f32" | "f16" | "bf16" | "q8_0";
+  type: "f32" | "f16" | "bf16" | "q8_0" | GgmlQuant;
   bytes: number; // data size
   write: (emit: (chunk: Uint8Array) => void) => void; // produces exactly `bytes` bytes
 }
@@ -115,7 +132,7 @@ export function writeGguf(path: string, metadata: [string, GgufValue][], tensors
     head.str(t.name);
     head.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) head.u64(d);
-    head.u32(t.type === "f32" ? GGML_TYPE.F32 : t.type === "f16" ? GGML_TYPE.F16 : t.type === "bf16" ? GGML_TYPE.BF16 : GGML_TYPE.Q8_0);
+    head.u32(t.type === "f32" ? GGML_TYPE.F32 : t.type === "f16" ? GGML_TYPE.F16 : t.type === "bf16" ? GGML_TYPE.BF16 : t.type === "q8_0" ? GGML_TYPE.Q8_0 : QUANT_LAYOUT[t.type].ggmlType);
     head.u64(offset);
     offset += t.bytes + pad(t.bytes);
   }
@@ -294,10 +311,14 @@ export async function readGguf(path: string): Promise<GgufFile> {
     const type = Number(t.dtype);
     let bytes: number;
     if (type === GGML_TYPE.F32 || type === GGML_TYPE.F16 || type === GGML_TYPE.BF16) bytes = rowBytes(GGML_DTYPE[type], numel);
-    else if (type === GGML_TYPE.Q8_0) {
-      if (shape[shape.length - 1] % Q8_0_BLOCK !== 0) throw new UserError(`${path}: Q8_0 tensor "${t.name}" has a row of ${shape[shape.length - 1]} values; expected a multiple of ${Q8_0_BLOCK}`);
-      bytes = rowBytes("q8_0", numel);
-    } else throw new UserError(`${path}: tensor "${t.name}" has ggml type ${type}; supported: F32 (0), F16 (1), BF16 (30), Q8_0 (8)`);
+    else if (blockType(type) !== null) {
+      const bt = blockType(type)!, qk = blockValuesOf(bt);
+      if (shape[shape.length - 1] % qk !== 0) throw new UserError(`${path}: ${bt.toUpperCase()} tensor "${t.name}" has a row of ${shape[shape.length - 1]} values; expected a multiple of ${qk}`);
+      bytes = rowBytes(bt, numel);
+    } else {
+      const name = OTHER_GGML_TYPES[type] ? `${OTHER_GGML_TYPES[type]} (${type})` : `${type}`;
+      throw new UserError(`${path}: tensor "${t.name}" has ggml type ${name}, which mqa does not read; supported: ${SUPPORTED_TYPES}`);
+    }
     const offset = dataStart + Number(t.offset);
     if (offset + bytes > fileBytes) throw new UserError(`${path}: tensor "${t.name}" ends at byte ${offset + bytes} but the file has ${fileBytes} bytes (truncated?)`);
     tensors.set(t.name, { ggufName: t.name, type, shape, offset, bytes });
@@ -326,8 +347,8 @@ function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
 
 /**
  * Opens a GGUF llama model as a spec plus a TensorSource under HF names: Q/K rows are
- * un-permuted (Q8_0 rows as whole blocks), Q8_0 stays Q8_0 (loadWeights keeps it for matmul
- * weights and dequantizes the rest), and llama.cpp's rope_freqs tensor (llama3 scaling)
+ * un-permuted (block-quantized rows as whole blocks), Q8_0 and the 4/5/6-bit types stay quantized
+ * (loadWeights keeps them for matmul weights and dequantizes the rest), and llama.cpp's rope_freqs tensor (llama3 scaling)
  * becomes ropeScaling { rope_type: "freq_factors", factors }.
  */
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
@@ -365,9 +386,9 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
       const t = byHf.get(name);
       if (!t) return undefined;
       const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
-      const q8 = t.type === GGML_TYPE.Q8_0;
-      if (conv1d(name)) return { dtype: q8 || t.type === GGML_TYPE.F32 ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16", shape: [t.shape[1], t.shape[0]] };
-      const dtype = t.type === GGML_TYPE.F32 || gemmaNorm ? "F32" : q8 ? "Q8_0" : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
+      const bt = blockType(t.type);
+      if (conv1d(name)) return { dtype: bt !== null || t.type === GGML_TYPE.F32 ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16", shape: [t.shape[1], t.shape[0]] };
+      const dtype = t.type === GGML_TYPE.F32 || gemmaNorm ? "F32" : bt !== null ? bt.toUpperCase() : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
       return { dtype, shape: t.shape };
     },
     read: (name, dst) => {
@@ -393,12 +414,13 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
   return { spec, source, file };
 }
 
-/** A [rows, cols] GGUF matrix into dst as [cols, rows]: 2- or 4-byte elements moved, Q8_0 dequantized to f32. */
+/** A [rows, cols] GGUF matrix into dst as [cols, rows]: 2- or 4-byte elements moved, block types dequantized to f32. */
 function readTransposed(path: string, t: GgufTensor, dst: Uint8Array): void {
   const [rows, cols] = t.shape;
   const raw = readRaw(path, t);
-  if (t.type === GGML_TYPE.Q8_0 || t.type === GGML_TYPE.F32) {
-    const src = t.type === GGML_TYPE.Q8_0 ? new Uint32Array(decodeQ8_0(raw, rows * cols).buffer) : new Uint32Array(raw.buffer);
+  const bt = blockType(t.type);
+  if (bt !== null || t.type === GGML_TYPE.F32) {
+    const src = bt !== null ? new Uint32Array(decodeBlocks(bt, raw, rows * cols).buffer) : new Uint32Array(raw.buffer);
     transposeInto(src, new Uint32Array(dst.buffer, dst.byteOffset, rows * cols), rows, cols);
   } else transposeInto(new Uint16Array(raw.buffer), new Uint16Array(dst.buffer, dst.byteOffset, rows * cols), rows, cols);
 }

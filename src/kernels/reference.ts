@@ -23,7 +23,8 @@
 import type { Arena } from "./memory.js";
 import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtype } from "./types.js";
 import { bf16ToF32, f16DecodeTable } from "../dtypes/codecs.js";
-import { decodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { decodeQ8_0 } from "../dtypes/q8_0.js";
+import { blockValuesOf, decodeQuant, isBlockType, isGgmlQuant } from "../dtypes/ggml_quants.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
 
 /** Receives the attention probabilities of one (query t, head h): probs[i] belongs to positions[i]. */
@@ -276,7 +277,7 @@ export function validateMatmulLayout(call: MatmulCall): void {
   const layout = call.layout ?? "nt";
   if (layout !== "nt" && layout !== "nn" && layout !== "tn") throw new RangeError(`matmul: unknown layout "${layout}"; expected nt, nn or tn`);
   if (layout !== "nt" && call.wDtype !== "f32") throw new RangeError(`matmul: layout "${layout}" needs wDtype f32, got ${call.wDtype}`);
-  if (call.wDtype === "q8_0" && call.Kin % Q8_0_BLOCK !== 0) throw new RangeError(`matmul: q8_0 weights need Kin to be a multiple of ${Q8_0_BLOCK}, got ${call.Kin}`);
+  if (isBlockType(call.wDtype) && call.Kin % blockValuesOf(call.wDtype) !== 0) throw new RangeError(`matmul: ${call.wDtype} weights need Kin to be a multiple of ${blockValuesOf(call.wDtype)}, got ${call.Kin}`);
   if (call.accumulate && layout === "nt") throw new RangeError(`matmul: accumulate needs layout nn or tn, got nt`);
 }
 
@@ -285,7 +286,8 @@ export function validateMatmulLayout(call: MatmulCall): void {
  *   nt: out[m, n] = Σ_i x[m, i]·w[n, i]   (x [M, Kin], w [N, Kin], the PyTorch Linear layout)
  *   nn: out[m, n] = Σ_i x[m, i]·w[i, n]   (x [M, Kin], w [Kin, N])
  *   tn: out[m, n] = Σ_i x[i, m]·w[i, n]   (x [Kin, M], w [Kin, N])
- * With accumulate the sum starts from the old out[m, n]. Weights may be f32, f16 or bf16 ("nt" only);
+ * With accumulate the sum starts from the old out[m, n]. Weights may be f32, f16, bf16 or a GGML block
+ * type ("nt" only; block types decoded to their exact values, src/dtypes/ggml_quants.ts);
  * x, bias and out are f32.
  */
 export function referenceMatmul(arena: Arena, call: MatmulCall): void {
@@ -296,7 +298,7 @@ export function referenceMatmul(arena: Arena, call: MatmulCall): void {
   validateMatmulLayout(call);
   const memBytes = arena.memory.buffer.byteLength;
   checkRange("matmul", "x", call.x, M * Kin * 4, 4, memBytes);
-  checkRange("matmul", "w", call.w, N * rowBytes(wDtype, Kin), wDtype === "q8_0" ? 1 : elementBytes(wDtype), memBytes);
+  checkRange("matmul", "w", call.w, N * rowBytes(wDtype, Kin), isBlockType(wDtype) ? 1 : elementBytes(wDtype), memBytes);
   checkRange("matmul", "out", call.out, M * N * 4, 4, memBytes);
   if (call.bias !== 0) checkRange("matmul", "bias", call.bias, N * 4, 4, memBytes);
   const x = arena.f32(call.x, M * Kin); // [M, Kin] ("tn": [Kin, M])
@@ -362,9 +364,10 @@ export function referenceActivation(arena: Arena, call: ActivationCall): void {
   }
 }
 
-function decodeWeights(arena: Arena, ptr: number, n: number, dtype: WeightDtype): Float32Array {
+function decodeWeights(arena: Arena, ptr: number, n: number, dtype: WeightDtype): Float32Array | Float64Array {
   if (dtype === "f32") return arena.f32(ptr, n);
   if (dtype === "q8_0") return decodeQ8_0(arena.u8(ptr, rowBytes("q8_0", n)), n);
+  if (isGgmlQuant(dtype)) return decodeQuant(dtype, arena.u8(ptr, rowBytes(dtype, n)), n, new Float64Array(n)); // exact values
   const bits = arena.u16(ptr, n);
   const w = new Float32Array(n);
   if (dtype === "f16") {

@@ -33,8 +33,12 @@ export interface AttentionCall {
   segments: KvSegment[];
 }
 
-/** Matmul weight storage; "q8_0" is GGML's 8-bit block format (src/dtypes/q8_0.ts), layout "nt" only, Kin % 32 == 0. */
-export type WeightDtype = "f32" | "f16" | "bf16" | "q8_0";
+/**
+ * Matmul weight storage. The block types are GGML's: "q8_0" (src/dtypes/q8_0.ts) and the 4/5/6-bit
+ * q4_0 … q6_k (src/dtypes/ggml_quants.ts); they take layout "nt" only, with Kin a multiple of the
+ * block (32, or 256 for the k-quants).
+ */
+export type WeightDtype = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q4_k" | "q5_k" | "q6_k";
 
 /**
  * Where the operands' reduction axis (Kin) sits. Training's backward needs the two transposed forms:

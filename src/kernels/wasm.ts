@@ -219,6 +219,7 @@ export class WasmKernels implements Kernels {
     if (layout !== "nt") stride = align64(MATMUL_KN_KC * (NB + MB) * 4);
     else if (rows >= 4 && wDtype !== "f32") stride = align64(NB * ((Kin + 3) & ~3) * 4);
     else if (rows < 4 && wDtype === "f16") stride = align64(rows * ((Kin + 7) & ~7) * 4);
+    else if (rows < 4 && WEIGHT_CODE[wDtype] >= WEIGHT_CODE.q4_0) stride = align64(Kin * 4); // one dequantized w row (assembly/quants.ts matvecQuant)
     const scratch = stride ? this.scratch.need(stride * threads) : 0;
     const a = this.pool.args();
     a[M.X] = x;
@@ -302,7 +303,7 @@ export class WasmKernels implements Kernels {
   }
 }
 
-const WEIGHT_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 4 }; // assembly/simd.ts DT_*
+const WEIGHT_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 4, q4_0: 5, q4_1: 6, q5_0: 7, q5_1: 8, q4_k: 9, q5_k: 10, q6_k: 11 }; // assembly/simd.ts, quants.ts DT_*
 const LAYOUT_CODE: Record<MatmulLayout, number> = { nt: 0, nn: 1, tn: 2 }; // assembly/layout.ts LAYOUT_*
 
 function align64(n: number): number {

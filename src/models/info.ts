@@ -60,7 +60,7 @@ export async function modelInfo(path: string): Promise<ModelInfo> {
     const { spec: s, source, file } = await ggufModelSource(path);
     spec = s;
     checkModel(spec, source);
-    const names: Record<number, string> = { 0: "f32", 1: "f16", 8: "q8_0", 30: "bf16" };
+    const names: Record<number, string> = { 0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 6: "q5_0", 7: "q5_1", 8: "q8_0", 12: "q4_k", 13: "q5_k", 14: "q6_k", 30: "bf16" };
     for (const t of file.tensors.values()) {
       if (t.ggufName === "rope_freqs.weight") continue; // llama3 RoPE factors: a constant, not a parameter
       add(names[t.type] ?? `type${t.type}`, t.shape.reduce((a, b) => a * b, 1), t.bytes);

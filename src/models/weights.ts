@@ -7,7 +7,7 @@ import { UserError } from "../errors.js";
 import type { Arena } from "../kernels/memory.js";
 import type { WeightDtype } from "../kernels/types.js";
 import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
-import { decodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
+import { blockValuesOf, decodeBlocks, isBlockType, type BlockType } from "../dtypes/ggml_quants.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
 
 // TensorSource (what a checkpoint reader offers) is declared where the readers live, in formats.
@@ -32,7 +32,9 @@ export interface WeightRow {
   optional?: boolean; // absent is allowed (e.g. lm_head when embeddings are tied)
 }
 
-const DTYPES: Record<string, WeightDtype> = { F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0" };
+const DTYPES: Record<string, WeightDtype> = {
+  F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0", Q4_1: "q4_1", Q5_0: "q5_0", Q5_1: "q5_1", Q4_K: "q4_k", Q5_K: "q5_k", Q6_K: "q6_k",
+};
 
 /**
  * Loads every row of the table from `src` into the arena. Extra checkpoint tensors that no row
@@ -60,7 +62,7 @@ export function checkWeights(src: TensorSource, table: WeightRow[]): { present: 
       throw new UserError(`${src.path}: missing tensor "${row.source}" (expected shape [${row.shape.join(", ")}])`);
     }
     used.add(row.source);
-    if (!DTYPES[info.dtype]) throw new UserError(`${src.path}: tensor "${row.source}" has dtype ${info.dtype}; expected F32, F16 or BF16`); // Q8_0 comes only from GGUF files, whose reader checks its types
+    if (!DTYPES[info.dtype]) throw new UserError(`${src.path}: tensor "${row.source}" has dtype ${info.dtype}; expected F32, F16 or BF16`); // block types come only from GGUF files, whose reader checks its types
     if (info.shape.length !== row.shape.length || info.shape.some((d, i) => d !== row.shape[i])) {
       throw new UserError(`${src.path}: tensor "${row.source}" has shape [${info.shape.join(", ")}]; expected [${row.shape.join(", ")}] from the config`);
     }
@@ -70,7 +72,7 @@ export function checkWeights(src: TensorSource, table: WeightRow[]): { present: 
 }
 
 function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightDtype): Weight {
-  if (dtype === "q8_0") return loadQ8Row(arena, src, row);
+  if (isBlockType(dtype)) return loadBlockRow(arena, src, row, dtype);
   const eb = elementBytes(dtype);
   const numel = row.shape.reduce((a, b) => a * b, 1);
   const direct = !row.transpose && !row.rows && (row.store === "matmul" || dtype === "f32");
@@ -109,14 +111,15 @@ function loadRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: WeightD
 }
 
 /**
- * A Q8_0 tensor (GGUF): matmul weights [N, Kin] with Kin % 32 == 0 stay Q8_0 (the kernels read
- * the blocks in place; row ranges are whole rows of blocks); anything else (norms, biases, a
- * transposed layout) is dequantized once and loaded as f32.
+ * A block-quantized tensor (GGUF: Q8_0, Q4_0 … Q6_K): matmul weights [N, Kin] whose rows are whole
+ * blocks stay quantized (the kernels read the blocks in place; row ranges are whole rows of blocks);
+ * anything else (norms, biases, a transposed layout) is dequantized once and loaded as f32.
  */
-function loadQ8Row(arena: Arena, src: TensorSource, row: WeightRow): Weight {
+function loadBlockRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: BlockType): Weight {
   const [rows, width] = row.shape;
-  if (row.store === "matmul" && !row.transpose && row.shape.length === 2 && width % Q8_0_BLOCK === 0) {
-    const qRowBytes = rowBytes("q8_0", width);
+  const QK = blockValuesOf(dtype);
+  if (row.store === "matmul" && !row.transpose && row.shape.length === 2 && width % QK === 0) {
+    const qRowBytes = rowBytes(dtype, width);
     const ranges = row.rows ?? [[0, rows]];
     const total = ranges.reduce((s, [a, b]) => s + (b - a), 0);
     const ptr = arena.alloc(total * qRowBytes, `weight ${row.source}`);
@@ -127,18 +130,18 @@ function loadQ8Row(arena: Arena, src: TensorSource, row: WeightRow): Weight {
       src.read(row.source, raw);
       pickRows(raw, dst, qRowBytes, rows, row); // a row of blocks is `qRowBytes` one-byte elements
     }
-    return { ptr, dtype: "q8_0", shape: [total, width] };
+    return { ptr, dtype, shape: [total, width] };
   }
   const numel = row.shape.reduce((a, b) => a * b, 1);
-  if (numel % Q8_0_BLOCK !== 0) throw new UserError(`${src.path}: Q8_0 tensor "${row.source}" has ${numel} values; expected a multiple of ${Q8_0_BLOCK}`);
+  if (numel % QK !== 0) throw new UserError(`${src.path}: ${dtype.toUpperCase()} tensor "${row.source}" has ${numel} values; expected a multiple of ${QK}`);
   const dequantized: TensorSource = {
     path: src.path,
     names: () => src.names(),
     info: (name) => src.info(name),
     read: (name, dst) => {
-      const raw = new Uint8Array(rowBytes("q8_0", numel));
+      const raw = new Uint8Array(rowBytes(dtype, numel));
       src.read(name, raw);
-      decodeQ8_0(raw, numel, new Float32Array(dst.buffer, dst.byteOffset, numel));
+      decodeBlocks(dtype, raw, numel, new Float32Array(dst.buffer, dst.byteOffset, numel));
     },
   };
   return loadRow(arena, dequantized, row, "f32");
@@ -174,7 +177,7 @@ export function weightRow(arena: Arena, w: Weight, r: number, out: Float32Array)
   const width = w.shape[1];
   if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
   else if (w.dtype === "f16") decodeF16(arena.u16(w.ptr + r * width * 2, width), out);
-  else if (w.dtype === "q8_0") decodeQ8_0(arena.u8(w.ptr + r * rowBytes("q8_0", width), rowBytes("q8_0", width)), width, out);
+  else if (isBlockType(w.dtype)) decodeBlocks(w.dtype, arena.u8(w.ptr + r * rowBytes(w.dtype, width), rowBytes(w.dtype, width)), width, out);
   else decodeBf16(arena.u16(w.ptr + r * width * 2, width), out);
 }
 

@@ -3,12 +3,13 @@
 //
 // Legend: M rows of x (tokens), N output features (rows of w), Kin input features.
 // An item is (block of MB rows of x, block of NB rows of w); threads take items dynamically.
-// M < 4 (decode) is a matvec (matvec.ts). M >= 4 (prefill, training) is compute-bound: f16/bf16/q8_0
+// M < 4 (decode) is a matvec (matvec.ts, q8.ts, quants.ts). M >= 4 (prefill, training) is compute-bound: f16/bf16/q8_0/q4_0…q6_k
 // w rows are widened once per item into scratch, then 4×2 register tiles run over Kin in L1-sized
 // chunks of KC values.
 import { matvecQ8, matvecQ8x2, matvecQ8x3, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES } from "./q8";
 import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, elemBytes, widenRow } from "./simd";
 import { dotTile } from "./tiles";
+import { DT_Q4_0, dequantRowQuant, matvecQuant, quantRowBytes } from "./quants";
 import { matvec, matvecF32x2, matvecF32x3, matvecF16Item } from "./matvec";
 import { matmulKnItem } from "./matmulkn";
 import * as L from "./layout";
@@ -31,6 +32,10 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   } else if (M < 4 && dt == DT_F16) {
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
     matvecF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin, arg(ctl, L.M_WFINITE) != 0);
+  } else if (M < 4 && dt >= DT_Q4_0) {
+    // 4/5/6-bit blocks: each w row dequantized once into this thread's scratch, dotted with every x row
+    const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
+    matvecQuant(dt, x, m0, m1, w, n0, n1, N, Kin, out, xs);
   } else if (M < 4 && m1 - m0 > 1 && (dt == DT_Q8_0 || dt == DT_F32)) {
     // 2 or 3 rows of x share one pass over w (batched decode); x rows and out rows are consecutive
     const xr = <usize>Kin << 2, or = <usize>N << 2;
@@ -61,7 +66,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
 /** out[m0:m1, n0:n1] for M >= 4: widen w rows if needed, then 4×2 register tiles per KC chunk. */
 function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, dt: i32, scratch: usize): void {
   const K4 = Kin & ~3;
-  const src = dt == DT_Q8_0 ? <usize>(Kin / Q8_BLOCK) * Q8_BLOCK_BYTES : <usize>Kin * elemBytes(dt); // bytes per w row
+  const src = dt == DT_Q8_0 ? <usize>(Kin / Q8_BLOCK) * Q8_BLOCK_BYTES : dt >= DT_Q4_0 ? quantRowBytes(dt, Kin) : <usize>Kin * elemBytes(dt); // bytes per w row
   let wp = w + <usize>n0 * src;
   let ws = <usize>Kin << 2;
   if (dt != DT_F32) {
@@ -69,6 +74,7 @@ function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, 
     for (let n = n0; n < n1; n++) {
       const dst = scratch + (<usize>(n - n0) * <usize>Kp << 2);
       if (dt == DT_Q8_0) dequantRow(wp + <usize>(n - n0) * src, Kin, dst); // Kin % 32 == 0: no padding
+      else if (dt >= DT_Q4_0) dequantRowQuant(dt, wp + <usize>(n - n0) * src, Kin, dst); // whole blocks: no padding
       else widenRow(dt, wp + <usize>(n - n0) * src, Kin, Kp, dst, 1);
     }
     wp = scratch;

@@ -1,7 +1,8 @@
 // SIMD building blocks shared by the attention and matmul kernels (AssemblyScript, f32x4).
 // Everything here is @inline: the kernels see straight-line v128 code with no calls.
 //
-// dtype codes (match src/kernels/wasm.ts): 0 f32, 1 f16, 2 bf16, 3 int8 (KV cache), 4 Q8_0 (weights, q8.ts).
+// dtype codes (match src/kernels/wasm.ts): 0 f32, 1 f16, 2 bf16, 3 int8 (KV cache), 4 Q8_0 (weights, q8.ts),
+// 5..11 q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K (weights, quants.ts).
 
 export const DT_F32: i32 = 0;
 export const DT_F16: i32 = 1;
