@@ -275,6 +275,7 @@ function formatPlan(spec: ModelSpec, r: PlanResult): string {
     [`paged blocks per GPU (${o.blockSize ?? 1} tokens each)`, int(r.numBlocks)],
     [`max concurrency at ${int(o.context)} tokens (vLLM)`, `${r.maxConcurrency.toFixed(2)}x`],
     [`decode at batch ${o.batch} (roofline, ${r.decode.bound}-bound)`, `${r.decode.tokensPerSecond.toFixed(1)} tokens/s`],
+    [`prefill of ${r.prefill.promptTokens} tokens = time to first token (roofline, ${r.prefill.bound}-bound)`, `${r.prefill.seconds.toFixed(3)} s (${Math.round(r.prefill.tokensPerSecond)} tokens/s)`],
   ]));
   out.push("");
   out.push(formatParams(r));

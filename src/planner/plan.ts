@@ -21,6 +21,7 @@ import type { ModelSpec } from "../spec/types.js";
 import { attentionKind } from "../spec/types.js";
 import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../spec/variant.js";
 import { gpuByName, type GpuSpec } from "./gpus.js";
+import { prefillEstimate, type PrefillEstimate } from "./prefill.js";
 import { paramCounts, weightBytes, type ParamCounts, type ParamGroup } from "./params.js";
 
 const GiB = 1024 ** 3;
@@ -105,6 +106,7 @@ export interface VariantPlan {
   maxContextUnbounded: boolean; // every layer is windowed: the cache stops growing
   fits: boolean; // `batch` × `context` fits
   decode: DecodeEstimate;
+  prefill: PrefillEstimate; // one prompt of `context` tokens: the time to first token (prefill.ts)
 }
 
 export interface PlanResult extends VariantPlan {
@@ -285,6 +287,7 @@ function planVariant(spec: ModelSpec, label: string, o: ResolvedPlanOptions, mha
     maxContextUnbounded: unbounded,
     fits: budget >= paged(context, perReplica),
     decode: decodeEstimate(spec, o, batch),
+    prefill: prefillEstimate(spec, o, context),
   };
 }
 
