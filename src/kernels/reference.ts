@@ -71,20 +71,8 @@ export function referenceAttention(arena: Arena, call: AttentionCall, opts: Refe
       for (let t = 0; t < T; t++) {
         const qPos = qPos0 + t;
         const qOff = (t * H + h) * D;
-        // Scores of the visible keys.
-        let max = -Infinity;
-        let anyVisible = false;
-        for (let s = 0; s < S; s++) {
-          const pos = positions[s];
-          visible[s] = pos <= qPos && (window === null || pos > qPos - window) ? 1 : 0;
-          if (!visible[s]) continue;
-          anyVisible = true;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[qOff + d] * kRows[s * D + d];
-          weights[s] = scale * dot;
-          if (weights[s] > max) max = weights[s]; // NaN never wins a comparison; it propagates below
-        }
-        if (!anyVisible) {
+        const max = visibleScores(q, qOff, kRows, positions, qPos, window, scale, D, weights, visible);
+        if (max === null) {
           out.fill(0, qOff, qOff + D);
           continue;
         }
@@ -142,19 +130,8 @@ export function referenceAttentionProbs(arena: Arena, call: AttentionCall, heads
     for (let t = 0; t < T; t++) {
       const qPos = qPos0 + t;
       const qOff = (t * H + h) * D;
-      let max = -Infinity;
-      let anyVisible = false;
-      for (let s = 0; s < S; s++) {
-        const pos = positions[s];
-        visible[s] = pos <= qPos && (window === null || pos > qPos - window) ? 1 : 0;
-        if (!visible[s]) continue;
-        anyVisible = true;
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += q[qOff + d] * kRows[s * D + d];
-        weights[s] = scale * dot;
-        if (weights[s] > max) max = weights[s];
-      }
-      if (!anyVisible) continue; // as referenceAttention: a query that sees no key has no distribution
+      const max = visibleScores(q, qOff, kRows, positions, qPos, window, scale, D, weights, visible);
+      if (max === null) continue; // as referenceAttention: a query that sees no key has no distribution
       let sum = 0;
       for (let s = 0; s < S; s++) {
         if (!visible[s]) continue;
@@ -164,6 +141,27 @@ export function referenceAttentionProbs(arena: Arena, call: AttentionCall, heads
       emitProbs(sink, t, h, positions, visible, weights, sum);
     }
   }
+}
+
+/**
+ * Scores scale · q·k of the keys query position qPos sees (causal, inside the window), into weights[s],
+ * with visible[s] set; returns their max, or null when it sees none. NaN never wins the max comparison;
+ * it propagates through the softmax.
+ */
+function visibleScores(q: Float32Array, qOff: number, kRows: Float64Array, positions: Int32Array, qPos: number, window: number | null, scale: number, D: number, weights: Float64Array, visible: Uint8Array): number | null {
+  let max = -Infinity;
+  let anyVisible = false;
+  for (let s = 0; s < positions.length; s++) {
+    const pos = positions[s];
+    visible[s] = pos <= qPos && (window === null || pos > qPos - window) ? 1 : 0;
+    if (!visible[s]) continue;
+    anyVisible = true;
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[qOff + d] * kRows[s * D + d];
+    weights[s] = scale * dot;
+    if (weights[s] > max) max = weights[s];
+  }
+  return anyVisible ? max : null;
 }
 
 function emitProbs(sink: ProbsSink, t: number, h: number, positions: Int32Array, visible: Uint8Array, weights: Float64Array, sum: number): void {

@@ -160,3 +160,14 @@ export function weightBytes(spec: ModelSpec, weightDtype: string, tp = 1): Weigh
   }
   return { total, perGpu, byGroup, activePerToken: Math.round(activePerToken), routedPerGpu, lookupPerGpu };
 }
+
+/** Parameters a token multiplies by: all but the input embedding and positions (a tied head counts the table once). */
+export function matmulParams(spec: ModelSpec): number {
+  const p = paramCounts(spec);
+  return p.active - p.embeddings - p.positions + (spec.tieWordEmbeddings ? spec.vocabSize * spec.hiddenSize : 0);
+}
+
+/** Per query head and key, the QK + AV widths attention multiplies over (MLA: the latent and RoPE parts). */
+export function attentionWidths(spec: ModelSpec, layer: { headDim: number }): number {
+  return spec.mla ? 2 * spec.mla.kvLoraRank + spec.mla.qkRopeHeadDim : 2 * layer.headDim;
+}

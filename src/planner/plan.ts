@@ -22,7 +22,7 @@ import { attentionKind } from "../spec/types.js";
 import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../spec/variant.js";
 import { gpuByName, type GpuSpec } from "./gpus.js";
 import { prefillEstimate, type PrefillEstimate } from "./prefill.js";
-import { paramCounts, weightBytes, type ParamCounts, type ParamGroup } from "./params.js";
+import { attentionWidths, matmulParams, paramCounts, weightBytes, type ParamCounts, type ParamGroup } from "./params.js";
 
 const GiB = 1024 ** 3;
 /** maxContext search limit: a model whose every layer is windowed has a bounded cache at any length. */
@@ -322,15 +322,14 @@ export function decodeEstimate(spec: ModelSpec, o: ResolvedPlanOptions, batch: n
   const lookupRows = Math.min(w.lookupPerGpu, b * tables * rowBytes(o.weightDtype, spec.hiddenSize));
   const weightRead = w.perGpu - w.lookupPerGpu - w.routedPerGpu + w.routedPerGpu * hitFraction + lookupRows;
   const kvRead = kvCacheBytes(spec, { tokens: context, dtype, batch: b, tp, applyWindow });
-  const params = paramCounts(spec);
-  const matmulParams = params.active - params.embeddings - params.positions + (spec.tieWordEmbeddings ? spec.vocabSize * spec.hiddenSize : 0);
+  const mm = matmulParams(spec);
   let attnFlops = 0;
   for (const layer of spec.layers) {
     const heads = Math.ceil(layer.numHeads / tp);
-    const widths = spec.mla ? 2 * spec.mla.kvLoraRank + spec.mla.qkRopeHeadDim : 2 * layer.headDim; // QK + AV per head
+    const widths = attentionWidths(spec, layer);
     attnFlops += 2 * b * storedTokens(layer, context, { applyWindow }) * heads * widths;
   }
-  const flops = (2 * matmulParams * b) / tp + attnFlops;
+  const flops = (2 * mm * b) / tp + attnFlops;
   const bytes = weightRead + kvRead;
   const memorySeconds = bytes / gpu.bandwidthBytesPerSecond;
   const computeSeconds = gpu.tflopsBf16 ? flops / (gpu.tflopsBf16 * 1e12) : null;

@@ -8,7 +8,7 @@
 // Legend: P prompt tokens, b sequences prefilled together, tp tensor-parallel degree.
 import { kvCacheBytes, storedTokens } from "../kvcache/bytes.js";
 import type { ModelSpec } from "../spec/types.js";
-import { paramCounts, weightBytes } from "./params.js";
+import { attentionWidths, matmulParams, weightBytes } from "./params.js";
 import type { ResolvedPlanOptions } from "./plan.js";
 
 export interface PrefillEstimate {
@@ -32,18 +32,17 @@ export interface PrefillEstimate {
 export function prefillEstimate(spec: ModelSpec, o: ResolvedPlanOptions, promptTokens: number, batch = 1, chunk = 512): PrefillEstimate {
   const { tp, gpu, applyWindow, kvDtype } = o;
   const P = promptTokens;
-  const params = paramCounts(spec);
-  const matmulParams = params.active - params.embeddings - params.positions + (spec.tieWordEmbeddings ? spec.vocabSize * spec.hiddenSize : 0);
+  const mm = matmulParams(spec);
   let attn = 0;
   for (const layer of spec.layers) {
     const heads = Math.ceil(layer.numHeads / tp);
-    const widths = spec.mla ? 2 * spec.mla.kvLoraRank + spec.mla.qkRopeHeadDim : 2 * layer.headDim; // QK + AV per head
+    const widths = attentionWidths(spec, layer);
     // Query row i attends to min(i + 1, window) keys: the causal (and windowed) count of pairs.
     const w = Math.min(storedTokens(layer, P, { applyWindow }), P);
     const pairs = w >= P ? (P * (P + 1)) / 2 : w * P - (w * (w - 1)) / 2;
     attn += 2 * batch * pairs * heads * widths;
   }
-  const flops = (2 * matmulParams * P * batch) / tp + attn;
+  const flops = (2 * mm * P * batch) / tp + attn;
   const chunks = Math.ceil((P * batch) / chunk);
   const bytes = weightBytes(spec, o.weightDtype, tp).perGpu * chunks + kvCacheBytes(spec, { tokens: P, dtype: kvDtype, batch, tp, applyWindow });
   const memorySeconds = bytes / gpu.bandwidthBytesPerSecond;
