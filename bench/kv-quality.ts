@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { runEval, type EvalReport } from "../src/eval/run.js";
 import type { KvDtype } from "../src/kernels/types.js";
 import { kvBytesPerToken } from "../src/kvcache/bytes.js";
-import { specFromHfConfig } from "../src/spec/hf.js";
+import { specFromHfConfig } from "../src/config/hf.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);

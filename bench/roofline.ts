@@ -15,7 +15,7 @@ import { measureLimits } from "../src/kernels/limits.js";
 import { customGpu } from "../src/planner/gpus.js";
 import { decodeEstimate, resolvePlanOptions } from "../src/planner/plan.js";
 import { prefillEstimate } from "../src/planner/prefill.js";
-import { loadSpec } from "../src/spec/load.js";
+import { loadSpec } from "../src/formats/model-file.js";
 import { benchModel } from "./generate.js";
 
 const args = process.argv.slice(2);

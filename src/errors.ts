@@ -22,3 +22,11 @@ export class OptionError extends UserError {
     this.fields = typeof fields === "string" ? [fields] : fields;
   }
 }
+
+/**
+ * The first line of an error's message with control characters and undecodable bytes shown as "?": JSON.parse
+ * quotes the text around the error, which for a binary file would put raw bytes on the terminal.
+ */
+export function errorLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0].replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, "?").slice(0, 200);
+}

@@ -1,5 +1,5 @@
 // Library entry point.
-export * from "./spec/types.js";
+export * from "./config/types.js";
 export * from "./dtypes/table.js";
 export * from "./dtypes/codecs.js";
 export * from "./kvcache/bytes.js";
@@ -12,7 +12,7 @@ export type { AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, WeightDtyp
 export { createKernels } from "./kernels/index.js";
 export type { CreateKernelsOptions, KernelBackend, KernelHandle } from "./kernels/index.js";
 export * from "./planner/index.js";
-export { loadSpec } from "./spec/load.js";
+export { loadSpec } from "./formats/model-file.js";
 // Model runtime: load an HF folder or a .gguf, generate, serve.
 export { openRuntime } from "./generate/runtime.js";
 export type { Runtime, RuntimeOptions } from "./generate/runtime.js";
@@ -26,7 +26,7 @@ export { loadModel, DecoderModel } from "./models/index.js";
 export type { LoadedModel, LoadOptions } from "./models/index.js";
 export { loadTokenizer, tokenizerFromGguf, applyChatTemplate, encodeRendered } from "./formats/tokenizer.js";
 export type { TextTokenizer, ChatMessage } from "./formats/tokenizer.js";
-export { exportGguf } from "./formats/export.js";
+export { exportGguf } from "./convert/export-gguf.js";
 export { startServer } from "./serve/server.js";
 export type { ServerOptions, ApiServer } from "./serve/server.js";
 export { defaultModelDir } from "./package-root.js";

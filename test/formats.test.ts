@@ -10,7 +10,7 @@ import { UserError } from "../src/errors.js";
 import { openSafetensors, readSafetensorsHeader } from "../src/formats/safetensors.js";
 import { ggufModelSource, permuteQK, readGguf, unpermuteQK, writeGguf } from "../src/formats/gguf.js";
 import { decodeQ8_0 } from "../src/dtypes/q8_0.js";
-import { exportGguf } from "../src/formats/export.js";
+import { exportGguf } from "../src/convert/export-gguf.js";
 import { applyChatTemplate, loadTokenizer, tokenizerFromGguf } from "../src/formats/tokenizer.js";
 import { assertClose } from "./attention-helpers.js";
 import { MODELS_DIR, expected, load } from "./models-helpers.js";

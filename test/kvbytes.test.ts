@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { kvCacheBytes, kvBytesPerToken } from "../src/kvcache/bytes.js";
 import { rowBytes } from "../src/dtypes/table.js";
-import type { LayerSpec } from "../src/spec/types.js";
+import type { LayerSpec } from "../src/config/types.js";
 
 const uniform = (L: number, H: number, K: number, D: number, window: number | null = null) => ({
   layers: Array.from({ length: L }, (): LayerSpec => ({ numHeads: H, numKvHeads: K, headDim: D, window })),

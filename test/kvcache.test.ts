@@ -17,7 +17,7 @@ import {
 import { roundBf16, roundF16 } from "../src/dtypes/codecs.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
 import type { KvDtype } from "../src/kernels/types.js";
-import type { LayerSpec } from "../src/spec/types.js";
+import type { LayerSpec } from "../src/config/types.js";
 import { assertClose, randn, rng } from "./attention-helpers.js";
 
 const DTYPES: KvDtype[] = ["f32", "f16", "bf16", "int8"];

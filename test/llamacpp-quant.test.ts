@@ -29,7 +29,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpus } from "node:os";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
-import { exportGguf } from "../src/formats/export.js";
+import { exportGguf } from "../src/convert/export-gguf.js";
 import { createKernels } from "../src/kernels/index.js";
 import { referenceKernels } from "../src/kernels/reference.js";
 import type { Arena } from "../src/kernels/memory.js";

@@ -25,7 +25,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
-import { exportGguf } from "../src/formats/export.js";
+import { exportGguf } from "../src/convert/export-gguf.js";
 import { readGguf } from "../src/formats/gguf.js";
 import { tokenizerFromGguf } from "../src/formats/tokenizer.js";
 import { assertClose } from "./attention-helpers.js";

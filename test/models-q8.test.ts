@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportGguf } from "../src/formats/export.js";
+import { exportGguf } from "../src/convert/export-gguf.js";
 import { createKernels } from "../src/kernels/index.js";
 import { assertClose } from "./attention-helpers.js";
 import { MODELS_DIR, expected, load } from "./models-helpers.js";

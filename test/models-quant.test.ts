@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportGguf } from "../src/formats/export.js";
+import { exportGguf } from "../src/convert/export-gguf.js";
 import { readGguf } from "../src/formats/gguf.js";
 import { createKernels } from "../src/kernels/index.js";
 import { GGML_QUANTS, QUANT_LAYOUT } from "../src/dtypes/ggml_quants.js";

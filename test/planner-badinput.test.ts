@@ -39,7 +39,7 @@ test("broken config files: empty, array, null, comments, binary, missing folder 
   writeFileSync(join(dir, "garbage", "config.json"), garbage);
   await expectUserError(["--model", join(dir, "garbage")], /garbage\/config\.json: not valid JSON/);
   mkdirSync(join(dir, "nothing"));
-  await expectUserError(["--model", join(dir, "nothing")], /nothing: folder has no config\.json/);
+  await expectUserError(["--model", join(dir, "nothing")], /nothing: no config\.json in this folder; expected an HF model folder/);
   await expectUserError(["--model", "./no-such-config"], /\.\/no-such-config: no such file/);
   // 1e30 and 2^53 + 1 parse as integers in JavaScript; they used to reach Array.from (RangeError with a stack trace).
   await expectUserError(["--model", file("huge.json", JSON.stringify({ ...llama, num_hidden_layers: 1e30 }))], /num_hidden_layers is 1e\+30; expected an integer <= 100000/);

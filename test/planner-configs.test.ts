@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadSpec } from "../src/spec/load.js";
+import { loadSpec } from "../src/formats/model-file.js";
 import { plan } from "../src/planner/plan.js";
 import { paramCounts } from "../src/planner/params.js";
 import { UserError } from "../src/errors.js";
@@ -80,16 +80,16 @@ test("state-space and hybrid models are refused with the field that marks them, 
   // Jamba-v0.1: only 4 of 32 layers have attention (attn_layer_period 8); planning 32 would be 8× too big.
   await assert.rejects(loadSpec(join(dir, "jamba-v0.1.config.json")), (e: Error) => e instanceof UserError && /attn_layer_period=8/.test(e.message) && /jamba-v0\.1/.test(e.message));
   await assert.rejects(loadSpec(join(dir, "mamba-2.8b-hf.config.json")), (e: Error) => e instanceof UserError && /model_type "mamba"/.test(e.message));
-  const { specFromHfConfig } = await import("../src/spec/hf.js");
+  const { specFromHfConfig } = await import("../src/config/hf.js");
   const qwenNext = { model_type: "llama", hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, vocab_size: 10, max_position_embeddings: 64 };
   assert.throws(() => specFromHfConfig({ ...qwenNext, layer_types: ["linear_attention", "full_attention"] }, "c.json"), /layer_types\[0\] is "linear_attention" \(a layer without a KV cache/);
   assert.throws(() => specFromHfConfig({ ...qwenNext, layers_block_type: ["mamba", "attention"] }, "c.json"), /layers_block_type/);
-  const { specFromGgufMetadata } = await import("../src/spec/gguf.js");
+  const { specFromGgufMetadata } = await import("../src/config/gguf.js");
   assert.throws(() => specFromGgufMetadata({ "general.architecture": "mamba", "mamba.block_count": 64, "mamba.ssm.state_size": 16 }, "m.gguf"), /mamba\.ssm\.state_size/);
 });
 
 test("GGUF sliding patterns llama.cpp hard-codes: gpt-oss slides on even layers only (was: every layer capped at 128 tokens)", async () => {
-  const { specFromGgufMetadata } = await import("../src/spec/gguf.js");
+  const { specFromGgufMetadata } = await import("../src/config/gguf.js");
   const meta = (arch: string) => ({
     "general.architecture": arch, [`${arch}.block_count`]: 24, [`${arch}.embedding_length`]: 2880, [`${arch}.feed_forward_length`]: 2880,
     [`${arch}.attention.head_count`]: 64, [`${arch}.attention.head_count_kv`]: 8, [`${arch}.attention.key_length`]: 64,

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { deployCommand, parseEngine, shellQuote, type DeployCommand } from "../src/planner/deploy.js";
 import { plan } from "../src/planner/plan.js";
-import { presetSpec } from "../src/spec/presets.js";
+import { presetSpec } from "../src/config/presets.js";
 import { runCli } from "./cli-helpers.js";
 
 const FIX = join(import.meta.dirname, "fixtures", "configs");

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { plan, tpSplitProblem } from "../src/planner/plan.js";
-import { listPresets, presetSpec } from "../src/spec/presets.js";
-import { loadHfConfigSpec } from "../src/spec/load.js";
-import type { ModelSpec } from "../src/spec/types.js";
+import { listPresets, presetSpec } from "../src/config/presets.js";
+import { loadHfConfigSpec } from "../src/formats/model-file.js";
+import type { ModelSpec } from "../src/config/types.js";
 
 const KEYS = ["kvBytesPerToken", "kvCacheBytes", "kvCacheBytesPerGpu", "weightBytes", "maxBatch", "maxContext"] as const;
 const GPUS = ["a100-80gb", "rtx-3090", "mi300x"];

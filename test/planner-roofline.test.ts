@@ -9,9 +9,9 @@ import { generate } from "../src/generate/generate.js";
 import { customGpu } from "../src/planner/gpus.js";
 import { decodeEstimate, resolvePlanOptions } from "../src/planner/plan.js";
 import { prefillEstimate } from "../src/planner/prefill.js";
-import { loadSpec } from "../src/spec/load.js";
-import { withKvHeads } from "../src/spec/variant.js";
-import { presetSpec } from "../src/spec/presets.js";
+import { loadSpec } from "../src/formats/model-file.js";
+import { withKvHeads } from "../src/config/variant.js";
+import { presetSpec } from "../src/config/presets.js";
 import { MODELS_DIR, load } from "./models-helpers.js";
 
 const cpu = customGpu({ memoryGiB: 24, bandwidthGBs: 50, tflops: 0.1, name: "test CPU" });

@@ -29,7 +29,7 @@ test("seed tables: 0.5 MiB per token, 2 GiB at 4K, 64 GiB at 128K, the 16,384-to
 
 test("seed corrections are computed: MHA 7B on A100-80GB max batch at 16K and 32K is the planner's, and the doc says so", async () => {
   const { plan } = await import("../src/planner/plan.js");
-  const { presetSpec } = await import("../src/spec/presets.js");
+  const { presetSpec } = await import("../src/config/presets.js");
   const seven = presetSpec("llama-2-7b");
   const at = (context: number) => plan(seven, { gpu: "a100-80gb", context, kvHeads: [32] }).variants[0].maxBatch;
   const [b16, b32, b128] = [at(16384), at(32768), at(131072)];
@@ -69,7 +69,7 @@ test("seed claim verdicts follow the planner: on an A100-40GB 'batch 4 impossibl
 test("heatmap marks contexts beyond max_position_embeddings (cells, chart opacity legend, † in the table)", async () => {
   const { heatmapCells, heatmapChart } = await import("../src/planner/charts.js");
   const { plan } = await import("../src/planner/plan.js");
-  const { presetSpec } = await import("../src/spec/presets.js");
+  const { presetSpec } = await import("../src/config/presets.js");
   const seven = presetSpec("llama-2-7b");
   assert.equal(seven.maxPositions, 4096);
   const r = plan(seven, { gpu: "a100-80gb", kvHeads: [32] });

@@ -5,9 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { activationBytes, activationBytesPerLayer, logitsBytes, loraParams, modelStateBytes, trainPlan } from "../src/planner/train.js";
-import { presetSpec } from "../src/spec/presets.js";
-import { specFromHfConfig } from "../src/spec/hf.js";
-import { withKvHeads } from "../src/spec/variant.js";
+import { presetSpec } from "../src/config/presets.js";
+import { specFromHfConfig } from "../src/config/hf.js";
+import { withKvHeads } from "../src/config/variant.js";
 import { paramCounts } from "../src/planner/params.js";
 import { runCli } from "./cli-helpers.js";
 

@@ -5,11 +5,11 @@ import assert from "node:assert/strict";
 import { plan, searchMaxContext, MAX_CONTEXT_LIMIT } from "../src/planner/plan.js";
 import { paramCounts, weightBytes } from "../src/planner/params.js";
 import { gpuByName, customGpu, listGpus } from "../src/planner/gpus.js";
-import { presetSpec, listPresets } from "../src/spec/presets.js";
-import { withKvHeads } from "../src/spec/variant.js";
+import { presetSpec, listPresets } from "../src/config/presets.js";
+import { withKvHeads } from "../src/config/variant.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
 import { UserError, OptionError } from "../src/errors.js";
-import { specFromHfConfig } from "../src/spec/hf.js";
+import { specFromHfConfig } from "../src/config/hf.js";
 import { join } from "node:path";
 
 const MiB = 1024 ** 2;
@@ -216,7 +216,7 @@ test("Phi-2 (model_type phi): biases everywhere incl. the LM head, one LayerNorm
 });
 
 test("config.json files the presets do not cover: Llama-3.2-1B (tied, head_dim 64) and Qwen3-8B (q/k norms) totals", async () => {
-  const { loadSpec } = await import("../src/spec/load.js");
+  const { loadSpec } = await import("../src/formats/model-file.js");
   const dir = join(import.meta.dirname, "fixtures", "configs");
   const l = await loadSpec(join(dir, "llama-3.2-1b.config.json"));
   assert.equal(paramCounts(l).total, 1_235_814_400);
@@ -244,7 +244,7 @@ test("charts: heatmap cells agree with maxBatch of every variant; cache chart va
 });
 
 test("gpt-oss-20b: maxConcurrency counts its 128-token sliding layers like vLLM's hybrid allocator (≈ maxBatch, not half of it)", async () => {
-  const { loadSpec } = await import("../src/spec/load.js");
+  const { loadSpec } = await import("../src/formats/model-file.js");
   const spec = await loadSpec(join(import.meta.dirname, "fixtures", "configs", "gpt-oss-20b.config.json"));
   const r = plan(spec, { context: 131072, gpu: "h100-sxm", kvHeads: [] });
   // Blocks are counted at the all-layer rate (49,152 B/token), but one sequence needs only ~half: 12 full layers.

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exportGguf } from "../src/formats/export.js";
+import { exportGguf } from "../src/convert/export-gguf.js";
 import { runCli } from "./cli-helpers.js";
 import { MODELS_DIR } from "./models-helpers.js";
 

@@ -281,7 +281,15 @@ test("folders: a null or list shard index, a folder named model.safetensors, a b
   cpSync(join(MODELS_DIR, "llama-mha-f32"), join(tmp, "f-gguf-src"), { recursive: true });
   assert.equal((await run(["export-gguf", join(tmp, "f-gguf-src"), join(tmp, "m.gguf"), "--dtype", "f32"])).code, 0);
   cpSync(join(tmp, "m.gguf"), join(only, "m.gguf"), { recursive: true });
-  await expectBad(["generate", only, "--prompt", "hi"], "no config.json in this folder; it holds m.gguf: pass the .gguf file itself");
+  // One rule for folders (formats/model-file.ts resolveModelPath), the planner's and the runtime's: one .gguf is that file;
+  // two are refused, naming them, by both.
+  const one = await run(["info", only, "--json"]);
+  assert.equal(one.code, 0, one.err);
+  assert.equal((await run(["plan", "--model", only, "--gpu", "a100-80gb", "--json"])).code, 0);
+  cpSync(join(tmp, "m.gguf"), join(only, "n.gguf"));
+  const two = "no config.json in this folder; it holds 2 .gguf files (m.gguf, n.gguf): pass one .gguf file itself";
+  await expectBad(["generate", only, "--prompt", "hi"], two);
+  await expectBad(["plan", "--model", only, "--gpu", "a100-80gb"], two);
   const noIndex = folder("f-noidx", "llama3-gqa-sharded", () => {});
   rmSync(join(noIndex, "model.safetensors.index.json"));
   await expectBad(["info", noIndex], "it holds model-00001-of-00002.safetensors", "need their model.safetensors.index.json");

@@ -10,7 +10,7 @@ import { readSafetensorsF32 } from "../src/train/checkpoint.js";
 import { mqarExample } from "../src/train/mqar.js";
 import { Rng } from "../src/train/rng.js";
 import { runTraining, type RunConfig } from "../src/train/run.js";
-import { specFromHfConfig } from "../src/spec/hf.js";
+import { specFromHfConfig } from "../src/config/hf.js";
 
 function config(out: string, steps: number, resume: string | null, stopAfter: number | null = null): RunConfig {
   return {

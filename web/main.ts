@@ -7,7 +7,7 @@
 import { canonicalDtype, DTYPES } from "../src/dtypes/table.js";
 import { cacheVsContextChart, heatmapChart, throughputChart } from "../src/planner/charts.js";
 import { customGpu, divisors, listGpus, listPresets, plan, presetSpec, specFromHfConfig, trainPlan, type Optimizer, type PlanOptions, type PlanResult, type TrainOptions } from "../src/planner/index.js";
-import type { ModelSpec } from "../src/spec/types.js";
+import type { ModelSpec } from "../src/config/types.js";
 import type { TopLevelSpec } from "vega-lite";
 import { clearChart, showChart } from "./charts.js";
 import { formatInt, formatTokens } from "./format.js";

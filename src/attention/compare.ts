@@ -14,7 +14,7 @@ import type { AttentionCall, Kernels, KvDtype, KvSegment } from "../kernels/type
 import { ContiguousKvCache } from "../kvcache/contiguous.js";
 import { elementBytes } from "../dtypes/table.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
-import type { LayerSpec } from "../spec/types.js";
+import type { LayerSpec } from "../config/types.js";
 import { Attention } from "./attention.js";
 import { resolveAttentionConfig } from "./config.js";
 

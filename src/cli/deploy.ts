@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DeployCommand, DeployOptions } from "../planner/deploy.js";
-import { findPreset } from "../spec/presets.js";
+import { findPreset } from "../config/presets.js";
 
 /**
  * The engine's model argument for a --model value: a preset's HF repository, a config.json's folder, a model folder,

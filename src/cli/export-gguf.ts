@@ -1,7 +1,7 @@
 // `mqa export-gguf <hf-dir> <out.gguf>`: write a llama, qwen2, gemma or gpt_bigcode (MQA) HF folder as GGUF v3 that
-// llama.cpp loads (Q/K rows permuted, tokenizer embedded). The conversion is in src/formats/export.ts.
+// llama.cpp loads (Q/K rows permuted, tokenizer embedded). The conversion is in src/convert/export-gguf.ts.
 import type { Command } from "commander";
-import { exportGguf, GGUF_EXPORT_DTYPES, type ExportDtype } from "../formats/export.js";
+import { exportGguf, GGUF_EXPORT_DTYPES, type ExportDtype } from "../convert/export-gguf.js";
 import { dtypeFlag } from "./flags.js";
 
 export function register(program: Command): void {

@@ -8,10 +8,10 @@ import { customGpu, gpuByName, listGpus, type GpuSpec } from "../planner/gpus.js
 import { plan, type PlanResult, type VariantPlan } from "../planner/plan.js";
 import { OPTIMIZERS, trainPlan, type TrainPlanResult } from "../planner/train.js";
 import { deployCommand, parseEngine } from "../planner/deploy.js";
-import { loadSpec } from "../spec/load.js";
+import { loadSpec } from "../formats/model-file.js";
 import { deployModelRef, formatDeploy } from "./deploy.js";
-import { listPresets, presetSpec } from "../spec/presets.js";
-import type { ModelSpec } from "../spec/types.js";
+import { listPresets, presetSpec } from "../config/presets.js";
+import type { ModelSpec } from "../config/types.js";
 
 const KiB = 1024;
 const MiB = 1024 ** 2;

@@ -10,7 +10,7 @@ import { writeSafetensors } from "../formats/safetensors.js";
 import { readTensorF32, safetensorsSource } from "../formats/source.js";
 import { checkSupported } from "../models/index.js";
 import { Rng } from "../train/rng.js";
-import { loadHfConfigSpec } from "../spec/load.js";
+import { loadHfConfigSpec } from "../formats/model-file.js";
 import { calibrate } from "./calibrate.js";
 import { layerShape, layoutOf, type Tensors } from "./families.js";
 import { CALIBRATED, METHODS, poolLayer, type LayerStats, type Method } from "./pool.js";

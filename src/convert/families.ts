@@ -6,7 +6,7 @@
 //
 // Legend: C hidden, H query heads, S KV heads, D head dim, L layers.
 import { OptionError, UserError } from "../errors.js";
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import type { AttnLayer, LayerShape } from "./pool.js";
 
 export interface Tensor {

@@ -11,17 +11,15 @@
 // rotate_half layout (pairs (i, i + D/2)) to GGML's interleaved layout (pairs (2i, 2i + 1)):
 //   gguf row 2i + j of a head = hf row j·D/2 + i   (j ∈ {0, 1}, i < D/2)
 // `permuteQK` applies it and `unpermuteQK` undoes it.
-import { closeSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
-import { UserError } from "../errors.js";
+import { errorLine, UserError } from "../errors.js";
 import { f16DecodeTable } from "../dtypes/codecs.js";
 import { blockValuesOf, decodeBlocks, GGML_QUANTS, QUANT_LAYOUT, type BlockType, type GgmlQuant } from "../dtypes/ggml_quants.js";
 import { rowBytes } from "../dtypes/table.js";
-import { transposeInto } from "../models/weights.js";
-import type { TensorSource } from "./source.js";
-import { specFromGgufMetadata } from "../spec/gguf.js";
-import { checkGgufComplete, checkGgufPrelude } from "../spec/load.js";
-import type { ModelSpec } from "../spec/types.js";
+import { transposeInto, type TensorSource } from "./source.js";
+import { specFromGgufMetadata } from "../config/gguf.js";
+import type { ModelSpec } from "../config/types.js";
 
 export const GGUF_ALIGNMENT = 32;
 /** ggml tensor types this module reads or writes. */
@@ -285,18 +283,29 @@ export interface GgufFile {
   tensors: Map<string, GgufTensor>; // by GGUF name
 }
 
-/** Parses a GGUF file's metadata and tensor table, validating every tensor against the file size. */
-export async function readGguf(path: string): Promise<GgufFile> {
+/** The parsed header of a GGUF file (@huggingface/gguf's result), checked for version and truncation. */
+export type ParsedGguf = Awaited<ReturnType<typeof import("@huggingface/gguf").gguf>>;
+
+/**
+ * Opens a GGUF file's header: the one sequence the planner (spec from metadata) and the runtime (tensors) share.
+ * Magic and version are checked first (other versions parse as garbage counts), then the parse, then truncation.
+ */
+export async function openGguf(path: string): Promise<ParsedGguf> {
   checkGgufPrelude(path);
   const { gguf } = await import("@huggingface/gguf");
-  let parsed;
+  let parsed: ParsedGguf;
   try {
     parsed = await gguf(resolve(path), { allowLocalFile: true });
   } catch (e) {
-    throw new UserError(`${path}: cannot read GGUF (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${path}: cannot read GGUF metadata (${errorLine(e)})`);
   }
   checkGgufComplete(path, parsed);
-  const { statSync } = await import("node:fs");
+  return parsed;
+}
+
+/** Parses a GGUF file's metadata and tensor table, validating every tensor against the file size. */
+export async function readGguf(path: string): Promise<GgufFile> {
+  const parsed = await openGguf(path);
   const fileBytes = statSync(path).size;
   const dataStart = Number(parsed.tensorDataOffset);
   const alignment = Number((parsed.metadata as Record<string, unknown>)["general.alignment"] ?? GGUF_ALIGNMENT);
@@ -433,4 +442,42 @@ function decodeToF32(path: string, t: GgufTensor): Float32Array {
     return Float32Array.from(new Uint16Array(raw.buffer), (h) => table[h]);
   }
   throw new UserError(`${path}: tensor "${t.ggufName}" must be F32 or F16`);
+}
+
+/**
+ * The 8 bytes every GGUF starts with: "GGUF" and a little-endian u32 version, 2 or 3 (the same layout; v1 had 32-bit
+ * counts and is long obsolete). Checked before @huggingface/gguf, which reads other versions as garbage counts.
+ */
+export function checkGgufPrelude(path: string): void {
+  const fd = openSync(path, "r");
+  const head = Buffer.alloc(8);
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, 8, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < 8) throw new UserError(`${path}: ${n} bytes is too short for a GGUF file (expected the "GGUF" magic and a version)`);
+  const magic = head.subarray(0, 4).toString("latin1");
+  if (magic !== "GGUF") throw new UserError(`${path}: not a GGUF file (starts with ${JSON.stringify(magic)}; expected "GGUF")`);
+  const version = head.readUInt32LE(4);
+  if (version === 2 || version === 3) return;
+  if (head.readUInt32BE(4) === 2 || head.readUInt32BE(4) === 3) throw new UserError(`${path}: big-endian GGUF is not supported; expected a little-endian file`);
+  throw new UserError(`${path}: GGUF version ${version} is not supported; expected version 2 or 3`);
+}
+
+/**
+ * @huggingface/gguf reads past the end of a truncated file as zeros (garbage keys, missing fields). A cut-off download
+ * is reported as such: the metadata and tensor table must end inside the file, and every tensor's data must start in it.
+ */
+export function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { name: string; offset: bigint | number }[] }): void {
+  const size = statSync(path).size;
+  const headerEnd = parsed.tensorInfoByteRange[1];
+  if (headerEnd > size) throw new UserError(`${path}: truncated GGUF file (${size} bytes; its metadata alone needs ${headerEnd}); expected a complete download`);
+  const dataStart = Number(parsed.tensorDataOffset);
+  const last = parsed.tensorInfos.reduce((m, t) => (Number(t.offset) > Number(m.offset) ? t : m), parsed.tensorInfos[0]);
+  const lastStart = last ? dataStart + Number(last.offset) : 0;
+  if (last && lastStart >= size) {
+    throw new UserError(`${path}: tensor "${last.name}" starts at byte ${lastStart} but the file has ${size} bytes; the file is truncated (expected a complete download) or its tensor table is corrupt`);
+  }
 }

@@ -8,7 +8,7 @@
 // weights are never held twice in memory.
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { UserError } from "../errors.js";
+import { errorLine, UserError } from "../errors.js";
 import { encodeBf16, encodeF16 } from "../dtypes/codecs.js";
 
 export type StDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -30,14 +30,6 @@ export interface SafetensorsHeader {
   tensors: Map<string, TensorEntry>;
   metadata: Record<string, string>;
   fileBytes: number;
-}
-
-/**
- * The first line of an error's message with control characters and undecodable bytes shown as "?": JSON.parse
- * quotes the text around the error, which for a binary file would put raw bytes on the terminal.
- */
-export function errorLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split("\n")[0].replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, "?").slice(0, 200);
 }
 
 /** Element size in bytes of a safetensors dtype. */

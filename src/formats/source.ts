@@ -48,3 +48,11 @@ export function readTensorF32(src: TensorSource, name: string, who: string): Flo
   (info.dtype === "F16" ? decodeF16 : decodeBf16)(half, out);
   return out;
 }
+
+type Elements = Uint8Array | Uint16Array | Uint32Array | Float32Array;
+
+/** out = a [rows, cols] transposed to [cols, rows] (elements moved as they are); returns out. */
+export function transposeInto<T extends Elements>(a: T, out: T, rows: number, cols: number): T {
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j];
+  return out;
+}

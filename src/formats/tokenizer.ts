@@ -3,8 +3,7 @@
 // templates from tokenizer_config.json (or GGUF's tokenizer.chat_template) through @huggingface/jinja.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { OptionError, UserError } from "../errors.js";
-import { errorLine } from "./safetensors.js";
+import { errorLine, OptionError, UserError } from "../errors.js";
 
 export interface ChatMessage {
   role: string; // "system" | "user" | "assistant"

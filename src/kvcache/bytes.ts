@@ -6,7 +6,7 @@
 // MLA layers hold one latent row instead: rowBytes(dtype, kvLoraRank + qkRopeHeadDim).
 // A sliding-window layer holds at most `window` tokens. A paged cache rounds each layer's
 // tokens up to whole blocks of blockSize tokens.
-import type { LayerSpec, MlaSpec } from "../spec/types.js";
+import type { LayerSpec, MlaSpec } from "../config/types.js";
 import { rowBytes } from "../dtypes/table.js";
 
 /** The part of one layer the byte count needs (a LayerSpec satisfies it; so does a cache's config). */

@@ -13,7 +13,7 @@ import type { Arena } from "../kernels/memory.js";
 import type { Kernels } from "../kernels/types.js";
 import { createKvCache, type KvCache } from "../kvcache/index.js";
 import type { KvDtype } from "../kernels/types.js";
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import { addInto, layerNorm, RopeTable, rmsNorm, ropeInvFreq } from "./blocks.js";
 import { weightBytes, weightRow, type Weight } from "./weights.js";
 

@@ -1,7 +1,7 @@
 // GPT-2: learned positions, LayerNorm, tanh-GELU MLP, biases everywhere, tied LM head. Its linear
 // layers are Conv1D, stored [in, out]: the table transposes them to PyTorch's Linear [out, in], and
 // splits the fused c_attn [E, 3E] into q, k, v.
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import type { DecoderOptions } from "./decoder.js";
 import type { WeightRow } from "./weights.js";
 

@@ -3,7 +3,7 @@
 // MQA layout. Without it, c_attn rows are per head [q_h | k_h | v_h] (transformers views them as
 // [H, 3D]), so the table gathers every head's slice.
 import { UserError } from "../errors.js";
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import type { DecoderOptions } from "./decoder.js";
 import { gpt2Options } from "./gpt2.js";
 import type { WeightRow } from "./weights.js";

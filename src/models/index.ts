@@ -1,14 +1,12 @@
 // Model loading: a model folder (config.json + safetensors) or a .gguf file → spec → weight table
 // → DecoderModel. The family registry maps HF model_type to its table and switches; anything
 // else is rejected by name.
-import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { UserError } from "../errors.js";
 import type { Arena } from "../kernels/memory.js";
 import type { Kernels } from "../kernels/types.js";
 import { safetensorsSource } from "../formats/source.js";
-import { loadHfConfigSpec } from "../spec/load.js";
-import type { ModelSpec } from "../spec/types.js";
+import { loadHfConfigSpec, resolveModelPath } from "../formats/model-file.js";
+import type { ModelSpec } from "../config/types.js";
 import { DecoderModel, type DecoderOptions } from "./decoder.js";
 import { gemmaOptions, gemmaTable } from "./gemma.js";
 import { gpt2Options, gpt2Table } from "./gpt2.js";
@@ -132,27 +130,18 @@ export function buildModel(spec: ModelSpec, src: TensorSource, opts: LoadOptions
   return { model: new DecoderModel(spec, weights, family.options(spec), opts.arena, opts.kernels), unused };
 }
 
-/** The error for a folder without config.json; a .gguf inside is named (the runtime does not guess which file was meant). */
-export function noConfig(dir: string): UserError {
-  const gguf = readdirSync(dir).filter((f) => /\.gguf$/i.test(f)).sort();
-  const hint = gguf.length ? `; it holds ${gguf.slice(0, 3).join(", ")}${gguf.length > 3 ? ", ..." : ""}: pass the .gguf file itself` : "; expected an HF model folder (config.json + safetensors) or a .gguf file";
-  return new UserError(`${dir}: no config.json in this folder${hint}`);
-}
-
 /** Loads an HF model folder (config.json + model.safetensors or shards) or a .gguf file. */
 export async function loadModel(path: string, opts: LoadOptions): Promise<LoadedModel> {
-  if (!existsSync(path)) throw new UserError(`${path}: no such file or folder`);
-  if (statSync(path).isDirectory()) {
-    const config = join(path, "config.json");
-    if (!existsSync(config)) throw noConfig(path);
-    const spec = loadHfConfigSpec(config);
-    checkSupported(spec, config);
-    const { model, unused } = buildModel(spec, safetensorsSource(path), opts);
-    return { model, spec, dir: path, unusedTensors: unused };
+  const found = resolveModelPath(path);
+  if (found.kind === "hf") {
+    const spec = loadHfConfigSpec(found.config);
+    checkSupported(spec, found.config);
+    const { model, unused } = buildModel(spec, safetensorsSource(found.dir), opts);
+    return { model, spec, dir: found.dir, unusedTensors: unused };
   }
-  if (path.endsWith(".gguf")) {
+  if (found.kind === "gguf") {
     const { ggufModelSource } = await import("../formats/gguf.js");
-    const { spec, source, file } = await ggufModelSource(path);
+    const { spec, source, file } = await ggufModelSource(found.path);
     const { model, unused } = buildModel(spec, source, opts);
     return { model, spec, dir: "", unusedTensors: unused, ggufMetadata: file.metadata };
   }

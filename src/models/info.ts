@@ -1,14 +1,12 @@
 // Model facts for `mqa info`, read from headers only (config.json + safetensors headers, or GGUF
 // metadata + tensor table): parameters are counted from the real tensor shapes.
-import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { stDtypeBytes, type StDtype } from "../formats/safetensors.js";
 import { safetensorsSource } from "../formats/source.js";
-import { checkModel, checkSupported, noConfig } from "./index.js";
+import { checkModel, checkSupported } from "./index.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
-import { loadHfConfigSpec } from "../spec/load.js";
-import { attentionKind, type ModelSpec } from "../spec/types.js";
+import { loadHfConfigSpec, resolveModelPath } from "../formats/model-file.js";
+import { attentionKind, type ModelSpec } from "../config/types.js";
 
 export interface ModelInfo {
   model: string;
@@ -30,7 +28,7 @@ export interface ModelInfo {
 }
 
 export async function modelInfo(path: string): Promise<ModelInfo> {
-  if (!existsSync(path)) throw new UserError(`${path}: no such file or folder`);
+  const found = resolveModelPath(path);
   let spec: ModelSpec;
   const dtypes: Record<string, number> = {};
   let weightBytes = 0;
@@ -43,21 +41,19 @@ export async function modelInfo(path: string): Promise<ModelInfo> {
   // The same checks as loading (supported architecture, every tensor present with the config's
   // shape and a supported dtype), from the headers alone: info never describes a model that
   // generate would then refuse.
-  if (statSync(path).isDirectory()) {
-    const config = join(path, "config.json");
-    if (!existsSync(config)) throw noConfig(path);
-    spec = loadHfConfigSpec(config);
-    checkSupported(spec, config);
-    const source = safetensorsSource(path);
+  if (found.kind === "hf") {
+    spec = loadHfConfigSpec(found.config);
+    checkSupported(spec, found.config);
+    const source = safetensorsSource(found.dir);
     checkModel(spec, source);
     for (const name of source.names()) {
       const t = source.info(name)!;
       const numel = t.shape.reduce((a, b) => a * b, 1);
       add(t.dtype.toLowerCase(), numel, numel * stDtypeBytes(t.dtype as StDtype));
     }
-  } else if (/\.gguf$/i.test(path)) {
+  } else if (found.kind === "gguf") {
     const { ggufModelSource } = await import("../formats/gguf.js");
-    const { spec: s, source, file } = await ggufModelSource(path);
+    const { spec: s, source, file } = await ggufModelSource(found.path);
     spec = s;
     checkModel(spec, source);
     const names: Record<number, string> = { 0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 6: "q5_0", 7: "q5_1", 8: "q8_0", 12: "q4_k", 13: "q5_k", 14: "q6_k", 30: "bf16" };

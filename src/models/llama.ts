@@ -1,6 +1,6 @@
 // LLaMA family: llama, mistral (sliding window: the spec's per-layer window), qwen2 (q/k/v biases).
 // RMSNorm, RoPE (rotate_half layout, llama3 rope_scaling), SwiGLU, any numKvHeads.
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import type { DecoderOptions } from "./decoder.js";
 import type { WeightRow } from "./weights.js";
 

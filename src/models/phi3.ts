@@ -3,7 +3,7 @@
 //   mlp.gate_up_proj   [2F, E]:          rows gate (F) | up (F)             (Phi3MLP's chunk(2))
 // No biases. rope_scaling longrope/su is refused by checkSupported (see models/index.ts), and the
 // config's sliding_window is handled by the spec (spec.unappliedWindow).
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import type { DecoderOptions } from "./decoder.js";
 import { llamaOptions } from "./llama.js";
 import type { WeightRow } from "./weights.js";

@@ -2,7 +2,7 @@
 // key head (one [D] weight shared by the heads of a layer) after the projections and before RoPE.
 // head_dim is explicit (Qwen3-8B: 128 with hidden 4096 / 32 heads; it need not be hidden / heads), and
 // the projections carry biases only when attention_bias is true (the spec's qkvBias / attnOutBias).
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import type { DecoderOptions } from "./decoder.js";
 import { llamaOptions, llamaTable } from "./llama.js";
 import type { WeightRow } from "./weights.js";

@@ -11,7 +11,7 @@ import { blockValuesOf, decodeBlocks, isBlockType, type BlockType } from "../dty
 import { elementBytes, rowBytes } from "../dtypes/table.js";
 
 // TensorSource (what a checkpoint reader offers) is declared where the readers live, in formats.
-import type { TensorSource } from "../formats/source.js";
+import { transposeInto, type TensorSource } from "../formats/source.js";
 export type { TensorSource };
 
 /** A weight in the arena. */
@@ -148,12 +148,6 @@ function loadBlockRow(arena: Arena, src: TensorSource, row: WeightRow, dtype: Bl
 }
 
 type Elements = Uint8Array | Uint16Array | Uint32Array | Float32Array;
-
-/** out = a [rows, cols] transposed to [cols, rows] (elements moved as they are); returns out. */
-export function transposeInto<T extends Elements>(a: T, out: T, rows: number, cols: number): T {
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = a[i * cols + j];
-  return out;
-}
 
 /** out = the row ranges row.rows of el ([rows, width] elements), concatenated; returns out. */
 function pickRows<T extends Elements>(el: T, out: T, width: number, rows: number, row: WeightRow): T {

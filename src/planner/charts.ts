@@ -5,8 +5,8 @@
 //   throughputChart:     roofline decode tokens/s vs batch, one line per variant
 import type { TopLevelSpec } from "vega-lite";
 import { kvCacheBytes } from "../kvcache/bytes.js";
-import type { ModelSpec } from "../spec/types.js";
-import { kvHeadsLabel, withKvHeads } from "../spec/variant.js";
+import type { ModelSpec } from "../config/types.js";
+import { kvHeadsLabel, withKvHeads } from "../config/variant.js";
 import { weightBytes } from "./params.js";
 import { decodeEstimate, type PlanResult } from "./plan.js";
 

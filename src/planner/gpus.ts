@@ -1,6 +1,6 @@
 // The GPU catalog (gpus.json, every field with its source) and custom GPUs given by numbers. Pure.
 import { OptionError } from "../errors.js";
-import { closestNames } from "../spec/presets.js";
+import { closestNames } from "../config/presets.js";
 import data from "./gpus.json" with { type: "json" };
 
 export interface GpuSpec {

@@ -5,7 +5,7 @@
 // Shapes are [out, in] (PyTorch nn.Linear order); a vector is [n].
 // E hidden, H query heads, K kv heads, D head dim, F MLP width, V vocab, X experts.
 import { rowBytes } from "../dtypes/table.js";
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 
 export type ParamGroup = "q" | "k" | "v" | "o" | "mlp" | "router" | "embeddings" | "positions" | "lmHead" | "norms";
 

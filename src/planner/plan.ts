@@ -17,9 +17,9 @@
 import { OptionError, UserError } from "../errors.js";
 import { kvBytesPerToken, kvCacheBytes, kvHeadsPerGpu, storedTokens } from "../kvcache/bytes.js";
 import { dtypeInfo, rowBytes } from "../dtypes/table.js";
-import type { ModelSpec } from "../spec/types.js";
-import { attentionKind } from "../spec/types.js";
-import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../spec/variant.js";
+import type { ModelSpec } from "../config/types.js";
+import { attentionKind } from "../config/types.js";
+import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../config/variant.js";
 import { gpuByName, type GpuSpec } from "./gpus.js";
 import { prefillEstimate, type PrefillEstimate } from "./prefill.js";
 import { attentionWidths, matmulParams, paramCounts, weightBytes, type ParamCounts, type ParamGroup } from "./params.js";

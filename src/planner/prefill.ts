@@ -7,7 +7,7 @@
 //
 // Legend: P prompt tokens, b sequences prefilled together, tp tensor-parallel degree.
 import { kvCacheBytes, storedTokens } from "../kvcache/bytes.js";
-import type { ModelSpec } from "../spec/types.js";
+import type { ModelSpec } from "../config/types.js";
 import { attentionWidths, matmulParams, weightBytes } from "./params.js";
 import type { ResolvedPlanOptions } from "./plan.js";
 

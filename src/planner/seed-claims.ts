@@ -3,8 +3,8 @@
 // so docs/seed-tables.md changes when the planner does. The claims are the ones quoted in shared/REFERENCE.md ("The
 // seed article's arithmetic, checked") and issue 17.
 import { kvBytesPerToken, kvCacheBytes } from "../kvcache/bytes.js";
-import type { ModelSpec } from "../spec/types.js";
-import { withKvHeads } from "../spec/variant.js";
+import type { ModelSpec } from "../config/types.js";
+import { withKvHeads } from "../config/variant.js";
 import { plan } from "./plan.js";
 
 const KiB = 1024;

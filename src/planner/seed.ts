@@ -4,9 +4,9 @@
 // computed in src/planner/seed-claims.ts and listed in §7.
 import type { TopLevelSpec } from "vega-lite";
 import { kvCacheBytes, kvBytesPerToken } from "../kvcache/bytes.js";
-import { presetSpec } from "../spec/presets.js";
-import type { ModelSpec } from "../spec/types.js";
-import { kvHeadsLabel, withKvHeads } from "../spec/variant.js";
+import { presetSpec } from "../config/presets.js";
+import type { ModelSpec } from "../config/types.js";
+import { kvHeadsLabel, withKvHeads } from "../config/variant.js";
 import { cacheVsContextChart, heatmapCells, heatmapChart } from "./charts.js";
 import { paramCounts } from "./params.js";
 import { plan } from "./plan.js";

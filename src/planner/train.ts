@@ -15,9 +15,9 @@
 //   (MHA, D = E/H, gelu F = 4E: sbE(34 + 5Hs/E), the paper's formula). Full checkpointing: 2sbE per layer + one layer.
 // Logits: 4·s·b·V (fp32 for the loss). FLOPs per token: 6Ψ (full), 8Ψ with checkpointing; lora 4Ψ + 6Ψ_A (+2Ψ).
 import { OptionError, UserError } from "../errors.js";
-import type { LayerSpec, ModelSpec } from "../spec/types.js";
-import { attentionKind } from "../spec/types.js";
-import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../spec/variant.js";
+import type { LayerSpec, ModelSpec } from "../config/types.js";
+import { attentionKind } from "../config/types.js";
+import { kvHeadsLabel, parseKvHeads, withKvHeads } from "../config/variant.js";
 import { gpuByName, type GpuSpec } from "./gpus.js";
 import { paramCounts, tensorTable } from "./params.js";
 

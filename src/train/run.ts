@@ -8,7 +8,7 @@ import { OptionError, UserError } from "../errors.js";
 import { createKernels, type KernelHandle } from "../kernels/index.js";
 import { Arena } from "../kernels/memory.js";
 import { kvBytesPerToken } from "../kvcache/bytes.js";
-import { specFromHfConfig } from "../spec/hf.js";
+import { specFromHfConfig } from "../config/hf.js";
 import { arenaAllocator } from "./alloc.js";
 import { checkSameTokenizer, loadInitCheckpoint, type InitCheckpoint } from "./init.js";
 import { hfConfig, loadCheckpoint, restoreInto, saveCheckpoint, type TrainerState } from "./checkpoint.js";

@@ -12,14 +12,15 @@ import { bf16ToF32, f16DecodeTable, f32ToBf16, f32ToF16 } from "../dtypes/codecs
 import { encodeQ8_0, Q8_0_BLOCK } from "../dtypes/q8_0.js";
 import { encodeQuant, isGgmlQuant, QUANT_LAYOUT, type GgmlQuant } from "../dtypes/ggml_quants.js";
 import { rowBytes } from "../dtypes/table.js";
-import { transposeInto } from "../models/weights.js";
+import { transposeInto } from "../formats/source.js";
 import { ropeInvFreq } from "../models/blocks.js";
-import { checkModel, checkSupported, noConfig } from "../models/index.js";
-import { loadHfConfigSpec } from "../spec/load.js";
-import type { ModelSpec } from "../spec/types.js";
-import { ggufNameOf, permuteQK, writeGguf, type GgufTensorOut, type GgufValue } from "./gguf.js";
-import { safetensorsSource } from "./source.js";
-import { chatTemplateOf, readJsonFile, specialTokenIds } from "./tokenizer.js";
+import { checkModel, checkSupported } from "../models/index.js";
+import { loadHfConfigSpec } from "../formats/model-file.js";
+import type { ModelSpec } from "../config/types.js";
+import { ggufNameOf, permuteQK, writeGguf, type GgufTensorOut, type GgufValue } from "../formats/gguf.js";
+import { noConfig } from "../formats/model-file.js";
+import { safetensorsSource } from "../formats/source.js";
+import { chatTemplateOf, readJsonFile, specialTokenIds } from "../formats/tokenizer.js";
 
 export interface ExportResult {
   tensors: number;

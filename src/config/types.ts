@@ -1,6 +1,6 @@
 // The one normalised description of a model. Config readers (HF config.json, GGUF metadata,
 // presets) produce it; the planner, runtime, converter and trainer consume it. Nothing outside
-// src/spec/ reads raw config fields.
+// src/config/ reads raw config fields.
 
 /** Attention shape of one decoder layer. */
 export interface LayerSpec {

@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { specFromHfConfig } from "../src/spec/hf.js";
-import { specFromGgufMetadata } from "../src/spec/gguf.js";
-import { loadSpec } from "../src/spec/load.js";
-import { presetSpec, listPresets, closestNames, editDistance } from "../src/spec/presets.js";
-import { withKvHeads, parseKvHeads } from "../src/spec/variant.js";
+import { specFromHfConfig } from "../src/config/hf.js";
+import { specFromGgufMetadata } from "../src/config/gguf.js";
+import { loadSpec } from "../src/formats/model-file.js";
+import { presetSpec, listPresets, closestNames, editDistance } from "../src/config/presets.js";
+import { withKvHeads, parseKvHeads } from "../src/config/variant.js";
 import { UserError } from "../src/errors.js";
 
 const FIX = join(import.meta.dirname, "fixtures", "configs");
