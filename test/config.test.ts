@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { specFromHfConfig } from "../src/config/hf.js";
 import { specFromGgufMetadata } from "../src/config/gguf.js";
+import { parseRopeScaling } from "../src/config/rope.js";
 import { loadSpec } from "../src/formats/model-file.js";
 import { presetSpec, listPresets, closestNames, editDistance } from "../src/config/presets.js";
 import { withKvHeads, parseKvHeads } from "../src/config/variant.js";
@@ -118,7 +119,8 @@ test("DeepSeek-V2-Lite: MLA latent, MoE experts, first dense layer, no q_lora", 
   assert.deepEqual(s.mla, { kvLoraRank: 512, qkRopeHeadDim: 64, qkNopeHeadDim: 128, vHeadDim: 128, qLoraRank: null });
   assert.deepEqual(s.mlp, { kind: "swiglu", intermediateSize: 10944, numExperts: 64, expertsPerToken: 6, sharedExperts: 2, moeIntermediateSize: 1408, firstDenseLayers: 1 });
   assert.equal(s.headDim, 192);
-  assert.equal((s.ropeScaling as { type: string }).type, "yarn");
+  // yarn is parsed (the planner reads the model) but marked for the runtime to refuse, in the config's words.
+  assert.deepEqual(s.ropeScaling && { type: s.ropeScaling.type, name: s.ropeScaling.type === "unsupported" && s.ropeScaling.name }, { type: "unsupported", name: "yarn" });
 });
 
 test("Mixtral: num_local_experts / num_experts_per_tok; Llama-3.1 rope_theta and rope_scaling", async () => {
@@ -128,7 +130,7 @@ test("Mixtral: num_local_experts / num_experts_per_tok; Llama-3.1 rope_theta and
   assert.ok(m.layers.every((l) => l.window === null), "sliding_window null = global");
   const l = await loadSpec(join(FIX, "llama-3.1-8b.config.json"));
   assert.equal(l.ropeTheta, 500000);
-  assert.equal((l.ropeScaling as { rope_type: string }).rope_type, "llama3");
+  assert.deepEqual(l.ropeScaling, { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
   assert.equal(l.maxPositions, 131072);
   assert.equal(l.tieWordEmbeddings, false);
 });
@@ -276,4 +278,19 @@ test("aliases that may legitimately differ take the first (activation, max posit
   assert.equal(s.activation, "gelu_pytorch_tanh");
   assert.equal(s.maxPositions, 4096);
   throwsUser(() => specFromHfConfig({ ...llama, n_layer: 30 }, "c"), "contradictory", "num_hidden_layers=32", "n_layer=30");
+});
+
+test("rope_scaling is parsed once into a typed RopeScaling (config/rope.ts); bad or unknown ones are kept as unsupported with the problem", () => {
+  assert.equal(parseRopeScaling({ rope_type: "default" }), null);
+  assert.deepEqual(parseRopeScaling({ type: "linear", factor: 8 }), { type: "linear", factor: 8 });
+  const partial = parseRopeScaling({ rope_type: "llama3", factor: 8 });
+  assert.equal(partial?.type, "unsupported");
+  assert.match((partial as { problem: string }).problem, /rope_scaling\.original_max_position_embeddings is missing; expected a positive number for rope_type "llama3"/);
+  const inverted = parseRopeScaling({ rope_type: "llama3", factor: 8, original_max_position_embeddings: 8192, low_freq_factor: 4, high_freq_factor: 1 });
+  assert.match((inverted as { problem: string }).problem, /high_freq_factor 1 must exceed low_freq_factor 4/);
+  const longrope = parseRopeScaling({ type: "longrope", short_factor: [1], long_factor: [2] });
+  assert.match((longrope as { problem: string }).problem, /^rope_scaling\.type "longrope" is not supported \(Phi-3's long-context LongRoPE/);
+  // transformers v5 rope_parameters carry the scaling beside rope_theta.
+  const v5 = specFromHfConfig({ ...llama, rope_parameters: { rope_theta: 5e5, rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }, "v5.json");
+  assert.deepEqual([v5.ropeTheta, v5.ropeScaling], [5e5, { type: "llama3", factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 }]);
 });

@@ -5,6 +5,7 @@
 import { UserError } from "../errors.js";
 import type { LayerSpec, MlaSpec, MlpKind, ModelSpec } from "./types.js";
 import { checkInt, LIMITS, type Json } from "./fields.js";
+import { parseRopeScaling } from "./rope.js";
 
 // Architectures whose GGUF feed-forward is ungated (llama.cpp LLM_FFN_SEQ rather than LLM_FFN_PAR).
 const SEQ_FFN = new Set(["gpt2", "starcoder", "falcon", "gptneox", "gptj", "bloom", "mpt", "phi2", "starcoder2"]);
@@ -126,7 +127,7 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
     normEps: Number(eps),
     positions: arch === "gpt2" || arch === "starcoder" ? "learned" : arch === "bloom" || arch === "mpt" ? "alibi" : "rope",
     ropeTheta: float("rope.freq_base", 10000),
-    ropeScaling: typeof meta[key("rope.scaling.type")] === "string" && meta[key("rope.scaling.type")] !== "none" ? { rope_type: meta[key("rope.scaling.type")], factor: meta[key("rope.scaling.factor")] } : null,
+    ropeScaling: typeof meta[key("rope.scaling.type")] === "string" && meta[key("rope.scaling.type")] !== "none" ? parseRopeScaling({ rope_type: meta[key("rope.scaling.type")], factor: meta[key("rope.scaling.factor")] }) : null,
     maxPositions: ctx ?? 2048,
     tieWordEmbeddings: tied,
     qkvBias: tensorNames ? tensorNames.some((n) => /^blk\.0\.attn_(q|qkv)\.bias$/.test(n)) : arch === "qwen2",

@@ -8,6 +8,7 @@
 // Pure: takes the parsed object, never touches the file system (the web page uses it too).
 import { UserError } from "../errors.js";
 import type { LayerSpec, MlaSpec, MlpKind, MlpSpec, ModelSpec, PositionKind } from "./types.js";
+import { parseRopeScaling, type RopeScaling } from "./rope.js";
 import { bool, has, int, isObject, LIMITS, num, optInt, optNum, pick, str, type FieldSource, type Json } from "./fields.js";
 
 // Families whose MLP is a plain two-matrix MLP (fc → act → proj) rather than a gated one.
@@ -277,7 +278,7 @@ function readMaxPositions(src: FieldSource, family: string, notes: string[]): nu
   return int(src, ["max_position_embeddings"], { what: "context length" });
 }
 
-function readRope(src: FieldSource): { ropeTheta: number; ropeScaling: Record<string, unknown> | null } {
+function readRope(src: FieldSource): { ropeTheta: number; ropeScaling: RopeScaling | null } {
   // transformers v5 folds rope_theta and rope_scaling into rope_parameters.
   const params = isObject(src.obj.rope_parameters) ? src.obj.rope_parameters : null;
   let ropeTheta = num(src, ["rope_theta", "rotary_emb_base", "rope_embedding_base"], 10000, { positive: true });
@@ -285,13 +286,12 @@ function readRope(src: FieldSource): { ropeTheta: number; ropeScaling: Record<st
   if (has(src, "rope_scaling") && !isObject(src.obj.rope_scaling)) {
     throw new UserError(`${src.file}: field rope_scaling is ${JSON.stringify(src.obj.rope_scaling).slice(0, 60)}; expected an object such as {"rope_type": "llama3", "factor": 8.0, ...} or null`);
   }
-  let ropeScaling: Record<string, unknown> | null = isObject(src.obj.rope_scaling) ? src.obj.rope_scaling : null;
-  if (!ropeScaling && params) {
+  let raw: Record<string, unknown> | null = isObject(src.obj.rope_scaling) ? src.obj.rope_scaling : null;
+  if (!raw && params) {
     const { rope_theta: _theta, ...rest } = params;
-    const type = rest.rope_type ?? rest.type;
-    ropeScaling = type && type !== "default" ? rest : null;
+    raw = rest;
   }
-  return { ropeTheta, ropeScaling };
+  return { ropeTheta, ropeScaling: raw ? parseRopeScaling(raw) : null };
 }
 
 function readPositions(src: FieldSource, family: string): PositionKind {

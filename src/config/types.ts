@@ -1,6 +1,9 @@
 // The one normalised description of a model. Config readers (HF config.json, GGUF metadata,
 // presets) produce it; the planner, runtime, converter and trainer consume it. Nothing outside
 // src/config/ reads raw config fields.
+import type { RopeScaling } from "./rope.js";
+
+export type { RopeScaling };
 
 /** Attention shape of one decoder layer. */
 export interface LayerSpec {
@@ -50,7 +53,7 @@ export interface ModelSpec {
   normEps: number; // e.g. 1e-5
   positions: PositionKind;
   ropeTheta: number; // e.g. 10000
-  ropeScaling: Record<string, unknown> | null; // e.g. { rope_type: "llama3", factor: 8, ... }
+  ropeScaling: RopeScaling | null; // e.g. { type: "llama3", factor: 8, ... }; parsed once in config/rope.ts
   maxPositions: number; // max_position_embeddings, e.g. 4096
   tieWordEmbeddings: boolean;
   qkvBias: boolean; // Qwen2: true

@@ -358,7 +358,7 @@ function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
  * Opens a GGUF llama model as a spec plus a TensorSource under HF names: Q/K rows are
  * un-permuted (block-quantized rows as whole blocks), Q8_0 and the 4/5/6-bit types stay quantized
  * (loadWeights keeps them for matmul weights and dequantizes the rest), and llama.cpp's rope_freqs tensor (llama3 scaling)
- * becomes ropeScaling { rope_type: "freq_factors", factors }.
+ * becomes ropeScaling { type: "freq_factors", factors }.
  */
 export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
   const file = await readGguf(path);
@@ -385,7 +385,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
   const freqs = file.tensors.get("rope_freqs.weight");
   if (freqs) {
     const f = decodeToF32(path, freqs);
-    spec.ropeScaling = { rope_type: "freq_factors", factors: Array.from(f) };
+    spec.ropeScaling = { type: "freq_factors", factors: Array.from(f) };
   }
   let scratch = new Uint8Array(0);
   const source: TensorSource = {

@@ -2,6 +2,7 @@
 // activations. They run row by row on f32 arrays (arena views); the matmuls go through Kernels.
 //
 // Legend: N tokens, E hidden, H heads, D head dim, F MLP width.
+import type { RopeScaling } from "../config/rope.js";
 
 /**
  * RMSNorm, in place into `out`: y = x / sqrt(mean(x²) + eps) · w   (Gemma: · (1 + w)).
@@ -35,37 +36,39 @@ export function layerNorm(x: Float32Array, w: Float32Array, b: Float32Array, out
 }
 
 /** RoPE frequencies, D/2 of them: θ^(−2i/D), adjusted by rope_scaling when given. */
-export function ropeInvFreq(D: number, theta: number, scaling: Record<string, unknown> | null): Float64Array {
+export function ropeInvFreq(D: number, theta: number, scaling: RopeScaling | null): Float64Array {
   const f = new Float64Array(D / 2);
   for (let i = 0; i < D / 2; i++) f[i] = 1 / theta ** ((2 * i) / D);
-  const type = scaling ? String(scaling.rope_type ?? scaling.type ?? "default") : "default";
-  if (type === "llama3") {
-    // transformers' _compute_llama3_parameters: long wavelengths are divided by `factor`, short
-    // ones kept, and the band between is interpolated smoothly.
-    const s = scaling as Record<string, number>;
-    const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = s;
-    const loWave = old / lo, hiWave = old / hi;
-    for (let i = 0; i < f.length; i++) {
-      const wave = (2 * Math.PI) / f[i];
-      const scaled = wave > loWave ? f[i] / factor : f[i];
-      if (wave < hiWave || wave > loWave) f[i] = scaled;
-      else {
-        const smooth = (old / wave - lo) / (hi - lo);
-        f[i] = (1 - smooth) * (scaled / factor) + smooth * scaled;
+  if (!scaling) return f;
+  switch (scaling.type) {
+    case "llama3": {
+      // transformers' _compute_llama3_parameters: long wavelengths are divided by `factor`, short
+      // ones kept, and the band between is interpolated smoothly.
+      const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: old } = scaling;
+      const loWave = old / lo, hiWave = old / hi;
+      for (let i = 0; i < f.length; i++) {
+        const wave = (2 * Math.PI) / f[i];
+        const scaled = wave > loWave ? f[i] / factor : f[i];
+        if (wave < hiWave || wave > loWave) f[i] = scaled;
+        else {
+          const smooth = (old / wave - lo) / (hi - lo);
+          f[i] = (1 - smooth) * (scaled / factor) + smooth * scaled;
+        }
       }
+      return f;
     }
-  } else if (type === "linear") {
-    const factor = Number((scaling as Record<string, unknown>).factor);
-    for (let i = 0; i < f.length; i++) f[i] /= factor;
-  } else if (type === "freq_factors") {
-    // llama.cpp's rope_freqs tensor (how GGUF stores llama3 scaling): freq / factor per pair.
-    const factors = (scaling as { factors: number[] }).factors;
-    if (factors.length !== f.length) throw new RangeError(`rope freq_factors has ${factors.length} entries; expected head_dim / 2 = ${f.length}`);
-    for (let i = 0; i < f.length; i++) f[i] /= factors[i];
-  } else if (type !== "default") {
-    throw new RangeError(`rope_scaling type "${type}" is not supported; expected llama3, linear or freq_factors`);
+    case "linear":
+      for (let i = 0; i < f.length; i++) f[i] /= scaling.factor;
+      return f;
+    case "freq_factors": {
+      // llama.cpp's rope_freqs tensor (how GGUF stores llama3 scaling): freq / factor per pair.
+      const { factors } = scaling;
+      if (factors.length !== f.length) throw new RangeError(`rope freq_factors has ${factors.length} entries; expected head_dim / 2 = ${f.length}`);
+      for (let i = 0; i < f.length; i++) f[i] /= factors[i];
+      return f;
+    }
   }
-  return f;
+  throw new RangeError(`ropeInvFreq: rope scaling "${scaling.name}" is not implemented (${scaling.problem})`);
 }
 
 /** Cos/sin tables for positions [0, P): cos, sin [P, D/2], computed in float64. */

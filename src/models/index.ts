@@ -71,36 +71,17 @@ function checkActivation(spec: ModelSpec, where: string): void {
 }
 
 /**
- * rope_scaling must be one the runtime implements (see ropeInvFreq) with every field it reads present:
- * a llama3 object without `factor` would otherwise turn every frequency into NaN.
+ * rope_scaling must be one the runtime implements (see ropeInvFreq) with every field it reads present (config/rope.ts
+ * marks the others "unsupported" with the problem): a llama3 object without `factor` would turn every frequency into NaN.
  */
 function checkRopeScaling(spec: ModelSpec, where: string): void {
   const s = spec.ropeScaling;
-  if (!s) return;
-  const type = String(s.rope_type ?? s.type ?? "default");
-  const positive = (key: string): number => {
-    const v = s[key];
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new UserError(`${where}: rope_scaling.${key} is ${JSON.stringify(v) ?? "missing"}; expected a positive number for rope_type "${type}"`);
-    return v;
-  };
-  // Name the key the config used: rope_scaling.type (Phi-3's "longrope" / "su") or rope_scaling.rope_type.
-  const field = s.rope_type !== undefined ? "rope_scaling.rope_type" : s.type !== undefined ? "rope_scaling.type" : "rope_scaling";
-  if (type === "default") return;
-  if (type === "linear") positive("factor");
-  else if (type === "llama3") {
-    positive("factor");
-    positive("original_max_position_embeddings");
-    const lo = positive("low_freq_factor");
-    const hi = positive("high_freq_factor");
-    if (hi <= lo) throw new UserError(`${where}: rope_scaling.high_freq_factor ${hi} must exceed low_freq_factor ${lo}`);
-  } else if (type === "freq_factors") {
+  if (s?.type === "unsupported") throw new UserError(`${where}: ${s.problem}`);
+  if (s?.type === "freq_factors") {
     const f = s.factors;
-    if (!Array.isArray(f) || f.length !== spec.headDim / 2 || !f.every((x) => typeof x === "number" && Number.isFinite(x) && x > 0)) {
-      throw new UserError(`${where}: rope_freqs has ${Array.isArray(f) ? f.length : 0} entries (or non-positive ones); expected head_dim / 2 = ${spec.headDim / 2} positive factors`);
+    if (f.length !== spec.headDim / 2 || !f.every((x) => typeof x === "number" && Number.isFinite(x) && x > 0)) {
+      throw new UserError(`${where}: rope_freqs has ${f.length} entries (or non-positive ones); expected head_dim / 2 = ${spec.headDim / 2} positive factors`);
     }
-  } else {
-    const hint = type === "longrope" || type === "su" ? " (Phi-3's long-context LongRoPE factors are not implemented)" : "";
-    throw new UserError(`${where}: ${field} "${type}" is not supported${hint}; expected llama3, linear or no rope_scaling`);
   }
 }
 
