@@ -2,7 +2,7 @@
 // throughput with the prefix cache and with --no-prefix-cache, in one process, conditions alternated.
 // Never a test: timings depend on the machine and its load.
 //
-//   npx tsx bench/prefix-cache.ts [--users 4] [--turns 4] [--system 512] [--user 48] [--answer 32] [--threads 2] [--reps 2]
+//   npx tsx bench/prefix-cache.ts [--users 4] [--turns 4] [--system 512] [--user 48] [--answer 32] [--threads 2] [--reps 2] [--verbose]
 //
 // Workload: `users` chats run concurrently (one request per chat at a time, --parallel = users); each
 // starts with the same `system` prompt tokens; turn t sends the whole history (system, earlier user
@@ -16,8 +16,10 @@ import { openRuntime } from "../src/generate/runtime.js";
 import { startServer } from "../src/serve/server.js";
 import { benchModel } from "./generate.js";
 
-const args = process.argv.slice(2);
-const num = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+import { flag } from "./flags.js";
+
+const num = (name: string, fallback: number) => Number(flag(name.replace(/^--/, ""), String(fallback)));
+const VERBOSE = process.argv.includes("--verbose"); // print the server's request log to stderr
 const USERS = num("--users", 4), TURNS = num("--turns", 4), SYSTEM = num("--system", 512), USER = num("--user", 48), ANSWER = num("--answer", 32);
 const THREADS = num("--threads", 2), REPS = num("--reps", 2);
 
@@ -59,7 +61,7 @@ async function chat(url: string, user: number, out: Run): Promise<void> {
 }
 
 async function workload(rt: Awaited<ReturnType<typeof openRuntime>>, prefixCache: boolean): Promise<Run> {
-  const server = await startServer({ served: { id: "bench", model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault: ANSWER, parallel: USERS }, port: 0, prefixCache, log: (l) => process.env.MQA_BENCH_LOG && console.error(l) });
+  const server = await startServer({ served: { id: "bench", model: rt.model, tokenizer: rt.tokenizer, maxTokensDefault: ANSWER, parallel: USERS }, port: 0, prefixCache, log: (l) => VERBOSE && console.error(l) });
   const run: Run = { prefixCache, ttft: [], seconds: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
   try {
     const t0 = performance.now();

@@ -9,9 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportGguf } from "../src/convert/export-gguf.js";
-import { createKernels } from "../src/kernels/index.js";
-import { assertClose } from "./attention-helpers.js";
-import { MODELS_DIR, expected, load } from "./models-helpers.js";
+import { MODELS_DIR, expected } from "./models-helpers.js";
+import { wasmMatchesReference } from "./quant-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mqa-q8-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,31 +25,6 @@ for (const name of ["llama-gqa-f16", "llama-mha-f32"]) {
     const { exp } = expected(name);
     const gguf = join(dir, `${name}.gguf`);
     exportGguf(join(MODELS_DIR, name), gguf, "q8_0");
-    const ref = await load(gguf);
-    const handles: { close(): void }[] = [];
-    try {
-      const wasm = await load(gguf, async (arena) => {
-        const k = await createKernels({ arena, backend: "wasm", threads: 2 });
-        handles.push(k);
-        return k;
-      });
-      for (const key of ["layers.0.q", "layers.0.down", "embed"]) assert.equal(wasm.model.weights.get(key)?.dtype, "q8_0", `${key} is kept as Q8_0`);
-      const rc = ref.model.createCache({});
-      const want = ref.model.forward(rc, [rc.addSequence()], [exp.tokens], "all");
-      const c = wasm.model.createCache({});
-      const s = c.addSequence();
-      const got = wasm.model.forward(c, [s], [exp.tokens], "all");
-      assertClose(`${name} Q8_0 prefill logits, WASM vs reference`, got, want, ATOL, RTOL);
-      // Decode (M = 1: the block-wise matvec) from a fresh cache, token by token.
-      const V = exp.logits.shape[1];
-      const d = wasm.model.createCache({});
-      const ds = d.addSequence();
-      for (let t = 0; t < 6; t++) {
-        const last = wasm.model.forward(d, [ds], [[exp.tokens[t]]], "last");
-        assertClose(`${name} Q8_0 decode logits at position ${t}`, last, want.subarray(t * V, (t + 1) * V), ATOL, RTOL);
-      }
-    } finally {
-      for (const h of handles) h.close();
-    }
+    await wasmMatchesReference(gguf, { label: `${name} Q8_0`, dtype: "q8_0", kept: ["layers.0.q", "layers.0.down", "embed"], tokens: exp.tokens, atol: ATOL, rtol: RTOL });
   });
 }

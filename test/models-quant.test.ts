@@ -11,13 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportGguf } from "../src/convert/export-gguf.js";
 import { readGguf } from "../src/formats/gguf.js";
-import { createKernels } from "../src/kernels/index.js";
 import { GGML_QUANTS, QUANT_LAYOUT } from "../src/dtypes/ggml_quants.js";
 import { rowBytes } from "../src/dtypes/table.js";
 import { weightBytes } from "../src/models/weights.js";
-import { assertClose } from "./attention-helpers.js";
 import { MODELS_DIR, expected, load } from "./models-helpers.js";
-import { writeWideLlama } from "./quant-helpers.js";
+import { wasmMatchesReference, writeWideLlama } from "./quant-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mqa-quant-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,33 +37,14 @@ for (const type of GGML_QUANTS) {
     assert.equal(q.type, QUANT_LAYOUT[type].ggmlType, "attn_q is written in the asked-for ggml type");
     assert.equal(q.bytes, rowBytes(type, 256 * 256));
     assert.equal(file.tensors.get("blk.0.attn_norm.weight")!.type, 0, "norms stay F32");
-    const ref = await load(gguf);
-    const handles: { close(): void }[] = [];
-    try {
-      const wasm = await load(gguf, async (arena) => {
-        const k = await createKernels({ arena, backend: "wasm", threads: 2 });
-        handles.push(k);
-        return k;
-      });
-      for (const key of ["layers.0.q", "layers.1.down", "embed", "lm_head"]) assert.equal(wasm.model.weights.get(key)?.dtype, type, `${key} is kept as ${type}`);
-      // Nothing was dequantized at load: the matmul weights take the quantized bytes.
-      const bytes = weightBytes(wasm.model.weights);
-      assert.ok(bytes < 0.5 * 4 * (288 * 256 * 2 + 2 * (4 * 256 * 256 + 3 * 256 * 512)), `weights hold ${bytes} bytes`);
-      const rc = ref.model.createCache({});
-      const want = ref.model.forward(rc, [rc.addSequence()], [tokens], "all");
-      const c = wasm.model.createCache({});
-      const got = wasm.model.forward(c, [c.addSequence()], [tokens], "all");
-      assertClose(`${type} prefill logits, WASM vs reference`, got, want, ATOL, RTOL);
-      const V = 288;
-      const d = wasm.model.createCache({});
-      const ds = d.addSequence();
-      for (let t = 0; t < tokens.length; t++) {
-        const last = wasm.model.forward(d, [ds], [[tokens[t]]], "last");
-        assertClose(`${type} decode logits at position ${t}`, last, want.subarray(t * V, (t + 1) * V), ATOL, RTOL);
-      }
-    } finally {
-      for (const h of handles) h.close();
-    }
+    await wasmMatchesReference(gguf, {
+      label: type, dtype: type, kept: ["layers.0.q", "layers.1.down", "embed", "lm_head"], tokens, atol: ATOL, rtol: RTOL,
+      inspect: (wasm) => {
+        // Nothing was dequantized at load: the matmul weights take the quantized bytes.
+        const bytes = weightBytes(wasm.model.weights);
+        assert.ok(bytes < 0.5 * 4 * (288 * 256 * 2 + 2 * (4 * 256 * 256 + 3 * 256 * 512)), `weights hold ${bytes} bytes`);
+      },
+    });
   });
 }
 

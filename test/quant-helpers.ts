@@ -6,7 +6,11 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeSafetensors, type NamedTensor } from "../src/formats/safetensors.js";
 import { seededRandom } from "../src/random.js";
-import { MODELS_DIR } from "./models-helpers.js";
+import { createKernels } from "../src/kernels/index.js";
+import type { LoadedModel } from "../src/models/index.js";
+import { assertClose } from "./attention-helpers.js";
+import { MODELS_DIR, load } from "./models-helpers.js";
+import assert from "node:assert/strict";
 
 /** Shapes: hidden 256, 4 heads of 64, 2 KV heads (GQA), MLP 512, 2 layers, vocab 288, untied head. */
 export const WIDE = { hidden: 256, heads: 4, kvHeads: 2, mlp: 512, layers: 2, vocab: 288 } as const;
@@ -36,4 +40,38 @@ export function writeWideLlama(dir: string, seed = 15): string {
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 1));
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(MODELS_DIR, "llama-gqa-f16", f), join(dir, f));
   return dir;
+}
+
+/**
+ * The check every quantized-GGUF test makes: the file loads twice, on the float64 reference kernels and on 2-thread
+ * WASM; the `kept` weights stay in `dtype` (read in place, not dequantized); prefill logits of `tokens` and decode
+ * logits token by token from a fresh cache agree within atol + rtol·|want|. `inspect` sees the WASM model first.
+ */
+export async function wasmMatchesReference(gguf: string, o: { label: string; dtype: string; kept: string[]; tokens: number[]; atol: number; rtol: number; inspect?: (m: LoadedModel) => void }): Promise<void> {
+  const ref = await load(gguf);
+  const handles: { close(): void }[] = [];
+  try {
+    const wasm = await load(gguf, async (arena) => {
+      const k = await createKernels({ arena, backend: "wasm", threads: 2 });
+      handles.push(k);
+      return k;
+    });
+    for (const key of o.kept) assert.equal(wasm.model.weights.get(key)?.dtype, o.dtype, `${key} is kept as ${o.dtype}`);
+    o.inspect?.(wasm);
+    const rc = ref.model.createCache({});
+    const want = ref.model.forward(rc, [rc.addSequence()], [o.tokens], "all");
+    const c = wasm.model.createCache({});
+    const got = wasm.model.forward(c, [c.addSequence()], [o.tokens], "all");
+    assertClose(`${o.label} prefill logits, WASM vs reference`, got, want, o.atol, o.rtol);
+    // Decode (M = 1: the block-wise matvec) from a fresh cache, token by token.
+    const V = wasm.spec.vocabSize;
+    const d = wasm.model.createCache({});
+    const ds = d.addSequence();
+    for (let t = 0; t < o.tokens.length; t++) {
+      const last = wasm.model.forward(d, [ds], [[o.tokens[t]]], "last");
+      assertClose(`${o.label} decode logits at position ${t}`, last, want.subarray(t * V, (t + 1) * V), o.atol, o.rtol);
+    }
+  } finally {
+    for (const h of handles) h.close();
+  }
 }

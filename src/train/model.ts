@@ -6,6 +6,9 @@
 // Legend: B batch, T positions, N = B·T rows, C hidden, L layers, H query heads, K kv heads,
 // G = H/K, D head dim, F MLP width, V vocab.
 import type { TrainAttentionShape } from "../attention/train.js";
+import { specFromHfConfig } from "../config/hf.js";
+import { llamaTable } from "../models/llama.js";
+import { hfConfig } from "./checkpoint.js";
 import type { Buf, Matmuls } from "./matmul.js";
 import { embeddingBackward, embeddingForward, ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops.js";
 import { tsTrainOps, type TrainOps } from "./trainops.js";
@@ -41,31 +44,19 @@ export type Allocator = (n: number, what: string) => Buf;
 export const f64Allocator: Allocator = (n) => new Float64Array(n);
 export const f32Allocator: Allocator = (n) => new Float32Array(n);
 
-/** The parameter table: name → shape, in the order HF LlamaForCausalLM lists them. */
+/**
+ * The parameter table: name → shape, in the order HF LlamaForCausalLM lists them. It is the runtime's own
+ * checkpoint table (models/llama.ts llamaTable) for the config this model saves, so what the trainer writes is
+ * what the loader expects by construction; matrices take AdamW weight decay, norm gains do not.
+ */
 export function parameterTable(cfg: TrainModelConfig): TensorInfo[] {
-  const { vocabSize: V, hiddenSize: C, numLayers: L, numHeads: H, numKvHeads: K, headDim: D, intermediateSize: F } = cfg;
+  const { numHeads: H, numKvHeads: K, headDim: D } = cfg;
   if (H % K !== 0) throw new Error(`TrainModel: numKvHeads ${K} must divide numHeads ${H}`);
   if (D % 2 !== 0) throw new Error(`TrainModel: headDim ${D} must be even for RoPE`);
-  const rows: [string, number[], boolean][] = [["model.embed_tokens.weight", [V, C], true]];
-  for (let l = 0; l < L; l++) {
-    const p = `model.layers.${l}.`;
-    rows.push(
-      [`${p}input_layernorm.weight`, [C], false],
-      [`${p}self_attn.q_proj.weight`, [H * D, C], true],
-      [`${p}self_attn.k_proj.weight`, [K * D, C], true],
-      [`${p}self_attn.v_proj.weight`, [K * D, C], true],
-      [`${p}self_attn.o_proj.weight`, [C, H * D], true],
-      [`${p}post_attention_layernorm.weight`, [C], false],
-      [`${p}mlp.gate_proj.weight`, [F, C], true],
-      [`${p}mlp.up_proj.weight`, [F, C], true],
-      [`${p}mlp.down_proj.weight`, [C, F], true],
-    );
-  }
-  rows.push(["model.norm.weight", [C], false], ["lm_head.weight", [V, C], true]);
   let offset = 0;
-  return rows.map(([name, shape, decay]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const t = { name, shape, offset, size, decay };
+  return llamaTable(specFromHfConfig(hfConfig(cfg, null), "trainer config")).map((row) => {
+    const size = row.shape.reduce((a, b) => a * b, 1);
+    const t = { name: row.source, shape: row.shape, offset, size, decay: row.store === "matmul" };
     offset += size;
     return t;
   });
