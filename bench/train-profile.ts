@@ -16,7 +16,7 @@ import { TextBatches, Trainer } from "../src/train/loop.js";
 import { kernelMatmuls, type Matmuls } from "../src/train/matmul.js";
 import { TrainModel } from "../src/train/model.js";
 import { kernelTrainOps, tsTrainOps, type TrainOps } from "../src/train/trainops.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/random.js";
 import { flag } from "./flags.js";
 
 const steps = Number(flag("steps", "4"));

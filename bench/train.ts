@@ -19,7 +19,7 @@ import { TextBatches, Trainer } from "../src/train/loop.js";
 import { kernelMatmuls, tsMatmuls } from "../src/train/matmul.js";
 import { f32Allocator, TrainModel } from "../src/train/model.js";
 import { kernelTrainOps } from "../src/train/trainops.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/random.js";
 
 const defaults = { layers: 4, hidden: 256, heads: 8, "kv-heads": 2, ffn: 704, vocab: 4096, batch: 8, context: 256, steps: 5, threads: 2 };
 type Key = keyof typeof defaults;

@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { kernelTrainOps, tsTrainOps, type TrainOps } from "../src/train/trainops.js";
 import { arenaAllocator } from "../src/train/alloc.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/random.js";
 import { wasmBackends } from "./kernel-backends.js";
 import { assertClose } from "./train_helpers.js";
 

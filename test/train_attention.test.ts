@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { causalAttentionBackward, causalAttentionForward, type TrainAttentionShape } from "../src/attention/train.js";
 import { tsMatmuls } from "../src/train/matmul.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/random.js";
 import { assertClose } from "./train_helpers.js";
 
 const rand = (n: number, rng: Rng) => Float64Array.from({ length: n }, () => rng.normal());

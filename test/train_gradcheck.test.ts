@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import { tsMatmuls } from "../src/train/matmul.js";
 import { f64Allocator, TrainModel, type TrainModelConfig } from "../src/train/model.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/random.js";
 import { assertClose } from "./train_helpers.js";
 
 const base: Omit<TrainModelConfig, "numKvHeads"> = {

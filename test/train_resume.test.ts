@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readSafetensorsF32 } from "../src/train/checkpoint.js";
 import { mqarExample } from "../src/train/mqar.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/random.js";
 import { runTraining, type RunConfig } from "../src/train/run.js";
 import { specFromHfConfig } from "../src/config/hf.js";
 

@@ -11,7 +11,7 @@ import { loadModel } from "../src/models/index.js";
 import { saveCheckpoint } from "../src/train/checkpoint.js";
 import { tsMatmuls } from "../src/train/matmul.js";
 import { f32Allocator, TrainModel } from "../src/train/model.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/random.js";
 import { assertClose } from "./train_helpers.js";
 
 for (const K of [4, 2, 1]) {

@@ -13,7 +13,7 @@
 // dQ_g = dS·K, dK = dSᵀ·Q_g. The group's sum over its query heads for dK and dV happens inside those
 // products. The matmul path computes the full T×T block and masks it (2× the causal work, but at
 // kernel speed).
-import type { Buf, Matmuls } from "../train/matmul.js";
+import type { Buf, Matmuls } from "../kernels/types.js";
 
 export interface TrainAttentionShape {
   B: number;

@@ -9,7 +9,7 @@ import { OptionError, UserError } from "../errors.js";
 import { writeSafetensors } from "../formats/safetensors.js";
 import { readTensorF32, safetensorsSource } from "../formats/source.js";
 import { checkSupported } from "../models/index.js";
-import { Rng } from "../train/rng.js";
+import { Rng } from "../random.js";
 import { loadHfConfigSpec } from "../formats/model-file.js";
 import { calibrate } from "./calibrate.js";
 import { layerShape, layoutOf, type Tensors } from "./families.js";

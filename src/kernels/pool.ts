@@ -8,21 +8,9 @@
 // browser workers). It never waits for a worker that found nothing to do, so a worker that is
 // descheduled on a busy machine costs only the items it holds. Offsets mirror assembly/layout.ts.
 
-export const CTL = {
-  GEN: 0,
-  DONE: 64,
-  NEXT: 128,
-  KIND: 192,
-  NITEMS: 196,
-  QUIT: 200,
-  READY: 256,
-  ERR: 260,
-  ARGS: 320,
-  SINK: 640,
-  BYTES: 1024,
-} as const;
+import { CTL } from "./abi.js";
 
-export const KIND = { attention: 1, matmul: 2, stream: 3, peak: 4, activation: 5, train: 6 } as const;
+export { CTL, KIND } from "./abi.js";
 
 /** The kernel module's exports (src/kernels/assembly/index.ts). */
 export interface KernelExports {

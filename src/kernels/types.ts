@@ -106,3 +106,16 @@ export interface Kernels {
   activation(call: ActivationCall): void;
   trainOp?(call: TrainOpCall): number; // WASM only; callers fall back to src/train/ops.ts
 }
+
+/** A host array the trainer computes in: float32 (training) or float64 (finite-difference checks). */
+export type Buf = Float32Array | Float64Array;
+
+/** The three matrix products training needs (src/train/matmul.ts implements them; src/attention/train.ts uses them). */
+export interface Matmuls {
+  readonly name: string;
+  nt(out: Buf, x: Buf, w: Buf, M: number, N: number, Kin: number): void;
+  nn(out: Buf, dy: Buf, w: Buf, M: number, N: number, Kin: number): void;
+  tnAcc(out: Buf, dy: Buf, x: Buf, M: number, N: number, Kin: number): void;
+  /** A reusable scratch buffer of at least n elements that this backend can address (precision of `like`). */
+  buffer(slot: string, n: number, like: Buf): Buf;
+}

@@ -10,13 +10,12 @@
 //   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
 import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, TrainOp, TrainOpCall, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
-import { CTL, KIND, Pool, instantiateKernels, type WorkerHost } from "./pool.js";
+import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, P, S, SEG, TR, TRAIN_OP } from "./abi.js";
+import { Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
 
-
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
-const SEG_WORDS = 12;
 const BK = 64; // keys per tile: K and V tiles of 32 KiB (f32, D = 128) stay in L1/L2
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
 const MIN_SPLIT_ROWS = 256; // a decode split is never shorter than this
@@ -25,19 +24,12 @@ const MATMUL_NB = 16;
 const MATMUL_KN_B = 64; // nn/tn items: up to 64 rows × 64 columns
 const MATMUL_KN_KC = 128; // nn/tn reduction chunk, = KC in assembly/matmulkn.ts: the packed w panel [KC, 64] is 32 KiB
 
-// Attention argument words (assembly/layout.ts A_*).
-const A = {
-  Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12,
-  BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22,
-} as const;
-const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14, WFINITE: 15 } as const;
-const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
-const E = { X: 0, Y: 1, N: 2, OP: 3, CHUNK: 4 } as const; // activation words (assembly/layout.ts E_*)
-const ACTIVATION_OP: Record<ActivationOp, number> = { swiglu: 0, geglu: 1, gelu: 2, relu: 3 }; // assembly/activation.ts OP_*
+const ACTIVATION_CODE: Record<ActivationOp, number> = { swiglu: ACTIVATION_OP.SWIGLU, geglu: ACTIVATION_OP.GEGLU, gelu: ACTIVATION_OP.GELU, relu: ACTIVATION_OP.RELU };
 const ACTIVATION_CHUNK = 16384; // values per activation item (64 KiB of x)
-const TR = { OP: 0, N: 1, C: 2, CHUNK: 3, P0: 4, F0: 16, I0: 24 } as const; // training-op words (assembly/layout.ts TR_*)
-const TRAIN_OP: Record<TrainOp, number> = { // assembly/train.ts TR_*
-  xentForward: 0, xentBackward: 1, swigluForward: 2, swigluBackward: 3, add: 4, sumsq: 5, scale: 6, adamw: 7, rmsForward: 8, rmsBackward: 9, attnForward: 10, attnBackward: 11,
+const TRAIN_CODE: Record<TrainOp, number> = {
+  xentForward: TRAIN_OP.XENT_FWD, xentBackward: TRAIN_OP.XENT_BWD, swigluForward: TRAIN_OP.SWIGLU_FWD, swigluBackward: TRAIN_OP.SWIGLU_BWD,
+  add: TRAIN_OP.ADD, sumsq: TRAIN_OP.SUMSQ, scale: TRAIN_OP.SCALE, adamw: TRAIN_OP.ADAMW, rmsForward: TRAIN_OP.RMS_FWD, rmsBackward: TRAIN_OP.RMS_BWD,
+  attnForward: TRAIN_OP.ATTN_FWD, attnBackward: TRAIN_OP.ATTN_BWD,
 };
 
 /** A growable buffer in the arena, reallocated only when a call needs more than it has. */
@@ -114,8 +106,8 @@ export class WasmKernels implements Kernels {
     // Visible rows of each segment for the union of this call's query positions.
     const hiPos = qPos0 + T - 1;
     const loPos = win ? qPos0 - win + 1 : -Infinity;
-    const tab = this.segs.need(Math.max(1, segments.length) * SEG_WORDS * 4);
-    const u = new Uint32Array(this.arena.memory.buffer, tab, segments.length * SEG_WORDS);
+    const tab = this.segs.need(Math.max(1, segments.length) * SEG.WORDS * 4);
+    const u = new Uint32Array(this.arena.memory.buffer, tab, segments.length * SEG.WORDS);
     let nseg = 0;
     let total = 0;
     const eb = elementBytes(kvDtype);
@@ -123,18 +115,18 @@ export class WasmKernels implements Kernels {
       const r0 = Math.max(0, loPos - s.firstPos);
       const r1 = Math.min(s.rows, hiPos - s.firstPos + 1);
       if (r1 <= r0) continue;
-      const o = nseg * SEG_WORDS;
-      u[o] = s.kPtr;
-      u[o + 1] = s.vPtr;
-      u[o + 2] = s.headStride;
-      u[o + 3] = (s as KvSegment & { rowStride?: number }).rowStride ?? D * eb;
-      u[o + 4] = s.firstPos | 0;
-      u[o + 5] = r0;
-      u[o + 6] = r1;
-      u[o + 7] = s.kScalePtr ?? 0;
-      u[o + 8] = s.vScalePtr ?? 0;
-      u[o + 9] = s.scaleHeadStride ?? 0;
-      u[o + 10] = total;
+      const o = nseg * SEG.WORDS;
+      u[o + S.KPTR] = s.kPtr;
+      u[o + S.VPTR] = s.vPtr;
+      u[o + S.HEAD_STRIDE] = s.headStride;
+      u[o + S.ROW_STRIDE] = D * eb; // a head's rows are contiguous in every cache (KvSegment has no row stride)
+      u[o + S.FIRST_POS] = s.firstPos | 0;
+      u[o + S.R0] = r0;
+      u[o + S.R1] = r1;
+      u[o + S.KSCALE] = s.kScalePtr ?? 0;
+      u[o + S.VSCALE] = s.vScalePtr ?? 0;
+      u[o + S.SCALE_HEAD_STRIDE] = s.scaleHeadStride ?? 0;
+      u[o + S.CUM] = total;
       nseg++;
       total += r1 - r0;
     }
@@ -177,7 +169,7 @@ export class WasmKernels implements Kernels {
     a[A.DP] = Dp;
     a[A.BK] = BK;
     a[A.DIRECT] = kvDtype === "f32" && D % 4 === 0 ? 1 : 0;
-    this.pool.run(KIND.attention, nitems);
+    this.pool.run(KIND.ATTENTION, nitems);
     if (nsplit > 1) this.pool.exports.attnMerge(this.pool.ctl);
   }
 
@@ -238,7 +230,7 @@ export class WasmKernels implements Kernels {
     a[M.LAYOUT] = LAYOUT_CODE[layout];
     a[M.ACC] = call.accumulate ? 1 : 0;
     a[M.WFINITE] = call.wFinite ? 1 : 0;
-    this.pool.run(KIND.matmul, nitems);
+    this.pool.run(KIND.MATMUL, nitems);
   }
 
   /** x = act(x) (· y), in place, in items of ACTIVATION_CHUNK values (see ActivationCall). */
@@ -249,15 +241,15 @@ export class WasmKernels implements Kernels {
     a[E.X] = call.x;
     a[E.Y] = call.y;
     a[E.N] = call.n;
-    a[E.OP] = ACTIVATION_OP[call.op];
+    a[E.OP] = ACTIVATION_CODE[call.op];
     a[E.CHUNK] = ACTIVATION_CHUNK;
-    this.pool.run(KIND.activation, Math.ceil(call.n / ACTIVATION_CHUNK));
+    this.pool.run(KIND.ACTIVATION, Math.ceil(call.n / ACTIVATION_CHUNK));
   }
 
   /** One training op over ceil(n / chunk) items on all threads (see TrainOpCall); returns the item count. */
   trainOp(call: TrainOpCall): number {
     const { n, chunk, ptrs, scalars = [], ints = [] } = call;
-    const code = TRAIN_OP[call.op];
+    const code = TRAIN_CODE[call.op];
     if (code === undefined) throw new RangeError(`trainOp: unknown op "${call.op}"`);
     if (!(Number.isInteger(n) && n >= 0 && Number.isInteger(chunk) && chunk > 0)) throw new RangeError(`trainOp ${call.op}: bad n ${n} or chunk ${chunk}`);
     if (ptrs.length > 12 || scalars.length > 8 || ints.length > 8) throw new RangeError(`trainOp ${call.op}: at most 12 pointers, 8 scalars and 8 integers`);
@@ -274,7 +266,7 @@ export class WasmKernels implements Kernels {
     scalars.forEach((s, i) => (f[TR.F0 + i] = s));
     ints.forEach((v, i) => (a[TR.I0 + i] = v));
     const items = Math.ceil(n / chunk);
-    this.pool.run(KIND.train, items);
+    this.pool.run(KIND.TRAIN, items);
     return items;
   }
 
@@ -284,14 +276,14 @@ export class WasmKernels implements Kernels {
     a[P.PTR] = ptr;
     a[P.BYTES] = bytes;
     a[P.CHUNK] = chunkBytes;
-    this.pool.run(KIND.stream, Math.ceil(bytes / chunkBytes));
+    this.pool.run(KIND.STREAM, Math.ceil(bytes / chunkBytes));
   }
 
   /** Benchmark probe: `items` work items of `iters` × 12 f32x4 multiply-adds (8 flops each) in registers. */
   simdPeak(iters: number, items: number): void {
     const a = this.pool.args();
     a[P.ITERS] = iters;
-    this.pool.run(KIND.peak, items);
+    this.pool.run(KIND.PEAK, items);
   }
 
   /** Stops the workers and returns the kernel's arena buffers. */
@@ -304,7 +296,7 @@ export class WasmKernels implements Kernels {
 }
 
 const WEIGHT_CODE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 4, q4_0: 5, q4_1: 6, q5_0: 7, q5_1: 8, q4_k: 9, q5_k: 10, q6_k: 11 }; // assembly/simd.ts, quants.ts DT_*
-const LAYOUT_CODE: Record<MatmulLayout, number> = { nt: 0, nn: 1, tn: 2 }; // assembly/layout.ts LAYOUT_*
+const LAYOUT_CODE: Record<MatmulLayout, number> = { nt: LAYOUT.NT, nn: LAYOUT.NN, tn: LAYOUT.TN };
 
 function align64(n: number): number {
   return Math.ceil(n / 64) * 64;

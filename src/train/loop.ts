@@ -5,7 +5,7 @@
 // Legend: B batch, T positions, V vocab.
 import type { TrainModel } from "./model.js";
 import { AdamW, learningRate, type AdamWConfig, type Schedule, type ScheduleKind } from "./optim.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../random.js";
 
 export interface TrainOptions {
   steps: number; // optimizer updates, e.g. 2000

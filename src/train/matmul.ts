@@ -7,18 +7,9 @@
 // all three through Kernels.matmul, whose "nn" and "tn" layouts (with accumulate) read the operands
 // in place: no transposes and no accumulate pass on the host.
 import type { Arena } from "../kernels/memory.js";
-import type { Kernels, MatmulLayout } from "../kernels/types.js";
+import type { Buf, Kernels, Matmuls, MatmulLayout } from "../kernels/types.js";
 
-export type Buf = Float32Array | Float64Array;
-
-export interface Matmuls {
-  readonly name: string;
-  nt(out: Buf, x: Buf, w: Buf, M: number, N: number, Kin: number): void;
-  nn(out: Buf, dy: Buf, w: Buf, M: number, N: number, Kin: number): void;
-  tnAcc(out: Buf, dy: Buf, x: Buf, M: number, N: number, Kin: number): void;
-  /** A reusable scratch buffer of at least n elements that this backend can address (precision of `like`). */
-  buffer(slot: string, n: number, like: Buf): Buf;
-}
+export type { Buf, Matmuls } from "../kernels/types.js";
 
 /**
  * out[M, N] = x[M, Kin] · w[N, Kin]ᵀ in plain TS, blocked 4 rows of x × 4 rows of w so that each

@@ -12,7 +12,7 @@ import { hfConfig } from "./checkpoint.js";
 import type { Buf, Matmuls } from "./matmul.js";
 import { embeddingBackward, embeddingForward, ropeBackward, ropeForward, ropeTable, type RopeTable } from "./ops.js";
 import { tsTrainOps, type TrainOps } from "./trainops.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../random.js";
 
 export interface TrainModelConfig {
   vocabSize: number; // V, e.g. 4096 (the BPE vocabulary)

@@ -11,7 +11,7 @@
 // Legend: V vocab, T sequence length, D key-value pairs.
 import type { BatchSource } from "./loop.js";
 import type { TrainModel } from "./model.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../random.js";
 
 export interface MqarOptions {
   vocabSize: number; // V, e.g. 8192 in Zoology; must exceed T
