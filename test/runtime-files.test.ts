@@ -1,0 +1,70 @@
+// The browser-safe loading path (src/formats/buffer-source.ts, src/generate/runtime-files.ts) in Node: the
+// same model from in-memory bytes as from the folder on disk, and the errors a picked folder can cause.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Arena } from "../src/kernels/memory.js";
+import { createKernels } from "../src/kernels/index.js";
+import { bufferSafetensorsSource } from "../src/formats/buffer-source.js";
+import { safetensorsSource } from "../src/formats/source.js";
+import { openModelFromFiles } from "../src/generate/runtime-files.js";
+import { openRuntime } from "../src/generate/runtime.js";
+import { generate } from "../src/generate/generate.js";
+import { stopTokenIds } from "../src/generate/prompt.js";
+import { UserError } from "../src/errors.js";
+
+const MODEL = join(import.meta.dirname, "..", "models/default");
+const FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
+const read = (names = FILES) => new Map(names.map((f) => [f, new Uint8Array(readFileSync(join(MODEL, f)))] as const));
+
+test("bufferSafetensorsSource: same names, shapes, dtypes and bytes as the file reader", () => {
+  const mem = bufferSafetensorsSource(read(["model.safetensors"]));
+  const disk = safetensorsSource(MODEL);
+  assert.deepEqual(mem.names().sort(), disk.names().sort());
+  for (const n of disk.names()) {
+    const info = disk.info(n)!;
+    assert.deepEqual(mem.info(n), info, n);
+    const bytes = info.shape.reduce((a, b) => a * b, 1) * (info.dtype === "F32" ? 4 : 2);
+    const [a, b] = [new Uint8Array(bytes), new Uint8Array(bytes)];
+    mem.read(n, a);
+    disk.read(n, b);
+    assert.ok(Buffer.from(a).equals(Buffer.from(b)), `${n}: bytes differ`);
+  }
+});
+
+test("openModelFromFiles: the same greedy tokens and stop ids as openRuntime on the folder", async () => {
+  const rt = await openRuntime(MODEL);
+  const arena = new Arena({ initialBytes: 16 * 1024 * 1024 });
+  const kernels = await createKernels({ arena });
+  try {
+    const m = await openModelFromFiles(read(), { arena, kernels, where: "default" });
+    const prompt = rt.tokenizer!.encode("In the beginning");
+    assert.deepEqual(m.tokenizer!.encode("In the beginning"), prompt);
+    assert.deepEqual(m.stopTokens, stopTokenIds(rt, MODEL));
+    const opts = { maxTokens: 12, stopTokens: m.stopTokens };
+    assert.deepEqual(generate(m.model, [prompt], opts).sequences[0].tokens, generate(rt.model, [prompt], opts).sequences[0].tokens);
+    assert.deepEqual({ ...m.spec, name: "", source: "" }, { ...rt.spec, name: "", source: "" }); // name and source say where the config came from
+  } finally {
+    kernels.close();
+    rt.close();
+  }
+});
+
+test("openModelFromFiles / bufferSafetensorsSource: a bad picked folder is a UserError naming the file", async () => {
+  const arena = new Arena({ initialBytes: 16 * 1024 * 1024 });
+  const kernels = await createKernels({ arena, backend: "reference" });
+  const rejects = (files: Map<string, Uint8Array>, pattern: RegExp) => assert.rejects(openModelFromFiles(files, { arena, kernels, where: "pick" }), (e: Error) => e instanceof UserError && pattern.test(e.message));
+  await rejects(read(["model.safetensors"]), /pick: no config\.json/);
+  await rejects(read(["config.json"]), /pick: no model\.safetensors/);
+  const files = read();
+  files.set("model.safetensors", files.get("model.safetensors")!.subarray(0, 5000));
+  await rejects(files, /model\.safetensors: .*(exceeds the file|truncated)/);
+  const broken = read();
+  broken.set("config.json", new TextEncoder().encode("{ not json"));
+  await rejects(broken, /pick\/config\.json: not valid JSON/);
+  const shards = read(["config.json"]);
+  shards.set("model.safetensors.index.json", new TextEncoder().encode(JSON.stringify({ weight_map: { "lm_head.weight": "model-00001-of-00002.safetensors" } })));
+  await rejects(shards, /"lm_head\.weight" in "model-00001-of-00002\.safetensors", which is not among the picked files/);
+  kernels.close();
+});
