@@ -4,7 +4,7 @@ import type { ModelSpec } from "../src/spec/types.js";
 
 export type EngineRequest =
   | { type: "load"; files: [string, ArrayBuffer][]; where: string; threads?: number }
-  | { type: "generate"; prompt: string; maxTokens: number; maps?: boolean } // maps: hand over attention rows (default true; the speed bench turns it off)
+  | { type: "generate"; prompt: string; maxTokens: number; maps?: boolean; ignoreEos?: boolean } // maps: hand over attention rows (default true); ignoreEos: run all maxTokens (the speed bench)
   | { type: "stop" };
 
 /** One layer's attention rows that arrived in one forward: rows[h][i] = weights of query position pos0 + i over keys 0 .. pos0 + i. */

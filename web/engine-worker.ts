@@ -84,7 +84,7 @@ async function run(req: Extract<EngineRequest, { type: "generate" }>): Promise<v
   try {
     let text = "";
     const out = batch.add(prompt, {
-      maxTokens: req.maxTokens, temperature: 0, stopTokens: m.stopTokens,
+      maxTokens: req.maxTokens, temperature: 0, stopTokens: req.ignoreEos ? [] : m.stopTokens,
       decode: tokenizer ? (ids) => tokenizer.decode(ids) : undefined,
       onText: (d) => (text += d),
     });

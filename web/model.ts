@@ -9,6 +9,7 @@ import type { ModelSpec } from "../src/spec/types.js";
 import { KV_DTYPE, parseKvList, renderDiagram, renderKv, renderMaps } from "./model-view.js";
 import { formatBytes } from "./format.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
+import { withKvHeads } from "../src/spec/variant.js";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const DEFAULT_MODEL = "models/default/";
@@ -141,7 +142,7 @@ engine.onmessage = (e: MessageEvent<EngineEvent>) => {
   if (ev.type === "done") {
     state.result = ev;
     const decode = ev.decodeTokens > 0 ? ev.decodeTokens / ev.decodeSeconds : 0;
-    $("speed").textContent = `prefill ${ev.prefillTokens} tokens in ${(ev.prefillSeconds * 1000).toFixed(1)} ms; decode ${decode.toFixed(1)} tokens/s (${ev.decodeTokens} steps); KV ${formatBytes(ev.kvCacheBytes)} (${KV_DTYPE}) vs MHA ${formatBytes(kvCacheBytes({ ...state.spec!, layers: state.spec!.layers.map((l) => ({ ...l, numKvHeads: l.numHeads })) }, { tokens: state.positions, dtype: KV_DTYPE }))}${ev.aborted ? "; stopped" : ""}`;
+    $("speed").textContent = `prefill ${ev.prefillTokens} tokens in ${(ev.prefillSeconds * 1000).toFixed(1)} ms; decode ${decode.toFixed(1)} tokens/s (${ev.decodeTokens} steps); KV ${formatBytes(ev.kvCacheBytes)} (${KV_DTYPE}) vs MHA ${formatBytes(kvCacheBytes(withKvHeads(state.spec!, state.spec!.numHeads), { tokens: state.positions, dtype: KV_DTYPE }))}${ev.aborted ? "; stopped" : ""}`;
     status("done");
     return draw();
   }
@@ -163,7 +164,7 @@ $<HTMLInputElement>("folder").addEventListener("change", guard(async () => loadP
 $("generate").addEventListener("click", () => {
   state.maxTokens = Number($<HTMLInputElement>("max-tokens").value) || 24;
   status("generating");
-  send({ type: "generate", prompt: $<HTMLTextAreaElement>("prompt").value, maxTokens: state.maxTokens });
+  send({ type: "generate", prompt: $<HTMLTextAreaElement>("prompt").value, maxTokens: state.maxTokens, maps: $<HTMLInputElement>("record-maps").checked, ignoreEos: $<HTMLInputElement>("ignore-eos").checked });
 });
 $("stop").addEventListener("click", () => send({ type: "stop" }));
 $("layer").addEventListener("change", draw);
