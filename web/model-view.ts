@@ -132,11 +132,39 @@ export function renderKv(el: HTMLElement, spec: ModelSpec, tokens: number, engin
   const bar = (cls: string, bytes: number) => h("div", { class: `kv-bar ${cls}`, style: `width:${(100 * bytes) / full}%` });
   const row = (label: string, cls: string, key: string, bytes: number) => h("div", { class: "kv-row" }, h("span", {}, label), h("div", {}, bar(cls, bytes)), h("span", {}, num(key, bytes, `${formatInt(bytes)} B`)));
   const trail = history.map((p) => `${p.tokens}:${formatInt(p.bytes)}`).slice(-6).join(", ");
+  const chart = kvChart(history, (n) => kvCacheBytes(mha, { tokens: n, dtype: KV_DTYPE }), Math.max(tokens, maxTokens), full);
   el.replaceChildren(h("div", { class: "kv-bars" },
     h("p", {}, "tokens cached: ", num("kv.tokens", tokens), ` · ${KV_DTYPE} · ratio MHA / this model: ${model ? (mhaBytes / model).toFixed(1) : "–"}×`),
     row(`this model (${spec.numKvHeads} KV)`, "", "kv.model", model),
     row(`engine cache.bytes()`, "", "kv.engine", engineBytes),
     row(`MHA (${spec.numHeads} KV)`, "mha", "kv.mha", mhaBytes),
+    chart,
     h("p", { class: "hint" }, trail ? `bytes after each step (tokens:bytes): ${trail}` : ""),
   ));
+}
+
+/** Bytes against cached tokens: the engine's count after each step (filled) and MHA's for the same tokens (line). */
+function kvChart(history: { tokens: number; bytes: number }[], mhaAt: (tokens: number) => number, maxTokens: number, maxBytes: number): Node {
+  const [W, H, P] = [560, 120, 4];
+  const svgNs = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(svgNs, "svg");
+  svg.setAttribute("width", String(W));
+  svg.setAttribute("height", String(H));
+  svg.setAttribute("class", "kv-chart");
+  const x = (t: number) => P + ((W - 2 * P) * t) / Math.max(1, maxTokens);
+  const y = (b: number) => H - P - ((H - 2 * P) * b) / Math.max(1, maxBytes);
+  const path = (pts: [number, number][]) => pts.map(([t, b], i) => `${i ? "L" : "M"}${x(t).toFixed(1)},${y(b).toFixed(1)}`).join("");
+  const add = (d: string, attrs: Record<string, string>) => {
+    const e = document.createElementNS(svgNs, "path");
+    e.setAttribute("d", d);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    svg.append(e);
+  };
+  add(`M${P},${H - P}H${W - P}`, { stroke: "#dde1e6", fill: "none" });
+  if (history.length > 0) {
+    const pts: [number, number][] = [[0, 0], ...history.map((p) => [p.tokens, p.bytes] as [number, number])];
+    add(path([[0, 0], ...history.map((p) => [p.tokens, mhaAt(p.tokens)] as [number, number])]), { stroke: "#9aa7c7", fill: "none", "stroke-width": "2", "stroke-dasharray": "4 3" });
+    add(`${path(pts)}L${x(pts[pts.length - 1][0]).toFixed(1)},${H - P}Z`, { fill: "#2f5bd3", opacity: "0.8" });
+  }
+  return h("figure", { class: "kv-figure" }, svg as unknown as Node, h("figcaption", { class: "hint" }, "filled: this model's cache after each step; dashed: MHA for the same tokens; x: tokens cached, up to prompt + new tokens"));
 }
