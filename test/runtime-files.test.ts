@@ -1,7 +1,8 @@
 // The browser-safe loading path (src/formats/buffer-source.ts, src/generate/runtime-files.ts) in Node: the
 // same model from in-memory bytes as from the folder on disk, and the errors a picked folder can cause.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Arena } from "../src/kernels/memory.js";
@@ -13,6 +14,7 @@ import { openRuntime } from "../src/generate/runtime.js";
 import { generate } from "../src/generate/generate.js";
 import { stopTokenIds } from "../src/generate/prompt.js";
 import { UserError } from "../src/errors.js";
+import { runCli } from "./cli-helpers.js";
 
 const MODEL = join(import.meta.dirname, "..", "models/default");
 const FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
@@ -67,4 +69,33 @@ test("openModelFromFiles / bufferSafetensorsSource: a bad picked folder is a Use
   shards.set("model.safetensors.index.json", new TextEncoder().encode(JSON.stringify({ weight_map: { "lm_head.weight": "model-00001-of-00002.safetensors" } })));
   await rejects(shards, /"lm_head\.weight" in "model-00001-of-00002\.safetensors", which is not among the picked files/);
   kernels.close();
+});
+
+test("openModelFromFiles: a .gguf in memory gives the same spec, stop ids and greedy tokens as the file on disk", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mqa-runtime-files-"));
+  const path = join(dir, "default-q8_0.gguf");
+  const saved = process.exitCode; // main() returns process.exitCode when set: clear it for the call, restore it for the runner
+  process.exitCode = undefined;
+  const r = await runCli(["export-gguf", MODEL, path, "--dtype", "q8_0"]).finally(() => (process.exitCode = saved));
+  assert.equal(r.code, 0, r.err);
+  const rt = await openRuntime(path);
+  const arena = new Arena({ initialBytes: 16 * 1024 * 1024 });
+  const kernels = await createKernels({ arena });
+  try {
+    const bytes = new Uint8Array(readFileSync(path));
+    const m = await openModelFromFiles(new Map([["default-q8_0.gguf", bytes]]), { arena, kernels });
+    assert.deepEqual({ ...m.spec, name: "", source: "" }, { ...rt.spec, name: "", source: "" });
+    const prompt = rt.tokenizer!.encode("In the beginning");
+    assert.deepEqual(m.tokenizer!.encode("In the beginning"), prompt);
+    assert.deepEqual(m.stopTokens, rt.tokenizer!.eosIds);
+    const opts = { maxTokens: 12, stopTokens: m.stopTokens };
+    assert.deepEqual(generate(m.model, [prompt], opts).sequences[0].tokens, generate(rt.model, [prompt], opts).sequences[0].tokens);
+    // A cut-off download is named as such, as for a file on disk.
+    await assert.rejects(openModelFromFiles(new Map([["cut.gguf", bytes.subarray(0, 4000)]]), { arena, kernels }), (e: Error) => e instanceof UserError && /cut\.gguf: .*truncated/.test(e.message));
+    await assert.rejects(openModelFromFiles(new Map([["x.gguf", new TextEncoder().encode("not a gguf file")]]), { arena, kernels }), (e: Error) => e instanceof UserError && /x\.gguf: not a GGUF file/.test(e.message));
+  } finally {
+    kernels.close();
+    rt.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -7,7 +7,8 @@
 //   - the diagram's parameter counts and KV bytes per token equal `mqa plan --json`'s for the same KV heads;
 //   - the KV panel's bytes equal the library's kvCacheBytes (and the engine cache's own count), beside MHA's;
 //   - the main thread stays responsive while it generates, and Stop ends a run early;
-//   - a folder picked through <input webkitdirectory> loads and gives the same tokens.
+//   - a folder picked through <input webkitdirectory>, and a Q8_0 .gguf picked through <input type=file>, load
+//     and give the same tokens as `mqa generate` on them.
 // MQA_WEB_MODEL_SCREENSHOT=path writes the screenshot there (docs/web-model.png is made that way).
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -47,18 +48,24 @@ let page: Page;
 let rt: Runtime;
 const errors: string[] = [];
 
-/** `mqa <args>` in this process (test/cli-helpers.ts; a child started with -e could not start kernel worker threads), its JSON output parsed. */
-async function cli(args: string[]): Promise<Record<string, unknown>> {
-  // main() returns process.exitCode when set, and node:test sets it to 1 after a failed test: keep an earlier
-  // failure from failing every later CLI call, and keep the runner's code.
+/**
+ * `mqa <args>` in this process (test/cli-helpers.ts; a child started with -e could not start kernel worker
+ * threads). main() returns process.exitCode when it is set, and node:test sets it to 1 after a failed test:
+ * cleared for the call so one failure does not fail every later call, and restored for the runner.
+ */
+async function mqa(args: string[]): Promise<Awaited<ReturnType<typeof runCli>>> {
   const saved = process.exitCode;
   process.exitCode = undefined;
-  let r: Awaited<ReturnType<typeof runCli>>;
   try {
-    r = await runCli(args);
+    return await runCli(args);
   } finally {
     process.exitCode = saved;
   }
+}
+
+/** `mqa <args>` that must succeed, its JSON output parsed. */
+async function cli(args: string[]): Promise<Record<string, unknown>> {
+  const r = await mqa(args);
   assert.equal(r.code, 0, `mqa ${args.join(" ")} exited ${r.code}: ${r.err}`);
   return JSON.parse(r.out) as Record<string, unknown>;
 }
@@ -240,10 +247,11 @@ test("model page: the main thread stays responsive while generating (the engine 
   });
   assert.equal(s.tokens.length, DECODE);
   t.diagnostic(`longest main-thread stall ${lag.toFixed(0)} ms during a ${wallMs} ms generation of ${DECODE} tokens (${ticks} ticks of a 10 ms timer)`);
-  // Generating on the main thread would stall a 10 ms timer for the whole run (or a step at least, with the
-  // draws in between); in a worker the longest stall is a draw plus whatever the OS scheduler adds on this
-  // shared 2-vCPU machine. Both bounds hold with a wide margin when the page is idle during generation.
-  assert.ok(lag < Math.min(1000, wallMs / 4), `the main thread stalled ${lag.toFixed(0)} ms during a ${wallMs} ms generation (${ticks} timer ticks)`);
+  // Generating on the main thread would stall a 10 ms timer for the whole run. In a worker the longest stall
+  // is a draw plus what the OS scheduler adds: the engine and its kernel threads busy every core of this
+  // shared 2-vCPU machine (measured: 0.1-1.2 s stalls in 5-9 s runs under other jobs' load), so the bound is
+  // a quarter of the run, not a fixed time.
+  assert.ok(lag < wallMs / 4, `the main thread stalled ${lag.toFixed(0)} ms during a ${wallMs} ms generation (${ticks} timer ticks)`);
   // Stop: a long run ends early and says it was stopped.
   await page.fill("#max-tokens", String(DECODE));
   await page.click("#generate");
@@ -256,13 +264,23 @@ test("model page: the main thread stays responsive while generating (the engine 
   await page.uncheck("#ignore-eos");
 });
 
-test("model page: a folder picked with <input webkitdirectory> loads and gives the same tokens", async () => {
+test("model page: a folder picked with <input webkitdirectory>, and a Q8_0 .gguf file, load and give mqa generate's tokens", async () => {
   await page.setInputFiles("#folder", MODEL);
   await waitFor(["ready"]);
   assert.match((await page.textContent("#model-summary"))!, /^default:/);
   const s = await generate(PROMPT, 8);
   const expected = (await cli(["generate", "--prompt", PROMPT, "--max-tokens", "8", "--json"])) as { tokens: number[] };
   assert.deepEqual(s.tokens, expected.tokens);
+  // A .gguf picked with <input type=file>: Q8_0 weights (quantized kernels), the GGUF's own tokenizer.
+  const gguf = join(tmp, "default-q8_0.gguf");
+  const exported = await mqa(["export-gguf", MODEL, gguf, "--dtype", "q8_0"]);
+  assert.equal(exported.code, 0, `mqa export-gguf: ${exported.err}`);
+  await page.setInputFiles("#gguf", gguf);
+  await waitFor(["ready"]);
+  assert.match((await page.textContent("#model-summary"))!, /^default-q8_0\.gguf: llama/);
+  const g = await generate(PROMPT, 12);
+  const fromFile = (await cli(["generate", gguf, "--prompt", PROMPT, "--max-tokens", "12", "--json"])) as { tokens: number[] };
+  assert.deepEqual(g.tokens, fromFile.tokens, "the picked .gguf gives other tokens than mqa generate on the same file");
   const shot = process.env.MQA_WEB_MODEL_SCREENSHOT;
   await page.click("#load-default");
   await waitFor(["ready"]);

@@ -24,13 +24,19 @@ export const KV_DTYPE = "f32";
 
 // Viridis at 5 stops, linearly interpolated: 0 → dark purple, 1 → yellow.
 const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-function color(p: number): [number, number, number] {
+function colorAt(p: number): [number, number, number] {
   const x = Math.min(1, Math.max(0, p)) * (VIRIDIS.length - 1);
   const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
   const f = x - i;
   const [a, b] = [VIRIDIS[i], VIRIDIS[i + 1]];
   return [0, 1, 2].map((c) => Math.round(a[c] + f * (b[c] - a[c]))) as [number, number, number];
 }
+// 256 precomputed RGBA colours as u32 (little-endian ABGR), so a 200 × 200 map is one table lookup per cell.
+const LUT = Uint32Array.from({ length: 256 }, (_, i) => {
+  const [r, g, b] = colorAt(i / 255);
+  return (255 << 24) | (b << 16) | (g << 8) | r;
+});
+const BLANK = (255 << 24) | (249 << 16) | (247 << 8) | 246;
 
 /**
  * One heatmap per query head of a layer, in boxes per KV head. rows[h][i] = weights query position i
@@ -58,12 +64,10 @@ export function renderMaps(el: HTMLElement, spec: ModelSpec, layer: number, rows
       const ctx = canvas.getContext("2d");
       if (ctx && N > 0) {
         const img = ctx.createImageData(canvas.width, canvas.height);
+        const px = new Uint32Array(img.data.buffer);
         shown.forEach((row, i) => {
-          for (let j = 0; j < N; j++) {
-            const o = (i * N + j) * 4;
-            const [R, Gc, B] = j < (row?.length ?? 0) ? color(row[j]) : [246, 247, 249];
-            img.data.set([R, Gc, B, 255], o);
-          }
+          const n = row?.length ?? 0;
+          for (let j = 0; j < N; j++) px[i * N + j] = j < n ? LUT[Math.round(Math.min(1, Math.max(0, row[j])) * 255)] : BLANK;
         });
         ctx.putImageData(img, 0, 0);
       }

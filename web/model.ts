@@ -161,6 +161,10 @@ function guard(f: () => Promise<void>): () => void {
 
 $("load-default").addEventListener("click", guard(loadDefault));
 $<HTMLInputElement>("folder").addEventListener("change", guard(async () => loadPicked($<HTMLInputElement>("folder").files!)));
+$<HTMLInputElement>("gguf").addEventListener("change", guard(async () => {
+  const f = $<HTMLInputElement>("gguf").files![0];
+  if (f) await loadFiles([[f.name, await f.arrayBuffer()]], f.name);
+}));
 $("generate").addEventListener("click", () => {
   state.maxTokens = Number($<HTMLInputElement>("max-tokens").value) || 24;
   status("generating");

@@ -1,4 +1,5 @@
-// Opening a model from files held in memory (browser-safe: no fs, no worker_threads). The web page's
+// Opening a model from files held in memory (browser-safe: no fs, no worker_threads): an HF folder's files
+// or one .gguf file. The web page's
 // engine worker (web/engine-worker.ts) uses it for the shipped default model (fetched) and for a folder
 // the user picks from disk (File objects read into ArrayBuffers; nothing is uploaded). The steps are
 // loadModel's and loadTokenizer's (src/models/index.ts, src/formats/tokenizer.ts) with the file
@@ -12,14 +13,15 @@ import type { Arena } from "../kernels/memory.js";
 import type { Kernels } from "../kernels/types.js";
 import { buildModel, checkSupported, type DecoderModel } from "../models/index.js";
 import { bufferSafetensorsSource } from "../formats/buffer-source.js";
-import { tokenizerFromJson, type TextTokenizer } from "../formats/tokenizer.js";
+import { tokenizerFromGguf, tokenizerFromJson, type TextTokenizer } from "../formats/tokenizer.js";
+import { ggufModelSource } from "../formats/gguf.js";
 import { specFromHfConfig } from "../spec/hf.js";
 import type { ModelSpec } from "../spec/types.js";
 
 export interface FilesModel {
   model: DecoderModel;
   spec: ModelSpec;
-  config: Record<string, unknown>; // config.json as parsed (the page draws its diagram from the spec)
+  config: Record<string, unknown> | null; // config.json as parsed; null for a .gguf
   tokenizer: TextTokenizer | null; // null when the folder has no tokenizer.json
   stopTokens: number[]; // end-of-sequence ids (tokenizer's, else generation_config.json's / config.json's)
   unusedTensors: string[];
@@ -64,6 +66,9 @@ function specialIds(files: ReadonlyMap<string, Uint8Array>, where: string, vocab
  */
 export async function openModelFromFiles(files: ReadonlyMap<string, Uint8Array>, opts: { arena: Arena; kernels: Kernels; where?: string }): Promise<FilesModel> {
   const where = opts.where ?? "model folder";
+  const ggufs = [...files.keys()].filter((f) => /\.gguf$/i.test(f));
+  if (!files.has("config.json") && ggufs.length === 1) return openGgufBytes(ggufs[0], files.get(ggufs[0])!, opts);
+  if (!files.has("config.json") && ggufs.length > 1) throw new UserError(`${where}: ${ggufs.length} .gguf files (${ggufs.slice(0, 3).join(", ")}); pick one`);
   const config = json(files, "config.json", where);
   if (!config) throw new UserError(`${where}: no config.json among the files (${[...files.keys()].slice(0, 6).join(", ")}); expected an HF model folder (config.json + safetensors)`);
   const spec = specFromHfConfig(config, `${where}/config.json`);
@@ -77,4 +82,17 @@ export async function openModelFromFiles(files: ReadonlyMap<string, Uint8Array>,
   const bad = stopTokens.find((id) => id >= spec.vocabSize);
   if (bad !== undefined) throw new UserError(`${where}: end-of-sequence token id ${bad} is outside the vocabulary [0, ${spec.vocabSize})`);
   return { model, spec, config, tokenizer, stopTokens, unusedTensors: unused };
+}
+
+/** A whole .gguf file in memory: spec, weights and the embedded tokenizer, as loadModel + tokenizerFromGguf read one from disk. */
+async function openGgufBytes(name: string, bytes: Uint8Array, opts: { arena: Arena; kernels: Kernels }): Promise<FilesModel> {
+  const { spec, source, file } = await ggufModelSource(name, bytes);
+  const { model, unused } = buildModel(spec, source, { arena: opts.arena, kernels: opts.kernels });
+  let tokenizer: TextTokenizer | null = null;
+  try {
+    tokenizer = await tokenizerFromGguf(file.metadata, name);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e; // no or an unsupported vocabulary: prompts as token ids
+  }
+  return { model, spec, config: null, tokenizer, stopTokens: tokenizer?.eosIds ?? [], unusedTensors: unused };
 }

@@ -68,21 +68,28 @@ export async function loadGgufSpec(path: string): Promise<ModelSpec> {
  * The 8 bytes every GGUF starts with: "GGUF" and a little-endian u32 version, 2 or 3 (the same layout; v1 had 32-bit
  * counts and is long obsolete). Checked before @huggingface/gguf, which reads other versions as garbage counts.
  */
-export function checkGgufPrelude(path: string): void {
-  const fd = openSync(path, "r");
-  const head = Buffer.alloc(8);
+export function checkGgufPrelude(path: string, bytes?: Uint8Array): void {
+  // `bytes`: a file already in memory (the web page's picked file), read with plain typed arrays (no Buffer in a browser).
+  let head: Uint8Array = new Uint8Array(8);
   let n: number;
-  try {
-    n = readSync(fd, head, 0, 8, 0);
-  } finally {
-    closeSync(fd);
+  if (bytes) {
+    head = bytes.subarray(0, 8);
+    n = head.byteLength;
+  } else {
+    const fd = openSync(path, "r");
+    try {
+      n = readSync(fd, head, 0, 8, 0);
+    } finally {
+      closeSync(fd);
+    }
   }
   if (n < 8) throw new UserError(`${path}: ${n} bytes is too short for a GGUF file (expected the "GGUF" magic and a version)`);
-  const magic = head.subarray(0, 4).toString("latin1");
+  const magic = String.fromCharCode(...head.subarray(0, 4));
   if (magic !== "GGUF") throw new UserError(`${path}: not a GGUF file (starts with ${JSON.stringify(magic)}; expected "GGUF")`);
-  const version = head.readUInt32LE(4);
+  const view = new DataView(head.buffer, head.byteOffset, 8);
+  const version = view.getUint32(4, true);
   if (version === 2 || version === 3) return;
-  if (head.readUInt32BE(4) === 2 || head.readUInt32BE(4) === 3) throw new UserError(`${path}: big-endian GGUF is not supported; expected a little-endian file`);
+  if (view.getUint32(4, false) === 2 || view.getUint32(4, false) === 3) throw new UserError(`${path}: big-endian GGUF is not supported; expected a little-endian file`);
   throw new UserError(`${path}: GGUF version ${version} is not supported; expected version 2 or 3`);
 }
 
@@ -90,8 +97,7 @@ export function checkGgufPrelude(path: string): void {
  * @huggingface/gguf reads past the end of a truncated file as zeros (garbage keys, missing fields). A cut-off download
  * is reported as such: the metadata and tensor table must end inside the file, and every tensor's data must start in it.
  */
-export function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { name: string; offset: bigint | number }[] }): void {
-  const size = statSync(path).size;
+export function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { name: string; offset: bigint | number }[] }, size = statSync(path).size): void {
   const headerEnd = parsed.tensorInfoByteRange[1];
   if (headerEnd > size) throw new UserError(`${path}: truncated GGUF file (${size} bytes; its metadata alone needs ${headerEnd}); expected a complete download`);
   const dataStart = Number(parsed.tensorDataOffset);
