@@ -2,14 +2,15 @@
 // Workers over shared memory) beside Node (the library's generate(), worker_threads) in ONE run on the
 // same machine, alternating engines each repetition so both see the same load. Both use the same kernel
 // build (relaxed SIMD when the runtime validates it), the same thread count, f32 KV cache, greedy, and run
-// past end-of-sequence so every run decodes the same number of tokens. The browser runs twice per
+// past end-of-sequence so every run decodes the same number of tokens; both stream text (the tokens are
+// decoded to text after every step, as `mqa generate` does). The browser runs twice per
 // repetition: with the attention maps off (the engine alone) and on (every layer and head handed to the
 // page each step, as the page does by default). Decode tokens/s = decode steps / the time inside the
 // generation loop's steps (Batch.decodeSeconds) on both sides, so the browser's event-loop turns between
 // steps are not counted, as Node has none.
 // Never a test: timings depend on the machine and its load (2 shared vCPUs here).
 //
-// Run:  node --import tsx bench/browser.ts [--reps 5] [--decode 200] [--threads 2] [--json]
+// Run:  node --import tsx bench/browser.ts [--reps 5] [--decode 200] [--threads 2] [--json]   (--threads 1: the calling thread only, on both sides)
 import { cpus, loadavg, tmpdir } from "node:os";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -56,12 +57,11 @@ const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", arg
 const runs: Run[] = [];
 try {
   const page = await browser.newPage();
-  await page.goto(`${web.url}model.html`);
-  // The engine takes the kernel thread count from navigator.hardwareConcurrency; pin it to THREADS.
-  const hc = await page.evaluate(() => navigator.hardwareConcurrency);
-  if (hc !== THREADS) throw new Error(`bench/browser.ts: chromium reports ${hc} cores but --threads is ${THREADS}; run with --threads ${hc}`);
+  await page.goto(`${web.url}model.html?threads=${THREADS}`);
   await page.click("#load-default");
   await page.waitForFunction(() => document.body.dataset.model === "ready" || document.body.dataset.model === "error", null, { timeout: 60_000 });
+  const threads = await page.evaluate(() => (window as unknown as { mqaModelPage: { threads: number } }).mqaModelPage.threads);
+  if (threads !== THREADS || rt.kernels.threads !== THREADS) throw new Error(`bench/browser.ts: kernels on ${threads} (chromium) and ${rt.kernels.threads} (node) threads; --threads is ${THREADS}`);
   await page.fill("#prompt", PROMPT);
   await page.fill("#max-tokens", String(DECODE + 1));
   await page.check("#ignore-eos");
@@ -75,7 +75,8 @@ try {
     runs.push({ engine: maps ? "chromium+maps" : "chromium", rep, decodeTokens: r.decodeTokens, decodeSeconds: r.decodeSeconds, tokensPerSecond: r.decodeTokens / r.decodeSeconds, prefillTokens: r.prefillTokens, prefillSeconds: r.prefillSeconds, kernels: s.kernels, threads: s.threads });
   };
   const inNode = (rep: number) => {
-    const r = generate(rt.model, [prompt], { maxTokens: DECODE + 1, stopTokens: [] });
+    // decode: as `mqa generate` and the page do (the text is re-decoded after every token for streaming).
+    const r = generate(rt.model, [prompt], { maxTokens: DECODE + 1, stopTokens: [], decode: (ids) => rt.tokenizer!.decode(ids), onText: () => {} });
     runs.push({ engine: "node", rep, decodeTokens: r.decodeTokens, decodeSeconds: r.decodeSeconds, tokensPerSecond: r.decodeTokens / r.decodeSeconds, prefillTokens: r.prefillTokens, prefillSeconds: r.prefillSeconds, kernels: rt.kernels.name, threads: rt.kernels.threads });
   };
   inNode(-1); // warm-up (JIT, first allocations), not reported

@@ -2,6 +2,7 @@
 // greedy generation, and draws what each step hands back: per-head attention rows, the KV cache's bytes,
 // and the projection diagram of the loaded config. No model logic here: the worker runs the library.
 //
+// URL: ?autoload loads the default model at once; ?threads=N sets the kernel threads.
 // Test hooks: <body data-model="idle|loading|ready|generating|done|error" data-steps="n">, and
 // window.mqaModelPage (the state drawn: prompt and generated tokens, attention rows per layer, KV bytes).
 import type { EngineEvent, EngineRequest } from "./engine-protocol.js";
@@ -55,7 +56,9 @@ async function loadFiles(files: [string, ArrayBuffer][], where: string): Promise
   showError(null);
   status("loading");
   $("model-summary").textContent = `Loading ${where} (${formatBytes(files.reduce((a, [, b]) => a + b.byteLength, 0))})…`;
-  send({ type: "load", files, where }, files.map(([, b]) => b));
+  // ?threads=N pins the kernel threads (default: navigator.hardwareConcurrency); bench/browser.ts uses it.
+  const threads = Number(new URLSearchParams(location.search).get("threads")) || undefined;
+  send({ type: "load", files, where, threads }, files.map(([, b]) => b));
 }
 
 async function loadDefault(): Promise<void> {
