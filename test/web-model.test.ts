@@ -9,7 +9,8 @@
 //   - the main thread stays responsive while it generates, and Stop ends a run early;
 //   - a folder picked through <input webkitdirectory>, and a Q8_0 .gguf picked through <input type=file>, load
 //     and give the same tokens as `mqa generate` on them.
-// MQA_WEB_MODEL_SCREENSHOT=path writes the screenshot there (docs/web-model.png is made that way).
+// MQA_WEB_MODEL_SCREENSHOT=path writes the screenshots there (path and path-last-step.png: docs/web-model.png and
+// docs/web-model-last-step.png are made that way).
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -285,6 +286,13 @@ test("model page: a folder picked with <input webkitdirectory>, and a Q8_0 .gguf
   await page.click("#load-default");
   await waitFor(["ready"]);
   await generate(PROMPT, MAX_TOKENS);
+  await page.fill("#kv-heads", "8,4,2,1"); // MHA, GQA-4, GQA-2 (as loaded), MQA side by side
   await page.screenshot({ path: shot ?? join(tmp, "web-model.png"), fullPage: true });
+  // The attention panel alone in "Last step" mode, layer 3 (docs/web-model-last-step.png beside the full page).
+  await page.selectOption("#layer", "3");
+  await page.click('label:has(input[name="rows"][value="last"])'); // the radio itself is hidden behind its label
+  await page.locator(".panel", { has: page.locator("#maps") }).screenshot({ path: (shot ?? join(tmp, "web-model.png")).replace(/\.png$/, "-last-step.png") });
+  const strips = await page.$$eval("#maps canvas", (cs) => cs.map((c) => (c as HTMLCanvasElement).height));
+  assert.deepEqual(strips, strips.map(() => 1), "Last step draws more than one row per head");
   assert.deepEqual(errors, []);
 });
