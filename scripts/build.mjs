@@ -7,5 +7,5 @@ const run = (cmd, args) => execFileSync(cmd, args, { stdio: "inherit" });
 const asmDir = "src/kernels/assembly";
 if (existsSync(join(asmDir, "build.mjs"))) run(process.execPath, [join(asmDir, "build.mjs")]);
 run(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"]);
-run(process.execPath, ["scripts/build-web.mjs"]); // the planner web page -> dist/web/
+run(process.execPath, ["scripts/build-web.mjs"]); // the web pages (planner, model.html + engine workers, kernels, models/default) -> dist/web/
 mkdirSync("build", { recursive: true });

@@ -296,3 +296,30 @@ test("model page: a folder picked with <input webkitdirectory>, and a Q8_0 .gguf
   assert.deepEqual(strips, strips.map(() => 1), "Last step draws more than one row per head");
   assert.deepEqual(errors, []);
 });
+
+test("model page: a folder opened through showDirectoryPicker (File System Access) loads and gives the same tokens", async () => {
+  // Headless chromium cannot answer the picker's dialog: a stand-in handle serves the default model's files
+  // (and a subfolder and an unrelated file, which must be skipped), through the same entries()/getFile() calls.
+  // A string, not a function: tsx would compile a function with __name() helpers the page does not have.
+  await page.evaluate(`(async () => {
+    const names = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
+    const files = await Promise.all(names.map(async (n) => new File([await (await fetch("models/default/" + n)).arrayBuffer()], n)));
+    const handle = {
+      name: "default-dir",
+      entries: async function* () {
+        yield ["README.md", { kind: "file", getFile: async () => new File(["x"], "README.md") }];
+        yield ["nested", { kind: "directory" }];
+        for (const f of files) yield [f.name, { kind: "file", getFile: async () => f }];
+      },
+    };
+    window.showDirectoryPicker = async () => handle;
+    document.getElementById("pick-dir").hidden = false;
+  })()`);
+  await page.click("#pick-dir");
+  await waitFor(["ready"]);
+  assert.match((await page.textContent("#model-summary"))!, /^default-dir: llama/);
+  const s = await generate(PROMPT, 8);
+  const expected = (await cli(["generate", "--prompt", PROMPT, "--max-tokens", "8", "--json"])) as { tokens: number[] };
+  assert.deepEqual(s.tokens, expected.tokens);
+  assert.deepEqual(errors, []);
+});

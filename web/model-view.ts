@@ -61,6 +61,14 @@ export function renderMaps(el: HTMLElement, spec: ModelSpec, layer: number, rows
       canvas.dataset.head = String(hq);
       canvas.dataset.kvHead = String(k);
       canvas.title = `layer ${layer}, head ${hq} reads KV head ${k}`;
+      // Hover: which query and key a cell is, and its weight.
+      canvas.onmousemove = (e) => {
+        const j = Math.floor(e.offsetX / cell);
+        const i = mode === "last" ? shown.length - 1 : Math.floor(e.offsetY / cell);
+        const row = shown[i];
+        const qi = mode === "last" ? r.length - 1 : i;
+        canvas.title = row && j < row.length ? `head ${hq} (KV ${k}): query ${qi} ${JSON.stringify(labels[qi] ?? "")} → key ${j} ${JSON.stringify(labels[j] ?? "")}: ${row[j].toFixed(4)}` : `layer ${layer}, head ${hq} reads KV head ${k}`;
+      };
       const ctx = canvas.getContext("2d");
       if (ctx && N > 0) {
         const img = ctx.createImageData(canvas.width, canvas.height);

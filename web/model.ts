@@ -70,9 +70,35 @@ async function loadDefault(): Promise<void> {
   await loadFiles(files, "models/default");
 }
 
+/** The files of a model folder the engine reads (anything else in the folder is left unread). */
+const WANTED = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|model\.safetensors\.index\.json|.*\.safetensors)$/;
+
+/** The part of the File System Access API used here (a directory handle's entries; not in TypeScript's DOM lib). */
+interface DirHandle {
+  name: string;
+  entries(): AsyncIterable<[string, { kind: "file" | "directory"; getFile?: () => Promise<File> }]>;
+}
+
+/** A folder opened through window.showDirectoryPicker (Chromium, Edge): its top-level model files, read locally. */
+async function loadDirectory(): Promise<void> {
+  let dir: DirHandle;
+  try {
+    dir = await (window as unknown as { showDirectoryPicker(o?: object): Promise<DirHandle> }).showDirectoryPicker({ mode: "read" });
+  } catch (e) {
+    if ((e as Error).name === "AbortError") return; // the user closed the picker
+    throw e;
+  }
+  const files: [string, ArrayBuffer][] = [];
+  for await (const [name, handle] of dir.entries()) {
+    if (handle.kind === "file" && WANTED.test(name)) files.push([name, await (await handle.getFile!()).arrayBuffer()]);
+  }
+  if (files.length === 0) throw new Error(`${dir.name}: no config.json / *.safetensors / tokenizer.json at the top of the folder`);
+  await loadFiles(files, dir.name);
+}
+
 /** A picked folder: its top-level files by name (read locally; nothing leaves the machine). */
 async function loadPicked(list: FileList): Promise<void> {
-  const wanted = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|model\.safetensors\.index\.json|.*\.safetensors)$/;
+  const wanted = WANTED;
   const picked = [...list].filter((f) => wanted.test(f.name) && (f.webkitRelativePath.split("/").length <= 2));
   const root = list[0]?.webkitRelativePath.split("/")[0] ?? "picked folder";
   if (picked.length === 0) throw new Error(`${root}: no config.json / *.safetensors / tokenizer.json at the top of the folder`);
@@ -163,6 +189,8 @@ function guard(f: () => Promise<void>): () => void {
 }
 
 $("load-default").addEventListener("click", guard(loadDefault));
+$("pick-dir").hidden = !("showDirectoryPicker" in window);
+$("pick-dir").addEventListener("click", guard(loadDirectory));
 $<HTMLInputElement>("folder").addEventListener("change", guard(async () => loadPicked($<HTMLInputElement>("folder").files!)));
 $<HTMLInputElement>("gguf").addEventListener("change", guard(async () => {
   const f = $<HTMLInputElement>("gguf").files![0];
@@ -170,6 +198,7 @@ $<HTMLInputElement>("gguf").addEventListener("change", guard(async () => {
 }));
 $("generate").addEventListener("click", () => {
   state.maxTokens = Number($<HTMLInputElement>("max-tokens").value) || 24;
+  document.body.dataset.steps = "0"; // the steps of this run (a test waits for them before pressing Stop)
   status("generating");
   send({ type: "generate", prompt: $<HTMLTextAreaElement>("prompt").value, maxTokens: state.maxTokens, maps: $<HTMLInputElement>("record-maps").checked, ignoreEos: $<HTMLInputElement>("ignore-eos").checked });
 });
