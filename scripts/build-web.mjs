@@ -76,7 +76,7 @@ export async function buildWeb({ outDir = join(ROOT, "dist/web"), minify = true 
   return { outDir, sizes, stubbed: [...new Set(stubbed)].sort() };
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
   const outDir = args.find((a) => !a.startsWith("--"));
   if (!args.includes("--no-typecheck")) typecheckWeb();
