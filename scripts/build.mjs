@@ -8,5 +8,5 @@ const asmDir = "src/kernels/assembly";
 run(process.execPath, [join(asmDir, "gen-abi.mjs")]); // src/kernels/abi.ts, the host's copy of the kernel ABI
 if (existsSync(join(asmDir, "build.mjs"))) run(process.execPath, [join(asmDir, "build.mjs")]);
 run(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"]);
-run(process.execPath, ["scripts/build-web.mjs"]); // the planner web page -> dist/web/
+run(process.execPath, ["scripts/build-web.mjs"]); // the web pages (planner, model.html + engine workers, kernels, models/default) -> dist/web/
 mkdirSync("build", { recursive: true });

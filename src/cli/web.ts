@@ -6,7 +6,7 @@ import { intFlag, PORT } from "./flags.js";
 export function register(program: Command): void {
   program
     .command("web")
-    .description("Serve the planner web page (static build in dist/web/) on a local port")
+    .description("Serve the web pages (planner, and model.html: a model running in the browser; static build in dist/web/) on a local port")
     .option("--port <n>", "TCP port; 0 picks a free one", (v: string) => intFlag("--port", v, PORT), 8417)
     .option("--host <addr>", "address to listen on", "127.0.0.1")
     .option("--root <dir>", "folder to serve (default: the package's dist/web)")

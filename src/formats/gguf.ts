@@ -289,24 +289,26 @@ export type ParsedGguf = Awaited<ReturnType<typeof import("@huggingface/gguf").g
 /**
  * Opens a GGUF file's header: the one sequence the planner (spec from metadata) and the runtime (tensors) share.
  * Magic and version are checked first (other versions parse as garbage counts), then the parse, then truncation.
+ * `bytes`: the whole file already in memory (the web page's picked file); `path` then only names it in messages.
  */
-export async function openGguf(path: string): Promise<ParsedGguf> {
-  checkGgufPrelude(path);
+export async function openGguf(path: string, bytes?: Uint8Array): Promise<ParsedGguf> {
+  checkGgufPrelude(path, bytes);
   const { gguf } = await import("@huggingface/gguf");
   let parsed: ParsedGguf;
   try {
-    parsed = await gguf(resolve(path), { allowLocalFile: true });
+    // In memory (the web page): @huggingface/gguf reads through range requests, which memoryFetch answers from `bytes`.
+    parsed = bytes ? await gguf(`https://memory.invalid/${encodeURIComponent(path)}`, { fetch: memoryFetch(bytes) }) : await gguf(resolve(path), { allowLocalFile: true });
   } catch (e) {
     throw new UserError(`${path}: cannot read GGUF metadata (${errorLine(e)})`);
   }
-  checkGgufComplete(path, parsed);
+  checkGgufComplete(path, parsed, bytes ? bytes.byteLength : statSync(path).size);
   return parsed;
 }
 
-/** Parses a GGUF file's metadata and tensor table, validating every tensor against the file size. */
-export async function readGguf(path: string): Promise<GgufFile> {
-  const parsed = await openGguf(path);
-  const fileBytes = statSync(path).size;
+/** Parses a GGUF file's metadata and tensor table (from disk, or from `bytes` in memory), validating every tensor against the file size. */
+export async function readGguf(path: string, bytes?: Uint8Array): Promise<GgufFile> {
+  const parsed = await openGguf(path, bytes);
+  const fileBytes = bytes ? bytes.byteLength : statSync(path).size;
   const dataStart = Number(parsed.tensorDataOffset);
   const alignment = Number((parsed.metadata as Record<string, unknown>)["general.alignment"] ?? GGUF_ALIGNMENT);
   if (!Number.isInteger(alignment) || alignment < 1) throw new UserError(`${path}: general.alignment is ${alignment}; expected a positive integer (default 32)`);
@@ -337,6 +339,28 @@ export async function readGguf(path: string): Promise<GgufFile> {
   return { metadata, tensors };
 }
 
+/** A `fetch` that answers "Range: bytes=a-b" requests from bytes in memory (206 with Content-Range, as a file server would). */
+function memoryFetch(bytes: Uint8Array): typeof fetch {
+  return (async (_url: string, init?: { headers?: Record<string, string> }) => {
+    const m = /bytes=(\d+)-(\d+)/.exec(init?.headers?.Range ?? "");
+    const [a, b] = m ? [Number(m[1]), Math.min(Number(m[2]), bytes.byteLength - 1)] : [0, bytes.byteLength - 1];
+    return new Response(bytes.slice(a, b + 1), { status: 206, headers: { "content-range": `bytes ${a}-${b}/${bytes.byteLength}` } });
+  }) as unknown as typeof fetch;
+}
+
+/** A tensor's raw bytes: copied from the file in memory, or read from disk (readRaw). */
+type RawReader = (t: GgufTensor, into?: Uint8Array) => Uint8Array;
+
+function rawReader(path: string, bytes?: Uint8Array): RawReader {
+  if (!bytes) return (t, into) => readRaw(path, t, into);
+  return (t, into) => {
+    if (into && into.byteLength !== t.bytes) throw new RangeError(`GGUF read of "${t.ggufName}": destination has ${into.byteLength} bytes, tensor has ${t.bytes}`);
+    const out = into ?? new Uint8Array(t.bytes);
+    out.set(bytes.subarray(t.offset, t.offset + t.bytes));
+    return out;
+  };
+}
+
 function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
   if (into && into.byteLength !== t.bytes) throw new RangeError(`GGUF read of "${t.ggufName}": destination has ${into.byteLength} bytes, tensor has ${t.bytes}`);
   const out = into ?? new Uint8Array(t.bytes);
@@ -360,8 +384,9 @@ function readRaw(path: string, t: GgufTensor, into?: Uint8Array): Uint8Array {
  * (loadWeights keeps them for matmul weights and dequantizes the rest), and llama.cpp's rope_freqs tensor (llama3 scaling)
  * becomes ropeScaling { type: "freq_factors", factors }.
  */
-export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
-  const file = await readGguf(path);
+export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise<{ spec: ModelSpec; source: TensorSource; file: GgufFile }> {
+  const file = await readGguf(path, bytes); // bytes: the whole file in memory (the web page), else read from `path`
+  const raw = rawReader(path, bytes);
   const arch = file.metadata["general.architecture"];
   const ARCHS = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "starcoder"];
   if (arch === undefined) throw new UserError(`${path}: missing GGUF key general.architecture; expected one of ${ARCHS.join(", ")}`);
@@ -384,7 +409,7 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
   }
   const freqs = file.tensors.get("rope_freqs.weight");
   if (freqs) {
-    const f = decodeToF32(path, freqs);
+    const f = decodeToF32(path, freqs, raw);
     spec.ropeScaling = { type: "freq_factors", factors: Array.from(f) };
   }
   let scratch = new Uint8Array(0);
@@ -406,27 +431,27 @@ export async function ggufModelSource(path: string): Promise<{ spec: ModelSpec; 
       const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
       if (gemmaNorm) {
         // GGUF Gemma norms hold (1 + w); the runtime's Gemma RMSNorm adds the 1 itself.
-        const f = decodeToF32(path, t).map((x) => x - 1);
+        const f = decodeToF32(path, t, raw).map((x) => x - 1);
         return dst.set(new Uint8Array(f.buffer));
       }
-      if (conv1d(name)) return readTransposed(path, t, dst);
-      if (!m) return readRaw(path, t, dst); // straight into the destination
+      if (conv1d(name)) return readTransposed(t, dst, raw);
+      if (!m) return raw(t, dst); // straight into the destination
       // One reused scratch buffer for the Q/K reads, so loading does not leave a garbage copy per layer.
       if (scratch.byteLength < t.bytes) scratch = new Uint8Array(t.bytes);
-      const raw = readRaw(path, t, scratch.subarray(0, t.bytes));
+      const rows0 = raw(t, scratch.subarray(0, t.bytes));
       const heads = m[1] === "q" ? spec.numHeads : spec.numKvHeads;
       const rows = t.shape[0];
       // Rows are permuted whole: bytes of one row (Q8_0 rows are whole blocks), one unit per byte.
-      unpermuteQKInto(raw.subarray(0, t.bytes), dst, heads, t.bytes / rows);
+      unpermuteQKInto(rows0.subarray(0, t.bytes), dst, heads, t.bytes / rows);
     },
   };
   return { spec, source, file };
 }
 
 /** A [rows, cols] GGUF matrix into dst as [cols, rows]: 2- or 4-byte elements moved, block types dequantized to f32. */
-function readTransposed(path: string, t: GgufTensor, dst: Uint8Array): void {
+function readTransposed(t: GgufTensor, dst: Uint8Array, read: RawReader): void {
   const [rows, cols] = t.shape;
-  const raw = readRaw(path, t);
+  const raw = read(t);
   const bt = blockType(t.type);
   if (bt !== null || t.type === GGML_TYPE.F32) {
     const src = bt !== null ? new Uint32Array(decodeBlocks(bt, raw, rows * cols).buffer) : new Uint32Array(raw.buffer);
@@ -434,8 +459,8 @@ function readTransposed(path: string, t: GgufTensor, dst: Uint8Array): void {
   } else transposeInto(new Uint16Array(raw.buffer), new Uint16Array(dst.buffer, dst.byteOffset, rows * cols), rows, cols);
 }
 
-function decodeToF32(path: string, t: GgufTensor): Float32Array {
-  const raw = readRaw(path, t);
+function decodeToF32(path: string, t: GgufTensor, read: RawReader): Float32Array {
+  const raw = read(t);
   if (t.type === GGML_TYPE.F32) return new Float32Array(raw.buffer);
   if (t.type === GGML_TYPE.F16) {
     const table = f16DecodeTable();
@@ -448,21 +473,28 @@ function decodeToF32(path: string, t: GgufTensor): Float32Array {
  * The 8 bytes every GGUF starts with: "GGUF" and a little-endian u32 version, 2 or 3 (the same layout; v1 had 32-bit
  * counts and is long obsolete). Checked before @huggingface/gguf, which reads other versions as garbage counts.
  */
-export function checkGgufPrelude(path: string): void {
-  const fd = openSync(path, "r");
-  const head = Buffer.alloc(8);
+export function checkGgufPrelude(path: string, bytes?: Uint8Array): void {
+  // `bytes`: a file already in memory (the web page's picked file), read with plain typed arrays (no Buffer in a browser).
+  let head: Uint8Array = new Uint8Array(8);
   let n: number;
-  try {
-    n = readSync(fd, head, 0, 8, 0);
-  } finally {
-    closeSync(fd);
+  if (bytes) {
+    head = bytes.subarray(0, 8);
+    n = head.byteLength;
+  } else {
+    const fd = openSync(path, "r");
+    try {
+      n = readSync(fd, head, 0, 8, 0);
+    } finally {
+      closeSync(fd);
+    }
   }
   if (n < 8) throw new UserError(`${path}: ${n} bytes is too short for a GGUF file (expected the "GGUF" magic and a version)`);
-  const magic = head.subarray(0, 4).toString("latin1");
+  const magic = String.fromCharCode(...head.subarray(0, 4));
   if (magic !== "GGUF") throw new UserError(`${path}: not a GGUF file (starts with ${JSON.stringify(magic)}; expected "GGUF")`);
-  const version = head.readUInt32LE(4);
+  const view = new DataView(head.buffer, head.byteOffset, 8);
+  const version = view.getUint32(4, true);
   if (version === 2 || version === 3) return;
-  if (head.readUInt32BE(4) === 2 || head.readUInt32BE(4) === 3) throw new UserError(`${path}: big-endian GGUF is not supported; expected a little-endian file`);
+  if (view.getUint32(4, false) === 2 || view.getUint32(4, false) === 3) throw new UserError(`${path}: big-endian GGUF is not supported; expected a little-endian file`);
   throw new UserError(`${path}: GGUF version ${version} is not supported; expected version 2 or 3`);
 }
 
@@ -470,8 +502,7 @@ export function checkGgufPrelude(path: string): void {
  * @huggingface/gguf reads past the end of a truncated file as zeros (garbage keys, missing fields). A cut-off download
  * is reported as such: the metadata and tensor table must end inside the file, and every tensor's data must start in it.
  */
-export function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { name: string; offset: bigint | number }[] }): void {
-  const size = statSync(path).size;
+export function checkGgufComplete(path: string, parsed: { tensorInfoByteRange: [number, number]; tensorDataOffset: bigint | number; tensorInfos: { name: string; offset: bigint | number }[] }, size = statSync(path).size): void {
   const headerEnd = parsed.tensorInfoByteRange[1];
   if (headerEnd > size) throw new UserError(`${path}: truncated GGUF file (${size} bytes; its metadata alone needs ${headerEnd}); expected a complete download`);
   const dataStart = Number(parsed.tensorDataOffset);

@@ -70,7 +70,8 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
   }
 }
 
-function parseEntries(path: string, json: Record<string, unknown>, dataStart: number, fileBytes: number): Omit<SafetensorsHeader, "fileBytes"> {
+/** Validates a parsed safetensors header (entries, offsets, overlaps) of a file of fileBytes bytes; shared by the file and in-memory readers. */
+export function parseEntries(path: string, json: Record<string, unknown>, dataStart: number, fileBytes: number): Omit<SafetensorsHeader, "fileBytes"> {
   const tensors = new Map<string, TensorEntry>();
   const metadata: Record<string, string> = {};
   const dataBytes = fileBytes - dataStart;
