@@ -148,7 +148,7 @@ export class WasmKernels implements Kernels {
     const splitRows = Math.max(1, Math.ceil(total / nsplit));
     nsplit = Math.max(1, Math.ceil(total / splitRows));
     const nrp = (BQ * G + 3) & ~3;
-    const stride = align64(4 * (2 * nrp * Dp + 6 * nrp + nrp * BK + 2 * BK * Dp));
+    const stride = align64(4 * (3 * nrp * Dp + 6 * nrp + nrp * BK + 2 * BK * Dp));
     const scratch = this.scratch.need(stride * threads);
     const nitems = K * NQT * nsplit;
     const part = nsplit > 1 ? this.part.need(nitems * nrp * (Dp + 2) * 4) : 0;
@@ -214,11 +214,12 @@ export class WasmKernels implements Kernels {
     const nitems = Math.ceil(rows / MB) * NNB;
     // Scratch per thread (0: none): nn/tn pack w as [NB/8][KC][8] and x as [MB/4][KC][4]
     // (assembly/matmulkn.ts); nt with M >= 4 widens NB f16/bf16 w rows; an f16 matvec keeps the
-    // scaled x of each of its M rows (matvec.ts prepX, matvecF16Item).
+    // scaled x of each of its M rows (matvec.ts prepX, matvecF16Item), a bf16 one x in even/odd order.
     let stride = 0;
     if (layout !== "nt") stride = align64(MATMUL_KN_KC * (NB + MB) * 4);
     else if (rows >= 4 && wDtype !== "f32") stride = align64(NB * ((Kin + 3) & ~3) * 4);
     else if (rows < 4 && wDtype === "f16") stride = align64(rows * ((Kin + 7) & ~7) * 4);
+    else if (rows < 4 && wDtype === "bf16") stride = align64(((Kin + 7) & ~7) * 4); // one even/odd x row (matvec.ts matvecBF16Item)
     else if (rows < 4 && WEIGHT_CODE[wDtype] >= WEIGHT_CODE.q4_0) stride = align64(Kin * 4); // one dequantized w row (assembly/quants.ts matvecQuant)
     const scratch = stride ? this.scratch.need(stride * threads) : 0;
     const a = this.pool.args();
