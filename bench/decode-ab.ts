@@ -2,6 +2,7 @@
 // interleaved call by call with a streaming read of the same KV bytes, so all three see the same load
 // on a shared machine. Never a test: timings depend on the machine and its load.
 //   node --import tsx bench/decode-ab.ts --baseline old.wasm [--threads 2] [--dtypes f32,f16,bf16] [--T 4096,16384] [--K 32,8,1] [--seconds 1]
+//   node --import tsx bench/decode-ab.ts --finite-ab [...]   # current build with kvFinite (A) against without (B)
 // Legend: H = 32 query heads, K kv heads, D = 128, T cached tokens. Prints the best time of each.
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
@@ -22,12 +23,13 @@ const contexts = flag("T", "4096,16384").split(",").map(Number);
 const kvHeads = flag("K", "32,8,1").split(",").map(Number);
 const seconds = Number(flag("seconds", "1"));
 const baselinePath = flag("baseline", "");
+const finiteAb = process.argv.includes("--finite-ab");
 
 enableRelaxedSimdFlag();
 const loadBefore = loadavg();
 const arena = new Arena({ initialBytes: 64 * MiB });
 const cur = await createKernels({ arena, backend: "wasm", threads, relaxed: "auto" });
-const base: KernelHandle | undefined = baselinePath
+const base: KernelHandle | undefined = finiteAb ? cur : baselinePath
   ? await createKernels({ arena, backend: "wasm", threads, relaxed: "auto", module: new WebAssembly.Module(readFileSync(baselinePath)) })
   : undefined;
 const maxT = Math.max(...contexts), maxK = Math.max(...kvHeads);
@@ -70,7 +72,7 @@ for (const dtype of dtypes) {
         q, out, T: 1, H, K, D, qPos0: T - 1, scale: 1 / Math.sqrt(D), window: null, kvDtype: dtype,
         segments: [{ kPtr: kv, vPtr: kv + K * headStride, rows: T, headStride, firstPos: 0 }],
       };
-      const fns = [() => cur.attention(call), () => (cur as unknown as WasmKernels).streamRead(kv, kvBytes), () => base?.attention(call)];
+      const fns = [() => cur.attention({ ...call, kvFinite: finiteAb }), () => (cur as unknown as WasmKernels).streamRead(kv, kvBytes), () => base?.attention(call)];
       fns.forEach((f) => f());
       const best = [Infinity, Infinity, Infinity];
       const start = performance.now();
@@ -90,5 +92,5 @@ for (const dtype of dtypes) {
   }
 }
 cur.close();
-base?.close();
+if (base !== cur) base?.close();
 console.log(`# load after ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);

@@ -209,7 +209,7 @@ test("f16 cache holding inf and NaN halves: tiles with them take the exact widen
   }
 });
 
-test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA and G = 2 decode keep them, no flush to 0", () => {
+test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA and G = 2 decode keep them, no flush to 0, with and without kvFinite", () => {
   // Scores are ~1e-8 and every V half is an f16 subnormal: the outputs (~1e-5) must match to 1e-9 + 2e-5 relative.
   for (const dtype of ["f16", "bf16"] as KvDtype[]) {
     for (const [H, K, D] of [[4, 4, 64], [8, 4, 128], [4, 4, 40]]) {
@@ -222,8 +222,10 @@ test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA an
       const w = arena.f32(want, H * D).slice();
       assert.ok(w.some((v) => v !== 0), "outputs are not all 0");
       for (const b of backends) {
-        b.attention({ ...call, out: got });
-        expectClose(arena.f32(got, H * D), w, 1e-9, 2e-5, `${b.name}×${b.threads} H=${H} K=${K} D=${D} ${dtype} subnormal-sized cache`);
+        for (const kvFinite of [false, true]) {
+          b.attention({ ...call, out: got, kvFinite });
+          expectClose(arena.f32(got, H * D), w, 1e-9, 2e-5, `${b.name}×${b.threads} H=${H} K=${K} D=${D} ${dtype} subnormal-sized cache, kvFinite ${kvFinite}`);
+        }
       }
       [q, want, got].forEach((p) => arena.release(p));
       for (const s of segments) {

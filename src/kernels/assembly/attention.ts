@@ -11,8 +11,8 @@
 // Scores are kept in base 2: q is pre-multiplied by scale*log2(e), so weights are exp2(s - m).
 import { DT_F32, DT_F16, DT_BF16, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
 import { dotTile, pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
-import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowBF16 } from "./matvec";
-import { pvRowF16, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow } from "./halves";
+import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
+import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow } from "./halves";
 import * as L from "./layout";
 
 // @ts-ignore: decorator
@@ -44,6 +44,7 @@ let sVt: usize = 0; // f32 [BK, Dp] widened V tile
 let sQx: usize = 0; // f32 [NRp, Dp] prepX(queries) for the in-register f16/bf16 path
 // The item runs on the in-register f16/bf16 path (attnTileHalf): O rows are then in even/odd order.
 let fusedHalf = false;
+let kvFinite = false; // the caller promised no inf/NaN half (A_KVFINITE): the in-register f16 path skips its checks
 
 function scratchAt(base: usize, nrp: i32, dp: i32, bk: i32): void {
   const rowBytes = <usize>dp << 2;
@@ -81,6 +82,7 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
   packQueries(ctl, k, t0, tq, G, H, D, Dp, qPos0, window);
   const dt = <i32>arg(ctl, L.A_DTYPE);
   fusedHalf = (dt == DT_F16 || dt == DT_BF16) && prepHalf(dt == DT_F16, nr, D, Dp);
+  kvFinite = arg(ctl, L.A_KVFINITE) != 0;
 
   // Visible key positions of the whole tile; per-row limits are applied in the softmax step.
   const loAll = load<i32>(sLo), hiAll = load<i32>(sHi + (<usize>(nr - 1) << 2));
@@ -190,6 +192,16 @@ function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32
     for (let r = 0; r < nr; r++) qkRowBF16(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
     softmaxTile(nr, nk, p0, sRow);
     for (let r = 0; r < nr; r++) pvRowBF16(sS + <usize>r * sRow, vp, rowStride, nk, Dp, sO + <usize>r * rowBytes, load<f32>(sAl + (<usize>r << 2)));
+    return;
+  }
+  if (kvFinite) {
+    for (let r = 0; r < nr; r++) qkRowF16Finite(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
+    softmaxTile(nr, nk, p0, sRow);
+    for (let r = 0; r < nr; r++) {
+      const p = sS + <usize>r * sRow;
+      scaleRow(p, nk, 5.192296858534828e33); // 2^112
+      pvRowF16Finite(p, vp, rowStride, nk, Dp, sO + <usize>r * rowBytes, load<f32>(sAl + (<usize>r << 2)));
+    }
     return;
   }
   for (let r = 0; r < nr; r++) qkRowF16(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);

@@ -32,14 +32,18 @@ const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000
  * 8 accumulators (32 values of o) stay in registers while the nk keys stream by.
  */
 export function pvRowF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): bool {
-  return pvRowHalf(true, p, v, vs, nk, Dp, o, alpha);
+  return pvRowHalf(true, true, p, v, vs, nk, Dp, o, alpha);
+}
+/** pvRowF16 without the inf/NaN check, for rows the caller promised finite (AttentionCall.kvFinite). */
+export function pvRowF16Finite(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): void {
+  pvRowHalf(true, false, p, v, vs, nk, Dp, o, alpha);
 }
 export function pvRowBF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): bool {
-  return pvRowHalf(false, p, v, vs, nk, Dp, o, alpha);
+  return pvRowHalf(false, false, p, v, vs, nk, Dp, o, alpha);
 }
 
 // @ts-ignore: decorator
-@inline function pvRowHalf(f16: bool, p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): bool {
+@inline function pvRowHalf(f16: bool, check: bool, p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): bool {
   const km = f16 ? v128.load(F16_MASK) : v128.load(BF16_HI), am = v128.load(F16_MASK, 16);
   const al = f32x4.splat(alpha);
   let hx = i16x8.splat(0);
@@ -55,19 +59,19 @@ export function pvRowBF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: us
     for (let j = 0; j < nk; j++) {
       const w = v128.load32_splat(p + (<usize>j << 2));
       let h = v128.load(vr);
-      if (f16) hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       c0 = fma(w, wEven(f16, h, km), c0);
       c1 = fma(w, wOdd(f16, h, km), c1);
       h = v128.load(vr, 16);
-      if (f16) hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       c2 = fma(w, wEven(f16, h, km), c2);
       c3 = fma(w, wOdd(f16, h, km), c3);
       h = v128.load(vr, 32);
-      if (f16) hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       c4 = fma(w, wEven(f16, h, km), c4);
       c5 = fma(w, wOdd(f16, h, km), c5);
       h = v128.load(vr, 48);
-      if (f16) hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       c6 = fma(w, wEven(f16, h, km), c6);
       c7 = fma(w, wOdd(f16, h, km), c7);
       vr += vs;
@@ -88,7 +92,7 @@ export function pvRowBF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: us
     for (let j = 0; j < nk; j++) {
       const w = v128.load32_splat(p + (<usize>j << 2));
       const h = v128.load(vr);
-      if (f16) hx = i16x8.max_u(hx, v128.and(h, am));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       c0 = fma(w, wEven(f16, h, km), c0);
       c1 = fma(w, wOdd(f16, h, km), c1);
       vr += vs;
@@ -96,7 +100,7 @@ export function pvRowBF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: us
     v128.store(od, c0);
     v128.store(od, c1, 16);
   }
-  return f16 && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)));
+  return check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)));
 }
 
 /** In place, n % 8 == 0: per 8 values, natural order d = 0..7 to even/odd order 0, 2, 4, 6, 1, 3, 5, 7. */

@@ -197,6 +197,10 @@ function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i
 export function qkRowF16(x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, sink: usize): void {
   matvecF16(x, xs, k, rowBytes, 0, nk, D, out, sink, true, false);
 }
+/** qkRowF16 without the inf/NaN check, for rows the caller promised finite (AttentionCall.kvFinite). */
+export function qkRowF16Finite(x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, sink: usize): void {
+  matvecF16(x, xs, k, rowBytes, 0, nk, D, out, sink, false, false);
+}
 
 /** out[n] = x · w_n for n0 <= n < n1, f16 w, with xs = prepX(x) (see the comment above X_FAST_MAX). */
 // @ts-ignore: decorator
