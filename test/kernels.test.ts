@@ -171,6 +171,9 @@ test("prefill: causal tiles, with and without window, ragged T, over a prefix al
 
 test("bf16 and int8 caches", () => {
   checkAttention({ T: 1, H: 8, K: 2, D: 40, dtype: "bf16", segments: paged(500, 128), qPos0: 499, window: null, seed: 80 });
+  // MHA and G = 2 with D % 8 == 0: the in-register bf16 path (attention.ts attnTileHalf)
+  checkAttention({ T: 1, H: 4, K: 4, D: 64, dtype: "bf16", segments: paged(500, 128), qPos0: 499, window: null, seed: 83 });
+  checkAttention({ T: 1, H: 8, K: 4, D: 128, dtype: "bf16", segments: paged(300, 100), qPos0: 299, window: 200, seed: 84 });
   checkAttention({ T: 1, H: 8, K: 1, D: 64, dtype: "int8", segments: paged(500, 128), qPos0: 499, window: null, seed: 81 });
   checkAttention({ T: 19, H: 4, K: 2, D: 20, dtype: "int8", segments: paged(40, 16), qPos0: 21, window: 9, seed: 82 });
 });
@@ -181,7 +184,8 @@ test("extreme logits: |score| in the thousands neither overflows nor underflows"
 });
 
 test("f16 cache holding inf and NaN halves: tiles with them take the exact widening, results as the reference", () => {
-  for (const [H, K, D] of [[12, 4, 64], [4, 4, 20], [8, 1, 40]]) {
+  // [4, 4, 64] (MHA) and [8, 4, 64] (G = 2) take the in-register path (few rows per KV head, D % 8 == 0).
+  for (const [H, K, D] of [[12, 4, 64], [4, 4, 20], [8, 1, 40], [4, 4, 64], [8, 4, 128]]) {
     const T = 1, S = 150;
     const segments = makeCache({ K, D, dtype: "f16", segments: paged(S, 64), seed: 97 });
     // Head 0: a +inf in one K row (its score is ±inf or NaN); last head: a NaN in one V row.
@@ -201,6 +205,33 @@ test("f16 cache holding inf and NaN halves: tiles with them take the exact widen
     for (const s of segments) {
       arena.release(s.kPtr);
       arena.release(s.vPtr);
+    }
+  }
+});
+
+test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA and G = 2 decode keep them, no flush to 0, with and without kvFinite", () => {
+  // Scores are ~1e-8 and every V half is an f16 subnormal: the outputs (~1e-5) must match to 1e-9 + 2e-5 relative.
+  for (const dtype of ["f16", "bf16"] as KvDtype[]) {
+    for (const [H, K, D] of [[4, 4, 64], [8, 4, 128], [4, 4, 40]]) {
+      const T = 1, S = 150;
+      const segments = makeCache({ K, D, dtype, segments: paged(S, 64), seed: 98, valueScale: 5e-5 });
+      const q = arena.alloc(T * H * D * 4), want = arena.alloc(T * H * D * 4), got = arena.alloc(T * H * D * 4);
+      fill(arena.f32(q, H * D), 98);
+      const call: AttentionCall = { q, out: want, T, H, K, D, qPos0: S - 1, scale: 1 / Math.sqrt(D), window: null, kvDtype: dtype, segments };
+      ref.attention(call);
+      const w = arena.f32(want, H * D).slice();
+      assert.ok(w.some((v) => v !== 0), "outputs are not all 0");
+      for (const b of backends) {
+        for (const kvFinite of [false, true]) {
+          b.attention({ ...call, out: got, kvFinite });
+          expectClose(arena.f32(got, H * D), w, 1e-9, 2e-5, `${b.name}×${b.threads} H=${H} K=${K} D=${D} ${dtype} subnormal-sized cache, kvFinite ${kvFinite}`);
+        }
+      }
+      [q, want, got].forEach((p) => arena.release(p));
+      for (const s of segments) {
+        arena.release(s.kPtr);
+        arena.release(s.vPtr);
+      }
     }
   }
 });

@@ -212,6 +212,27 @@ test("f16 cache stays within f16 rounding of f32; bf16 and int8 errors are bound
   }
 });
 
+test("finite: an f16 cache clears it once it stores an inf/NaN half (overflow or NaN input), in every form; other dtypes keep it", () => {
+  const [K, D] = [2, 8];
+  const ok = randn(K * D, 4);
+  for (const spec of [{ kind: "contiguous" }, { kind: "paged", blockSize: 4, numBlocks: 8 }, { kind: "window", window: 4 }] as const) {
+    for (const dtype of DTYPES) {
+      for (const bad of [1e6, NaN]) {
+        const arena = new Arena();
+        const cache = createKvCache(arena, { ...spec, numLayers: 1, numKvHeads: K, headDim: D, dtype } as KvCacheSpec);
+        const seq = cache.addSequence();
+        cache.write(0, seq, ok, ok);
+        assert.equal(cache.finite, true, `${spec.kind} ${dtype}: finite after finite rows`);
+        const v = ok.slice();
+        v[5] = bad; // 1e6 overflows f16 to inf
+        cache.write(0, seq, ok, v);
+        assert.equal(cache.finite, dtype !== "f16", `${spec.kind} ${dtype}: finite after a ${bad} value`);
+        cache.dispose();
+      }
+    }
+  }
+});
+
 test("bad cache configurations and writes are rejected with the field and value", () => {
   const arena = new Arena();
   assert.throws(() => new ContiguousKvCache(arena, { numLayers: 1, numKvHeads: 0, headDim: 8 }), /numKvHeads must be a positive integer, got 0/);

@@ -118,6 +118,7 @@ export class Attention {
         T, H, K, D, qPos0, scale, window,
         kvDtype: cache.config.dtype,
         segments,
+        kvFinite: cache.finite,
       };
       kernels.attention(call);
       if (probsHeads) {

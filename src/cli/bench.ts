@@ -21,7 +21,7 @@ export function register(program: Command): void {
   const bench = program.command("bench").description("Benchmarks against this machine's own limits");
   bench
     .command("attention")
-    .description("Decode and prefill speed of the WASM attention kernels (MHA/GQA/MQA, f32/f16 caches) beside streaming-read bandwidth and SIMD peak")
+    .description("Decode and prefill speed of the WASM attention kernels (MHA/GQA/MQA, f32/f16/bf16 caches) beside streaming-read bandwidth and SIMD peak")
     .option("--quick", "about a minute: T in {4k, 16k}, prefill T = 1k, short repeats")
     .option("--threads <list>", "thread counts to run, comma-separated", "1,2")
     .option("--no-relaxed", "use the plain SIMD build even if relaxed SIMD can be enabled")

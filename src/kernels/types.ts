@@ -31,6 +31,7 @@ export interface AttentionCall {
   window: number | null; // keys with pos <= qPos - window are masked (Mistral convention)
   kvDtype: KvDtype;
   segments: KvSegment[];
+  kvFinite?: boolean; // the caller promises the f16 rows hold no inf/NaN half (KvCache.finite): decode skips its in-loop check
 }
 
 /**

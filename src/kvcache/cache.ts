@@ -37,6 +37,8 @@ export interface KvCache {
   readonly config: Required<KvCacheConfig>;
   readonly arena: Arena; // where the rows live; kernels over another arena cannot read them
   readonly window?: number; // window caches only: W positions kept per (layer, sequence)
+  /** No inf/NaN half has been stored (f16 caches; always true for the others): attention may skip its check (AttentionCall.kvFinite). */
+  readonly finite: boolean;
   /** Starts an empty sequence and returns its id. */
   addSequence(): number;
   /** Frees a sequence's rows (paged: its blocks go back to the pool). */
@@ -108,6 +110,7 @@ export class RowWriter {
   private i8!: Int8Array;
   private buffer: ArrayBufferLike | null = null;
   readonly rowStride: number; // bytes between consecutive rows of one head
+  nonFinite = false; // an f16 write stored an inf/NaN half (a copy only moves rows already counted)
 
   constructor(private readonly arena: Arena, private readonly K: number, private readonly D: number, private readonly dtype: KvDtype) {
     this.rowStride = D * elementBytes(dtype);
@@ -140,7 +143,13 @@ export class RowWriter {
       this.f32.set(src.subarray(srcOff, srcOff + D), ptr >>> 2);
     } else if (this.dtype === "f16") {
       const base = ptr >>> 1;
-      for (let d = 0; d < D; d++) this.u16[base + d] = f32ToF16(src[srcOff + d]);
+      let special = 0;
+      for (let d = 0; d < D; d++) {
+        const h = f32ToF16(src[srcOff + d]);
+        this.u16[base + d] = h;
+        special |= (h & 0x7c00) === 0x7c00 ? 1 : 0;
+      }
+      if (special) this.nonFinite = true;
     } else if (this.dtype === "bf16") {
       const base = ptr >>> 1;
       for (let d = 0; d < D; d++) this.u16[base + d] = f32ToBf16(src[srcOff + d]);

@@ -57,6 +57,9 @@ export class PagedKvCache implements KvCache {
   private readonly tables = new Map<number, Table>();
   private nextSeq = 0;
   private readonly writer: RowWriter;
+  get finite(): boolean {
+    return !this.writer.nonFinite;
+  }
   private readonly refs: Int32Array; // sequences using each block
   private readonly prefix: PrefixIndex | null;
 

@@ -24,6 +24,9 @@ export abstract class RegionKvCache<R extends Region> implements KvCache {
   readonly config: Required<KvCacheConfig>;
   protected readonly regions = new Map<number, R[]>(); // seq -> [L]
   protected readonly writer: RowWriter;
+  get finite(): boolean {
+    return !this.writer.nonFinite;
+  }
   private nextSeq = 0;
 
   constructor(readonly arena: Arena, private readonly where: string, config: KvCacheConfig) {

@@ -9,8 +9,10 @@
 // rows with an online softmax (flash attention): scratch never grows with T. With several splits
 // (split-KV / flash-decoding) each item leaves (m, l, O) and attnMerge combines them by log-sum-exp.
 // Scores are kept in base 2: q is pre-multiplied by scale*log2(e), so weights are exp2(s - m).
-import { DT_F32, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
-import { dotTile, pvTile, qkQuad, pvQuad } from "./tiles";
+import { DT_F32, DT_F16, DT_BF16, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
+import { dotTile, pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
+import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
+import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow } from "./halves";
 import * as L from "./layout";
 
 // @ts-ignore: decorator
@@ -39,6 +41,10 @@ let sVis: usize = 0; // i32 [NRp] 1 once the row has seen a visible key
 let sS: usize = 0; // f32 [NRp, BK] scores, then weights
 let sKt: usize = 0; // f32 [BK, Dp] widened K tile
 let sVt: usize = 0; // f32 [BK, Dp] widened V tile
+let sQx: usize = 0; // f32 [NRp, Dp] prepX(queries) for the in-register f16/bf16 path
+// The item runs on the in-register f16/bf16 path (attnTileHalf): O rows are then in even/odd order.
+let fusedHalf = false;
+let kvFinite = false; // the caller promised no inf/NaN half (A_KVFINITE): the in-register f16 path skips its checks
 
 function scratchAt(base: usize, nrp: i32, dp: i32, bk: i32): void {
   const rowBytes = <usize>dp << 2;
@@ -53,6 +59,7 @@ function scratchAt(base: usize, nrp: i32, dp: i32, bk: i32): void {
   sS = sVis + (<usize>nrp << 2);
   sKt = sS + (<usize>nrp * <usize>bk << 2);
   sVt = sKt + <usize>bk * rowBytes;
+  sQx = sVt + <usize>bk * rowBytes;
 }
 
 /** Processes work item `item` of the attention task described in the control block. */
@@ -73,6 +80,9 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
   const nrp = al4(BQ * G);
   scratchAt(<usize>arg(ctl, L.A_SCRATCH) + <usize>tid * <usize>arg(ctl, L.A_SCRATCH_STRIDE), nrp, Dp, BK);
   packQueries(ctl, k, t0, tq, G, H, D, Dp, qPos0, window);
+  const dt = <i32>arg(ctl, L.A_DTYPE);
+  fusedHalf = (dt == DT_F16 || dt == DT_BF16) && prepHalf(dt == DT_F16, nr, D, Dp);
+  kvFinite = arg(ctl, L.A_KVFINITE) != 0;
 
   // Visible key positions of the whole tile; per-row limits are applied in the softmax step.
   const loAll = load<i32>(sLo), hiAll = load<i32>(sHi + (<usize>(nr - 1) << 2));
@@ -93,6 +103,7 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
     rb = min(rb, hiAll - fp + 1);
     for (let rt = ra; rt < rb; rt += BK) attnTile(ctl, tab, s, k, rt, min(BK, rb - rt), nr, fp + rt, Dp, BK, D);
   }
+  if (fusedHalf) for (let r = 0; r < nr; r++) fromEvenOdd(sO + <usize>r * (<usize>Dp << 2), Dp);
   if (NSPLIT == 1) writeOutput(<usize>arg(ctl, L.A_OUT), k, t0, nr, G, H, D, Dp);
   else writePartial(<usize>arg(ctl, L.A_PART), item, nr, nrp, Dp);
 }
@@ -156,6 +167,60 @@ function initRow(r: i32, Dp: i32, lo: i32, hi: i32): void {
   store<i32>(sVis + ri, 0);
 }
 
+/**
+ * Whether the item's nr query rows (plain layout) can take the in-register f16/bf16 path: few rows
+ * (the tile would be widened for too few of them to pay), D % 8 == 0 and, for f16, |q| < X_FAST_MAX;
+ * if so, writes prepX of each row (f16: times 2^112) to sQx. O rows start as zeros, the same in either order.
+ */
+function prepHalf(f16: bool, nr: i32, D: i32, Dp: i32): bool {
+  if (nr >= QUAD_MIN_ROWS || (D & 7) != 0 || D != Dp) return false;
+  const rowBytes = <usize>Dp << 2;
+  if (f16) for (let r = 0; r < nr; r++) if (!(absMax(sQp + <usize>r * rowBytes, D) < X_FAST_MAX)) return false;
+  for (let r = 0; r < nr; r++) prepX(sQp + <usize>r * rowBytes, D, sQx + <usize>r * rowBytes, f16 ? 5.192296858534828e33 : 1);
+  return true;
+}
+
+/**
+ * attnTile for f16/bf16 K and V read in place, widened in registers: q·k by the f16/bf16 matvec
+ * (qkRowF16/BF16), p·v by pvRowF16/BF16, O in even/odd order. bf16 widening is exact for every
+ * value. f16 weights are scaled by 2^112 (see pvRowF16), and a V tile holding an inf/NaN half is
+ * redone on the exact h2f path from a copy of O taken before it (sKt is free here).
+ */
+function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32, nr: i32, p0: i32, Dp: i32, BK: i32, D: i32): void {
+  const rowBytes = <usize>Dp << 2, sRow = <usize>BK << 2;
+  if (!f16) {
+    for (let r = 0; r < nr; r++) qkRowBF16(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
+    softmaxTile(nr, nk, p0, sRow);
+    for (let r = 0; r < nr; r++) pvRowBF16(sS + <usize>r * sRow, vp, rowStride, nk, Dp, sO + <usize>r * rowBytes, load<f32>(sAl + (<usize>r << 2)));
+    return;
+  }
+  if (kvFinite) {
+    for (let r = 0; r < nr; r++) qkRowF16Finite(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
+    softmaxTile(nr, nk, p0, sRow);
+    for (let r = 0; r < nr; r++) {
+      const p = sS + <usize>r * sRow;
+      scaleRow(p, nk, 5.192296858534828e33); // 2^112
+      pvRowF16Finite(p, vp, rowStride, nk, Dp, sO + <usize>r * rowBytes, load<f32>(sAl + (<usize>r << 2)));
+    }
+    return;
+  }
+  for (let r = 0; r < nr; r++) qkRowF16(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
+  softmaxTile(nr, nk, p0, sRow);
+  for (let r = 0; r < nr; r++) {
+    const p = sS + <usize>r * sRow, o = sO + <usize>r * rowBytes, save = sKt + <usize>r * rowBytes;
+    const alpha = load<f32>(sAl + (<usize>r << 2));
+    scaleRow(p, nk, 5.192296858534828e33); // 2^112
+    memory.copy(save, o, rowBytes);
+    if (!pvRowF16(p, vp, rowStride, nk, Dp, o, alpha)) continue;
+    memory.copy(o, save, rowBytes);
+    scaleRow(p, nk, 1.925929944387236e-34); // 2^-112: back to the weights, exactly
+    fromEvenOdd(o, Dp);
+    for (let j = 0; j < nk; j++) widenRow(DT_F16, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * rowBytes, 1);
+    pvRow(p, sVt, rowBytes, nk, Dp, o, alpha);
+    toEvenOdd(o, Dp);
+  }
+}
+
 /** One tile of nk keys (rows rt.. of segment s, first position p0) against the item's nr query rows. */
 function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: i32, p0: i32, Dp: i32, BK: i32, D: i32): void {
   const dt = <i32>arg(ctl, L.A_DTYPE);
@@ -164,6 +229,10 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
   let kp = <usize>seg(tab, s, L.S_KPTR) + headOff;
   let vp = <usize>seg(tab, s, L.S_VPTR) + headOff;
   let ks = rowStride, vs = rowStride;
+  if (fusedHalf) {
+    attnTileHalf(<i32>arg(ctl, L.A_DTYPE) == DT_F16, kp, vp, rowStride, nk, nr, p0, Dp, BK, D);
+    return;
+  }
   const direct = arg(ctl, L.A_DIRECT) != 0;
   if (!direct) {
     // Widen the tile once to f32 (zero-padded to Dp); all NR query rows then reuse it. (Widening

@@ -10,7 +10,7 @@ import { matvecQ8, matvecQ8x2, matvecQ8x3, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES 
 import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, elemBytes, widenRow } from "./simd";
 import { dotTile } from "./tiles";
 import { DT_Q4_0, dequantRowQuant, matvecQuant, quantRowBytes } from "./quants";
-import { matvec, matvecF32x2, matvecF32x3, matvecF16Item } from "./matvec";
+import { matvec, matvecF32x2, matvecF32x3, matvecF16Item, matvecBF16Item } from "./matvec";
 import { matmulKnItem } from "./matmulkn";
 import * as L from "./layout";
 
@@ -32,6 +32,9 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   } else if (M < 4 && dt == DT_F16) {
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
     matvecF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin, arg(ctl, L.M_WFINITE) != 0);
+  } else if (M < 4 && dt == DT_BF16) {
+    const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
+    matvecBF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin);
   } else if (M < 4 && dt >= DT_Q4_0) {
     // 4/5/6-bit blocks: each w row dequantized once into this thread's scratch, dotted with every x row
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
@@ -48,8 +51,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     for (let m = m0; m < m1; m++) {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
       if (dt == DT_F32) matvec(DT_F32, xr, w, n0, n1, Kin, or);
-      else if (dt == DT_Q8_0) matvecQ8(xr, w, n0, n1, Kin, or);
-      else matvec(DT_BF16, xr, w, n0, n1, Kin, or);
+      else matvecQ8(xr, w, n0, n1, Kin, or);
     }
   } else {
     const scratch = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
