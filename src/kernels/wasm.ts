@@ -28,7 +28,7 @@ const MATMUL_KN_KC = 128; // nn/tn reduction chunk, = KC in assembly/matmulkn.ts
 // Attention argument words (assembly/layout.ts A_*).
 const A = {
   Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12,
-  BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22,
+  BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22, SOFTCAP2: 23,
 } as const;
 const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14, WFINITE: 15 } as const;
 const P = { PTR: 0, BYTES: 1, CHUNK: 2, ITERS: 3 } as const;
@@ -177,6 +177,7 @@ export class WasmKernels implements Kernels {
     a[A.DP] = Dp;
     a[A.BK] = BK;
     a[A.DIRECT] = kvDtype === "f32" && D % 4 === 0 ? 1 : 0;
+    f[A.SOFTCAP2] = call.softcap ? call.softcap * Math.LOG2E : 0;
     this.pool.run(KIND.attention, nitems);
     if (nsplit > 1) this.pool.exports.attnMerge(this.pool.ctl);
   }
