@@ -92,3 +92,24 @@ test("WASM = PyTorch fixtures through the API (every case, contiguous f32 cache)
     }
   }
 });
+
+test("WASM = reference with Gemma-2 soft-capping (softcap 1.5, scale 0.4 so scores reach the cap): row and quad paths, window, split-KV decode", () => {
+  const ref = referenceKernels(arena);
+  for (const [label, base] of SHAPES) {
+    const config = { ...base, scale: 0.4, softcap: 1.5 };
+    const want = schedule(ref, config, "contiguous", "f32", [9, 1, 20], 4);
+    // The cap must change the result, else this test could not fail on a kernel that ignores it.
+    const uncapped = schedule(ref, { ...config, softcap: null }, "contiguous", "f32", [9, 1, 20], 4);
+    let diff = 0;
+    for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(want[i] - uncapped[i]));
+    if (!(diff > 100 * ATOL)) throw new Error(`${label}: soft-capping changed the output by only ${diff}; the test needs scores beyond the cap`);
+    for (const b of backends) {
+      assertClose(`${b.name} ×${b.threads} ${label} softcap`, schedule(b, config, "contiguous", "f32", [9, 1, 20], 4), want, ATOL, RTOL);
+      const win = { ...config, window: 6 };
+      assertClose(`${b.name} ×${b.threads} ${label} softcap window`, schedule(b, win, "window", "f16", [9, 1, 20], 4), schedule(ref, win, "window", "f16", [9, 1, 20], 4), ATOL, RTOL);
+    }
+  }
+  const long = { numHeads: 4, numKvHeads: 1, headDim: 20, scale: 0.4, softcap: 1.5 };
+  const want = schedule(ref, long, "paged", "f32", [700], 3);
+  for (const b of backends) assertClose(`${b.name} ×${b.threads} softcap long`, schedule(b, long, "paged", "f32", [700], 3), want, ATOL, RTOL);
+});

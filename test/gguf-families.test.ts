@@ -2,7 +2,9 @@
 // Mistral is written as llama.cpp's llama architecture with its window in
 // llama.attention.sliding_window (which our reader applies), and GPT-2's Conv1D weights are
 // written [out, in] and handed back [in, out] (also from Q8_0 blocks, dequantized); Qwen3 keeps its q/k norms
-// (attn_q_norm / attn_k_norm) and Phi-3 its fused attn_qkv and ffn_up (gate | up), split again at load. The logits must
+// (attn_q_norm / attn_k_norm) and Phi-3 its fused attn_qkv and ffn_up (gate | up), split again at load; Gemma-2/3 keep
+// their sandwich norms (post_attention_norm, ffn_norm, post_ffw_norm), soft-caps, window and local/global RoPE, with
+// query_pre_attn_scalar folded into the q weights (llama.cpp fixes the query scale). The logits must
 // be the PyTorch fixture's (f32 files), or the reference kernels' on the same Q8_0 blocks.
 // (llama.cpp on the GPT-2 files: test/llamacpp.test.ts.)
 import { test, after } from "node:test";
@@ -20,7 +22,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const ATOL = 2e-4;
 const RTOL = 1e-4;
 
-for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-gqa-fused"]) {
+for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-gqa-fused", "gemma2-gqa-softcap", "gemma3-mqa-localrope"]) {
   test(`${name}: export-gguf f32 then our GGUF reader reproduces the PyTorch logits`, async () => {
     const { exp, logits } = expected(name);
     const gguf = join(dir, `${name}.gguf`);
@@ -38,11 +40,21 @@ for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-
       assert.equal(meta["phi3.attention.sliding_window"], 2047);
       const t = (await readGguf(gguf)).tensors;
       assert.deepEqual([t.get("blk.0.attn_qkv.weight")?.shape, t.get("blk.0.ffn_up.weight")?.shape], [[48 + 2 * 16, 48], [80, 48]], "fused q | k | v and gate | up");
+    } else if (name.startsWith("gemma2")) {
+      assert.deepEqual([meta["general.architecture"], meta["gemma2.attention.sliding_window"], meta["gemma2.attn_logit_softcapping"], meta["gemma2.final_logit_softcapping"]], ["gemma2", 5, 2, 3]);
+      assert.ok((await readGguf(gguf)).tensors.has("blk.2.post_ffw_norm.weight"), "the four sandwich norms are written");
+    } else if (name.startsWith("gemma3")) {
+      assert.deepEqual([meta["general.architecture"], meta["gemma3.attention.sliding_window"], meta["gemma3.rope.freq_base"], meta["gemma3.rope.scaling.type"], meta["gemma3.rope.scaling.factor"]], ["gemma3", 4, 1e6, "linear", 4]);
+      assert.ok(!(await readGguf(gguf)).tensors.has("rope_freqs.weight"), "llama.cpp's gemma3 reads linear scaling from keys, not rope_freqs");
     } else assert.equal(meta["general.architecture"], "gpt2");
     const { model, spec } = await load(gguf);
     if (name.startsWith("mistral")) assert.ok(spec.layers.every((l) => l.window === 5), "the window survives the round trip");
     if (name.startsWith("phi3")) assert.deepEqual([spec.family, spec.unappliedWindow, spec.layers[0].window], ["phi3", 2047, null], "Phi-3's window stays unapplied");
     if (name.startsWith("qwen3")) assert.deepEqual([spec.family, spec.qkNorm, spec.headDim], ["qwen3", true, 12]);
+    // Gemma: llama.cpp's fixed query scale (1/sqrt(head_dim)) is what the GGUF spec says; the exporter folded the
+    // fixture's query_pre_attn_scalar into the q weights, so the logits below still match PyTorch.
+    if (name.startsWith("gemma2")) assert.deepEqual([spec.family, spec.queryPreAttnScalar, spec.layers.map((l) => l.window)], ["gemma2", 12, [5, null, 5]]);
+    if (name.startsWith("gemma3")) assert.deepEqual([spec.family, spec.queryPreAttnScalar, spec.ropeLocalTheta, spec.qkNorm, spec.layers.map((l) => l.window)], ["gemma3_text", 16, 10000, true, [4, 4, 4, 4, 4, null]]);
     const cache = model.createCache({});
     const got = model.forward(cache, [cache.addSequence()], [exp.tokens], "all");
     assertClose(`${name} logits from the GGUF`, got, logits, ATOL, RTOL);

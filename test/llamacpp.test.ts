@@ -69,6 +69,10 @@ const CASES: [string, "f32" | "f16" | "bf16" | "q8_0", string, (() => [string, G
   ["gpt2-mha", "f16", "gpt2 architecture, f16 GGUF (2-byte transposes)"],
   ["qwen3-gqa-qknorm", "f32", "qwen3 architecture: attn_q_norm/attn_k_norm, head dim 12 with hidden 40, GQA 2 of 6"],
   ["qwen3-gqa-qknorm", "f16", "qwen3 architecture, f16 GGUF"],
+  ["gemma2-gqa-softcap", "f32", "gemma2 architecture: alternating sliding (5) / global layers, attention soft-cap 2, final soft-cap 3, query_pre_attn_scalar 20 folded into attn_q, sandwich norms"],
+  ["gemma2-gqa-softcap", "f16", "gemma2 architecture, f16 GGUF"],
+  ["gemma3-mqa-localrope", "f32", "gemma3 architecture: 5 sliding layers (base 10000) + 1 global (base 1e6, linear scaling 4), q/k norms, MQA"],
+  ["gemma3-mqa-localrope", "f16", "gemma3 architecture, f16 GGUF"],
   // llama.cpp (llama-vocab.cpp, token attributes) looks up "<unk>", "<s>", "</s>" and "<|endoftext|>" by text in any
   // model whose general.name contains "phi3" and fails ("_Map_base::at") when one is missing, as in the fixture's
   // 288-token BPE vocabulary; every real Phi-3 vocabulary has them. So this case writes a SentencePiece vocabulary of

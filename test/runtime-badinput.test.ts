@@ -418,3 +418,18 @@ test("qwen3 and phi3 folders: mqa generate runs them; their config mistakes name
   await expectBad(["generate", folder("phi3-kv", "phi3-gqa-fused", (c) => (c.num_key_value_heads = 3)), "--prompt", "hi"], "self_attn.qkv_proj.weight", "has shape [80, 48]; expected [96, 48]");
   await expectBad(["generate", folder("phi3-act", "phi3-gqa-fused", (c) => (c.hidden_act = "gelu")), "--prompt", "hi"], `activation "gelu" is not supported for model_type "phi3"`);
 });
+
+test("Gemma-2/3 configs: an unsupported feature names its field (runtime and export-gguf)", async () => {
+  const g2 = "gemma2-gqa-softcap", g3 = "gemma3-mqa-localrope";
+  await expectBad(["generate", folder("g2-bias", g2, (c) => (c.attention_bias = true)), "--prompt", "hi"], "attention_bias true is not supported", "gemma2");
+  await expectBad(["generate", folder("g2-cap-str", g2, (c) => (c.attn_logit_softcapping = "50")), "--prompt", "hi"], "attn_logit_softcapping", "expected a number");
+  await expectBad(["generate", folder("g2-qpas-neg", g2, (c) => (c.query_pre_attn_scalar = -1)), "--prompt", "hi"], "query_pre_attn_scalar is -1");
+  await expectBad(["generate", folder("g3-yarn", g3, (c) => (c.rope_scaling = { rope_type: "yarn", factor: 8 })), "--prompt", "hi"], `rope_scaling.rope_type "yarn" is not supported`);
+  // What llama.cpp's gemma2 / gemma3 cannot express is refused by export-gguf, naming the field.
+  const out = join(tmp, "g.gguf");
+  await expectBad(["export-gguf", folder("g2-nocap", g2, (c) => (c.attn_logit_softcapping = null)), out], "attn_logit_softcapping is null", "always soft-caps");
+  await expectBad(["export-gguf", folder("g2-layers", g2, (c) => (c.layer_types = ["full_attention", "sliding_attention", "sliding_attention"])), out], "layer_types", "i % 2 < 1");
+  await expectBad(["export-gguf", folder("g3-local", g3, (c) => (c.rope_local_base_freq = 5000)), out], "rope_local_base_freq is 5000", "10000");
+  await expectBad(["export-gguf", folder("g3-cap", g3, (c) => (c.final_logit_softcapping = 30)), out], "final_logit_softcapping is set");
+  assert.ok(!existsSync(out), "nothing written");
+});

@@ -116,6 +116,7 @@ export class Attention {
         q: qBase + row * H * D * 4,
         out: outBase + row * H * D * 4,
         T, H, K, D, qPos0, scale, window,
+        softcap: this.config.softcap,
         kvDtype: cache.config.dtype,
         segments,
         kvFinite: cache.finite,

@@ -10,6 +10,7 @@ export interface AttentionConfig {
   hiddenSize?: number; // model width, e.g. 4096; defaults to numHeads × headDim (used by the projections)
   scale?: number; // score scale, default 1 / sqrt(headDim)
   window?: number | null; // sliding window W in tokens (Mistral: 4096): key pos must be > qPos - W; null = global
+  softcap?: number | null; // Gemma-2 attn_logit_softcapping, e.g. 50: scores become c · tanh(score / c); null = none
 }
 
 /** The configuration with defaults filled in and G derived. */
@@ -20,6 +21,7 @@ export interface ResolvedAttentionConfig {
   hiddenSize: number;
   scale: number;
   window: number | null;
+  softcap: number | null;
   groupSize: number; // G = numHeads / numKvHeads: query heads that share one kv head
 }
 
@@ -46,7 +48,9 @@ export function resolveAttentionConfig(config: AttentionConfig): ResolvedAttenti
   if (window !== null && (!Number.isInteger(window) || window < 1)) {
     throw new RangeError(`${where}: window must be a positive integer or null, got ${window}`);
   }
-  return { numHeads, numKvHeads, headDim, hiddenSize, scale, window, groupSize: numHeads / numKvHeads };
+  const softcap = config.softcap ?? null;
+  if (softcap !== null && !(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`${where}: softcap must be a positive finite number or null, got ${softcap}`);
+  return { numHeads, numKvHeads, headDim, hiddenSize, scale, window, softcap, groupSize: numHeads / numKvHeads };
 }
 
 /** The kv head query head h reads: floor(h / G), the HF and llama.cpp convention. */

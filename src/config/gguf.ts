@@ -137,9 +137,26 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
     ...(phi3Window !== null ? { unappliedWindow: phi3Window } : {}),
     qkNorm: tensorNames ? tensorNames.includes("blk.0.attn_q_norm.weight") : arch === "qwen3",
     partialRotaryFactor: ropeDims !== null && !mla ? ropeDims / headDim : 1,
-    attnLogitSoftcapping: typeof meta[key("attn_logit_softcapping")] === "number" ? (meta[key("attn_logit_softcapping")] as number) : null,
-    finalLogitSoftcapping: typeof meta[key("final_logit_softcapping")] === "number" ? (meta[key("final_logit_softcapping")] as number) : null,
+    ...gemmaAttention(arch, numLayers, hiddenSize, numHeads, headDim, (k, d) => (get(k) === undefined ? d : float(k, d))),
     source: sourceName,
     notes,
   };
+}
+
+/**
+ * What llama.cpp's Gemma-2/3 loaders fix rather than read (llama-model.cpp): the query scale is 1/sqrt(head_dim),
+ * except for the 27B shapes (46 layers for Gemma-2, 62 for Gemma-3), which use 1/sqrt(hidden / heads); Gemma-2 always
+ * soft-caps, with 50 / 30 when the keys are absent; Gemma-3's sliding layers rotate with base 10000 and no scaling.
+ * Other architectures keep the keys' values (or null).
+ */
+function gemmaAttention(arch: string, L: number, E: number, H: number, D: number, float: (k: string, fallback: number) => number): Partial<ModelSpec> {
+  const opt = (k: string) => {
+    const v = float(k, NaN);
+    return Number.isNaN(v) ? null : v;
+  };
+  if (arch !== "gemma2" && arch !== "gemma3") return { attnLogitSoftcapping: opt("attn_logit_softcapping"), finalLogitSoftcapping: opt("final_logit_softcapping") };
+  const big = (arch === "gemma2" && L === 46) || (arch === "gemma3" && L === 62);
+  const queryPreAttnScalar = big ? E / H : D;
+  if (arch === "gemma3") return { queryPreAttnScalar, attnLogitSoftcapping: null, finalLogitSoftcapping: null, ropeLocalTheta: 10000 };
+  return { queryPreAttnScalar, attnLogitSoftcapping: float("attn_logit_softcapping", 50), finalLogitSoftcapping: float("final_logit_softcapping", 30) };
 }

@@ -32,7 +32,15 @@ const UNTIED_BY_DEFAULT = new Set([
 const FOUR_X_MLP = new Set(["gpt2", "gpt_bigcode", "falcon", "gptj", "bloom", "opt", "RefinedWeb", "RefinedWebModel"]);
 
 // Config-class defaults of the activation where it is not "silu" (GPT2Config: gelu_new; GPTBigCodeConfig and GemmaConfig: gelu_pytorch_tanh).
-const DEFAULT_ACTIVATION: Record<string, string> = { gpt2: "gelu_new", gpt_bigcode: "gelu_pytorch_tanh", gemma: "gelu_pytorch_tanh" };
+const DEFAULT_ACTIVATION: Record<string, string> = { gpt2: "gelu_new", gpt_bigcode: "gelu_pytorch_tanh", gemma: "gelu_pytorch_tanh", gemma2: "gelu_pytorch_tanh", gemma3_text: "gelu_pytorch_tanh" };
+
+// Config-class defaults of the Gemma-2/3 attention details when a config omits the key (an explicit null
+// means "off"): Gemma2Config query_pre_attn_scalar 256, attn_logit_softcapping 50, final_logit_softcapping 30;
+// Gemma3TextConfig query_pre_attn_scalar 256, no soft-capping, rope_local_base_freq 10000.
+const GEMMA_DEFAULTS: Record<string, Record<string, number | null>> = {
+  gemma2: { query_pre_attn_scalar: 256, attn_logit_softcapping: 50, final_logit_softcapping: 30 },
+  gemma3_text: { query_pre_attn_scalar: 256, attn_logit_softcapping: null, final_logit_softcapping: null, rope_local_base_freq: 10000 },
+};
 
 // transformers' config-class defaults, applied only inside a wrapper's text_config (see above).
 const TEXT_CONFIG_DEFAULTS: Record<string, Json> = {
@@ -157,13 +165,23 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
     ...(unappliedWindow !== null ? { unappliedWindow } : {}),
     partialRotaryFactor: num(src, ["partial_rotary_factor", "rotary_pct"], 1, { positive: true }),
     parallelResidual,
-    queryPreAttnScalar: optNum(src, ["query_pre_attn_scalar"]),
-    attnLogitSoftcapping: optNum(src, ["attn_logit_softcapping"]),
-    finalLogitSoftcapping: optNum(src, ["final_logit_softcapping"]),
+    queryPreAttnScalar: gemmaField(src, family, "query_pre_attn_scalar"),
+    attnLogitSoftcapping: gemmaField(src, family, "attn_logit_softcapping"),
+    finalLogitSoftcapping: gemmaField(src, family, "final_logit_softcapping"),
+    ropeLocalTheta: gemmaField(src, family, "rope_local_base_freq"),
     activation,
     source: sourceName,
     notes,
   };
+}
+
+/** A Gemma attention detail: the config's value, null when it says null, else the config class's default (GEMMA_DEFAULTS). */
+function gemmaField(src: FieldSource, family: string, key: string): number | null {
+  if (src.obj[key] === null) return null;
+  if (src.obj[key] === undefined) return GEMMA_DEFAULTS[family]?.[key] ?? null;
+  const v = optNum(src, [key]);
+  if (v !== null && !(v > 0)) throw new UserError(`${src.file}: field ${key} is ${v}; expected a positive number or null`);
+  return v;
 }
 
 /**

@@ -69,6 +69,9 @@ export interface ModelSpec {
   queryPreAttnScalar?: number | null; // Gemma-2: scores are scaled by 1/sqrt(this) instead of 1/sqrt(headDim)
   attnLogitSoftcapping?: number | null; // Gemma-2: 50
   finalLogitSoftcapping?: number | null; // Gemma-2: 30
+  // Gemma-3: sliding-window layers rotate with this base and no rope_scaling (rope_local_base_freq, e.g. 10000);
+  // global layers use ropeTheta (1e6) and ropeScaling. null/absent = every layer uses ropeTheta.
+  ropeLocalTheta?: number | null;
   // A sliding window the config sets but the spec does not apply (Phi-3's sliding_window 2047: engines run
   // full attention); runs longer than it would differ from transformers, which applies it. e.g. 2047
   unappliedWindow?: number | null;

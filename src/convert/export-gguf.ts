@@ -1,5 +1,6 @@
 // HF folder → GGUF (llama, mistral as llama, qwen2, qwen3 (attn_q_norm / attn_k_norm), phi3 (fused attn_qkv and
-// ffn_up = gate | up, written as they are), gemma, gpt2, and starcoder = gpt_bigcode MQA; gemma norms stored
+// ffn_up = gate | up, written as they are), gemma, gemma2 / gemma3 (sandwich norms, soft-caps, window; see
+// gemma2Metadata), gpt2, and starcoder = gpt_bigcode MQA; gemma norms stored
 // as 1 + w; GPT-2's Conv1D weights transposed to [out, in]), the way llama.cpp's convert_hf_to_gguf.py writes
 // it: metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout (llama only: qwen2
 // uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
@@ -58,9 +59,10 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
   if (!existsSync(configPath)) throw noConfig(hfDir);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
-  if (!["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "gpt_bigcode"].includes(spec.family)) {
-    throw new UserError(`${configPath}: export-gguf writes the llama, mistral (as llama), qwen2, qwen3, phi3, gemma, gpt2 and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
+  if (!["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "gpt2", "gpt_bigcode"].includes(spec.family)) {
+    throw new UserError(`${configPath}: export-gguf writes the llama, mistral (as llama), qwen2, qwen3, phi3, gemma, gemma2, gemma3_text (gemma3), gpt2 and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
   }
+  const gemmaMeta = spec.family === "gemma2" || spec.family === "gemma3_text" ? gemma2Metadata(spec, configPath) : null;
   if (spec.family === "phi3" && spec.numHeads * spec.headDim !== spec.hiddenSize) {
     // llama.cpp's phi3 loader sizes attn_qkv as [E + 2·K·D] and attn_output as [E, E].
     throw new UserError(`${configPath}: phi3 with num_attention_heads ${spec.numHeads} x head_dim ${spec.headDim} != hidden_size ${spec.hiddenSize} cannot be written: llama.cpp's phi3 layout assumes heads x head_dim = hidden`);
@@ -70,13 +72,13 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
   }
   // llama.cpp converts Mistral as llama; its sliding window goes into llama.attention.sliding_window
   // (below), which our reader applies and llama.cpp's llama architecture ignores.
-  const arch = spec.family === "gpt_bigcode" ? "starcoder" : spec.family === "mistral" ? "llama" : spec.family;
+  const arch = spec.family === "gpt_bigcode" ? "starcoder" : spec.family === "mistral" ? "llama" : spec.family === "gemma3_text" ? "gemma3" : spec.family;
   const src = safetensorsSource(hfDir);
   // The checkpoint must match its config (as loading demands) before anything is written: a GGUF
   // with a missing or misshapen tensor would only fail later, in llama.cpp or in `mqa generate`.
   const unused = new Set(checkModel(spec, src));
   // Every tensor the model reads must have a GGUF name: one skipped here would be missing from the file.
-  const unnamed = src.names().find((n) => !unused.has(n) && ggufNameOf(n) === null);
+  const unnamed = src.names().find((n) => !unused.has(n) && ggufNameOf(n, spec.family) === null);
   if (unnamed !== undefined) throw new UserError(`${hfDir}: tensor "${unnamed}" has no GGUF name in the ${spec.family} layout; export-gguf cannot write this model`);
   const inputs = new Set([configPath, join(hfDir, "tokenizer.json"), join(hfDir, "tokenizer_config.json"), ...(src.files?.() ?? [])].map((f) => resolve(f)));
   if (inputs.has(resolve(out))) throw new UserError(`${out}: is one of the input files being converted; expected a new output path`);
@@ -84,7 +86,7 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
   const tensors: GgufTensorOut[] = [];
   let bytes = 0;
   for (const name of src.names()) {
-    const gname = ggufNameOf(name);
+    const gname = ggufNameOf(name, spec.family);
     if (!gname) continue; // e.g. rotary_emb.inv_freq buffers
     const info = src.info(name)!;
     if (!["F32", "F16", "BF16"].includes(info.dtype)) throw new UserError(`${hfDir}: tensor "${name}" has dtype ${info.dtype}; expected F32, F16 or BF16`);
@@ -105,7 +107,10 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
         if (conv1d) f = transposeInto(f, new Float32Array(numel), info.shape[0], info.shape[1]);
         if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1] ?? 1);
         // llama.cpp's Gemma multiplies by the stored norm weight: store HF's (1 + w).
-        if (arch === "gemma" && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
+        if ((arch === "gemma" || gemmaMeta) && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
+        // llama.cpp scales Gemma-2/3 queries by its own fixed factor (see gemma2Metadata): fold the ratio to
+        // query_pre_attn_scalar^-1/2 into the q projection (Gemma-2) or the q norm that follows it (Gemma-3).
+        if (gemmaMeta && gemmaMeta.qFold !== 1 && (spec.qkNorm ? /self_attn\.q_norm\.weight$/ : /self_attn\.q_proj\.weight$/).test(name)) f = f.map((x) => x * gemmaMeta.qFold);
         if (type === "f32") emit(new Uint8Array(f.buffer));
         else if (type === "q8_0") emit(encodeQ8_0(f));
         else if (isGgmlQuant(type)) emit(encodeQuant(type as GgmlQuant, f));
@@ -119,7 +124,7 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
     });
     bytes += tensorBytes;
   }
-  if (spec.ropeScaling) {
+  if (spec.ropeScaling && !gemmaMeta) {
     // llama.cpp divides each RoPE frequency by rope_freqs[i]: store base / scaled.
     const base = ropeInvFreq(D, spec.ropeTheta, null);
     const scaled = ropeInvFreq(D, spec.ropeTheta, spec.ropeScaling);
@@ -146,10 +151,46 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
     ...(spec.family === "phi3" && spec.unappliedWindow ? ([[`${arch}.attention.sliding_window`, { type: "u32", value: spec.unappliedWindow }]] as [string, GgufValue][]) : []),
     [`${arch}.attention.value_length`, { type: "u32", value: D }],
     [`${arch}.vocab_size`, { type: "u32", value: spec.vocabSize }],
+    ...(gemmaMeta?.keys.map(([k, v]) => [`${arch}.${k}`, v] as [string, GgufValue]) ?? []),
     ...(opts.tokenizer ?? tokenizerMetadata(hfDir, spec.vocabSize)), // opts.tokenizer: tests write other vocabularies
   ];
   writeGguf(out, meta, tensors);
   return { tensors: tensors.length, bytes, spec };
+}
+
+/**
+ * The Gemma-2/3 keys llama.cpp reads, and what it cannot express refused by field (llama-model.cpp): the sliding layers
+ * must follow its fixed pattern (Gemma-2: even layers; Gemma-3: all but every 6th), Gemma-2 always soft-caps (both caps
+ * required), Gemma-3 never does and rotates its sliding layers with base 10000, and its global layers take linear
+ * rope_scaling only (rope.scaling.type / factor; no rope_freqs tensor, which its graph does not read). llama.cpp's query
+ * scale is 1/sqrt(head_dim) (1/sqrt(hidden / heads) for the 27B layer counts); qFold = that ÷ query_pre_attn_scalar^-1/2
+ * is folded into the weights by the caller.
+ */
+function gemma2Metadata(spec: ModelSpec, where: string): { keys: [string, GgufValue][]; qFold: number } {
+  const g3 = spec.family === "gemma3_text";
+  const n = g3 ? 6 : 2;
+  const windows = spec.layers.map((l) => l.window);
+  const w = windows.find((x) => x !== null) ?? null;
+  const bad = windows.findIndex((x, i) => (i % n < n - 1 ? x !== w : x !== null));
+  if (w === null || bad >= 0) {
+    throw new UserError(`${where}: layer_types / sliding_window put layer ${Math.max(bad, 0)} at window ${windows[Math.max(bad, 0)] ?? "global"}; llama.cpp's ${g3 ? "gemma3" : "gemma2"} slides layer i iff i % ${n} < ${n - 1} with one sliding_window`);
+  }
+  const keys: [string, GgufValue][] = [["attention.sliding_window", { type: "u32", value: w }]];
+  if (g3) {
+    if (spec.attnLogitSoftcapping || spec.finalLogitSoftcapping) throw new UserError(`${where}: field ${spec.attnLogitSoftcapping ? "attn_logit_softcapping" : "final_logit_softcapping"} is set; llama.cpp's gemma3 does not soft-cap, expected null`);
+    if ((spec.ropeLocalTheta ?? 10000) !== 10000) throw new UserError(`${where}: field rope_local_base_freq is ${spec.ropeLocalTheta}; llama.cpp's gemma3 fixes it at 10000`);
+    const s = spec.ropeScaling;
+    if (s && s.type !== "linear") throw new UserError(`${where}: field rope_scaling is ${s.type}; llama.cpp's gemma3 takes linear scaling only`);
+    if (s) keys.push(["rope.scaling.type", { type: "string", value: "linear" }], ["rope.scaling.factor", { type: "f32", value: s.factor }]);
+  } else {
+    if (!spec.attnLogitSoftcapping || !spec.finalLogitSoftcapping) throw new UserError(`${where}: field ${spec.attnLogitSoftcapping ? "final_logit_softcapping" : "attn_logit_softcapping"} is null; llama.cpp's gemma2 always soft-caps, expected a number`);
+    if (spec.ropeScaling) throw new UserError(`${where}: field rope_scaling is set; llama.cpp's gemma2 has no RoPE scaling, expected null`);
+    keys.push(["attn_logit_softcapping", { type: "f32", value: spec.attnLogitSoftcapping }], ["final_logit_softcapping", { type: "f32", value: spec.finalLogitSoftcapping }]);
+  }
+  const big = spec.numLayers === (g3 ? 62 : 46);
+  const llamaCppScalar = big ? spec.hiddenSize / spec.numHeads : spec.headDim;
+  const qFold = Math.sqrt(llamaCppScalar / (spec.queryPreAttnScalar ?? spec.headDim));
+  return { keys, qFold };
 }
 
 function readF32(read: (name: string, dst: Uint8Array) => void, name: string, dtype: string, numel: number): Float32Array {

@@ -225,6 +225,14 @@ const PHI3_NAMES: [RegExp, string][] = [
   ...LLAMA_NAMES,
 ];
 
+/** GGUF name → HF name for gemma2 / gemma3: the llama names with the four "sandwich" norms (see ggufNameOf). */
+const GEMMA2_NAMES: [RegExp, string][] = [
+  [/^blk\.(\d+)\.post_attention_norm\.weight$/, "model.layers.$1.post_attention_layernorm.weight"],
+  [/^blk\.(\d+)\.ffn_norm\.weight$/, "model.layers.$1.pre_feedforward_layernorm.weight"],
+  [/^blk\.(\d+)\.post_ffw_norm\.weight$/, "model.layers.$1.post_feedforward_layernorm.weight"],
+  ...LLAMA_NAMES,
+];
+
 /** GGUF name → HF name for the starcoder architecture (HF gpt_bigcode; fused c_attn = attn_qkv). */
 const STARCODER_NAMES: [RegExp, string][] = [
   [/^token_embd\.weight$/, "transformer.wte.weight"],
@@ -239,8 +247,20 @@ const STARCODER_NAMES: [RegExp, string][] = [
   [/^blk\.(\d+)\.ffn_down\.(weight|bias)$/, "transformer.h.$1.mlp.c_proj.$2"],
 ];
 
-/** HF name → GGUF name (llama, qwen2, gemma, and gpt_bigcode as starcoder); null for tensors GGUF does not store. */
-export function ggufNameOf(hf: string): string | null {
+/**
+ * HF name → GGUF name (llama, qwen2, gemma, gemma2 / gemma3_text, and gpt_bigcode as starcoder); null for tensors GGUF
+ * does not store. `family` (the HF model_type) matters for Gemma-2/3, whose post_attention_layernorm is the norm on the
+ * attention output (post_attention_norm), not the MLP's input norm (ffn_norm = pre_feedforward_layernorm).
+ */
+export function ggufNameOf(hf: string, family = ""): string | null {
+  if (family === "gemma2" || family === "gemma3_text") {
+    const sandwich: [RegExp, string][] = [
+      [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.post_attention_norm.weight"],
+      [/^model\.layers\.(\d+)\.pre_feedforward_layernorm\.weight$/, "blk.$1.ffn_norm.weight"],
+      [/^model\.layers\.(\d+)\.post_feedforward_layernorm\.weight$/, "blk.$1.post_ffw_norm.weight"],
+    ];
+    for (const [re, to] of sandwich) if (re.test(hf)) return hf.replace(re, to);
+  }
   const starcoder: [RegExp, string][] = [
     [/^transformer\.wte\.weight$/, "token_embd.weight"],
     [/^transformer\.wpe\.weight$/, "position_embd.weight"],
@@ -388,7 +408,7 @@ export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise
   const file = await readGguf(path, bytes); // bytes: the whole file in memory (the web page), else read from `path`
   const raw = rawReader(path, bytes);
   const arch = file.metadata["general.architecture"];
-  const ARCHS = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gpt2", "starcoder"];
+  const ARCHS = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "gpt2", "starcoder"];
   if (arch === undefined) throw new UserError(`${path}: missing GGUF key general.architecture; expected one of ${ARCHS.join(", ")}`);
   if (typeof arch !== "string" || !ARCHS.includes(arch)) {
     throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected one of ${ARCHS.join(", ")}`);
@@ -399,12 +419,15 @@ export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise
     spec.family = "gpt_bigcode";
   }
   if (arch === "starcoder" || arch === "gpt2") spec.qkvBias = spec.attnOutBias = spec.mlpBias = true;
+  if (arch === "gemma3") spec.family = "gemma3_text"; // llama.cpp's gemma3 is HF's text-only Gemma-3
+  const gemmaArch = arch === "gemma" || arch === "gemma2" || arch === "gemma3";
   // GPT-2 in GGUF stores its Conv1D weights as [out, in]; the gpt2 weight table reads HF's [in, out],
   // so these four are handed out transposed back (Q8_0 ones dequantized: blocks run along rows).
   const conv1d = (name: string) => arch === "gpt2" && /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
   const byHf = new Map<string, GgufTensor>();
   for (const [name, t] of file.tensors) {
-    const rule = (arch === "starcoder" || arch === "gpt2" ? STARCODER_NAMES : arch === "phi3" ? PHI3_NAMES : LLAMA_NAMES).find(([re]) => re.test(name));
+    const names = arch === "starcoder" || arch === "gpt2" ? STARCODER_NAMES : arch === "phi3" ? PHI3_NAMES : arch === "gemma2" || arch === "gemma3" ? GEMMA2_NAMES : LLAMA_NAMES;
+    const rule = names.find(([re]) => re.test(name));
     if (rule) byHf.set(name.replace(rule[0], rule[1]), t);
   }
   const freqs = file.tensors.get("rope_freqs.weight");
@@ -419,7 +442,7 @@ export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise
     info: (name) => {
       const t = byHf.get(name);
       if (!t) return undefined;
-      const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
+      const gemmaNorm = gemmaArch && /norm\.weight$/.test(name);
       const bt = blockType(t.type);
       if (conv1d(name)) return { dtype: bt !== null || t.type === GGML_TYPE.F32 ? "F32" : t.type === GGML_TYPE.F16 ? "F16" : "BF16", shape: [t.shape[1], t.shape[0]] };
       const dtype = t.type === GGML_TYPE.F32 || gemmaNorm ? "F32" : bt !== null ? bt.toUpperCase() : t.type === GGML_TYPE.F16 ? "F16" : "BF16";
@@ -428,7 +451,7 @@ export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise
     read: (name, dst) => {
       const t = byHf.get(name)!;
       const m = arch === "llama" ? /self_attn\.(q|k)_proj\.(weight|bias)$/.exec(name) : null; // qwen2: NEOX RoPE = HF layout
-      const gemmaNorm = arch === "gemma" && /norm\.weight$/.test(name);
+      const gemmaNorm = gemmaArch && /norm\.weight$/.test(name);
       if (gemmaNorm) {
         // GGUF Gemma norms hold (1 + w); the runtime's Gemma RMSNorm adds the 1 itself.
         const f = decodeToF32(path, t, raw).map((x) => x - 1);

@@ -5,7 +5,7 @@
 // from assembly/layout.ts
 export const CTL = { GEN: 0, DONE: 64, NEXT: 128, KIND: 192, NITEMS: 196, QUIT: 200, READY: 256, ERR: 260, ARGS: 320, SINK: 640, BYTES: 1024 } as const;
 export const KIND = { ATTENTION: 1, MATMUL: 2, STREAM: 3, PEAK: 4, ACTIVATION: 5, TRAIN: 6 } as const;
-export const A = { Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12, BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22, KVFINITE: 23 } as const;
+export const A = { Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12, BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22, KVFINITE: 23, SOFTCAP2: 24 } as const;
 export const SEG = { WORDS: 12 } as const;
 export const S = { KPTR: 0, VPTR: 1, HEAD_STRIDE: 2, ROW_STRIDE: 3, FIRST_POS: 4, R0: 5, R1: 6, KSCALE: 7, VSCALE: 8, SCALE_HEAD_STRIDE: 9, CUM: 10 } as const;
 export const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14, WFINITE: 15 } as const;

@@ -14,6 +14,7 @@
 //
 // Semantics (the contract every backend implements):
 //   score[t, h, s] = scale × Σ_d q[t, h, d] · K[kv(h), s, d],   kv(h) = floor(h / G)
+//   with softcap c (Gemma-2): score ← c · tanh(score / c)
 //   key s is visible to query t iff pos(s) <= qPos0 + t and (window == null or pos(s) > qPos0 + t - window)
 //   p = softmax over visible keys (max-subtracted, so large logits neither overflow nor underflow)
 //   out[t, h, :] = Σ_s p[s] · V[kv(h), s, :]
@@ -54,6 +55,7 @@ export function referenceKernels(arena: Arena): Kernels {
 export function referenceAttention(arena: Arena, call: AttentionCall, opts: ReferenceAttentionOptions = {}): void {
   validateAttentionCall(arena, call);
   const { T, H, K, D, qPos0, scale, window } = call;
+  const cap = call.softcap || 0;
   const G = H / K;
   const positions = keyPositions(call); // [S]
   const S = positions.length;
@@ -71,7 +73,7 @@ export function referenceAttention(arena: Arena, call: AttentionCall, opts: Refe
       for (let t = 0; t < T; t++) {
         const qPos = qPos0 + t;
         const qOff = (t * H + h) * D;
-        const max = visibleScores(q, qOff, kRows, positions, qPos, window, scale, D, weights, visible);
+        const max = visibleScores(q, qOff, kRows, positions, qPos, window, scale, cap, D, weights, visible);
         if (max === null) {
           out.fill(0, qOff, qOff + D);
           continue;
@@ -107,6 +109,7 @@ export function referenceAttention(arena: Arena, call: AttentionCall, opts: Refe
 export function referenceAttentionProbs(arena: Arena, call: AttentionCall, heads: readonly number[], sink: ProbsSink): void {
   validateAttentionCall(arena, call);
   const { T, H, K, D, qPos0, scale, window, kvDtype, segments } = call;
+  const cap = call.softcap || 0;
   const G = H / K;
   const positions = keyPositions(call); // [S]
   const S = positions.length;
@@ -130,7 +133,7 @@ export function referenceAttentionProbs(arena: Arena, call: AttentionCall, heads
     for (let t = 0; t < T; t++) {
       const qPos = qPos0 + t;
       const qOff = (t * H + h) * D;
-      const max = visibleScores(q, qOff, kRows, positions, qPos, window, scale, D, weights, visible);
+      const max = visibleScores(q, qOff, kRows, positions, qPos, window, scale, cap, D, weights, visible);
       if (max === null) continue; // as referenceAttention: a query that sees no key has no distribution
       let sum = 0;
       for (let s = 0; s < S; s++) {
@@ -145,10 +148,10 @@ export function referenceAttentionProbs(arena: Arena, call: AttentionCall, heads
 
 /**
  * Scores scale · q·k of the keys query position qPos sees (causal, inside the window), into weights[s],
- * with visible[s] set; returns their max, or null when it sees none. NaN never wins the max comparison;
- * it propagates through the softmax.
+ * with visible[s] set (soft-capped to cap · tanh(score / cap) when cap > 0); returns their max, or null
+ * when it sees none. NaN never wins the max comparison; it propagates through the softmax.
  */
-function visibleScores(q: Float32Array, qOff: number, kRows: Float64Array, positions: Int32Array, qPos: number, window: number | null, scale: number, D: number, weights: Float64Array, visible: Uint8Array): number | null {
+function visibleScores(q: Float32Array, qOff: number, kRows: Float64Array, positions: Int32Array, qPos: number, window: number | null, scale: number, cap: number, D: number, weights: Float64Array, visible: Uint8Array): number | null {
   let max = -Infinity;
   let anyVisible = false;
   for (let s = 0; s < positions.length; s++) {
@@ -158,7 +161,7 @@ function visibleScores(q: Float32Array, qOff: number, kRows: Float64Array, posit
     anyVisible = true;
     let dot = 0;
     for (let d = 0; d < D; d++) dot += q[qOff + d] * kRows[s * D + d];
-    weights[s] = scale * dot;
+    weights[s] = cap > 0 ? cap * Math.tanh((scale * dot) / cap) : scale * dot;
     if (weights[s] > max) max = weights[s];
   }
   return anyVisible ? max : null;
@@ -238,6 +241,8 @@ export function validateAttentionCall(arena: Arena, call: AttentionCall): void {
   if (call.window !== null && (!Number.isInteger(call.window) || call.window < 1)) {
     throw new RangeError(`${where}: window must be null or a positive integer, got ${call.window}`);
   }
+  const cap = call.softcap;
+  if (cap !== undefined && cap !== null && !(Number.isFinite(cap) && cap >= 0)) throw new RangeError(`${where}: softcap must be null, 0 or a positive number, got ${cap}`);
   const eb = elementBytes(kvDtype);
   const memBytes = arena.memory.buffer.byteLength;
   checkRange(where, "q", call.q, T * H * D * 4, 4, memBytes);

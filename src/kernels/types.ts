@@ -29,6 +29,7 @@ export interface AttentionCall {
   qPos0: number; // query t sits at position qPos0 + t; keys with pos > its position are masked
   scale: number; // usually 1 / sqrt(D)
   window: number | null; // keys with pos <= qPos - window are masked (Mistral convention)
+  softcap?: number | null; // Gemma-2: scores become softcap · tanh(score / softcap) before the mask, e.g. 50; null/0 = none
   kvDtype: KvDtype;
   segments: KvSegment[];
   kvFinite?: boolean; // the caller promises the f16 rows hold no inf/NaN half (KvCache.finite): decode skips its in-loop check

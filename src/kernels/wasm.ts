@@ -176,6 +176,7 @@ export class WasmKernels implements Kernels {
     a[A.BK] = bk;
     a[A.DIRECT] = kvDtype === "f32" && D % 4 === 0 ? 1 : 0;
     a[A.KVFINITE] = call.kvFinite ? 1 : 0;
+    f[A.SOFTCAP2] = call.softcap ? call.softcap * Math.LOG2E : 0;
     this.pool.run(KIND.ATTENTION, nitems);
     if (nsplit > 1) this.pool.exports.attnMerge(this.pool.ctl);
   }

@@ -25,6 +25,7 @@ export interface DecoderOptions {
   learnedPositions: boolean; // GPT-2, gpt_bigcode: "pos" weight [P, E], no RoPE
   mlp: "swiglu" | "geglu" | "gelu";
   qkNorm?: boolean; // Qwen3: RMSNorm over D on every q and k head (weights "q_norm.w", "k_norm.w" [D]) before RoPE
+  postNorms?: boolean; // Gemma-2/3: RMSNorm on the attention and MLP outputs before each residual add ("post_attn_norm.w", "post_mlp_norm.w")
 }
 
 export interface CacheOptions {
@@ -45,6 +46,7 @@ export interface CacheOptions {
 export class DecoderModel {
   readonly attention: Attention[]; // [L]
   readonly rope: RopeTable | null;
+  readonly localRope: RopeTable | null; // Gemma-3's sliding layers: rope_local_base_freq, no scaling (spec.ropeLocalTheta)
   readonly maxContext: number; // positions the model accepts (max_position_embeddings, or Phi-3's unapplied sliding_window)
   readonly contextField: string; // the config field maxContext comes from, for messages
   private scratch = { ptr: 0, tokens: 0, rows: 0 };
@@ -67,10 +69,14 @@ export class DecoderModel {
     readonly arena: Arena,
     readonly kernels: Kernels,
   ) {
+    // Gemma-2/3 scale scores by query_pre_attn_scalar^-1/2 instead of head_dim^-1/2, and Gemma-2 soft-caps them.
+    const scale = spec.queryPreAttnScalar ? 1 / Math.sqrt(spec.queryPreAttnScalar) : undefined;
+    const softcap = spec.attnLogitSoftcapping ?? null;
     this.attention = spec.layers.map(
-      (l) => new Attention({ numHeads: l.numHeads, numKvHeads: l.numKvHeads, headDim: l.headDim, window: l.window, hiddenSize: spec.hiddenSize }, { arena, kernels }),
+      (l) => new Attention({ numHeads: l.numHeads, numKvHeads: l.numKvHeads, headDim: l.headDim, window: l.window, hiddenSize: spec.hiddenSize, scale, softcap }, { arena, kernels }),
     );
     this.rope = options.learnedPositions ? null : new RopeTable(ropeInvFreq(spec.headDim, spec.ropeTheta, spec.ropeScaling));
+    this.localRope = !options.learnedPositions && spec.ropeLocalTheta ? new RopeTable(ropeInvFreq(spec.headDim, spec.ropeLocalTheta, null)) : null;
     // Phi-3's unapplied sliding_window (see specFromHfConfig): beyond it transformers and llama.cpp differ.
     this.maxContext = Math.min(spec.maxPositions, spec.unappliedWindow ?? Infinity);
     this.contextField = this.maxContext < spec.maxPositions ? "sliding_window, which this runtime does not apply: longer runs would differ from transformers" : "max_position_embeddings";
@@ -130,6 +136,7 @@ export class DecoderModel {
     let maxPos = 0;
     for (const q of pos) maxPos = Math.max(maxPos, q);
     this.rope?.ensure(maxPos + 1);
+    this.localRope?.ensure(maxPos + 1);
     const wt = (key: string) => this.weights.get(key);
     const norm = (prefix: string, x: Float32Array, out: Float32Array) => {
       if (this.options.norm === "rmsnorm") rmsNorm(x, this.f32w(prefix + ".w"), out, E, eps, this.options.normPlusOne);
@@ -143,18 +150,21 @@ export class DecoderModel {
       this.mm(s.h, p + "v", s.v, N);
       if (this.options.qkNorm) {
         // Rows of D: every head of every token is normalised with the one [D] weight (in place).
-        rmsNorm(f("q", N, H * D), this.f32w(p + "q_norm.w"), f("q", N, H * D), D, eps);
-        rmsNorm(f("k", N, K * D), this.f32w(p + "k_norm.w"), f("k", N, K * D), D, eps);
+        // Gemma-3's q/k norms multiply by (1 + w) like its other norms.
+        rmsNorm(f("q", N, H * D), this.f32w(p + "q_norm.w"), f("q", N, H * D), D, eps, this.options.normPlusOne);
+        rmsNorm(f("k", N, K * D), this.f32w(p + "k_norm.w"), f("k", N, K * D), D, eps, this.options.normPlusOne);
       }
       this.observer?.(l, f("k", N, K * D), f("v", N, K * D), N);
-      if (this.rope) {
-        this.rope.apply(f("q", N, H * D), H, D, pos);
-        this.rope.apply(f("k", N, K * D), K, D, pos);
+      const rope = this.localRope && this.spec.layers[l].window !== null ? this.localRope : this.rope;
+      if (rope) {
+        rope.apply(f("q", N, H * D), H, D, pos);
+        rope.apply(f("k", N, K * D), K, D, pos);
       }
       const probsHeads = this.probsRequest?.heads.get(l);
       const { probs } = this.attention[l].forward({ cache, layer: l, seqs, lengths, q: f("q", N, H * D), k: f("k", N, K * D), v: f("v", N, K * D), out: f("a", N, H * D), probsHeads });
       if (probsHeads) this.probsRequest!.onProbs(l, probs);
       this.mm(s.a, p + "o", s.h, N); // h is free once q, k, v are computed
+      if (this.options.postNorms) norm(p + "post_attn_norm", f("h", N, E), f("h", N, E)); // in place: rows are read before written
       addInto(f("x", N, E), f("h", N, E));
       norm(p + "mlp_norm", f("x", N, E), f("h", N, E));
       // The MLP runs over blocks of rows so g and u fit in the attention buffers' space; each
@@ -173,6 +183,7 @@ export class DecoderModel {
           this.mm(s.g, p + "down", hr, m); // h rows are free once gate and up have read them
         }
       }
+      if (this.options.postNorms) norm(p + "post_mlp_norm", f("h", N, E), f("h", N, E));
       addInto(f("x", N, E), f("h", N, E));
     }
     // Final norm and LM head on the rows we need (last token of each sequence, or all).
@@ -190,7 +201,10 @@ export class DecoderModel {
     norm("final_norm", h, f("t", R, E));
     const head = wt("lm_head") ? "lm_head" : "embed";
     this.mm(s.t, head, s.logits, R);
-    return f("logits", R, V).slice();
+    const out = f("logits", R, V).slice();
+    const cap = this.spec.finalLogitSoftcapping;
+    if (cap) for (let i = 0; i < out.length; i++) out[i] = cap * Math.tanh(out[i] / cap); // Gemma-2: logits ← c · tanh(logits / c)
+    return out;
   }
 
   /**

@@ -9,6 +9,7 @@ import { loadHfConfigSpec, resolveModelPath } from "../formats/model-file.js";
 import type { ModelSpec } from "../config/types.js";
 import { DecoderModel, type DecoderOptions } from "./decoder.js";
 import { gemmaOptions, gemmaTable } from "./gemma.js";
+import { gemma2Options, gemma2Table } from "./gemma2.js";
 import { gpt2Options, gpt2Table } from "./gpt2.js";
 import { gptBigcodeOptions, gptBigcodeTable } from "./gpt_bigcode.js";
 import { llamaOptions, llamaTable } from "./llama.js";
@@ -32,6 +33,8 @@ export const FAMILIES: Record<string, Family> = {
   qwen3: { table: qwen3Table, options: qwen3Options },
   phi3: { table: phi3Table, options: phi3Options },
   gemma: { table: gemmaTable, options: gemmaOptions },
+  gemma2: { table: gemma2Table, options: gemma2Options },
+  gemma3_text: { table: gemma2Table, options: gemma2Options }, // GGUF "gemma3" is read as gemma3_text (formats/gguf.ts)
   gpt2: { table: gpt2Table, options: gpt2Options },
   gpt_bigcode: { table: gptBigcodeTable, options: gptBigcodeOptions },
 };
@@ -51,8 +54,11 @@ export function checkSupported(spec: ModelSpec, where: string): Family {
   // The family tables read no MLP or LM-head biases for LLaMA-style models: a config that has them
   // would load and silently drop those tensors.
   if (spec.family === "phi3" && (spec.qkvBias || spec.attnOutBias)) throw new UserError(`${where}: attention biases are not supported for model_type "phi3" (Phi-3's qkv_proj and o_proj have none); expected no attn_qkv / attn_output bias`);
-  if (spec.mlpBias && ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma"].includes(spec.family)) throw new UserError(`${where}: mlp_bias true is not supported for model_type "${spec.family}"; expected mlp_bias false`);
+  if (spec.mlpBias && ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text"].includes(spec.family)) throw new UserError(`${where}: mlp_bias true is not supported for model_type "${spec.family}"; expected mlp_bias false`);
   if (spec.lmHeadBias) throw new UserError(`${where}: an LM head bias is not supported; expected lm_head without bias`);
+  if ((spec.family === "gemma2" || spec.family === "gemma3_text") && (spec.qkvBias || spec.attnOutBias)) {
+    throw new UserError(`${where}: attention_bias true is not supported for model_type "${spec.family}"; expected attention_bias false`);
+  }
   checkActivation(spec, where);
   if (spec.positions === "rope") checkRopeScaling(spec, where);
   return family;
@@ -62,7 +68,7 @@ export function checkSupported(spec: ModelSpec, where: string): Family {
 // the others; exact "gelu" differs from the tanh form by < 1e-3 and is what llama.cpp runs too).
 const GELU = ["gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
 const SILU = ["silu", "swish"];
-const ACTIVATIONS: Record<string, string[]> = { llama: SILU, mistral: SILU, qwen2: SILU, qwen3: SILU, phi3: SILU, gemma: GELU, gpt2: GELU, gpt_bigcode: GELU };
+const ACTIVATIONS: Record<string, string[]> = { llama: SILU, mistral: SILU, qwen2: SILU, qwen3: SILU, phi3: SILU, gemma: GELU, gemma2: GELU, gemma3_text: GELU, gpt2: GELU, gpt_bigcode: GELU };
 
 function checkActivation(spec: ModelSpec, where: string): void {
   const allowed = ACTIVATIONS[spec.family];

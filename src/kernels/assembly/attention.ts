@@ -9,6 +9,8 @@
 // rows with an online softmax (flash attention): scratch never grows with T. With several splits
 // (split-KV / flash-decoding) each item leaves (m, l, O) and attnMerge combines them by log-sum-exp.
 // Scores are kept in base 2: q is pre-multiplied by scale*log2(e), so weights are exp2(s - m).
+// Soft-capping (Gemma-2: c·tanh(s/c)) commutes with the change of base: with C = c·log2(e), the base-2
+// score s2 = s·log2(e) becomes C·tanh(s2/C), applied to every score of a tile before the mask.
 import { DT_F32, DT_F16, DT_BF16, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
 import { dotTile, pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
 import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
@@ -186,17 +188,17 @@ function prepHalf(f16: bool, nr: i32, D: i32, Dp: i32): bool {
  * value. f16 weights are scaled by 2^112 (see pvRowF16), and a V tile holding an inf/NaN half is
  * redone on the exact h2f path from a copy of O taken before it (sKt is free here).
  */
-function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32, nr: i32, p0: i32, Dp: i32, BK: i32, D: i32): void {
+function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32, nr: i32, p0: i32, Dp: i32, BK: i32, D: i32, cap: f32): void {
   const rowBytes = <usize>Dp << 2, sRow = <usize>BK << 2;
   if (!f16) {
     for (let r = 0; r < nr; r++) qkRowBF16(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
-    softmaxTile(nr, nk, p0, sRow);
+    softmaxTile(nr, nk, p0, sRow, cap);
     for (let r = 0; r < nr; r++) pvRowBF16(sS + <usize>r * sRow, vp, rowStride, nk, Dp, sO + <usize>r * rowBytes, load<f32>(sAl + (<usize>r << 2)));
     return;
   }
   if (kvFinite) {
     for (let r = 0; r < nr; r++) qkRowF16Finite(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
-    softmaxTile(nr, nk, p0, sRow);
+    softmaxTile(nr, nk, p0, sRow, cap);
     for (let r = 0; r < nr; r++) {
       const p = sS + <usize>r * sRow;
       scaleRow(p, nk, 5.192296858534828e33); // 2^112
@@ -205,7 +207,7 @@ function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32
     return;
   }
   for (let r = 0; r < nr; r++) qkRowF16(sQp + <usize>r * rowBytes, sQx + <usize>r * rowBytes, kp, rowStride, nk, D, sS + <usize>r * sRow, sVt);
-  softmaxTile(nr, nk, p0, sRow);
+  softmaxTile(nr, nk, p0, sRow, cap);
   for (let r = 0; r < nr; r++) {
     const p = sS + <usize>r * sRow, o = sO + <usize>r * rowBytes, save = sKt + <usize>r * rowBytes;
     const alpha = load<f32>(sAl + (<usize>r << 2));
@@ -229,8 +231,9 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
   let kp = <usize>seg(tab, s, L.S_KPTR) + headOff;
   let vp = <usize>seg(tab, s, L.S_VPTR) + headOff;
   let ks = rowStride, vs = rowStride;
+  const cap = reinterpret<f32>(arg(ctl, L.A_SOFTCAP2));
   if (fusedHalf) {
-    attnTileHalf(<i32>arg(ctl, L.A_DTYPE) == DT_F16, kp, vp, rowStride, nk, nr, p0, Dp, BK, D);
+    attnTileHalf(<i32>arg(ctl, L.A_DTYPE) == DT_F16, kp, vp, rowStride, nk, nr, p0, Dp, BK, D, cap);
     return;
   }
   const direct = arg(ctl, L.A_DIRECT) != 0;
@@ -264,20 +267,30 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     for (let qd = 0; qd < nq; qd++) {
       const s4 = sS + <usize>qd * (<usize>BK << 4);
       qkQuad(sQp + <usize>qd * (rowBytes << 2), kp, ks, nk, Dp, s4);
-      softmaxQuad(qd, s4, nk, p0);
+      softmaxQuad(qd, s4, nk, p0, cap);
       pvQuad(s4, vp, vs, nk, Dp, sO + <usize>qd * (rowBytes << 2), rowBytes, sAl + (<usize>qd << 4));
     }
     return;
   }
   const sRow = <usize>BK << 2;
   dotTile(sQp, rowBytes, nr, kp, ks, nk, Dp, sS, sRow, false);
-  softmaxTile(nr, nk, p0, sRow);
+  softmaxTile(nr, nk, p0, sRow, cap);
   pvTile(sS, sRow, nr, vp, vs, nk, Dp, sO, rowBytes, sAl);
 }
 
+/** n base-2 scores at p become cap · tanh(s / cap) (cap = softcap·log2(e)); scalar: only soft-capped models pay. */
+function softcapRun(p: usize, n: i32, cap: f32): void {
+  const inv: f32 = 1 / cap;
+  for (let j = 0; j < n; j++) {
+    const at = p + (<usize>j << 2);
+    store<f32>(at, cap * Mathf.tanh(load<f32>(at) * inv));
+  }
+}
+
 /** softmaxTile for one row quad: the 4 rows' scores of a key are one vector, masked by lane. */
-function softmaxQuad(qd: i32, s4: usize, nk: i32, p0: i32): void {
+function softmaxQuad(qd: i32, s4: usize, nk: i32, p0: i32, cap: f32): void {
   const qi = <usize>qd << 4;
+  if (cap > 0) softcapRun(s4, nk << 2, cap);
   const lo = v128.load(sLo + qi), hi = v128.load(sHi + qi);
   const pLast = p0 + nk - 1;
   const sEnd = s4 + (<usize>nk << 4);
@@ -315,11 +328,12 @@ function softmaxQuad(qd: i32, s4: usize, nk: i32, p0: i32): void {
 }
 
 /** Masks scores by position, updates each row's running max and sum, turns scores into weights. */
-function softmaxTile(nr: i32, nk: i32, p0: i32, sRow: usize): void {
+function softmaxTile(nr: i32, nk: i32, p0: i32, sRow: usize, cap: f32): void {
   const nk4 = al4(nk);
   const pLast = p0 + nk - 1;
   for (let r = 0; r < nr; r++) {
     const row = sS + <usize>r * sRow;
+    if (cap > 0) softcapRun(row, nk, cap);
     const ri = <usize>r << 2;
     const lo = load<i32>(sLo + ri), hi = load<i32>(sHi + ri);
     if (min(hi, pLast) >= max(lo, p0)) store<i32>(sVis + ri, -1);

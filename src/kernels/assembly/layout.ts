@@ -45,6 +45,7 @@ export const A_DP = 20; // D rounded up to 4
 export const A_BK = 21; // keys per tile
 export const A_DIRECT = 22; // 1: read f32 rows in place (f32 cache, D % 4 == 0)
 export const A_KVFINITE = 23; // 1: the caller promises no inf/NaN half in f16 rows (AttentionCall.kvFinite)
+export const A_SOFTCAP2 = 24; // f32: softcap * log2(e) (Gemma-2 logit soft-capping, in base 2); 0 = none
 
 // Segment table entry (u32 words).
 export const SEG_WORDS: usize = 12;
