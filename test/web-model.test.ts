@@ -3,7 +3,8 @@
 // (COOP/COEP, so the kernels run in Web Workers over shared WASM memory), and:
 //   - loads the shipped default model; its greedy tokens for a prompt equal `mqa generate --json`'s;
 //   - the attention rows it holds (and draws) equal `mqa attention --json` for the prompt, and the library's
-//     attentionMaps with the same prefill + decode split for every generated row, within ATTN_TOL;
+//     attentionMaps with the same prefill + decode split for every generated row, within ATTN_TOL; the
+//     within/between-group divergence it shows is headDivergence of those maps;
 //   - the diagram's parameter counts and KV bytes per token equal `mqa plan --json`'s for the same KV heads;
 //   - the KV panel's bytes equal the library's kvCacheBytes (and the engine cache's own count), beside MHA's;
 //   - the main thread stays responsive while it generates, and Stop ends a run early;
@@ -21,7 +22,7 @@ import { after, before, test } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { buildWeb } from "../scripts/build-web.mjs";
 import { openRuntime, type Runtime } from "../src/generate/runtime.js";
-import { attentionMaps } from "../src/generate/attention-maps.js";
+import { attentionMaps, headDivergence } from "../src/generate/attention-maps.js";
 import { kvCacheBytes } from "../src/kvcache/bytes.js";
 import { withKvHeads } from "../src/config/variant.js";
 import { runCli } from "./cli-helpers.js";
@@ -180,6 +181,11 @@ test("model page: attention rows equal mqa attention --json (prompt) and the lib
   }
   t.diagnostic(`largest attention difference ${worst.max} (tolerance ${ATTN_TOL}) ${worst.at}`);
   assert.ok(worst.max <= ATTN_TOL, `largest attention difference ${worst.max} > ${ATTN_TOL} (${worst.at})`);
+  // The divergence line of the layer shown (layer 0) is the library's headDivergence of the same rows.
+  const shownDiv = new Map(await page.$$eval("#maps [data-key]", (els) => els.map((e) => [e.getAttribute("data-key")!, Number(e.getAttribute("data-value"))] as const)));
+  const expectedDiv = headDivergence(lib.layers[0]);
+  assert.ok(Math.abs(shownDiv.get("maps.divergence.within")! - expectedDiv.withinGroup!) <= 1e-12, `within-group divergence ${shownDiv.get("maps.divergence.within")} vs ${expectedDiv.withinGroup}`);
+  assert.ok(Math.abs(shownDiv.get("maps.divergence.between")! - expectedDiv.betweenGroups!) <= 1e-12, `between-group divergence ${shownDiv.get("maps.divergence.between")} vs ${expectedDiv.betweenGroups}`);
   // Drawn: one canvas per head, grouped under its KV head (kv(h) = floor(h / G)).
   const canvases = await page.$$eval("#maps canvas", (cs) => cs.map((c) => ({ head: Number((c as HTMLElement).dataset.head), kv: Number((c as HTMLElement).dataset.kvHead), w: (c as HTMLCanvasElement).width, h: (c as HTMLCanvasElement).height })));
   const { numHeads: H, numKvHeads: K } = rt.spec;

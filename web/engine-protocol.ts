@@ -14,9 +14,19 @@ export interface StepMaps {
   rows: number[][][]; // [H][rows of this step][keys]
 }
 
+/** headDivergence (src/generate/attention-maps.ts) of one layer over every row so far. */
+export interface LayerDivergence {
+  layer: number;
+  withinGroup: number | null; // bits, mean over pairs of heads sharing a KV head
+  betweenGroups: number | null; // bits, mean over pairs of heads of different KV heads
+  pairsWithin: number;
+  pairsBetween: number;
+  rows: number; // query rows averaged over (row 0 excluded: it sees one key)
+}
+
 export type EngineEvent =
   | { type: "loaded"; spec: ModelSpec; where: string; kernels: string; threads: number; weightBytes: number; loadSeconds: number; hasTokenizer: boolean }
   | { type: "prompt"; tokens: number[]; labels: string[] }
-  | { type: "step"; phase: "prefill" | "decode"; tokens: number[]; labels: string[]; text: string; positions: number; kvCacheBytes: number; maps: StepMaps[]; stepSeconds: number }
+  | { type: "step"; phase: "prefill" | "decode"; tokens: number[]; labels: string[]; text: string; positions: number; kvCacheBytes: number; maps: StepMaps[]; divergence: LayerDivergence[]; stepSeconds: number }
   | { type: "done"; tokens: number[]; text: string; finishReason: string; prefillTokens: number; prefillSeconds: number; decodeTokens: number; decodeSeconds: number; kvCacheBytes: number; aborted: boolean }
   | { type: "error"; message: string };

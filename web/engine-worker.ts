@@ -9,7 +9,8 @@ import { webWorkerHost } from "../src/kernels/pool-browser.js";
 import { openModelFromFiles, type FilesModel } from "../src/generate/runtime-files.js";
 import { Batch } from "../src/generate/generate.js";
 import type { AttentionProbs } from "../src/attention/attention.js";
-import type { EngineEvent, EngineRequest, StepMaps } from "./engine-protocol.js";
+import { headDivergence } from "../src/generate/attention-maps.js";
+import type { EngineEvent, EngineRequest, LayerDivergence, StepMaps } from "./engine-protocol.js";
 
 let arena: Arena | null = null;
 let kernels: KernelHandle | null = null;
@@ -64,6 +65,12 @@ async function run(req: Extract<EngineRequest, { type: "generate" }>): Promise<v
   // the path `mqa attention` reads): the prefill gives the prompt's rows, each decode step one more row.
   const all = new Map(spec.layers.map((l, i) => [i, Array.from({ length: l.numHeads }, (_, h) => h)]));
   let stepMaps: StepMaps[] = [];
+  // Every row so far, [L][H][position][key], for the within/between-group divergence of each layer.
+  const rowsSoFar: number[][][][] = spec.layers.map((l) => Array.from({ length: l.numHeads }, () => []));
+  const divergence = (): LayerDivergence[] => req.maps === false ? [] : spec.layers.map(({ numHeads: H, numKvHeads: K, window }, layer) => {
+    const d = headDivergence({ layer, numKvHeads: K, window, heads: rowsSoFar[layer].map((probs, h) => ({ head: h, kvHead: Math.floor(h / (H / K)), probs })) });
+    return { layer, withinGroup: d.withinGroup, betweenGroups: d.betweenGroups, pairsWithin: d.pairsWithin, pairsBetween: d.pairsBetween, rows: d.rows };
+  });
   model.probsRequest = req.maps === false ? null : {
     heads: all,
     onProbs: (layer: number, probs: AttentionProbs[]) => {
@@ -76,6 +83,7 @@ async function run(req: Extract<EngineRequest, { type: "generate" }>): Promise<v
         rows[p.head][p.pos - pos0] = row;
       }
       stepMaps.push({ layer, pos0, rows });
+      rows.forEach((rs, h) => rs.forEach((r, i) => (rowsSoFar[layer][h][pos0 + i] = r)));
     },
   };
   const batch = new Batch(model, { kind: "contiguous", maxSequences: 1, keepFinished: true });
@@ -97,7 +105,7 @@ async function run(req: Extract<EngineRequest, { type: "generate" }>): Promise<v
       const phase = positions === 0 ? "prefill" : "decode";
       more = batch.step();
       positions = phase === "prefill" ? prompt.length : positions + 1;
-      post({ type: "step", phase, tokens: [...out.tokens], labels: out.tokens.map(label), text, positions, kvCacheBytes: batch.cache.bytes(), maps: stepMaps, stepSeconds: batch.prefillSeconds + batch.decodeSeconds - before });
+      post({ type: "step", phase, tokens: [...out.tokens], labels: out.tokens.map(label), text, positions, kvCacheBytes: batch.cache.bytes(), maps: stepMaps, divergence: divergence(), stepSeconds: batch.prefillSeconds + batch.decodeSeconds - before });
       await nextTask(); // lets a "stop" message in
     }
     post({ type: "done", tokens: out.tokens, text: out.text, finishReason: out.finishReason, prefillTokens: prompt.length, prefillSeconds: batch.prefillSeconds, decodeTokens: batch.decodeTokens, decodeSeconds: batch.decodeSeconds, kvCacheBytes: batch.cache.bytes(), aborted: stopRequested });

@@ -9,6 +9,7 @@ import { kvHeadsLabel, withKvHeads } from "../src/config/variant.js";
 import { kvBytesPerToken, kvCacheBytes } from "../src/kvcache/bytes.js";
 import type { ModelSpec } from "../src/config/types.js";
 import { formatInt } from "./format.js";
+import type { LayerDivergence } from "./engine-protocol.js";
 
 type Attrs = Record<string, string>;
 export function h(tag: string, attrs: Attrs = {}, ...kids: (Node | string)[]): HTMLElement {
@@ -42,7 +43,7 @@ const BLANK = (255 << 24) | (249 << 16) | (247 << 8) | 246;
  * One heatmap per query head of a layer, in boxes per KV head. rows[h][i] = weights query position i
  * gives keys 0 .. i (row lengths grow; missing rows are blank). mode "last" draws only the newest row.
  */
-export function renderMaps(el: HTMLElement, spec: ModelSpec, layer: number, rows: number[][][], labels: string[], mode: "all" | "last"): void {
+export function renderMaps(el: HTMLElement, spec: ModelSpec, layer: number, rows: number[][][], labels: string[], mode: "all" | "last", divergence: LayerDivergence | undefined): void {
   const { numHeads: H, numKvHeads: K } = spec.layers[layer];
   const G = H / K;
   const N = Math.max(0, ...rows.map((r) => r.length));
@@ -84,7 +85,18 @@ export function renderMaps(el: HTMLElement, spec: ModelSpec, layer: number, rows
     groups.push(h("div", { class: "kv-group", "data-kv-head": String(k) }, h("h3", {}, `KV head ${k} ← query heads ${k * G}–${(k + 1) * G - 1}`), h("div", { class: "heads" }, ...heads)));
   }
   const axis = labels.map((s, i) => `${i}:${s.replace(/\s/g, "·")}`).join("  ");
-  el.replaceChildren(...groups, h("p", { class: "hint" }, N ? `positions (rows and columns): ${axis}` : "Generate to see the maps."));
+  el.replaceChildren(...groups, divergenceLine(layer, divergence), h("p", { class: "hint" }, N ? `positions (rows and columns): ${axis}` : "Generate to see the maps."));
+}
+
+/**
+ * Do heads that share a KV head still attend differently? The mean Jensen–Shannon divergence (bits) between
+ * the rows of heads in the same group and of heads in different groups, computed by the engine with the
+ * library's headDivergence (the measure of docs/attention-maps.md) over every row so far.
+ */
+function divergenceLine(layer: number, d: LayerDivergence | undefined): HTMLElement {
+  if (!d || d.rows < 1) return h("p", { class: "hint" });
+  const bits = (key: string, v: number | null) => (v === null ? h("span", {}, "–") : h("span", { "data-key": key, "data-value": String(v) }, v.toFixed(3)));
+  return h("p", { class: "divergence" }, `layer ${layer}, ${d.rows} query rows: mean JS divergence between heads that share a KV head `, bits("maps.divergence.within", d.withinGroup), ` bits (${d.pairsWithin} pairs), between heads of different KV heads `, bits("maps.divergence.between", d.betweenGroups), ` bits (${d.pairsBetween} pairs)`);
 }
 
 /** Parses "8,2,1" into KV-head counts, each dividing H (the planner's withKvHeads checks them). */

@@ -5,7 +5,7 @@
 // URL: ?autoload loads the default model at once; ?threads=N sets the kernel threads.
 // Test hooks: <body data-model="idle|loading|ready|generating|done|error" data-steps="n">, and
 // window.mqaModelPage (the state drawn: prompt and generated tokens, attention rows per layer, KV bytes).
-import type { EngineEvent, EngineRequest } from "./engine-protocol.js";
+import type { EngineEvent, EngineRequest, LayerDivergence } from "./engine-protocol.js";
 import type { ModelSpec } from "../src/config/types.js";
 import { KV_DTYPE, parseKvList, renderDiagram, renderKv, renderMaps } from "./model-view.js";
 import { formatBytes } from "./format.js";
@@ -29,12 +29,13 @@ interface PageModelState {
   positions: number;
   kvEngineBytes: number;
   kvHistory: { tokens: number; bytes: number }[];
+  divergence: LayerDivergence[]; // per layer, over every row so far (the engine's headDivergence)
   steps: number;
   result: Extract<EngineEvent, { type: "done" }> | null;
   maxTokens: number;
 }
 
-const state: PageModelState = { spec: null, kernels: "", threads: 0, prompt: [], promptLabels: [], tokens: [], labels: [], text: "", rows: [], positions: 0, kvEngineBytes: 0, kvHistory: [], steps: 0, result: null, maxTokens: 0 };
+const state: PageModelState = { spec: null, kernels: "", threads: 0, prompt: [], promptLabels: [], tokens: [], labels: [], text: "", rows: [], positions: 0, kvEngineBytes: 0, kvHistory: [], divergence: [], steps: 0, result: null, maxTokens: 0 };
 (window as unknown as { mqaModelPage: PageModelState }).mqaModelPage = state;
 
 const engine = new Worker(new URL("engine-worker.js", import.meta.url), { type: "module", name: "mqa-engine" });
@@ -117,7 +118,7 @@ function draw(): void {
     $("output-text").textContent = state.text;
     const layer = Number(($("layer") as HTMLSelectElement).value || 0);
     const mode = (document.querySelector<HTMLInputElement>('input[name="rows"]:checked')?.value ?? "all") as "all" | "last";
-    renderMaps($("maps"), spec, layer, state.rows[layer] ?? [], [...state.promptLabels, ...state.labels].slice(0, state.positions), mode);
+    renderMaps($("maps"), spec, layer, state.rows[layer] ?? [], [...state.promptLabels, ...state.labels].slice(0, state.positions), mode, state.divergence[layer]);
     renderKv($("kv"), spec, state.positions, state.kvEngineBytes, state.prompt.length + state.maxTokens, state.kvHistory);
   });
 }
@@ -156,13 +157,14 @@ engine.onmessage = (e: MessageEvent<EngineEvent>) => {
     return draw();
   }
   if (ev.type === "prompt") {
-    Object.assign(state, { prompt: ev.tokens, promptLabels: ev.labels, tokens: [], labels: [], text: "", positions: 0, kvEngineBytes: 0, kvHistory: [], steps: 0, result: null });
+    Object.assign(state, { prompt: ev.tokens, promptLabels: ev.labels, tokens: [], labels: [], text: "", positions: 0, kvEngineBytes: 0, kvHistory: [], divergence: [], steps: 0, result: null });
     state.rows = state.spec!.layers.map((l) => Array.from({ length: l.numHeads }, () => []));
     return draw();
   }
   if (ev.type === "step") {
     for (const m of ev.maps) m.rows.forEach((rs, hq) => rs.forEach((r, i) => (state.rows[m.layer][hq][m.pos0 + i] = r)));
     Object.assign(state, { tokens: ev.tokens, labels: ev.labels, text: ev.text, positions: ev.positions, kvEngineBytes: ev.kvCacheBytes, steps: state.steps + 1 });
+    if (ev.divergence.length) state.divergence = ev.divergence;
     state.kvHistory.push({ tokens: ev.positions, bytes: ev.kvCacheBytes });
     document.body.dataset.steps = String(state.steps);
     $("output-caption").textContent = `${ev.tokens.length} tokens generated`;
