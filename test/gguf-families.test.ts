@@ -22,7 +22,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const ATOL = 2e-4;
 const RTOL = 1e-4;
 
-for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-gqa-fused", "gemma2-gqa-softcap", "gemma3-mqa-localrope"]) {
+for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-gqa-fused", "gemma2-gqa-softcap", "gemma3-mqa-localrope", "falcon-mqa-parallel", "falcon-gqa-newdecoder"]) {
   test(`${name}: export-gguf f32 then our GGUF reader reproduces the PyTorch logits`, async () => {
     const { exp, logits } = expected(name);
     const gguf = join(dir, `${name}.gguf`);
@@ -46,6 +46,10 @@ for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-
     } else if (name.startsWith("gemma3")) {
       assert.deepEqual([meta["general.architecture"], meta["gemma3.attention.sliding_window"], meta["gemma3.rope.freq_base"], meta["gemma3.rope.scaling.type"], meta["gemma3.rope.scaling.factor"]], ["gemma3", 4, 1e6, "linear", 4]);
       assert.ok(!(await readGguf(gguf)).tensors.has("rope_freqs.weight"), "llama.cpp's gemma3 reads linear scaling from keys, not rope_freqs");
+    } else if (name.startsWith("falcon")) {
+      assert.deepEqual([meta["general.architecture"], meta["falcon.attention.head_count_kv"]], ["falcon", name.includes("mqa") ? 1 : 2]);
+      const t = (await readGguf(gguf)).tensors;
+      assert.equal(t.has("blk.0.attn_norm_2.weight"), name.includes("newdecoder"), "ln_attn is attn_norm_2 only with the new decoder's two norms");
     } else assert.equal(meta["general.architecture"], "gpt2");
     const { model, spec } = await load(gguf);
     if (name.startsWith("mistral")) assert.ok(spec.layers.every((l) => l.window === 5), "the window survives the round trip");
@@ -53,6 +57,7 @@ for (const name of ["mistral-gqa-window", "gpt2-mha", "qwen3-gqa-qknorm", "phi3-
     if (name.startsWith("qwen3")) assert.deepEqual([spec.family, spec.qkNorm, spec.headDim], ["qwen3", true, 12]);
     // Gemma: llama.cpp's fixed query scale (1/sqrt(head_dim)) is what the GGUF spec says; the exporter folded the
     // fixture's query_pre_attn_scalar into the q weights, so the logits below still match PyTorch.
+    if (name.startsWith("falcon")) assert.deepEqual([spec.family, spec.parallelResidual, spec.normsPerLayer], ["falcon", true, name.includes("newdecoder") ? 2 : 1]);
     if (name.startsWith("gemma2")) assert.deepEqual([spec.family, spec.queryPreAttnScalar, spec.layers.map((l) => l.window)], ["gemma2", 12, [5, null, 5]]);
     if (name.startsWith("gemma3")) assert.deepEqual([spec.family, spec.queryPreAttnScalar, spec.ropeLocalTheta, spec.qkNorm, spec.layers.map((l) => l.window)], ["gemma3_text", 16, 10000, true, [4, 4, 4, 4, 4, null]]);
     const cache = model.createCache({});

@@ -73,6 +73,10 @@ const CASES: [string, "f32" | "f16" | "bf16" | "q8_0", string, (() => [string, G
   ["gemma2-gqa-softcap", "f16", "gemma2 architecture, f16 GGUF"],
   ["gemma3-mqa-localrope", "f32", "gemma3 architecture: 5 sliding layers (base 10000) + 1 global (base 1e6, linear scaling 4), q/k norms, MQA"],
   ["gemma3-mqa-localrope", "f16", "gemma3 architecture, f16 GGUF"],
+  ["falcon-mqa-parallel", "f32", "falcon architecture, Falcon-7B layout: multi_query MQA, one norm, parallel attention/MLP, fused attn_qkv; exact GELU (ours) vs tanh (llama.cpp) in the bound"],
+  ["falcon-mqa-parallel", "f16", "falcon architecture, Falcon-7B layout, f16 GGUF"],
+  ["falcon-gqa-newdecoder", "f32", "falcon architecture, Falcon-40B layout: new decoder, num_kv_heads 2 of 6, attn_norm_2 (ln_attn) + attn_norm (ln_mlp), qkv regrouped to q | k | v, untied output"],
+  ["falcon-gqa-newdecoder", "f16", "falcon architecture, Falcon-40B layout, f16 GGUF"],
   // llama.cpp (llama-vocab.cpp, token attributes) looks up "<unk>", "<s>", "</s>" and "<|endoftext|>" by text in any
   // model whose general.name contains "phi3" and fails ("_Map_base::at") when one is missing, as in the fixture's
   // 288-token BPE vocabulary; every real Phi-3 vocabulary has them. So this case writes a SentencePiece vocabulary of

@@ -1,4 +1,4 @@
-// Model runtime vs PyTorch: every fixture family (llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text, gpt2, gpt_bigcode;
+// Model runtime vs PyTorch: every fixture family (llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text, falcon, gpt2, gpt_bigcode;
 // MHA/GQA/MQA; f32/f16/bf16 checkpoints; tied/untied; sharded) on the reference kernels.
 //
 // Tolerances. The reference runs in float64 from the same (already rounded) checkpoint values, so

@@ -433,3 +433,12 @@ test("Gemma-2/3 configs: an unsupported feature names its field (runtime and exp
   await expectBad(["export-gguf", folder("g3-cap", g3, (c) => (c.final_logit_softcapping = 30)), out], "final_logit_softcapping is set");
   assert.ok(!existsSync(out), "nothing written");
 });
+
+test("Falcon configs: ALiBi, biases and sequential blocks are refused naming the field", async () => {
+  const f = "falcon-mqa-parallel";
+  await expectBad(["generate", folder("f-alibi", f, (c) => (c.alibi = true)), "--prompt", "hi"], "field alibi true", "not supported");
+  await expectBad(["info", folder("f-alibi-info", f, (c) => (c.alibi = true))], "field alibi true");
+  await expectBad(["generate", folder("f-bias", f, (c) => (c.bias = true)), "--prompt", "hi"], "field bias true is not supported", "falcon");
+  await expectBad(["generate", folder("f-seq", f, (c) => (c.parallel_attn = false)), "--prompt", "hi"], "field parallel_attn false");
+  await expectBad(["generate", folder("f-act", f, (c) => (c.activation = "relu")), "--prompt", "hi"], `activation "relu" is not supported`, "falcon");
+});

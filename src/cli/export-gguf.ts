@@ -1,4 +1,4 @@
-// `mqa export-gguf <hf-dir> <out.gguf>`: write a llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text or gpt_bigcode (MQA) HF folder as GGUF v3 that
+// `mqa export-gguf <hf-dir> <out.gguf>`: write a llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text, falcon or gpt_bigcode (MQA) HF folder as GGUF v3 that
 // llama.cpp loads (Q/K rows permuted, tokenizer embedded). The conversion is in src/convert/export-gguf.ts.
 import type { Command } from "commander";
 import { exportGguf, GGUF_EXPORT_DTYPES, type ExportDtype } from "../convert/export-gguf.js";

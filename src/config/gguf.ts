@@ -133,7 +133,11 @@ export function specFromGgufMetadata(meta: Json, sourceName: string, tensorNames
     qkvBias: tensorNames ? tensorNames.some((n) => /^blk\.0\.attn_(q|qkv)\.bias$/.test(n)) : arch === "qwen2",
     attnOutBias: tensorNames ? tensorNames.includes("blk.0.attn_output.bias") : false,
     mlpBias: tensorNames ? tensorNames.includes("blk.0.ffn_down.bias") : false,
-    normsPerLayer: arch === "gemma2" || arch === "gemma3" ? 4 : arch === "falcon" && kvPerLayer[0] === 1 ? 1 : 2,
+    // Falcon: attn_norm_2 (ln_attn) exists with the new decoder's two norms; without the tensor list, MQA means Falcon-7B's one.
+    normsPerLayer: arch === "gemma2" || arch === "gemma3" ? 4 : arch === "falcon" ? ((tensorNames ? tensorNames.includes("blk.0.attn_norm_2.weight") : kvPerLayer[0] !== 1) ? 2 : 1) : 2,
+    // llama.cpp's falcon always runs attention and MLP in parallel; its GGUF carries no activation name: HF Falcon's is
+    // the exact "gelu" (llama.cpp computes the tanh form; the parity test's tolerance covers the difference).
+    ...(arch === "falcon" ? { parallelResidual: true, activation: "gelu" } : {}),
     ...(phi3Window !== null ? { unappliedWindow: phi3Window } : {}),
     qkNorm: tensorNames ? tensorNames.includes("blk.0.attn_q_norm.weight") : arch === "qwen3",
     partialRotaryFactor: ropeDims !== null && !mla ? ropeDims / headDim : 1,

@@ -32,7 +32,7 @@ const UNTIED_BY_DEFAULT = new Set([
 const FOUR_X_MLP = new Set(["gpt2", "gpt_bigcode", "falcon", "gptj", "bloom", "opt", "RefinedWeb", "RefinedWebModel"]);
 
 // Config-class defaults of the activation where it is not "silu" (GPT2Config: gelu_new; GPTBigCodeConfig and GemmaConfig: gelu_pytorch_tanh).
-const DEFAULT_ACTIVATION: Record<string, string> = { gpt2: "gelu_new", gpt_bigcode: "gelu_pytorch_tanh", gemma: "gelu_pytorch_tanh", gemma2: "gelu_pytorch_tanh", gemma3_text: "gelu_pytorch_tanh" };
+const DEFAULT_ACTIVATION: Record<string, string> = { gpt2: "gelu_new", gpt_bigcode: "gelu_pytorch_tanh", gemma: "gelu_pytorch_tanh", gemma2: "gelu_pytorch_tanh", gemma3_text: "gelu_pytorch_tanh", falcon: "gelu" };
 
 // Config-class defaults of the Gemma-2/3 attention details when a config omits the key (an explicit null
 // means "off"): Gemma2Config query_pre_attn_scalar 256, attn_logit_softcapping 50, final_logit_softcapping 30;
@@ -119,7 +119,9 @@ export function specFromHfConfig(json: unknown, sourceName: string): ModelSpec {
   const layers: LayerSpec[] = windows.map((window) => ({ numHeads, numKvHeads: mla ? numHeads : numKvHeads, headDim, window }));
   const maxPositions = readMaxPositions(src, family, notes);
   const { ropeTheta, ropeScaling } = readRope(src);
-  const activation = str(src, ["hidden_activation", "hidden_act", "activation_function", "hidden_activation_function"]) ?? DEFAULT_ACTIVATION[family] ?? "silu";
+  // FalconConfig names it `activation` (default "gelu", the exact erf form).
+  const actKeys = ["hidden_activation", "hidden_act", "activation_function", "hidden_activation_function", ...(family === "falcon" ? ["activation"] : [])];
+  const activation = str(src, actKeys) ?? DEFAULT_ACTIVATION[family] ?? "silu";
   const mlp = readMlp(src, family, hiddenSize, activation, numLayers, notes);
   const layerNorm = LAYERNORM.has(family);
   const isFalcon = family === "falcon" || family === "RefinedWeb" || family === "RefinedWebModel";

@@ -1,6 +1,6 @@
 // HF folder → GGUF (llama, mistral as llama, qwen2, qwen3 (attn_q_norm / attn_k_norm), phi3 (fused attn_qkv and
 // ffn_up = gate | up, written as they are), gemma, gemma2 / gemma3 (sandwich norms, soft-caps, window; see
-// gemma2Metadata), gpt2, and starcoder = gpt_bigcode MQA; gemma norms stored
+// gemma2Metadata), falcon (fused query_key_value regrouped to q | k | v), gpt2, and starcoder = gpt_bigcode MQA; gemma norms stored
 // as 1 + w; GPT-2's Conv1D weights transposed to [out, in]), the way llama.cpp's convert_hf_to_gguf.py writes
 // it: metadata keys llama.cpp requires, Q/K rows permuted to GGML's RoPE layout (llama only: qwen2
 // uses llama.cpp's NEOX RoPE, which is HF's rotate_half layout), q/k/v biases (qwen2), norms in f32,
@@ -18,7 +18,7 @@ import { ropeInvFreq } from "../models/blocks.js";
 import { checkModel, checkSupported } from "../models/index.js";
 import { loadHfConfigSpec } from "../formats/model-file.js";
 import type { ModelSpec } from "../config/types.js";
-import { ggufNameOf, permuteQK, writeGguf, type GgufTensorOut, type GgufValue } from "../formats/gguf.js";
+import { ggufNameOf, permuteQK, regroupFalconQkv, writeGguf, type GgufTensorOut, type GgufValue } from "../formats/gguf.js";
 import { noConfig } from "../formats/model-file.js";
 import { safetensorsSource } from "../formats/source.js";
 import { chatTemplateOf, readJsonFile, specialTokenIds } from "../formats/tokenizer.js";
@@ -59,9 +59,10 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
   if (!existsSync(configPath)) throw noConfig(hfDir);
   const spec = loadHfConfigSpec(configPath);
   checkSupported(spec, configPath);
-  if (!["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "gpt2", "gpt_bigcode"].includes(spec.family)) {
-    throw new UserError(`${configPath}: export-gguf writes the llama, mistral (as llama), qwen2, qwen3, phi3, gemma, gemma2, gemma3_text (gemma3), gpt2 and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
+  if (!["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "falcon", "gpt2", "gpt_bigcode"].includes(spec.family)) {
+    throw new UserError(`${configPath}: export-gguf writes the llama, mistral (as llama), qwen2, qwen3, phi3, gemma, gemma2, gemma3_text (gemma3), falcon, gpt2 and gpt_bigcode (starcoder) architectures; model_type "${spec.family}" is not supported`);
   }
+  if (spec.family === "falcon" && spec.ropeScaling) throw new UserError(`${configPath}: field rope_scaling is set; llama.cpp's falcon has no RoPE scaling, expected null`);
   const gemmaMeta = spec.family === "gemma2" || spec.family === "gemma3_text" ? gemma2Metadata(spec, configPath) : null;
   if (spec.family === "phi3" && spec.numHeads * spec.headDim !== spec.hiddenSize) {
     // llama.cpp's phi3 loader sizes attn_qkv as [E + 2·K·D] and attn_output as [E, E].
@@ -106,6 +107,12 @@ export function exportGguf(hfDir: string, out: string, dtype: ExportDtype, opts:
         let f = readF32(src.read.bind(src), name, info.dtype, numel);
         if (conv1d) f = transposeInto(f, new Float32Array(numel), info.shape[0], info.shape[1]);
         if (qk && arch === "llama") f = permuteQK(f, qk[1] === "q" ? H : K, info.shape[1] ?? 1);
+        if (arch === "falcon" && name.endsWith("query_key_value.weight")) {
+          // HF's per-KV-group rows → llama.cpp's q | k | v (see regroupFalconQkv).
+          const g = new Float32Array(numel);
+          regroupFalconQkv(new Uint8Array(f.buffer), new Uint8Array(g.buffer), 4 * info.shape[1], H, K, D, true);
+          f = g;
+        }
         // llama.cpp's Gemma multiplies by the stored norm weight: store HF's (1 + w).
         if ((arch === "gemma" || gemmaMeta) && /norm\.weight$/.test(name)) f = f.map((x) => x + 1);
         // llama.cpp scales Gemma-2/3 queries by its own fixed factor (see gemma2Metadata): fold the ratio to

@@ -198,6 +198,26 @@ export function unpermuteQKInto<T extends Float32Array | Uint16Array | Uint8Arra
       }
 }
 
+/**
+ * Falcon's fused query_key_value rows: HF groups them per KV head (K groups of G = H/K query heads, then that group's
+ * key, then its value; D rows each), llama.cpp's attn_qkv holds all queries, then all keys, then all values (its
+ * converter's reshape). Moves whole rows of `rowBytes` bytes from src to dst; toGguf picks the direction.
+ * @example regroupFalconQkv(src, dst, rowBytes, 6, 2, 8, true) // [q0 q1 q2 k0 v0 q3 q4 q5 k1 v1] → [q0..q5 k0 k1 v0 v1]
+ */
+export function regroupFalconQkv(src: Uint8Array, dst: Uint8Array, rowBytes: number, H: number, K: number, D: number, toGguf: boolean): void {
+  const G = H / K;
+  const block = D * rowBytes;
+  for (let g = 0; g < K; g++) {
+    const hf = g * (G + 2); // first head slot of group g in HF's layout
+    // [HF head slot, GGUF head slot]: the group's G queries, its key, its value
+    const moves: [number, number][] = [...Array.from({ length: G }, (_, j): [number, number] => [hf + j, g * G + j]), [hf + G, H + g], [hf + G + 1, H + K + g]];
+    for (const [a, b] of moves) {
+      const [from, to] = toGguf ? [a, b] : [b, a];
+      dst.set(src.subarray(from * block, (from + 1) * block), to * block);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------- reader
 
 /** GGUF name → HF name for the llama and qwen2 architectures (blk.N.* per layer). */
@@ -233,6 +253,21 @@ const GEMMA2_NAMES: [RegExp, string][] = [
   ...LLAMA_NAMES,
 ];
 
+/** GGUF name → HF name for falcon (attn_norm_2 is ln_attn; attn_norm is ln_mlp when attn_norm_2 exists, else input_layernorm). */
+function falconNames(twoNorms: boolean): [RegExp, string][] {
+  return [
+    [/^token_embd\.weight$/, "transformer.word_embeddings.weight"],
+    [/^output_norm\.(weight|bias)$/, "transformer.ln_f.$1"],
+    [/^output\.weight$/, "lm_head.weight"],
+    [/^blk\.(\d+)\.attn_norm_2\.(weight|bias)$/, "transformer.h.$1.ln_attn.$2"],
+    [/^blk\.(\d+)\.attn_norm\.(weight|bias)$/, `transformer.h.$1.${twoNorms ? "ln_mlp" : "input_layernorm"}.$2`],
+    [/^blk\.(\d+)\.attn_qkv\.weight$/, "transformer.h.$1.self_attention.query_key_value.weight"],
+    [/^blk\.(\d+)\.attn_output\.weight$/, "transformer.h.$1.self_attention.dense.weight"],
+    [/^blk\.(\d+)\.ffn_up\.weight$/, "transformer.h.$1.mlp.dense_h_to_4h.weight"],
+    [/^blk\.(\d+)\.ffn_down\.weight$/, "transformer.h.$1.mlp.dense_4h_to_h.weight"],
+  ];
+}
+
 /** GGUF name → HF name for the starcoder architecture (HF gpt_bigcode; fused c_attn = attn_qkv). */
 const STARCODER_NAMES: [RegExp, string][] = [
   [/^token_embd\.weight$/, "transformer.wte.weight"],
@@ -253,6 +288,21 @@ const STARCODER_NAMES: [RegExp, string][] = [
  * attention output (post_attention_norm), not the MLP's input norm (ffn_norm = pre_feedforward_layernorm).
  */
 export function ggufNameOf(hf: string, family = ""): string | null {
+  if (family === "falcon") {
+    const falcon: [RegExp, string][] = [
+      [/^transformer\.word_embeddings\.weight$/, "token_embd.weight"],
+      [/^transformer\.ln_f\.(weight|bias)$/, "output_norm.$1"],
+      [/^lm_head\.weight$/, "output.weight"],
+      [/^transformer\.h\.(\d+)\.(input_layernorm|ln_mlp)\.(weight|bias)$/, "blk.$1.attn_norm.$3"], // llama.cpp's FFN input norm
+      [/^transformer\.h\.(\d+)\.ln_attn\.(weight|bias)$/, "blk.$1.attn_norm_2.$2"],
+      [/^transformer\.h\.(\d+)\.self_attention\.query_key_value\.weight$/, "blk.$1.attn_qkv.weight"],
+      [/^transformer\.h\.(\d+)\.self_attention\.dense\.weight$/, "blk.$1.attn_output.weight"],
+      [/^transformer\.h\.(\d+)\.mlp\.dense_h_to_4h\.weight$/, "blk.$1.ffn_up.weight"],
+      [/^transformer\.h\.(\d+)\.mlp\.dense_4h_to_h\.weight$/, "blk.$1.ffn_down.weight"],
+    ];
+    for (const [re, to] of falcon) if (re.test(hf)) return hf.replace(re, to);
+    return null;
+  }
   if (family === "gemma2" || family === "gemma3_text") {
     const sandwich: [RegExp, string][] = [
       [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, "blk.$1.post_attention_norm.weight"],
@@ -408,7 +458,7 @@ export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise
   const file = await readGguf(path, bytes); // bytes: the whole file in memory (the web page), else read from `path`
   const raw = rawReader(path, bytes);
   const arch = file.metadata["general.architecture"];
-  const ARCHS = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "gpt2", "starcoder"];
+  const ARCHS = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "falcon", "gpt2", "starcoder"];
   if (arch === undefined) throw new UserError(`${path}: missing GGUF key general.architecture; expected one of ${ARCHS.join(", ")}`);
   if (typeof arch !== "string" || !ARCHS.includes(arch)) {
     throw new UserError(`${path}: GGUF architecture "${String(arch)}" is not supported by the runtime; expected one of ${ARCHS.join(", ")}`);
@@ -426,7 +476,8 @@ export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise
   const conv1d = (name: string) => arch === "gpt2" && /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
   const byHf = new Map<string, GgufTensor>();
   for (const [name, t] of file.tensors) {
-    const names = arch === "starcoder" || arch === "gpt2" ? STARCODER_NAMES : arch === "phi3" ? PHI3_NAMES : arch === "gemma2" || arch === "gemma3" ? GEMMA2_NAMES : LLAMA_NAMES;
+    const names = arch === "starcoder" || arch === "gpt2" ? STARCODER_NAMES : arch === "phi3" ? PHI3_NAMES : arch === "gemma2" || arch === "gemma3" ? GEMMA2_NAMES
+      : arch === "falcon" ? falconNames(file.tensors.has("blk.0.attn_norm_2.weight")) : LLAMA_NAMES;
     const rule = names.find(([re]) => re.test(name));
     if (rule) byHf.set(name.replace(rule[0], rule[1]), t);
   }
@@ -458,6 +509,10 @@ export async function ggufModelSource(path: string, bytes?: Uint8Array): Promise
         return dst.set(new Uint8Array(f.buffer));
       }
       if (conv1d(name)) return readTransposed(t, dst, raw);
+      if (arch === "falcon" && name.endsWith("query_key_value.weight")) {
+        // llama.cpp's q | k | v rows back into HF's per-group layout (the falcon table splits that one).
+        return regroupFalconQkv(raw(t), dst, t.bytes / t.shape[0], spec.numHeads, spec.numKvHeads, spec.headDim, false);
+      }
       if (!m) return raw(t, dst); // straight into the destination
       // One reused scratch buffer for the Q/K reads, so loading does not leave a garbage copy per layer.
       if (scratch.byteLength < t.bytes) scratch = new Uint8Array(t.bytes);

@@ -14,7 +14,7 @@ import type { Kernels } from "../kernels/types.js";
 import { createKvCache, type KvCache } from "../kvcache/index.js";
 import type { KvDtype } from "../kernels/types.js";
 import type { ModelSpec } from "../config/types.js";
-import { addInto, layerNorm, RopeTable, rmsNorm, ropeInvFreq } from "./blocks.js";
+import { addInto, geluErf, layerNorm, RopeTable, rmsNorm, ropeInvFreq } from "./blocks.js";
 import { weightBytes, weightRow, type Weight } from "./weights.js";
 
 /** What differs between families beyond the weight table. */
@@ -26,6 +26,10 @@ export interface DecoderOptions {
   mlp: "swiglu" | "geglu" | "gelu";
   qkNorm?: boolean; // Qwen3: RMSNorm over D on every q and k head (weights "q_norm.w", "k_norm.w" [D]) before RoPE
   postNorms?: boolean; // Gemma-2/3: RMSNorm on the attention and MLP outputs before each residual add ("post_attn_norm.w", "post_mlp_norm.w")
+  // Falcon: attention and MLP read the same residual x and both outputs are added to it; "oneNorm": the MLP reads
+  // the attention's normed input (attn_norm), "twoNorms": its own norm of x (mlp_norm). Absent = sequential.
+  parallel?: "oneNorm" | "twoNorms";
+  geluExact?: boolean; // mlp "gelu" with the exact erf GELU (Falcon's nn.GELU) instead of the tanh form
 }
 
 export interface CacheOptions {
@@ -142,9 +146,13 @@ export class DecoderModel {
       if (this.options.norm === "rmsnorm") rmsNorm(x, this.f32w(prefix + ".w"), out, E, eps, this.options.normPlusOne);
       else layerNorm(x, this.f32w(prefix + ".w"), this.f32w(prefix + ".b"), out, E, eps);
     };
+    const parallel = this.options.parallel;
     for (let l = 0; l < this.spec.numLayers; l++) {
       const p = `layers.${l}.`;
       norm(p + "attn_norm", f("x", N, E), f("h", N, E));
+      // Parallel blocks: the MLP's input (from this layer's x, before the attention is added) waits in m.
+      if (parallel === "oneNorm") f("m", N, E).set(f("h", N, E));
+      else if (parallel === "twoNorms") norm(p + "mlp_norm", f("x", N, E), f("m", N, E));
       this.mm(s.h, p + "q", s.q, N);
       this.mm(s.h, p + "k", s.k, N);
       this.mm(s.h, p + "v", s.v, N);
@@ -166,19 +174,21 @@ export class DecoderModel {
       this.mm(s.a, p + "o", s.h, N); // h is free once q, k, v are computed
       if (this.options.postNorms) norm(p + "post_attn_norm", f("h", N, E), f("h", N, E)); // in place: rows are read before written
       addInto(f("x", N, E), f("h", N, E));
-      norm(p + "mlp_norm", f("x", N, E), f("h", N, E));
+      if (!parallel) norm(p + "mlp_norm", f("x", N, E), f("h", N, E));
+      const mlpIn = parallel ? s.m : s.h; // the MLP reads rows of mlpIn and writes the same rows of h
       // The MLP runs over blocks of rows so g and u fit in the attention buffers' space; each
       // block's output overwrites its own rows of h, which later blocks no longer read.
       for (let r0 = 0; r0 < N; r0 += rows) {
         const m = Math.min(rows, N - r0);
         const hr = s.h + r0 * E * 4;
         if (this.options.mlp === "gelu") {
-          this.mm(hr, p + "fc", s.g, m);
-          this.kernels.activation({ x: s.g, y: 0, n: m * F, op: "gelu" });
+          this.mm(mlpIn + r0 * E * 4, p + "fc", s.g, m);
+          if (this.options.geluExact) geluErf(this.arena.f32(s.g, m * F));
+          else this.kernels.activation({ x: s.g, y: 0, n: m * F, op: "gelu" });
           this.mm(s.g, p + "proj", hr, m);
         } else {
-          this.mm(hr, p + "gate", s.g, m);
-          this.mm(hr, p + "up", s.u, m);
+          this.mm(mlpIn + r0 * E * 4, p + "gate", s.g, m);
+          this.mm(mlpIn + r0 * E * 4, p + "up", s.u, m);
           this.kernels.activation({ x: s.g, y: s.u, n: m * F, op: this.options.mlp });
           this.mm(s.g, p + "down", hr, m); // h rows are free once gate and up have read them
         }
@@ -268,8 +278,9 @@ export class DecoderModel {
     const F = this.spec.mlp.intermediateSize;
     const piece = (rows: number, width: number) => Math.ceil((rows * width * 4) / 64) * 64;
     const layout = (tokens: number, rows: number, mlpRows: number) => {
-      const o: Record<string, number> = { x: 0, h: piece(tokens, E) };
-      const work = 2 * piece(tokens, E);
+      // m [N, E]: a parallel block's MLP input (Falcon), only allocated for those models.
+      const o: Record<string, number> = { x: 0, h: piece(tokens, E), m: 2 * piece(tokens, E) };
+      const work = (this.options.parallel ? 3 : 2) * piece(tokens, E);
       o.q = work;
       o.k = o.q + piece(tokens, H * D);
       o.v = o.k + piece(tokens, K * D);

@@ -1,3 +1,4 @@
+// Families: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, gemma3_text, falcon, gpt2, gpt_bigcode.
 // Model loading: a model folder (config.json + safetensors) or a .gguf file → spec → weight table
 // → DecoderModel. The family registry maps HF model_type to its table and switches; anything
 // else is rejected by name.
@@ -10,6 +11,7 @@ import type { ModelSpec } from "../config/types.js";
 import { DecoderModel, type DecoderOptions } from "./decoder.js";
 import { gemmaOptions, gemmaTable } from "./gemma.js";
 import { gemma2Options, gemma2Table } from "./gemma2.js";
+import { falconOptions, falconTable } from "./falcon.js";
 import { gpt2Options, gpt2Table } from "./gpt2.js";
 import { gptBigcodeOptions, gptBigcodeTable } from "./gpt_bigcode.js";
 import { llamaOptions, llamaTable } from "./llama.js";
@@ -36,6 +38,7 @@ export const FAMILIES: Record<string, Family> = {
   gemma2: { table: gemma2Table, options: gemma2Options },
   gemma3_text: { table: gemma2Table, options: gemma2Options }, // GGUF "gemma3" is read as gemma3_text (formats/gguf.ts)
   gpt2: { table: gpt2Table, options: gpt2Options },
+  falcon: { table: falconTable, options: falconOptions },
   gpt_bigcode: { table: gptBigcodeTable, options: gptBigcodeOptions },
 };
 
@@ -59,6 +62,8 @@ export function checkSupported(spec: ModelSpec, where: string): Family {
   if ((spec.family === "gemma2" || spec.family === "gemma3_text") && (spec.qkvBias || spec.attnOutBias)) {
     throw new UserError(`${where}: attention_bias true is not supported for model_type "${spec.family}"; expected attention_bias false`);
   }
+  if (spec.positions === "alibi") throw new UserError(`${where}: field alibi true (ALiBi positions) is not supported by the runtime; expected alibi false (RoPE)`);
+  if (spec.family === "falcon") checkFalcon(spec, where);
   checkActivation(spec, where);
   if (spec.positions === "rope") checkRopeScaling(spec, where);
   return family;
@@ -68,7 +73,14 @@ export function checkSupported(spec: ModelSpec, where: string): Family {
 // the others; exact "gelu" differs from the tanh form by < 1e-3 and is what llama.cpp runs too).
 const GELU = ["gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
 const SILU = ["silu", "swish"];
-const ACTIVATIONS: Record<string, string[]> = { llama: SILU, mistral: SILU, qwen2: SILU, qwen3: SILU, phi3: SILU, gemma: GELU, gemma2: GELU, gemma3_text: GELU, gpt2: GELU, gpt_bigcode: GELU };
+const ACTIVATIONS: Record<string, string[]> = { llama: SILU, mistral: SILU, qwen2: SILU, qwen3: SILU, phi3: SILU, gemma: GELU, gemma2: GELU, gemma3_text: GELU, gpt2: GELU, gpt_bigcode: GELU, falcon: GELU };
+
+/** What the Falcon table does not read: biases (config `bias`), sequential blocks (`parallel_attn` false). */
+function checkFalcon(spec: ModelSpec, where: string): void {
+  if (spec.qkvBias || spec.attnOutBias || spec.mlpBias) throw new UserError(`${where}: field bias true is not supported for model_type "falcon" (Falcon-7B/40B/180B have none); expected bias false`);
+  if (!spec.parallelResidual) throw new UserError(`${where}: field parallel_attn false (sequential attention then MLP) is not supported for model_type "falcon"; expected parallel_attn true`);
+  if (spec.normsPerLayer !== 1 && spec.normsPerLayer !== 2) throw new UserError(`${where}: field num_ln_in_parallel_attn ${spec.normsPerLayer} is not supported; expected 1 or 2`);
+}
 
 function checkActivation(spec: ModelSpec, where: string): void {
   const allowed = ACTIVATIONS[spec.family];
