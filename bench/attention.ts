@@ -200,6 +200,7 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
         const call: AttentionCall = {
           q, out, T: 1, H, K, D, qPos0: T - 1, scale: 1 / Math.sqrt(D), window: null, kvDtype: dtype,
           segments: [{ kPtr: kvPtr, vPtr: kvPtr + K * headStride, rows: T, headStride, firstPos: 0 }],
+          kvFinite: true, // random values in [-1, 1): what a cache that stored no inf/NaN passes (KvCache.finite)
         };
         for (const t of threadList) {
           const k = kernels.get(t)!;
