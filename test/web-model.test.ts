@@ -13,12 +13,12 @@
 // MQA_WEB_MODEL_SCREENSHOT=path writes the screenshots there (path and path-last-step.png: docs/web-model.png and
 // docs/web-model-last-step.png are made that way).
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { CHROMIUM, CHROMIUM_ARGS, CLI, ROOT, startWebServer } from "./browser-helpers.js";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { buildWeb } from "../scripts/build-web.mjs";
 import { openRuntime, type Runtime } from "../src/generate/runtime.js";
@@ -27,11 +27,7 @@ import { kvCacheBytes } from "../src/kvcache/bytes.js";
 import { withKvHeads } from "../src/config/variant.js";
 import { runCli } from "./cli-helpers.js";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MODEL = join(ROOT, "models/default");
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
-const CLI = ["--import", "tsx", "--input-type=module", "-e", 'const { main } = await import("./src/cli/main.ts"); process.exitCode = await main(process.argv.slice(1));'];
 const PROMPT = "In the beginning God created";
 const MAX_TOKENS = 24;
 /**
@@ -72,21 +68,7 @@ async function cli(args: string[]): Promise<Record<string, unknown>> {
   return JSON.parse(r.out) as Record<string, unknown>;
 }
 
-function startServer(root: string): Promise<string> {
-  const child = spawn(process.execPath, [...CLI, "web", "--port", "0", "--host", "127.0.0.1", "--root", root, "--json"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  server = child;
-  return new Promise((ok, fail) => {
-    let out = "";
-    let err = "";
-    child.stderr!.on("data", (d) => (err += d));
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const nl = out.indexOf("\n");
-      if (nl >= 0) ok((JSON.parse(out.slice(0, nl)) as { url: string }).url);
-    });
-    child.on("exit", (code) => fail(new Error(`mqa web exited with ${code} before printing its URL: ${err}`)));
-  });
-}
+const startServer = (root: string) => startWebServer(root, (child) => (server = child));
 
 interface PageState {
   prompt: number[];

@@ -7,21 +7,17 @@
 // MIME types and that the server refuses directory traversal. Takes screenshots into the temp folder
 // (MQA_WEB_SCREENSHOT=path writes the default-state one there instead: that is docs/web-planner.png).
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { CHROMIUM, CHROMIUM_ARGS, CLI, ROOT, startWebServer } from "./browser-helpers.js";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { buildWeb } from "../scripts/build-web.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
 // The CLI from source (not dist/), so the test never compares against a stale build.
-const CLI = ["--import", "tsx", "--input-type=module", "-e", 'const { main } = await import("./src/cli/main.ts"); process.exitCode = await main(process.argv.slice(1));'];
 
 const tmp = mkdtempSync(join(tmpdir(), "mqa-web-test-"));
 let server: ChildProcess | null = null;
@@ -36,22 +32,7 @@ function mqaPlan(args: string[]): Record<string, unknown> {
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
-/** Starts `mqa web --port 0 --json --root dir` and resolves with its URL (the first stdout line). */
-function startServer(root: string): Promise<string> {
-  const child = spawn(process.execPath, [...CLI, "web", "--port", "0", "--host", "127.0.0.1", "--root", root, "--json"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  server = child;
-  return new Promise((ok, fail) => {
-    let out = "";
-    let err = "";
-    child.stderr!.on("data", (d) => (err += d));
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const nl = out.indexOf("\n");
-      if (nl >= 0) ok((JSON.parse(out.slice(0, nl)) as { url: string }).url);
-    });
-    child.on("exit", (code) => fail(new Error(`mqa web exited with ${code} before printing its URL: ${err}`)));
-  });
-}
+const startServer = (root: string) => startWebServer(root, (child) => (server = child));
 
 function getPath(obj: unknown, path: string): unknown {
   return path.split(".").reduce<unknown>((o, k) => (o === null || o === undefined ? undefined : (o as Record<string, unknown>)[k]), obj);
