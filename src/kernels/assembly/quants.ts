@@ -4,9 +4,9 @@
 //
 // Legend: Kin values per w row (a multiple of the block: 32, or 256 for the k-quants), N rows of w,
 // M < 4 rows of x in decode.
-// Decode (M < 4): each w row is dequantized into the thread's scratch (Kin f32, L1-sized for the
-// model widths this runs) and dotted with every x row by four f32x4 accumulators; w is still read
-// once, in its quantized bytes. Prefill dequantizes NB rows into scratch and runs the f32 tiles
+// Decode (M < 4): the nibble types (q4_0, q4_1, q4_K) dot the codes directly (a·Σx·q + b·Σx per
+// 32-value sub-block, dotNibbleRow); the others dequantize each w row into the thread's scratch (Kin
+// f32, L1-sized) and dot it with every x row by four f32x4 accumulators. w is read once, quantized. Prefill dequantizes NB rows into scratch and runs the f32 tiles
 // (matmul.ts blockMatmul). Every value is computed in f32 in ggml's operation order: products of an
 // f16 by small integers are exact, the one add/subtract rounds once, so the values equal ggml's.
 import { fma, h2f, hsum, wMagic, wMask, wBig, wExp } from "./simd";
@@ -165,12 +165,91 @@ export function dequantRowQuant(dt: i32, src: usize, Kin: i32, dst: usize): void
   return hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
 }
 
+/** i32 lanes of 4 u8 codes (already widened to i16x8: low or high half) as f32x4. */
+// @ts-ignore: decorator
+@inline function cvtLo(v: v128): v128 {
+  return f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(v));
+}
+// @ts-ignore: decorator
+@inline function cvtHi(v: v128): v128 {
+  return f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(v));
+}
+
+/** s + x[0..16) · (16 u8 codes in q, lanes 0..15), as one f32x4 of partial sums. */
+// @ts-ignore: decorator
+@inline function dot16(x: usize, q: v128, s: v128): v128 {
+  const a = i16x8.extend_low_i8x16_u(q), b = i16x8.extend_high_i8x16_u(q);
+  s = fma(v128.load(x), cvtLo(a), s);
+  s = fma(v128.load(x, 16), cvtHi(a), s);
+  s = fma(v128.load(x, 32), cvtLo(b), s);
+  return fma(v128.load(x, 48), cvtHi(b), s);
+}
+
+/**
+ * x · w for one row of a nibble type (q4_0, q4_1, q4_K) without dequantizing: every 32-value
+ * sub-block has w = a·q + b (q4_0: a = d, b = -8d; q4_1: a = d, b = m; q4_K: a = d·s, b = -dmin·m),
+ * so its share is a·Σ x·q + b·Σ x, and Σ x per sub-block (xs, computed once per x row) serves every
+ * w row, as llama.cpp's bsums do. Per value this is one widening and one multiply-add.
+ */
+function dotNibbleRow(dt: i32, x: usize, xs: usize, w: usize, Kin: i32): f32 {
+  const BB = quantBlockBytes(dt), QK = quantBlockValues(dt);
+  let acc = f32x4.splat(0);
+  let accb: f32 = 0;
+  for (let b = 0; b < Kin / QK; b++) {
+    const p = w + <usize>b * BB, xb = x + (<usize>(b * QK) << 2), sb = xs + (<usize>(b * QK / 32) << 2);
+    if (dt == DT_Q4_K) {
+      const d = h16(p), dmin = h16(p + 2), sc = p + 4, qs = p + 16;
+      for (let c = 0; c < 4; c++) {
+        const q0 = v128.load(qs + <usize>(32 * c)), q1 = v128.load(qs + <usize>(32 * c + 16));
+        const m4 = i8x16.splat(0x0f);
+        const xc = xb + (<usize>(64 * c) << 2);
+        let s1 = dot16(xc, v128.and(q0, m4), f32x4.splat(0));
+        s1 = dot16(xc + 64, v128.and(q1, m4), s1);
+        let s2 = dot16(xc + 128, i8x16.shr_u(q0, 4), f32x4.splat(0));
+        s2 = dot16(xc + 192, i8x16.shr_u(q1, 4), s2);
+        acc = fma(s1, f32x4.splat(d * scaleMin(sc, 2 * c, 0)), acc);
+        acc = fma(s2, f32x4.splat(d * scaleMin(sc, 2 * c + 1, 0)), acc);
+        accb -= dmin * scaleMin(sc, 2 * c, 1) * load<f32>(sb + (<usize>(2 * c) << 2)) + dmin * scaleMin(sc, 2 * c + 1, 1) * load<f32>(sb + (<usize>(2 * c + 1) << 2));
+      }
+    } else {
+      const d = h16(p), q = v128.load(p + (dt == DT_Q4_1 ? 4 : 2));
+      let s1 = dot16(xb, v128.and(q, i8x16.splat(0x0f)), f32x4.splat(0));
+      s1 = dot16(xb + 64, i8x16.shr_u(q, 4), s1);
+      acc = fma(s1, f32x4.splat(d), acc);
+      accb += (dt == DT_Q4_1 ? h16(p + 2) : -8 * d) * load<f32>(sb);
+    }
+  }
+  return hsum(acc) + accb;
+}
+
+/** xs[j] = Σ of x's 32-value block j (Kin / 32 sums). */
+function blockSums(x: usize, Kin: i32, xs: usize): void {
+  for (let j = 0; j < Kin / 32; j++) {
+    const p = x + (<usize>(32 * j) << 2);
+    let s = f32x4.add(f32x4.add(v128.load(p), v128.load(p, 16)), f32x4.add(v128.load(p, 32), v128.load(p, 48)));
+    s = f32x4.add(s, f32x4.add(f32x4.add(v128.load(p, 64), v128.load(p, 80)), f32x4.add(v128.load(p, 96), v128.load(p, 112))));
+    store<f32>(xs + (<usize>j << 2), hsum(s));
+  }
+}
+
 /**
  * Decode: out[m, n] = x[m, :] · w_n for m0 <= m < m1 (< 4 rows), n0 <= n < n1. Each w row is
  * dequantized once into scratch (Kin f32) and dotted with every x row.
  */
 export function matvecQuant(dt: i32, x: usize, m0: i32, m1: i32, w: usize, n0: i32, n1: i32, N: i32, Kin: i32, out: usize, scratch: usize): void {
   const rb = quantRowBytes(dt, Kin);
+  if (dt == DT_Q4_0 || dt == DT_Q4_1 || dt == DT_Q4_K) {
+    // Nibble types: no dequantized row; the scratch holds each x row's 32-block sums (m - m0 rows).
+    const nsum = <usize>(Kin / 32) << 2;
+    for (let m = m0; m < m1; m++) blockSums(x + (<usize>m * <usize>Kin << 2), Kin, scratch + <usize>(m - m0) * nsum);
+    for (let n = n0; n < n1; n++) {
+      for (let m = m0; m < m1; m++) {
+        const v = dotNibbleRow(dt, x + (<usize>m * <usize>Kin << 2), scratch + <usize>(m - m0) * nsum, w + <usize>n * rb, Kin);
+        store<f32>(out + ((<usize>m * <usize>N + <usize>n) << 2), v);
+      }
+    }
+    return;
+  }
   for (let n = n0; n < n1; n++) {
     dequantRowQuant(dt, w + <usize>n * rb, Kin, scratch);
     for (let m = m0; m < m1; m++) {
