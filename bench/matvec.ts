@@ -4,7 +4,7 @@
 // Shapes: the decode projections and LM head of a 110M LLaMA (dim 768, hidden 2048, vocab 32000),
 // plus N = Kin = 4096. Each shape rotates over enough copies of w (>= 96 MiB) that, as in decode,
 // every call reads its weights from DRAM, not cache; the probe reads the same copy right after.
-//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16] [--seconds 0.5] [--hot] [--baseline old.wasm]
+//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16,bf16] [--seconds 0.5] [--hot] [--baseline old.wasm]
 // --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current one (same-run
 // A/B on this shared, noisy machine); its GB/s is printed as "base" and the speed-up as "×base".
 // Calibrate first: --baseline with a copy of the current build read 1.03-1.15x (2026-11-29), a bias
@@ -24,7 +24,7 @@ const MiB = 1024 * 1024;
 const ROTATE_BYTES = 96 * MiB;
 
 const threadList = flag("threads", "1,2").split(",").map(Number);
-const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16")[];
+const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16" | "bf16")[];
 const seconds = Number(flag("seconds", "0.5"));
 const finite = process.argv.includes("--finite");
 const hot = process.argv.includes("--hot"); // one copy of w: cache-resident for the small shapes (compute bound)
@@ -67,12 +67,17 @@ const out = arena.alloc(32000 * 4, "bench out");
 
 console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}${finite ? ", wFinite" : ""}`);
 console.log(`dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction${baseModule ? "   base GB/s  ×base" : ""}`);
+const orig = arena.f32(wPool, poolBytes / 4).slice(); // the f32 weights each dtype is encoded from
 for (const dt of dtypes) {
-  if (dt === "f16") {
-    // Re-encode the pool as f16 in place (first half of the f32 bytes).
-    const f = arena.f32(wPool, poolBytes / 4);
+  // Re-encode the pool in place: f16/bf16 in the first half of the f32 bytes.
+  if (dt === "f32") arena.f32(wPool, poolBytes / 4).set(orig);
+  else {
     const h = new Uint16Array(poolBytes / 4);
-    encodeF16(f, h);
+    if (dt === "f16") encodeF16(orig, h);
+    else {
+      const u = new Uint32Array(orig.buffer);
+      for (let i = 0; i < h.length; i++) h[i] = u[i] >>> 16; // bf16: the high half (truncation)
+    }
     arena.u8(wPool, poolBytes).set(new Uint8Array(h.buffer, 0, poolBytes / 2));
   }
   for (const [N, Kin] of shapes) {

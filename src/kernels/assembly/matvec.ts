@@ -392,9 +392,10 @@ const F16X3_W = 1;
 // the lane & 0xffff0000 and the even value the lane << 16, each an exact f32 in one op (inf and NaN
 // included, so nothing is checked). x is laid out even/odd once per item (prepX with scale 1) as for
 // f16, and rows shorter than READ_AHEAD_BELOW read the next 4-row block ahead as matvecF16 does.
-// Same-run A/B against the generic path (load4: a 4-value load and a shift per 4 values), 2 threads,
-// AMD EPYC (Zen 5): 1.19-1.49x for Kin = 768 (768 x 768, 2048 x 768, 32000 x 768), but 0.81-0.97x
-// for Kin >= 2048, which therefore stay on the generic path (matvecBF16Item).
+// One accumulator per row, as matvecF16 (the even/odd pair of accumulators spilled one to the stack;
+// 2026-12-07 same-run A/B, AMD EPYC Zen 5, 2 threads: 1.04-1.09x for Kin = 768). With that fixed,
+// rows of Kin >= 2048 also take this path (1.10-1.16x against the generic load4 path, which was
+// 1.03-1.2x faster than the spilling version).
 const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000], 16);
 
 /** out[n] = x · w_n for n0 <= n < n1, bf16 w rows at byte stride rowBytes, xs = prepX(x, Kin, xs, 1). */
@@ -407,30 +408,25 @@ const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000
   for (; n + 4 <= n1; n += 4) {
     const w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     const ahead = n + 8 <= n1 ? w0 + (rowBytes << 2) : w0;
     for (let d = 0; d < K8; d += 8) {
       if (readAhead) touch |= load<u8>(ahead + (<usize>d << 3));
       const xe = v128.load(xs + (<usize>d << 2)), xo = v128.load(xs + (<usize>d << 2), 16);
       const off = <usize>d << 1;
       let h = v128.load(w0 + off);
-      a0 = fma(xe, i32x4.shl(h, 16), a0);
-      b0 = fma(xo, v128.and(h, hi), b0);
+      a0 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a0));
       h = v128.load(w1 + off);
-      a1 = fma(xe, i32x4.shl(h, 16), a1);
-      b1 = fma(xo, v128.and(h, hi), b1);
+      a1 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a1));
       h = v128.load(w2 + off);
-      a2 = fma(xe, i32x4.shl(h, 16), a2);
-      b2 = fma(xo, v128.and(h, hi), b2);
+      a2 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a2));
       h = v128.load(w3 + off);
-      a3 = fma(xe, i32x4.shl(h, 16), a3);
-      b3 = fma(xo, v128.and(h, hi), b3);
+      a3 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a3));
     }
     const o = out + (<usize>n << 2);
-    store<f32>(o, rowTail(DT_BF16, hsum(f32x4.add(a0, b0)), x, w0, K8, Kin));
-    store<f32>(o, rowTail(DT_BF16, hsum(f32x4.add(a1, b1)), x, w1, K8, Kin), 4);
-    store<f32>(o, rowTail(DT_BF16, hsum(f32x4.add(a2, b2)), x, w2, K8, Kin), 8);
-    store<f32>(o, rowTail(DT_BF16, hsum(f32x4.add(a3, b3)), x, w3, K8, Kin), 12);
+    store<f32>(o, rowTail(DT_BF16, hsum(a0), x, w0, K8, Kin));
+    store<f32>(o, rowTail(DT_BF16, hsum(a1), x, w1, K8, Kin), 4);
+    store<f32>(o, rowTail(DT_BF16, hsum(a2), x, w2, K8, Kin), 8);
+    store<f32>(o, rowTail(DT_BF16, hsum(a3), x, w3, K8, Kin), 12);
   }
   if (readAhead) store<u8>(sink, touch);
   if (n < n1) matvecStrided(DT_BF16, x, w, rowBytes, n, n1, Kin, out);
@@ -441,14 +437,9 @@ export function matvecBF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i3
   const rb = <usize>Kin << 1;
   for (let m = m0; m < m1; m++) {
     const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
-    if (Kin >= READ_AHEAD_BELOW) {
-      // Long rows: the 4-value loads of the generic path measured 1.03-1.2x faster here (with or
-      // without read-ahead; 2 threads, N = Kin = 4096 and 768 x 2048), so they keep it.
-      matvecStrided(DT_BF16, xr, w, rb, n0, n1, Kin, or);
-      continue;
-    }
     prepX(xr, Kin, xs, 1);
-    matvecBF16(xr, xs, w, rb, n0, n1, Kin, or, xs, true);
+    if (Kin >= READ_AHEAD_BELOW) matvecBF16(xr, xs, w, rb, n0, n1, Kin, or, xs, false);
+    else matvecBF16(xr, xs, w, rb, n0, n1, Kin, or, xs, true);
   }
 }
 
