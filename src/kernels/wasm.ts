@@ -23,7 +23,10 @@ const BK = 64; // keys per tile: K and V tiles of 32 KiB (f32, D = 128) stay in 
 // D = 128, T = 8192, load 6-8: f16 1.07-1.36x, bf16 1.09-1.33x; f32 (direct) 0.89-1.01x, so it keeps 64.
 const BK_HALF = 128;
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
-const MIN_SPLIT_ROWS = 256; // a decode split is never shorter than this
+const MIN_SPLIT_ROWS = 256; // extra decode splits (beyond one per thread) are never shorter than this
+// Split lengths are a multiple of this: every split but the last covers whole 16-row blocks, so its
+// key tiles stay multiples of 4 and 8 (the tile kernels' vector and quad widths).
+const SPLIT_ALIGN = 16;
 const MATMUL_MB = 512;
 const MATMUL_NB = 16;
 const MATMUL_KN_B = 64; // nn/tn items: up to 64 rows × 64 columns
@@ -140,9 +143,14 @@ export class WasmKernels implements Kernels {
     const NQT = Math.ceil(T / BQ);
     let nsplit = 1;
     if (threads > 1 && K * NQT < 8 * threads) {
-      nsplit = Math.max(1, Math.min(Math.ceil((8 * threads) / (K * NQT)), Math.floor(total / MIN_SPLIT_ROWS)));
+      // Up to 8 items per thread for balance, in splits of at least MIN_SPLIT_ROWS; but never fewer
+      // items than threads while each split keeps 4 tiles' worth of rows. Without that floor an
+      // MQA decode step (K = 1) with 256-511 cached rows ran on one thread: 1.8x slower at 511
+      // rows than at 512 (2026-12-07, AMD EPYC, 2 threads, H = 12, D = 64).
+      const atLeast = Math.min(Math.ceil(threads / (K * NQT)), Math.floor(total / (4 * SPLIT_ALIGN)));
+      nsplit = Math.max(1, atLeast, Math.min(Math.ceil((8 * threads) / (K * NQT)), Math.floor(total / MIN_SPLIT_ROWS)));
     }
-    const splitRows = Math.max(1, Math.ceil(total / nsplit));
+    const splitRows = Math.max(1, Math.ceil(Math.ceil(total / nsplit) / SPLIT_ALIGN) * SPLIT_ALIGN);
     nsplit = Math.max(1, Math.ceil(total / splitRows));
     const nrp = (BQ * G + 3) & ~3;
     const bk = (kvDtype === "f16" || kvDtype === "bf16") && BQ * G < 3 && D % 8 === 0 ? BK_HALF : BK;
