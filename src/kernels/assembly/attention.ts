@@ -245,14 +245,14 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     const dst = <usize>Dp << 2;
     if (!kScale && D == Dp && rowStride == <usize>D * elemBytes(dt)) {
       // Packed rows without per-row scales (f16/bf16, D % 4 == 0): the tile is one run of nk·D values.
-      widenRow(dt, kp, nk * D, nk * D, sKt, 1);
-      widenRow(dt, vp, nk * D, nk * D, sVt, 1);
+      widenRow(dt, kp, nk * D, nk * D, sKt, 1, kvFinite);
+      widenRow(dt, vp, nk * D, nk * D, sVt, 1, kvFinite);
     } else {
       for (let j = 0; j < nk; j++) {
         const ksc: f32 = kScale ? load<f32>(kScale + scOff + (<usize>j << 2)) : 1;
         const vsc: f32 = vScale ? load<f32>(vScale + scOff + (<usize>j << 2)) : 1;
-        widenRow(dt, kp + <usize>j * rowStride, D, Dp, sKt + <usize>j * dst, ksc);
-        widenRow(dt, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * dst, vsc);
+        widenRow(dt, kp + <usize>j * rowStride, D, Dp, sKt + <usize>j * dst, ksc, kvFinite);
+        widenRow(dt, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * dst, vsc, kvFinite);
       }
     }
     kp = sKt;

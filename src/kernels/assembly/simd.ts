@@ -125,8 +125,10 @@ export function load1(dt: i32, p: usize): f32 {
 /**
  * Widens one row of n values of dtype dt at src to f32 at dst, then zero-pads it to np values
  * (np a multiple of 4, so later dot products need no tail). int8 rows are multiplied by scale.
+ * finite: the caller promises the f16 halves hold no inf/NaN (AttentionCall.kvFinite, MatmulCall.wFinite),
+ * so the per-row check is skipped.
  */
-export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale: f32): void {
+export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale: f32, finite: bool = false): void {
   const sv = f32x4.splat(scale);
   const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
   const eb = elemBytes(dt);
@@ -134,6 +136,9 @@ export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale
   let c = 0;
   if (dt == DT_F32) {
     for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), v128.load(src + (<usize>c << 2)));
+  } else if (dt == DT_F16 && finite) {
+    // Shift, mask and rebias only (h2f without its inf/NaN fix-up): exact for every finite half.
+    for (; c < n4; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.and(i32x4.shl(v128.load16x4_s(src + (<usize>c << 1)), 13), km), mg));
   } else if (dt == DT_F16) {
     // Finite halves need only the shift, mask and rebias of h2f; the row's largest |half| is
     // tracked on the way, and a row holding an inf/NaN half is redone on the exact h2f path.
