@@ -10,7 +10,7 @@ import { matvecQ8, matvecQ8x2, matvecQ8x3, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES 
 import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, elemBytes, widenRow } from "./simd";
 import { dotTile } from "./tiles";
 import { DT_Q4_0, dequantRowQuant, matvecQuant, quantRowBytes } from "./quants";
-import { matvec, matvecF32x2, matvecF32x3, matvecF16Item, matvecBF16Item } from "./matvec";
+import { matvec, matvecF32, matvecF32x2, matvecF32x3, matvecF16Item, matvecBF16Item } from "./matvec";
 import { matmulKnItem } from "./matmulkn";
 import * as L from "./layout";
 
@@ -50,7 +50,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   } else if (M < 4) {
     for (let m = m0; m < m1; m++) {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
-      if (dt == DT_F32) matvec(DT_F32, xr, w, n0, n1, Kin, or);
+      if (dt == DT_F32) matvecF32(xr, w, n0, n1, Kin, or);
       else matvecQ8(xr, w, n0, n1, Kin, or);
     }
   } else {
