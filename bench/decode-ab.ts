@@ -3,6 +3,7 @@
 // on a shared machine. Never a test: timings depend on the machine and its load.
 //   node --import tsx bench/decode-ab.ts --baseline old.wasm [--threads 2] [--dtypes f32,f16,bf16] [--T 4096,16384] [--K 32,8,1] [--seconds 1]
 //   node --import tsx bench/decode-ab.ts --finite-ab [...]   # current build with kvFinite (A) against without (B)
+//   node --import tsx bench/decode-ab.ts --baseline old.wasm --finite [...]   # both builds with kvFinite
 // Legend: H = 32 query heads, K kv heads, D = 128, T cached tokens. Prints the best time of each.
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
@@ -24,6 +25,7 @@ const kvHeads = flag("K", "32,8,1").split(",").map(Number);
 const seconds = Number(flag("seconds", "1"));
 const baselinePath = flag("baseline", "");
 const finiteAb = process.argv.includes("--finite-ab");
+const finite = process.argv.includes("--finite"); // both builds' calls set kvFinite (what KvCache.finite passes for a clean cache)
 
 enableRelaxedSimdFlag();
 const loadBefore = loadavg();
@@ -71,8 +73,9 @@ for (const dtype of dtypes) {
       const call: AttentionCall = {
         q, out, T: 1, H, K, D, qPos0: T - 1, scale: 1 / Math.sqrt(D), window: null, kvDtype: dtype,
         segments: [{ kPtr: kv, vPtr: kv + K * headStride, rows: T, headStride, firstPos: 0 }],
+        kvFinite: finite,
       };
-      const fns = [() => cur.attention({ ...call, kvFinite: finiteAb }), () => (cur as unknown as WasmKernels).streamRead(kv, kvBytes), () => base?.attention(call)];
+      const fns = [() => cur.attention({ ...call, kvFinite: finiteAb || finite }), () => (cur as unknown as WasmKernels).streamRead(kv, kvBytes), () => base?.attention(call)];
       fns.forEach((f) => f());
       const best = [Infinity, Infinity, Infinity];
       const start = performance.now();
