@@ -17,10 +17,13 @@ import { elementBytes, rowBytes } from "../dtypes/table.js";
 
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
 const BK = 64; // keys per tile: K and V tiles of 32 KiB (f32, D = 128) stay in L1/L2
-// Keys per tile when f16/bf16 K and V are read in place (assembly/attention.ts attnTileHalf: fewer
-// than 3 query rows per item, D % 8 == 0): no widened copy to keep in L1, and half the per-tile
+// Keys per tile when K and V are read in place with fewer than 3 query rows per item (f32, or f16/bf16
+// with D % 8 == 0: assembly/attention.ts attnTileHalf): no widened copy to keep in L1, and half the per-tile
 // softmax and O bookkeeping. Same-process A/B against 64, 2 threads, AMD EPYC (Zen 5), H = K = 32,
-// D = 128, T = 8192, load 6-8: f16 1.07-1.36x, bf16 1.09-1.33x; f32 (direct) 0.89-1.01x, so it keeps 64.
+// D = 128, T = 8192, load 6-8: f16 1.07-1.36x, bf16 1.09-1.33x. f32 MHA decode (read in place too)
+// measured 0.89-1.01x then, and 1.02-1.06x in two alternating runs on a quiet machine (2026-12-07,
+// T = 4096 and 16384, bench/decode-ab.ts --finite), so it takes 128 as well; with 3 or more query
+// rows per item 64 stays (MQA: 0.96-0.98x with 128).
 const BK_HALF = 128;
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
 const MIN_SPLIT_ROWS = 256; // extra decode splits (beyond one per thread) are never shorter than this
@@ -153,7 +156,8 @@ export class WasmKernels implements Kernels {
     const splitRows = Math.max(1, Math.ceil(Math.ceil(total / nsplit) / SPLIT_ALIGN) * SPLIT_ALIGN);
     nsplit = Math.max(1, Math.ceil(total / splitRows));
     const nrp = (BQ * G + 3) & ~3;
-    const bk = (kvDtype === "f16" || kvDtype === "bf16") && BQ * G < 3 && D % 8 === 0 ? BK_HALF : BK;
+    const few = BQ * G < 3; // MHA / G = 2 decode: one or two query rows per item
+    const bk = few && (((kvDtype === "f16" || kvDtype === "bf16") && D % 8 === 0) || kvDtype === "f32") ? BK_HALF : BK;
     const stride = align64(4 * (3 * nrp * Dp + 6 * nrp + nrp * bk + 2 * bk * Dp));
     const scratch = this.scratch.need(stride * threads);
     const nitems = K * NQT * nsplit;
