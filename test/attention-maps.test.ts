@@ -57,6 +57,7 @@ function recordingKernels(inner: Kernels, arena: Arena, heads: () => number[]): 
     name: inner.name,
     threads: inner.threads,
     matmul: (c) => inner.matmul(c),
+    matmulMany: (cs) => inner.matmulMany(cs),
     activation: (c) => inner.activation(c),
     attention: (call) => {
       inner.attention(call);
@@ -250,7 +251,7 @@ function scoreRecorder(inner: Kernels, arena: Arena) {
   const calls: { call: AttentionCall; q: Float64Array; keys: Float64Array[]; positions: number[] }[] = [];
   const kernels: Kernels = {
     name: inner.name, threads: inner.threads,
-    matmul: (c) => inner.matmul(c), activation: (c) => inner.activation(c),
+    matmul: (c) => inner.matmul(c), matmulMany: (cs) => inner.matmulMany(cs), activation: (c) => inner.activation(c),
     attention: (call) => {
       inner.attention(call);
       assert.equal(call.kvDtype, "f32", "scoreRecorder reads f32 caches");

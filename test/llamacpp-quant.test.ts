@@ -100,9 +100,10 @@ function quantizeActivations(type: GgmlQuant, x: Float32Array): { d: Float64Arra
  */
 function llamaCppKernels(arena: Arena): Kernels {
   const ref = referenceKernels(arena);
-  return {
+  const kernels: Kernels = {
     name: "llama.cpp emulation",
     threads: 1,
+    matmulMany: (cs: MatmulCall[]) => cs.forEach((c) => kernels.matmul(c)),
     attention: (c) => ref.attention(c),
     activation: (c) => ref.activation(c),
     matmul: (c: MatmulCall) => {
@@ -136,6 +137,7 @@ function llamaCppKernels(arena: Arena): Kernels {
       }
     },
   };
+  return kernels;
 }
 
 function softmax(z: ArrayLike<number>): Float64Array {

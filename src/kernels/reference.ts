@@ -43,6 +43,7 @@ export function referenceKernels(arena: Arena): Kernels {
     threads: 1,
     attention: (call: AttentionCall) => referenceAttention(arena, call),
     matmul: (call: MatmulCall) => referenceMatmul(arena, call),
+    matmulMany: (calls: MatmulCall[]) => calls.forEach((call) => referenceMatmul(arena, call)),
     activation: (call: ActivationCall) => referenceActivation(arena, call),
   };
 }

@@ -105,6 +105,12 @@ export interface Kernels {
   readonly threads: number;
   attention(call: AttentionCall): void;
   matmul(call: MatmulCall): void;
+  /**
+   * Several products of one x, each as matmul(call) would compute it, bit for bit (e.g. a decode
+   * step's q, k and v projections). The WASM backend runs a decode batch (M < 4, layout "nt", one
+   * wDtype) as one task, so the small ones share a dispatch; anything else runs call by call.
+   */
+  matmulMany(calls: MatmulCall[]): void;
   activation(call: ActivationCall): void;
   trainOp?(call: TrainOpCall): number; // WASM only; callers fall back to src/train/ops.ts
 }

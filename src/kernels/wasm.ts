@@ -10,7 +10,7 @@
 //   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
 import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, TrainOp, TrainOpCall, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
-import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, P, S, SEG, TR, TRAIN_OP } from "./abi.js";
+import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, MP, P, S, SEG, TR, TRAIN_OP } from "./abi.js";
 import { Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
@@ -72,6 +72,7 @@ export interface WasmKernelsOptions {
 export class WasmKernels implements Kernels {
   readonly name: string;
   private readonly segs: ArenaBuffer;
+  private readonly mmParts: ArenaBuffer;
   private readonly scratch: ArenaBuffer;
   private readonly part: ArenaBuffer;
 
@@ -80,6 +81,7 @@ export class WasmKernels implements Kernels {
     private readonly pool: Pool,
   ) {
     this.segs = new ArenaBuffer(arena, "kernel segment table");
+    this.mmParts = new ArenaBuffer(arena, "matmul parts table");
     this.scratch = new ArenaBuffer(arena, "kernel scratch");
     this.part = new ArenaBuffer(arena, "kernel split-KV partials");
     this.name = "";
@@ -195,8 +197,33 @@ export class WasmKernels implements Kernels {
 
   /** out[M, N] (+)= x · w (+ bias[N]) in the call's layout; by default x[M, Kin] · w[N, Kin]ᵀ (see types.ts). */
   matmul(call: MatmulCall): void {
-    const { x, w, bias, out, M: rows, N, Kin, wDtype } = call;
     checkMatmul(call, this.arena.memory.buffer.byteLength);
+    this.runMatmul(call, null);
+  }
+
+  /**
+   * Several decode products of one x as one task: the parts' n blocks are the task's items (parts
+   * table: MP_* words), so a step's small projections (an MQA k or v of 64 rows) share one dispatch
+   * and one barrier. Each output row is computed by the same kernel code as in matmul: blocks of 4
+   * rows inside a part start at the part's row 0 as they would alone, so the results are identical.
+   */
+  matmulMany(calls: MatmulCall[]): void {
+    const memBytes = this.arena.memory.buffer.byteLength;
+    for (const c of calls) checkMatmul(c, memBytes);
+    const live = calls.filter((c) => c.M > 0 && c.N > 0);
+    const first = live[0];
+    const fusable = live.length > 1 && first.M < 4 && live.every((c) =>
+      (c.layout ?? "nt") === "nt" && c.x === first.x && c.M === first.M && c.Kin === first.Kin && c.wDtype === first.wDtype && !!c.wFinite === !!first.wFinite);
+    if (!fusable) {
+      for (const c of live) this.runMatmul(c, null);
+      return;
+    }
+    this.runMatmul({ ...first, N: live.reduce((n, c) => n + c.N, 0) }, live);
+  }
+
+  /** One matmul task; with `parts`, call.N is their total and the parts carry w, out, bias and N. */
+  private runMatmul(call: MatmulCall, parts: MatmulCall[] | null): void {
+    const { x, w, bias, out, M: rows, N, Kin, wDtype } = call;
     if (rows === 0 || N === 0) return;
     const threads = this.pool.threads;
     const layout = call.layout ?? "nt";
@@ -223,7 +250,23 @@ export class WasmKernels implements Kernels {
       while (Math.ceil(rows / MB) * Math.ceil(N / NB) < 4 * threads && MB > 64) MB = Math.ceil(MB / 2);
     }
     const NNB = Math.ceil(N / NB);
-    const nitems = Math.ceil(rows / MB) * NNB;
+    let nitems = Math.ceil(rows / MB) * NNB;
+    let partsPtr = 0;
+    if (parts) {
+      // Decode only (rows < 4: one m block). Items count per part, so no block straddles two parts.
+      partsPtr = this.mmParts.need(parts.length * MP.WORDS * 4);
+      const u = new Uint32Array(this.arena.memory.buffer, partsPtr, parts.length * MP.WORDS);
+      nitems = 0;
+      parts.forEach((p, i) => {
+        const o = i * MP.WORDS;
+        u[o + MP.W] = p.w;
+        u[o + MP.OUT] = p.out;
+        u[o + MP.BIAS] = p.bias;
+        u[o + MP.N] = p.N;
+        u[o + MP.FIRST] = nitems;
+        nitems += Math.ceil(p.N / NB);
+      });
+    }
     // Scratch per thread (0: none): nn/tn pack w as [NB/8][KC][8] and x as [MB/4][KC][4]
     // (assembly/matmulkn.ts); nt with M >= 4 widens NB f16/bf16 w rows; an f16 matvec keeps the
     // scaled x of each of its M rows (matvec.ts prepX, matvecF16Item), a bf16 one x in even/odd order.
@@ -251,6 +294,8 @@ export class WasmKernels implements Kernels {
     a[M.LAYOUT] = LAYOUT_CODE[layout];
     a[M.ACC] = call.accumulate ? 1 : 0;
     a[M.WFINITE] = call.wFinite ? 1 : 0;
+    a[M.NPARTS] = parts ? parts.length : 0;
+    a[M.PARTS] = partsPtr;
     this.pool.run(KIND.MATMUL, nitems);
   }
 
@@ -311,6 +356,7 @@ export class WasmKernels implements Kernels {
   close(): void {
     this.pool.close();
     this.segs.free();
+    this.mmParts.free();
     this.scratch.free();
     this.part.free();
   }

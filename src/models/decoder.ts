@@ -10,7 +10,7 @@
 import { UserError } from "../errors.js";
 import { Attention, type AttentionProbs } from "../attention/index.js";
 import type { Arena } from "../kernels/memory.js";
-import type { Kernels } from "../kernels/types.js";
+import type { Kernels, MatmulCall } from "../kernels/types.js";
 import { createKvCache, type KvCache } from "../kvcache/index.js";
 import type { KvDtype } from "../kernels/types.js";
 import type { ModelSpec } from "../config/types.js";
@@ -153,9 +153,7 @@ export class DecoderModel {
       // Parallel blocks: the MLP's input (from this layer's x, before the attention is added) waits in m.
       if (parallel === "oneNorm") f("m", N, E).set(f("h", N, E));
       else if (parallel === "twoNorms") norm(p + "mlp_norm", f("x", N, E), f("m", N, E));
-      this.mm(s.h, p + "q", s.q, N);
-      this.mm(s.h, p + "k", s.k, N);
-      this.mm(s.h, p + "v", s.v, N);
+      this.mmMany(s.h, [[p + "q", s.q], [p + "k", s.k], [p + "v", s.v]], N); // one task in decode
       if (this.options.qkNorm) {
         // Rows of D: every head of every token is normalised with the one [D] weight (in place).
         // Gemma-3's q/k norms multiply by (1 + w) like its other norms.
@@ -187,8 +185,7 @@ export class DecoderModel {
           else this.kernels.activation({ x: s.g, y: 0, n: m * F, op: "gelu" });
           this.mm(s.g, p + "proj", hr, m);
         } else {
-          this.mm(mlpIn + r0 * E * 4, p + "gate", s.g, m);
-          this.mm(mlpIn + r0 * E * 4, p + "up", s.u, m);
+          this.mmMany(mlpIn + r0 * E * 4, [[p + "gate", s.g], [p + "up", s.u]], m);
           this.kernels.activation({ x: s.g, y: s.u, n: m * F, op: this.options.mlp });
           this.mm(s.g, p + "down", hr, m); // h rows are free once gate and up have read them
         }
@@ -251,11 +248,20 @@ export class DecoderModel {
 
   /** out[M, N] = x[M, Kin] · W[N, Kin]ᵀ (+ bias) through the kernels. */
   private mm(x: number, key: string, out: number, M: number): void {
+    this.kernels.matmul(this.mmCall(x, key, out, M));
+  }
+
+  /** Several projections of the same x rows (see Kernels.matmulMany). */
+  private mmMany(x: number, parts: [key: string, out: number][], M: number): void {
+    this.kernels.matmulMany(parts.map(([key, out]) => this.mmCall(x, key, out, M)));
+  }
+
+  private mmCall(x: number, key: string, out: number, M: number): MatmulCall {
     const w = this.weights.get(key);
     if (!w) throw new Error(`DecoderModel: no weight "${key}"`);
     const bias = this.weights.get(key + ".b");
     const [N, Kin] = w.shape;
-    this.kernels.matmul({ x, w: w.ptr, bias: bias ? bias.ptr : 0, out, M, N, Kin, wDtype: w.dtype, wFinite: w.finite });
+    return { x, w: w.ptr, bias: bias ? bias.ptr : 0, out, M, N, Kin, wDtype: w.dtype, wFinite: w.finite };
   }
 
   private f32w(key: string): Float32Array {

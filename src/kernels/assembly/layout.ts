@@ -78,6 +78,16 @@ export const M_SCRATCH_STRIDE = 12;
 export const M_LAYOUT = 13; // LAYOUT_*
 export const M_ACC = 14; // 1: out += product (nn, tn)
 export const M_WFINITE = 15; // 1: the caller promises an f16 w has no inf/NaN (matvec skips its check)
+export const M_NPARTS = 16; // 0: one product; else M_PARTS holds that many (w, out, bias, N) parts sharing x (decode, M < 4)
+export const M_PARTS = 17; // byte ptr to the parts table, MP_WORDS u32 per part
+
+// One part of a multi-part decode matmul (KvCache-free: q/k/v or gate/up projections of one x).
+export const MP_W = 0;
+export const MP_OUT = 1;
+export const MP_BIAS = 2;
+export const MP_N = 3;
+export const MP_FIRST = 4; // first work item of this part; its items are n blocks of M_NB rows
+export const MP_WORDS = 5;
 
 export const LAYOUT_NT = 0; // w [N, Kin]
 export const LAYOUT_NN = 1; // x [M, Kin], w [Kin, N]

@@ -22,9 +22,26 @@ const KC = 512; // Kin chunk: 4 x rows + NB w rows of KC f32 stay in L1
 }
 
 export function matmulItem(ctl: usize, item: i32, tid: i32): void {
-  const x = <usize>arg(ctl, L.M_X), w = <usize>arg(ctl, L.M_W), bias = <usize>arg(ctl, L.M_BIAS), out = <usize>arg(ctl, L.M_OUT);
-  const M = <i32>arg(ctl, L.M_M), N = <i32>arg(ctl, L.M_N), Kin = <i32>arg(ctl, L.M_KIN), dt = <i32>arg(ctl, L.M_DTYPE);
-  const MB = <i32>arg(ctl, L.M_MB), NB = <i32>arg(ctl, L.M_NB), NNB = <i32>arg(ctl, L.M_NNB);
+  const x = <usize>arg(ctl, L.M_X);
+  let w = <usize>arg(ctl, L.M_W), bias = <usize>arg(ctl, L.M_BIAS), out = <usize>arg(ctl, L.M_OUT);
+  const M = <i32>arg(ctl, L.M_M), Kin = <i32>arg(ctl, L.M_KIN), dt = <i32>arg(ctl, L.M_DTYPE);
+  let N = <i32>arg(ctl, L.M_N);
+  const MB = <i32>arg(ctl, L.M_MB), NB = <i32>arg(ctl, L.M_NB);
+  let NNB = <i32>arg(ctl, L.M_NNB);
+  const nparts = <i32>arg(ctl, L.M_NPARTS);
+  if (nparts > 0) {
+    // Several products of the same x (one m block): find the part this item belongs to.
+    const tab = <usize>arg(ctl, L.M_PARTS);
+    let p = nparts - 1;
+    while (p > 0 && item < <i32>load<u32>(tab + (<usize>(p * L.MP_WORDS + L.MP_FIRST) << 2))) p--;
+    const e = tab + (<usize>(p * L.MP_WORDS) << 2);
+    w = <usize>load<u32>(e + (L.MP_W << 2));
+    out = <usize>load<u32>(e + (L.MP_OUT << 2));
+    bias = <usize>load<u32>(e + (L.MP_BIAS << 2));
+    N = <i32>load<u32>(e + (L.MP_N << 2));
+    item -= <i32>load<u32>(e + (L.MP_FIRST << 2));
+    NNB = (N + NB - 1) / NB;
+  }
   const mb = item / NNB, nb = item % NNB;
   const m0 = mb * MB, m1 = min(M, m0 + MB), n0 = nb * NB, n1 = min(N, n0 + NB);
   if (arg(ctl, L.M_LAYOUT) != L.LAYOUT_NT) {
