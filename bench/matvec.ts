@@ -9,7 +9,7 @@
 // A/B on this shared, noisy machine); its GB/s is printed as "base" and the speed-up as "×base".
 // Calibrate first: --baseline with a copy of the current build read 1.03-1.15x (2026-11-29), a bias
 // toward the current build that an A/B must exceed to count.
-// --finite: the current build's calls set MatmulCall.wFinite (f16: no in-loop inf/NaN check).
+// --finite: the calls (current build and baseline alike) set MatmulCall.wFinite (f16: no in-loop inf/NaN check).
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import { Arena } from "../src/kernels/memory.js";
@@ -98,7 +98,7 @@ for (const dt of dtypes) {
           if (!bk) return;
           const w3 = wPool + (i++ % copies) * stride;
           const t3 = performance.now();
-          bk.matmul({ x, w: w3, bias: 0, out, M: 1, N, Kin, wDtype: dt });
+          bk.matmul({ x, w: w3, bias: 0, out, M: 1, N, Kin, wDtype: dt, wFinite: finite }); // the same call as the current build
           tb = performance.now() - t3;
         };
         if (rep % 2 === 1) runBase();

@@ -204,7 +204,8 @@ export const X_FAST_MAX: f32 = 16384.0;
 //   than a 4 KiB page (Kin < 2048: 768-wide projections, the LM head), where the hardware prefetcher
 //   keeps restarting on short runs; for longer rows it was 12-25 % slower, so those skip it.
 // - One accumulator per row, not one for the even and one for the odd halves (2026-12-07, same-run
-//   A/B, AMD EPYC Zen 5, wFinite: 1.08-1.41x, 1.38x at N = Kin = 4096 on 2 threads). With 8
+//   A/B against the previous build, both with wFinite, AMD EPYC Zen 5: 1.03-1.10x for Kin = 768,
+//   1.20-1.29x for Kin = 2048 and 4096; identical builds read 0.98-1.02x). With 8
 //   accumulators, the 4 hoisted w loads, the masks and x, V8 ran out of xmm registers and kept one
 //   accumulator on the stack: a load-FMA-store chain through memory every iteration. The two
 //   dependent FMAs per row are no bottleneck (mul + fma + add per row measured the same, 0.98-1.04x).
