@@ -303,7 +303,7 @@ export function evaluateTargets(r: AttentionBenchResult): Target[] {
       pass: worst.bwFraction >= 0.9,
       note:
         dtype === "f16"
-          ? "ALU-bound: WASM has no f16 loads; K and V halves are widened in registers (5 integer ops per 8 halves, exact for finite halves and subnormals, plus a 2-op inf/NaN check per load) before the FMAs, where bf16 needs 2 ops and no check"
+          ? "ALU-bound: WASM has no f16 loads; K and V halves are widened in registers (5 integer ops per 8 halves, exact for finite halves and subnormals; the 2-op inf/NaN check per load is skipped while the cache is known finite, as here) before the FMAs, where bf16 needs 2 ops"
           : "the kernel reads K and V as two streams per head and pays a softmax and loop overhead per 64-key tile; the probe is one stream with no arithmetic",
     });
   }

@@ -4,7 +4,7 @@
 // Shapes: the decode projections and LM head of a 110M LLaMA (dim 768, hidden 2048, vocab 32000),
 // plus N = Kin = 4096. Each shape rotates over enough copies of w (>= 96 MiB) that, as in decode,
 // every call reads its weights from DRAM, not cache; the probe reads the same copy right after.
-//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16,bf16] [--seconds 0.5] [--hot] [--baseline old.wasm]
+//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16,bf16,q8_0,q4_k,…] [--seconds 0.5] [--hot] [--baseline old.wasm]
 // --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current one (same-run
 // A/B on this shared, noisy machine); its GB/s is printed as "base" and the speed-up as "×base".
 // Calibrate first: --baseline with a copy of the current build read 1.03-1.15x (2026-11-29), a bias
@@ -18,13 +18,15 @@ import type { WasmKernels } from "../src/kernels/wasm.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeF16 } from "../src/dtypes/codecs.js";
 import { rowBytes } from "../src/dtypes/table.js";
+import { encodeQ8_0 } from "../src/dtypes/q8_0.js";
+import { encodeQuant, isGgmlQuant, type GgmlQuant } from "../src/dtypes/ggml_quants.js";
 import { flag } from "./flags.js";
 
 const MiB = 1024 * 1024;
 const ROTATE_BYTES = 96 * MiB;
 
 const threadList = flag("threads", "1,2").split(",").map(Number);
-const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16" | "bf16")[];
+const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16" | "bf16" | "q8_0" | GgmlQuant)[];
 const seconds = Number(flag("seconds", "0.5"));
 const finite = process.argv.includes("--finite");
 const hot = process.argv.includes("--hot"); // one copy of w: cache-resident for the small shapes (compute bound)
@@ -69,9 +71,15 @@ console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}
 console.log(`dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction${baseModule ? "   base GB/s  ×base" : ""}`);
 const orig = arena.f32(wPool, poolBytes / 4).slice(); // the f32 weights each dtype is encoded from
 for (const dt of dtypes) {
+  let validBytes = dt === "f32" ? poolBytes : poolBytes / 2; // bytes of the pool holding encoded weights
   // Re-encode the pool in place: f16/bf16 in the first half of the f32 bytes.
   if (dt === "f32") arena.f32(wPool, poolBytes / 4).set(orig);
-  else {
+  else if (dt === "q8_0" || isGgmlQuant(dt)) {
+    // Block types: the first maxW f32 weights encoded (every copy the timing loop reads lies inside them)
+    const enc = dt === "q8_0" ? encodeQ8_0(orig.subarray(0, poolBytes / 8)) : encodeQuant(dt, orig.subarray(0, poolBytes / 8));
+    arena.u8(wPool, enc.length).set(enc);
+    validBytes = enc.length;
+  } else {
     const h = new Uint16Array(poolBytes / 4);
     if (dt === "f16") encodeF16(orig, h);
     else {
@@ -83,7 +91,7 @@ for (const dt of dtypes) {
   for (const [N, Kin] of shapes) {
     const wBytes = N * rowBytes(dt, Kin);
     const stride = Math.ceil(wBytes / 4096) * 4096;
-    const copies = hot ? 1 : Math.max(1, Math.floor(Math.min(ROTATE_BYTES, (dt === "f32" ? poolBytes : poolBytes / 2) - stride) / stride));
+    const copies = hot ? 1 : Math.max(1, Math.floor(Math.min(ROTATE_BYTES, validBytes - stride) / stride));
     for (const t of threadList) {
       const k = kernels.get(t)!;
       let i = 0;
