@@ -50,9 +50,9 @@ import { DT_F32, DT_F16, DT_BF16, fma, hsum, hmax, load1, load4, elemBytes, wMag
 // keep the 4-row loop. The batched rows (matvecF32x2/x3) use the same per-row arithmetic.
 const SEQ_BELOW = 1024;
 
-/** x · w0 over Kin values, the short-row order: 4 accumulators over d step 16, then the Kin tail. */
+/** x · w0 over Kin f32 values, the short-row order: 4 accumulators over d step 16, then the Kin tail (also quants.ts's dequantized rows). */
 // @ts-ignore: decorator
-@inline function seqDot(x: usize, w0: usize, Kin: i32): f32 {
+@inline export function seqDot(x: usize, w0: usize, Kin: i32): f32 {
   const K16 = Kin & ~15;
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
   for (let d = 0; d < K16; d += 16) {

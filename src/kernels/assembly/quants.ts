@@ -10,6 +10,7 @@
 // (matmul.ts blockMatmul). Every value is computed in f32 in ggml's operation order: products of an
 // f16 by small integers are exact, the one add/subtract rounds once, so the values equal ggml's.
 import { fma, h2f, hsum, wMagic, wMask, wBig, wExp } from "./simd";
+import { seqDot } from "./matvec"; // x · the dequantized row (4 accumulators over 16-value steps)
 
 export const DT_Q4_0: i32 = 5;
 export const DT_Q4_1: i32 = 6;
@@ -151,19 +152,6 @@ export function dequantRowQuant(dt: i32, src: usize, Kin: i32, dst: usize): void
   }
 }
 
-/** x (Kin f32) · the dequantized row at r: four f32x4 accumulators over 16-value steps (Kin % 32 == 0). */
-// @ts-ignore: decorator
-@inline function dotRow(x: usize, r: usize, Kin: i32): f32 {
-  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  for (let i = 0; i < Kin; i += 16) {
-    const o = <usize>i << 2;
-    s0 = fma(v128.load(x + o), v128.load(r + o), s0);
-    s1 = fma(v128.load(x + o, 16), v128.load(r + o, 16), s1);
-    s2 = fma(v128.load(x + o, 32), v128.load(r + o, 32), s2);
-    s3 = fma(v128.load(x + o, 48), v128.load(r + o, 48), s3);
-  }
-  return hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
-}
 
 /**
  * i32 lanes of 4 u8 codes (already widened to i16x8: low or high half) as f32x4. The codes are
@@ -258,7 +246,7 @@ export function matvecQuant(dt: i32, x: usize, m0: i32, m1: i32, w: usize, n0: i
   for (let n = n0; n < n1; n++) {
     dequantRowQuant(dt, w + <usize>n * rb, Kin, scratch);
     for (let m = m0; m < m1; m++) {
-      store<f32>(out + ((<usize>m * <usize>N + <usize>n) << 2), dotRow(x + (<usize>m * <usize>Kin << 2), scratch, Kin));
+      store<f32>(out + ((<usize>m * <usize>N + <usize>n) << 2), seqDot(x + (<usize>m * <usize>Kin << 2), scratch, Kin));
     }
   }
 }
