@@ -4,7 +4,7 @@
 // Shapes: the decode projections and LM head of a 110M LLaMA (dim 768, hidden 2048, vocab 32000),
 // plus N = Kin = 4096. Each shape rotates over enough copies of w (>= 96 MiB) that, as in decode,
 // every call reads its weights from DRAM, not cache; the probe reads the same copy right after.
-//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16,bf16,q8_0,q4_k,…] [--seconds 0.5] [--hot] [--baseline old.wasm]
+//   node --import tsx bench/matvec.ts [--threads 1,2] [--dtypes f32,f16,bf16,q8_0,q4_k,…] [--rows 1|2|3] [--seconds 0.5] [--hot] [--baseline old.wasm]
 // --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current one (same-run
 // A/B on this shared, noisy machine); its GB/s is printed as "base" and the speed-up as "×base".
 // Calibrate first: --baseline with a copy of the current build read 1.03-1.15x (2026-11-29), a bias
@@ -29,6 +29,7 @@ const threadList = flag("threads", "1,2").split(",").map(Number);
 const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16" | "bf16" | "q8_0" | GgmlQuant)[];
 const seconds = Number(flag("seconds", "0.5"));
 const finite = process.argv.includes("--finite");
+const rowsM = Number(flag("rows", "1")); // M: 1 (decode) or 2-3 (batched decode)
 const hot = process.argv.includes("--hot"); // one copy of w: cache-resident for the small shapes (compute bound)
 const shapes: [number, number][] = [
   [768, 768],
@@ -52,13 +53,13 @@ if (baseModule) for (const t of threadList) baseKernels.set(t, await createKerne
 const maxW = Math.max(...shapes.map(([n, k]) => n * k * 4));
 const poolBytes = Math.max(ROTATE_BYTES, maxW) + maxW;
 const wPool = arena.alloc(poolBytes, "bench w");
-const x = arena.alloc(4096 * 4, "bench x");
-const out = arena.alloc(32000 * 4, "bench out");
+const x = arena.alloc(3 * 4096 * 4, "bench x");
+const out = arena.alloc(3 * 32000 * 4, "bench out");
 // Random weights in [-0.1, 0.1), activations in [-2, 2): finite, typical of a trained model.
 {
   let s = 12345;
   const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2147483648 - 1);
-  const xs = arena.f32(x, 4096);
+  const xs = arena.f32(x, 3 * 4096);
   for (let i = 0; i < xs.length; i++) xs[i] = 2 * rnd();
   const block = new Float32Array(MiB);
   for (let i = 0; i < block.length; i++) block[i] = 0.1 * rnd();
@@ -106,13 +107,13 @@ for (const dt of dtypes) {
           if (!bk) return;
           const w3 = wPool + (i++ % copies) * stride;
           const t3 = performance.now();
-          bk.matmul({ x, w: w3, bias: 0, out, M: 1, N, Kin, wDtype: dt, wFinite: finite }); // the same call as the current build
+          bk.matmul({ x, w: w3, bias: 0, out, M: rowsM, N, Kin, wDtype: dt, wFinite: finite }); // the same call as the current build
           tb = performance.now() - t3;
         };
         if (rep % 2 === 1) runBase();
         const w = wPool + (i++ % copies) * stride;
         t0 = performance.now();
-        k.matmul({ x, w, bias: 0, out, M: 1, N, Kin, wDtype: dt, wFinite: finite });
+        k.matmul({ x, w, bias: 0, out, M: rowsM, N, Kin, wDtype: dt, wFinite: finite });
         t1 = performance.now();
         const w2 = wPool + (i++ % copies) * stride;
         wasm(t).streamRead(w2, wBytes);

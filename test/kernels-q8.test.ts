@@ -68,3 +68,34 @@ test("q8_0 matmul: Kin that is not a multiple of 32 is refused by both backends"
     assert.throws(() => k.matmul({ x: 0, w: 0, bias: 0, out: 0, M: 1, N: 1, Kin: 48, wDtype: "q8_0" }), /q8_0 weights need Kin to be a multiple of 32, got 48/);
   }
 });
+
+test("q8_0 scales: every one of the 65536 f16 bit patterns (subnormals, ±0, ±inf, NaN) is read exactly, decode M = 1, 2 and prefill", () => {
+  // Row n is one block with d = bits n and all 32 codes 1; x = 1 (x2 for the second row), so
+  // out[n] = 32·d exactly in f32 (|32·d| <= 2^21), inf for an infinite d, NaN for a NaN one.
+  const N = 65536, Kin = 32;
+  const raw = new Uint8Array(N * 34);
+  const dv = new DataView(raw.buffer);
+  for (let n = 0; n < N; n++) {
+    dv.setUint16(n * 34, n, true);
+    raw.fill(1, n * 34 + 2, n * 34 + 34);
+  }
+  const want = decodeQ8_0(raw, N * Kin);
+  const w = arena.alloc(raw.length), x = arena.alloc(5 * Kin * 4), out = arena.alloc(5 * N * 4);
+  arena.u8(w, raw.length).set(raw);
+  for (const M of [1, 2, 5]) {
+    const xs = arena.f32(x, M * Kin);
+    for (let m = 0; m < M; m++) xs.fill(m + 1, m * Kin, (m + 1) * Kin);
+    for (const b of backends) {
+      b.matmul({ x, w, bias: 0, out, M, N, Kin, wDtype: "q8_0" });
+      const got = arena.f32(out, M * N);
+      for (let m = 0; m < M; m++) {
+        for (let n = 0; n < N; n++) {
+          const e = Math.fround(32 * (m + 1) * want[n * Kin]), g = got[m * N + n];
+          // ±0 alike (the sum starts at +0); NaN for NaN
+          if (!(g === e || (Number.isNaN(g) && Number.isNaN(e)))) assert.fail(`${b.name}×${b.threads} M=${M}: scale bits 0x${n.toString(16)} row ${m}: got ${g}, want ${e}`);
+        }
+      }
+    }
+  }
+  [w, x, out].forEach((p) => arena.release(p));
+});

@@ -4,15 +4,19 @@
 // multiplied with x in four accumulators, and the block's sum is scaled by d once; with 2 or 3 rows
 // of x (batched decode) the block is widened once for all of them. Prefill
 // dequantizes rows into the thread's scratch (dequantRow) and runs the f32 tiles.
-import { fma, h2f, hsum, wMagic, wMask, wBig, wExp } from "./simd";
+import { fma, h2fScalar, hsum } from "./simd";
 
 export const Q8_BLOCK: i32 = 32; // values per block
 export const Q8_BLOCK_BYTES: usize = 34;
 
-/** The f16 scale of a block at p, as f32. */
+/**
+ * The f16 scale of a block at p, as f32, in general-purpose registers (simd.ts h2fScalar): with the
+ * vector h2f and its 4 constants the batched loop spilled; Q8_0 decode matvec 1.25-1.28x (M = 1) and
+ * 1.16-1.21x (M = 2), bench/matvec.ts --dtypes q8_0 --rows 1|2 --baseline, AMD EPYC Zen 5, 2026-12-07.
+ */
 // @ts-ignore: decorator
-@inline function scaleAt(p: usize, mg: v128, km: v128, bg: v128, ex: v128): f32 {
-  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<i16>(p)), mg, km, bg, ex), 0);
+@inline function scaleAt(p: usize): f32 {
+  return h2fScalar(<i32>load<u16>(p));
 }
 
 /** int8 lanes 0..3 / 4..7 of an i16x8 (already widened from i8) as f32x4. */
@@ -47,7 +51,6 @@ export const Q8_BLOCK_BYTES: usize = 34;
 export function matvecQ8(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
   const nb = Kin / Q8_BLOCK;
   const rowBytes = <usize>nb * Q8_BLOCK_BYTES;
-  const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
   for (let n = n0; n < n1; n++) {
     let b = w + <usize>n * rowBytes;
     let sum = f32x4.splat(0);
@@ -56,7 +59,7 @@ export function matvecQ8(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: us
       const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
       const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
       const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);
-      sum = fma(blockDot(xp, a, c, e, g), f32x4.splat(scaleAt(b, mg, km, bg, ex)), sum);
+      sum = fma(blockDot(xp, a, c, e, g), f32x4.splat(scaleAt(b)), sum);
       b += Q8_BLOCK_BYTES;
       xp += 128;
     }
@@ -79,7 +82,6 @@ export function matvecQ8x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize
 @inline function matvecQ8Rows(R: i32, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
   const nb = Kin / Q8_BLOCK;
   const rowBytes = <usize>nb * Q8_BLOCK_BYTES;
-  const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
   for (let n = n0; n < n1; n++) {
     let b = w + <usize>n * rowBytes;
     let sum0 = f32x4.splat(0), sum1 = f32x4.splat(0), sum2 = f32x4.splat(0);
@@ -88,7 +90,7 @@ export function matvecQ8x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize
       const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
       const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
       const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);
-      const d = f32x4.splat(scaleAt(b, mg, km, bg, ex));
+      const d = f32x4.splat(scaleAt(b));
       sum0 = fma(blockDot(x0 + xo, a, c, e, g), d, sum0);
       sum1 = fma(blockDot(x1 + xo, a, c, e, g), d, sum1);
       if (R > 2) sum2 = fma(blockDot(x2 + xo, a, c, e, g), d, sum2);
@@ -104,10 +106,9 @@ export function matvecQ8x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize
 
 /** Dequantizes one row of Kin values (Kin/32 blocks at src) to f32 at dst. */
 export function dequantRow(src: usize, Kin: i32, dst: usize): void {
-  const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
   let b = src, o = dst;
   for (let j = 0; j < Kin / Q8_BLOCK; j++) {
-    const d = f32x4.splat(scaleAt(b, mg, km, bg, ex));
+    const d = f32x4.splat(scaleAt(b));
     const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
     const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
     const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);

@@ -9,7 +9,7 @@
 // f32, L1-sized) and dot it with every x row by four f32x4 accumulators. w is read once, quantized. Prefill dequantizes NB rows into scratch and runs the f32 tiles
 // (matmul.ts blockMatmul). Every value is computed in f32 in ggml's operation order: products of an
 // f16 by small integers are exact, the one add/subtract rounds once, so the values equal ggml's.
-import { fma, h2f, hsum, wMagic, wMask, wBig, wExp } from "./simd";
+import { fma, h2fScalar, hsum } from "./simd";
 import { seqDot } from "./matvec"; // x · the dequantized row (4 accumulators over 16-value steps)
 
 export const DT_Q4_0: i32 = 5;
@@ -47,7 +47,7 @@ export const DT_Q6_K: i32 = 11;
 /** The f16 at p as f32. */
 // @ts-ignore: decorator
 @inline function h16(p: usize): f32 {
-  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<i16>(p)), wMagic(), wMask(), wBig(), wExp()), 0);
+  return h2fScalar(<i32>load<u16>(p));
 }
 
 /**

@@ -98,6 +98,18 @@ export const DT_Q8_0: i32 = 4;
   return v128.or(f, v128.and(f32x4.ge(f32x4.abs(f), bg), ex));
 }
 
+/**
+ * One IEEE half (the low 16 bits of h) to f32 in general-purpose registers, exactly as h2f: the
+ * scalar scales of the block types (q8.ts, quants.ts) need no vector constants held in xmm
+ * registers across their loops (the batched Q8_0 loop spilled with them).
+ */
+// @ts-ignore: decorator
+@inline export function h2fScalar(h: i32): f32 {
+  const sign = <u32>(h & 0x8000) << 16, mag = <u32>(h & 0x7fff);
+  if (mag >= 0x7c00) return reinterpret<f32>(sign | 0x7f800000 | ((mag & 0x3ff) << 13)); // inf/NaN, payload kept
+  return reinterpret<f32>(sign | (mag << 13)) * 5.192296858534828e33; // ×2^112: normals and subnormals exactly
+}
+
 /** Loads 4 consecutive values of dtype dt at p and widens them to f32 (int8: times scale). */
 // @ts-ignore: decorator
 @inline export function load4(dt: i32, p: usize, scale: v128, mg: v128, km: v128, bg: v128, ex: v128): v128 {
@@ -119,7 +131,7 @@ export function load1(dt: i32, p: usize): f32 {
   if (dt == DT_F32) return load<f32>(p);
   if (dt == DT_BF16) return reinterpret<f32>(<u32>load<u16>(p) << 16);
   if (dt == DT_I8) return <f32>load<i8>(p);
-  return f32x4.extract_lane(h2f(i32x4.splat(<i32>load<i16>(p)), wMagic(), wMask(), wBig(), wExp()), 0);
+  return h2fScalar(<i32>load<u16>(p));
 }
 
 /**
