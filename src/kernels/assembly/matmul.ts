@@ -10,7 +10,7 @@ import { matvecQ8, matvecQ8x2, matvecQ8x3, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES 
 import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, elemBytes, widenRow } from "./simd";
 import { dotTile } from "./tiles";
 import { DT_Q4_0, dequantRowQuant, matvecQuant, quantRowBytes } from "./quants";
-import { matvec, matvecF32, matvecF32x2, matvecF32x3, matvecF16Item, matvecBF16Item } from "./matvec";
+import { matvecF32, matvecF32x2, matvecF32x3, matvecF16Item, matvecBF16Item } from "./matvec";
 import { matmulKnItem } from "./matmulkn";
 import * as L from "./layout";
 

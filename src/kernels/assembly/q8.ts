@@ -4,20 +4,14 @@
 // multiplied with x in four accumulators, and the block's sum is scaled by d once; with 2 or 3 rows
 // of x (batched decode) the block is widened once for all of them. Prefill
 // dequantizes rows into the thread's scratch (dequantRow) and runs the f32 tiles.
-import { fma, h2fScalar, hsum } from "./simd";
+import { fma, hsum, loadF16 } from "./simd";
 
 export const Q8_BLOCK: i32 = 32; // values per block
 export const Q8_BLOCK_BYTES: usize = 34;
 
-/**
- * The f16 scale of a block at p, as f32, in general-purpose registers (simd.ts h2fScalar): with the
- * vector h2f and its 4 constants the batched loop spilled; Q8_0 decode matvec 1.25-1.28x (M = 1) and
- * 1.16-1.21x (M = 2), bench/matvec.ts --dtypes q8_0 --rows 1|2 --baseline, AMD EPYC Zen 5, 2026-12-07.
- */
-// @ts-ignore: decorator
-@inline function scaleAt(p: usize): f32 {
-  return h2fScalar(<i32>load<u16>(p));
-}
+// Block scales are read with simd.ts loadF16 (general-purpose registers): with the vector h2f and its
+// 4 constants the batched loop spilled; Q8_0 decode matvec 1.25-1.28x (M = 1) and 1.16-1.21x (M = 2),
+// bench/matvec.ts --dtypes q8_0 --rows 1|2 --baseline, AMD EPYC Zen 5, 2026-12-07.
 
 /** int8 lanes 0..3 / 4..7 of an i16x8 (already widened from i8) as f32x4. */
 // @ts-ignore: decorator
@@ -59,7 +53,7 @@ export function matvecQ8(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: us
       const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
       const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
       const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);
-      sum = fma(blockDot(xp, a, c, e, g), f32x4.splat(scaleAt(b)), sum);
+      sum = fma(blockDot(xp, a, c, e, g), f32x4.splat(loadF16(b)), sum);
       b += Q8_BLOCK_BYTES;
       xp += 128;
     }
@@ -90,7 +84,7 @@ export function matvecQ8x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize
       const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
       const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
       const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);
-      const d = f32x4.splat(scaleAt(b));
+      const d = f32x4.splat(loadF16(b));
       sum0 = fma(blockDot(x0 + xo, a, c, e, g), d, sum0);
       sum1 = fma(blockDot(x1 + xo, a, c, e, g), d, sum1);
       if (R > 2) sum2 = fma(blockDot(x2 + xo, a, c, e, g), d, sum2);
@@ -108,7 +102,7 @@ export function matvecQ8x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize
 export function dequantRow(src: usize, Kin: i32, dst: usize): void {
   let b = src, o = dst;
   for (let j = 0; j < Kin / Q8_BLOCK; j++) {
-    const d = f32x4.splat(scaleAt(b));
+    const d = f32x4.splat(loadF16(b));
     const q0 = v128.load(b, 2), q1 = v128.load(b, 18);
     const a = i16x8.extend_low_i8x16_s(q0), c = i16x8.extend_high_i8x16_s(q0);
     const e = i16x8.extend_low_i8x16_s(q1), g = i16x8.extend_high_i8x16_s(q1);

@@ -9,7 +9,7 @@
 // f32, L1-sized) and dot it with every x row by four f32x4 accumulators. w is read once, quantized. Prefill dequantizes NB rows into scratch and runs the f32 tiles
 // (matmul.ts blockMatmul). Every value is computed in f32 in ggml's operation order: products of an
 // f16 by small integers are exact, the one add/subtract rounds once, so the values equal ggml's.
-import { fma, h2fScalar, hsum } from "./simd";
+import { fma, hsum, loadF16 } from "./simd";
 import { seqDot } from "./matvec"; // x · the dequantized row (4 accumulators over 16-value steps)
 
 export const DT_Q4_0: i32 = 5;
@@ -42,12 +42,6 @@ export const DT_Q6_K: i32 = 11;
 // @ts-ignore: decorator
 @inline export function quantRowBytes(dt: i32, Kin: i32): usize {
   return <usize>(Kin / quantBlockValues(dt)) * quantBlockBytes(dt);
-}
-
-/** The f16 at p as f32. */
-// @ts-ignore: decorator
-@inline function h16(p: usize): f32 {
-  return h2fScalar(<i32>load<u16>(p));
 }
 
 /**
@@ -91,14 +85,14 @@ export function dequantRowQuant(dt: i32, src: usize, Kin: i32, dst: usize): void
     const p = src + <usize>b * BB, o = dst + (<usize>(b * QK) << 2);
     if (dt == DT_Q4_0) {
       // (q - 8)·d = q·d + (-8·d): both products exact, one rounding in the add (= ggml's value).
-      const d = h16(p);
+      const d = loadF16(p);
       nibbles16(p + 2, o, d, -8 * d, d, -8 * d, 64);
     } else if (dt == DT_Q4_1) {
-      const d = h16(p), m = h16(p + 2);
+      const d = loadF16(p), m = loadF16(p + 2);
       nibbles16(p + 4, o, d, m, d, m, 64);
     } else if (dt == DT_Q5_0 || dt == DT_Q5_1) {
       const one = dt == DT_Q5_1;
-      const d = h16(p), m: f32 = one ? h16(p + 2) : 0;
+      const d = loadF16(p), m: f32 = one ? loadF16(p + 2) : 0;
       const qhp = p + (one ? 4 : 2), qs = qhp + 4;
       const qh = load<u32>(qhp);
       for (let j = 0; j < 16; j++) {
@@ -110,7 +104,7 @@ export function dequantRowQuant(dt: i32, src: usize, Kin: i32, dst: usize): void
       }
     } else if (dt == DT_Q4_K || dt == DT_Q5_K) {
       const five = dt == DT_Q5_K;
-      const d = h16(p), dmin = h16(p + 2), sc = p + 4, qh = p + 16, qs = p + (five ? 48 : 16);
+      const d = loadF16(p), dmin = loadF16(p + 2), sc = p + 4, qh = p + 16, qs = p + (five ? 48 : 16);
       for (let c = 0; c < 4; c++) {
         const d1 = d * scaleMin(sc, 2 * c, 0), m1 = dmin * scaleMin(sc, 2 * c, 1);
         const d2 = d * scaleMin(sc, 2 * c + 1, 0), m2 = dmin * scaleMin(sc, 2 * c + 1, 1);
@@ -131,7 +125,7 @@ export function dequantRowQuant(dt: i32, src: usize, Kin: i32, dst: usize): void
       }
     } else {
       // q6_K: ql[128] | qh[64] | int8 scales[16] | f16 d
-      const d = h16(p + 208);
+      const d = loadF16(p + 208);
       for (let h = 0; h < 2; h++) {
         const ql = p + <usize>(64 * h), qh = p + 128 + <usize>(32 * h), sc = p + 192 + <usize>(8 * h);
         const oh = o + (<usize>(128 * h) << 2);
@@ -191,7 +185,7 @@ function dotNibbleRow(dt: i32, x: usize, xs: usize, w: usize, Kin: i32): f32 {
   for (let b = 0; b < Kin / QK; b++) {
     const p = w + <usize>b * BB, xb = x + (<usize>(b * QK) << 2), sb = xs + (<usize>(b * QK / 32) << 2);
     if (dt == DT_Q4_K) {
-      const d = h16(p), dmin = h16(p + 2), sc = p + 4, qs = p + 16;
+      const d = loadF16(p), dmin = loadF16(p + 2), sc = p + 4, qs = p + 16;
       for (let c = 0; c < 4; c++) {
         const q0 = v128.load(qs + <usize>(32 * c)), q1 = v128.load(qs + <usize>(32 * c + 16));
         const m4 = i8x16.splat(0x0f);
@@ -205,11 +199,11 @@ function dotNibbleRow(dt: i32, x: usize, xs: usize, w: usize, Kin: i32): f32 {
         accb -= dmin * scaleMin(sc, 2 * c, 1) * load<f32>(sb + (<usize>(2 * c) << 2)) + dmin * scaleMin(sc, 2 * c + 1, 1) * load<f32>(sb + (<usize>(2 * c + 1) << 2));
       }
     } else {
-      const d = h16(p), q = v128.load(p + (dt == DT_Q4_1 ? 4 : 2));
+      const d = loadF16(p), q = v128.load(p + (dt == DT_Q4_1 ? 4 : 2));
       let s1 = dot16(xb, v128.and(q, i8x16.splat(0x0f)), f32x4.splat(0));
       s1 = dot16(xb + 64, i8x16.shr_u(q, 4), s1);
       acc = fma(s1, f32x4.splat(d), acc);
-      accb += (dt == DT_Q4_1 ? h16(p + 2) : -8 * d) * load<f32>(sb);
+      accb += (dt == DT_Q4_1 ? loadF16(p + 2) : -8 * d) * load<f32>(sb);
     }
   }
   return hsum(acc) + accb;

@@ -110,6 +110,12 @@ export const DT_Q8_0: i32 = 4;
   return reinterpret<f32>(sign | (mag << 13)) * 5.192296858534828e33; // ×2^112: normals and subnormals exactly
 }
 
+/** The f16 at p as f32 (h2fScalar). */
+// @ts-ignore: decorator
+@inline export function loadF16(p: usize): f32 {
+  return h2fScalar(<i32>load<u16>(p));
+}
+
 /** Loads 4 consecutive values of dtype dt at p and widens them to f32 (int8: times scale). */
 // @ts-ignore: decorator
 @inline export function load4(dt: i32, p: usize, scale: v128, mg: v128, km: v128, bg: v128, ex: v128): v128 {
@@ -131,13 +137,13 @@ export function load1(dt: i32, p: usize): f32 {
   if (dt == DT_F32) return load<f32>(p);
   if (dt == DT_BF16) return reinterpret<f32>(<u32>load<u16>(p) << 16);
   if (dt == DT_I8) return <f32>load<i8>(p);
-  return h2fScalar(<i32>load<u16>(p));
+  return loadF16(p);
 }
 
 /**
  * Widens one row of n values of dtype dt at src to f32 at dst, then zero-pads it to np values
  * (np a multiple of 4, so later dot products need no tail). int8 rows are multiplied by scale.
- * finite: the caller promises the f16 halves hold no inf/NaN (AttentionCall.kvFinite, MatmulCall.wFinite),
+ * finite: the caller promises the f16 halves hold no inf/NaN (attention passes AttentionCall.kvFinite),
  * so the per-row check is skipped.
  */
 export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale: f32, finite: bool = false): void {
