@@ -1,7 +1,8 @@
 // The kernel pool under back-to-back tasks of different sizes (a decode step: a 4-item projection,
 // then a 64-item one, then attention…). Every output must equal the single-thread result bit for
-// bit. This caught a race: a worker still looping in runTask for a finished task could claim an
-// item of the next task while its arguments were being written (src/kernels/pool.ts, run()).
+// bit. It guards the pool's hand-over between tasks (src/kernels/pool.ts, run(): a task is closed
+// before the next one's arguments are written); the stale-claim race that fix removes needs a worker
+// preempted at one instruction, and this test did not reproduce it on the old code either.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";

@@ -137,7 +137,7 @@ export class Pool {
     // runTask for this generation read NEXT = (gen, nitems) and then NITEMS, and if NITEMS already
     // held the next task's larger count, its compare-and-swap on the unchanged NEXT claimed an item
     // of a task whose arguments were half written (and counted it in the next task's DONE, so that
-    // barrier could return one item early). Wrong outputs, rarely (test/kernels-pool.test.ts).
+    // barrier could return one item early): wrong outputs, rarely (it needs a preempted worker).
     // With NEXT = (gen, 2^31 - 1) every such worker sees no item left and its CAS fails.
     Atomics.store(this.i64, (this.ctl + CTL.NEXT) >> 3, (BigInt(this.gen) << 32n) | 0x7fffffffn);
     const err = Atomics.load(v, c + (CTL.ERR >> 2));
