@@ -102,6 +102,8 @@ interface Case {
   window: number | null;
   seed: number;
   qScale?: number; // large values give extreme logits
+  kvFinite?: boolean; // passed to the WASM backends (the reference ignores it)
+  softcap?: number;
 }
 
 /** Runs one call on the reference and every WASM backend and compares all outputs. */
@@ -112,13 +114,13 @@ function checkAttention(c: Case): void {
   fill(arena.f32(q, T * H * D), c.seed, c.qScale ?? 1);
   const want = arena.alloc(T * H * D * 4, "test want");
   const got = arena.alloc(T * H * D * 4, "test got");
-  const call: AttentionCall = { q, out: want, T, H, K, D, qPos0: c.qPos0, scale: 1 / Math.sqrt(D), window: c.window, kvDtype: c.dtype, segments };
+  const call: AttentionCall = { q, out: want, T, H, K, D, qPos0: c.qPos0, scale: 1 / Math.sqrt(D), window: c.window, softcap: c.softcap ?? null, kvDtype: c.dtype, segments };
   ref.attention(call);
   const wantCopy = arena.f32(want, T * H * D).slice();
   for (const b of backends) {
     arena.f32(got, T * H * D).fill(12345);
-    b.attention({ ...call, out: got });
-    const label = `${b.name}×${b.threads} T=${T} H=${H} K=${K} D=${D} ${c.dtype} segs=${c.segments.length} window=${c.window}`;
+    b.attention({ ...call, out: got, kvFinite: c.kvFinite });
+    const label = `${b.name}×${b.threads} T=${T} H=${H} K=${K} D=${D} ${c.dtype} segs=${c.segments.length} window=${c.window} softcap=${c.softcap} kvFinite=${c.kvFinite}`;
     expectClose(arena.f32(got, T * H * D), wantCopy, 2e-5, 2e-5, label);
   }
   for (const s of segments) {
@@ -183,6 +185,20 @@ test("extreme logits: |score| in the thousands neither overflows nor underflows"
   checkAttention({ T: 9, H: 4, K: 1, D: 20, dtype: "f16", segments: paged(40, 16), qPos0: 31, window: null, seed: 91, qScale: 500 });
 });
 
+test("row quads on even/odd widened f16 tiles (kvFinite): GQA-4, GQA-3, MQA × D 8, 40, 64, 128 (36: 4-value blocks, the other path) × decode and prefill, window, softcap; bf16 alike", () => {
+  let seed = 300;
+  for (const dtype of ["f16", "bf16"] as KvDtype[]) {
+    for (const [H, K] of [[12, 3], [12, 4], [8, 1], [32, 1]]) {
+      for (const D of [8, 36, 40, 64, 128]) {
+        checkAttention({ T: 1, H, K, D, dtype, segments: paged(300, 128), qPos0: 299, window: null, seed: seed++, kvFinite: true });
+        checkAttention({ T: 5, H, K, D, dtype, segments: paged(90, 32, 7), qPos0: 92, window: 40, seed: seed++, kvFinite: true, softcap: 30 });
+      }
+    }
+  }
+  // |q·scale| at or above X_FAST_MAX (2^14): q·2^112 could overflow, so f16 takes the unscaled path.
+  checkAttention({ T: 1, H: 12, K: 3, D: 64, dtype: "f16", segments: paged(100, 64), qPos0: 99, window: null, seed: 399, kvFinite: true, qScale: 3e5 });
+});
+
 test("f16 cache holding inf and NaN halves: tiles with them take the exact widening, results as the reference", () => {
   // [4, 4, 64] (MHA) and [8, 4, 64] (G = 2) take the in-register path (few rows per KV head, D % 8 == 0).
   for (const [H, K, D] of [[12, 4, 64], [4, 4, 20], [8, 1, 40], [4, 4, 64], [8, 4, 128]]) {
@@ -209,10 +225,10 @@ test("f16 cache holding inf and NaN halves: tiles with them take the exact widen
   }
 });
 
-test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA and G = 2 decode keep them, no flush to 0, with and without kvFinite", () => {
+test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA, G = 2 and row-quad decode keep them, no flush to 0, with and without kvFinite", () => {
   // Scores are ~1e-8 and every V half is an f16 subnormal: the outputs (~1e-5) must match to 1e-9 + 2e-5 relative.
   for (const dtype of ["f16", "bf16"] as KvDtype[]) {
-    for (const [H, K, D] of [[4, 4, 64], [8, 4, 128], [4, 4, 40]]) {
+    for (const [H, K, D] of [[4, 4, 64], [8, 4, 128], [4, 4, 40], [12, 3, 64], [12, 1, 128]]) {
       const T = 1, S = 150;
       const segments = makeCache({ K, D, dtype, segments: paged(S, 64), seed: 98, valueScale: 5e-5 });
       const q = arena.alloc(T * H * D * 4), want = arena.alloc(T * H * D * 4), got = arena.alloc(T * H * D * 4);

@@ -14,7 +14,7 @@
 import { DT_F32, DT_F16, DT_BF16, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
 import { dotTile, pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
 import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
-import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow } from "./halves";
+import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, scaleRun, widenEvenOddF16 } from "./halves";
 import * as L from "./layout";
 
 // @ts-ignore: decorator
@@ -46,6 +46,10 @@ let sVt: usize = 0; // f32 [BK, Dp] widened V tile
 let sQx: usize = 0; // f32 [NRp, Dp] prepX(queries) for the in-register f16/bf16 path
 // The item runs on the in-register f16/bf16 path (attnTileHalf): O rows are then in even/odd order.
 let fusedHalf = false;
+// The item's f16 tiles are widened in even/odd order, times 2^-112 (widenEvenOddF16; row quads,
+// kvFinite, D % 8 == 0, |q| < X_FAST_MAX): queries (times 2^112) and O rows are in even/odd order
+// too, and each tile's weights are scaled by 2^112 before p·v, so every product is the exact one.
+let eoHalf = false;
 let kvFinite = false; // the caller promised no inf/NaN half (A_KVFINITE): the in-register f16 path skips its checks
 
 function scratchAt(base: usize, nrp: i32, dp: i32, bk: i32): void {
@@ -85,6 +89,7 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
   const dt = <i32>arg(ctl, L.A_DTYPE);
   fusedHalf = (dt == DT_F16 || dt == DT_BF16) && prepHalf(dt == DT_F16, nr, D, Dp);
   kvFinite = arg(ctl, L.A_KVFINITE) != 0;
+  eoHalf = !fusedHalf && dt == DT_F16 && kvFinite && prepQuadsEvenOddF16(nr, D, Dp);
 
   // Visible key positions of the whole tile; per-row limits are applied in the softmax step.
   const loAll = load<i32>(sLo), hiAll = load<i32>(sHi + (<usize>(nr - 1) << 2));
@@ -105,7 +110,7 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
     rb = min(rb, hiAll - fp + 1);
     for (let rt = ra; rt < rb; rt += BK) attnTile(ctl, tab, s, k, rt, min(BK, rb - rt), nr, fp + rt, Dp, BK, D);
   }
-  if (fusedHalf) for (let r = 0; r < nr; r++) fromEvenOdd(sO + <usize>r * (<usize>Dp << 2), Dp);
+  if (fusedHalf || eoHalf) for (let r = 0; r < nr; r++) fromEvenOdd(sO + <usize>r * (<usize>Dp << 2), Dp);
   if (NSPLIT == 1) writeOutput(<usize>arg(ctl, L.A_OUT), k, t0, nr, G, H, D, Dp);
   else writePartial(<usize>arg(ctl, L.A_PART), item, nr, nrp, Dp);
 }
@@ -183,6 +188,31 @@ function prepHalf(f16: bool, nr: i32, D: i32, Dp: i32): bool {
 }
 
 /**
+ * Whether the item's row quads can take even/odd widened f16 tiles (eoHalf): quads, D % 8 == 0 and
+ * |q| < X_FAST_MAX (so q·2^112 stays finite); if so, puts each query row of sQp in even/odd order,
+ * times 2^112, so that q·2^112 times k·2^-112 is the exact product q·k.
+ */
+function prepQuadsEvenOddF16(nr: i32, D: i32, Dp: i32): bool {
+  if (nr < QUAD_MIN_ROWS || (D & 7) != 0 || D != Dp) return false;
+  const quadBytes = <usize>Dp << 4, nq = (nr + 3) >> 2;
+  if (!(absMax(sQp, nq * (Dp << 2)) < X_FAST_MAX)) return false;
+  const sc = f32x4.splat(5.192296858534828e33); // 2^112
+  // Quad layout: chunk c (d = 4c..4c+3) of row i at 64c + 16i; an 8-value block m is chunks 2m, 2m+1.
+  for (let qd = 0; qd < nq; qd++) {
+    const base = sQp + <usize>qd * quadBytes;
+    for (let m: usize = 0; m < (<usize>Dp >> 3); m++) {
+      const c0 = base + (m << 7);
+      for (let i: usize = 0; i < 4; i++) {
+        const a = v128.load(c0 + (i << 4)), b = v128.load(c0 + (i << 4), 64);
+        v128.store(c0 + (i << 4), f32x4.mul(v128.shuffle<f32>(a, b, 0, 2, 4, 6), sc));
+        v128.store(c0 + (i << 4), f32x4.mul(v128.shuffle<f32>(a, b, 1, 3, 5, 7), sc), 64);
+      }
+    }
+  }
+  return true;
+}
+
+/**
  * attnTile for f16/bf16 K and V read in place, widened in registers: q·k by the f16/bf16 matvec
  * (qkRowF16/BF16), p·v by pvRowF16/BF16, O in even/odd order. bf16 widening is exact for every
  * value. f16 weights are scaled by 2^112 (see pvRowF16), and a V tile holding an inf/NaN half is
@@ -243,7 +273,17 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     const kScale = <usize>seg(tab, s, L.S_KSCALE), vScale = <usize>seg(tab, s, L.S_VSCALE);
     const scOff = (<usize>k * <usize>seg(tab, s, L.S_SCALE_HEAD_STRIDE) + <usize>rt) << 2;
     const dst = <usize>Dp << 2;
-    if (!kScale && D == Dp && rowStride == <usize>D * elemBytes(dt)) {
+    if (eoHalf) {
+      if (rowStride == <usize>D << 1) {
+        widenEvenOddF16(kp, nk * D, sKt);
+        widenEvenOddF16(vp, nk * D, sVt);
+      } else {
+        for (let j = 0; j < nk; j++) {
+          widenEvenOddF16(kp + <usize>j * rowStride, D, sKt + <usize>j * dst);
+          widenEvenOddF16(vp + <usize>j * rowStride, D, sVt + <usize>j * dst);
+        }
+      }
+    } else if (!kScale && D == Dp && rowStride == <usize>D * elemBytes(dt)) {
       // Packed rows without per-row scales (f16/bf16, D % 4 == 0): the tile is one run of nk·D values.
       widenRow(dt, kp, nk * D, nk * D, sKt, 1, kvFinite);
       widenRow(dt, vp, nk * D, nk * D, sVt, 1, kvFinite);
@@ -268,6 +308,7 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
       const s4 = sS + <usize>qd * (<usize>BK << 4);
       qkQuad(sQp + <usize>qd * (rowBytes << 2), kp, ks, nk, Dp, s4);
       softmaxQuad(qd, s4, nk, p0, cap);
+      if (eoHalf) scaleRun(s4, nk << 2, 5.192296858534828e33); // weights times 2^112 against v·2^-112
       pvQuad(s4, vp, vs, nk, Dp, sO + <usize>qd * (rowBytes << 2), rowBytes, sAl + (<usize>qd << 4));
     }
     return;

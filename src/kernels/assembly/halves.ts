@@ -103,6 +103,22 @@ export function pvRowBF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: us
   return check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)));
 }
 
+/**
+ * Widens n finite f16 halves (n % 8 == 0) at src to f32 h·2^-112 at dst in even/odd order (per 8
+ * values: d = 0, 2, 4, 6, 1, 3, 5, 7): 5 integer ops per 8 values where widenRow's finite path
+ * takes 8 (two 4-value loads, each extended, shifted, masked and rebiased by a multiply). Exact for
+ * every finite half, subnormals included; an inf/NaN half comes out as a wrong finite value.
+ */
+export function widenEvenOddF16(src: usize, n: i32, dst: usize): void {
+  const km = v128.load(F16_MASK);
+  const end = src + (<usize>n << 1);
+  for (let at = src, o = dst; at < end; at += 16, o += 32) {
+    const h = v128.load(at);
+    v128.store(o, hEven(h, km));
+    v128.store(o, hOdd(h, km), 16);
+  }
+}
+
 /** In place, n % 8 == 0: per 8 values, natural order d = 0..7 to even/odd order 0, 2, 4, 6, 1, 3, 5, 7. */
 export function toEvenOdd(o: usize, n: i32): void {
   for (let at = o, end = o + (<usize>n << 2); at < end; at += 32) {
@@ -119,6 +135,12 @@ export function fromEvenOdd(o: usize, n: i32): void {
     v128.store(at, v128.shuffle<f32>(e, d, 0, 4, 1, 5));
     v128.store(at, v128.shuffle<f32>(e, d, 2, 6, 3, 7), 16);
   }
+}
+
+/** p[j] *= s for j < n, n % 4 == 0 (row-quad weights to the 2^112 scale of widenEvenOddF16's V). */
+export function scaleRun(p: usize, n: i32, s: f32): void {
+  const sv = f32x4.splat(s);
+  for (let at = p, end = p + (<usize>n << 2); at < end; at += 16) v128.store(at, f32x4.mul(v128.load(at), sv));
 }
 
 /** p[j] *= s for j < n (weights to and from the 2^112 scale of pvRowF16). */
