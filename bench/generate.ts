@@ -107,6 +107,26 @@ function promptTokens(n: number): number[] {
   return Array.from({ length: n }, (_, i) => 300 + ((i * 7919) % 31000));
 }
 
+/**
+ * The SIMD peak of the runtime's threads (GFLOP/s, register-only multiply-adds, ~50 ms): printed
+ * beside each run because on this VM the 2-thread peak is sometimes half its usual value for a
+ * whole process (the two vCPUs then seem to share one physical core), which slows ALU-bound
+ * decode and makes runs minutes apart disagree.
+ */
+function simdPeakGflops(kernels: unknown): number {
+  const k = kernels as { simdPeak?: (iters: number, items: number) => void; threads: number };
+  if (!k.simdPeak) return NaN;
+  const iters = 20_000, items = 16 * k.threads;
+  k.simdPeak(iters, items); // warm-up
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    k.simdPeak(iters, items);
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return (items * iters * 12 * 8) / best / 1e9;
+}
+
 async function workerMqa(model: string, P: number, N: number, threads: number): Promise<WorkerResult> {
   const { enableRelaxedSimdFlag } = await import("../src/kernels/wasm-node.js");
   enableRelaxedSimdFlag();
@@ -116,14 +136,16 @@ async function workerMqa(model: string, P: number, N: number, threads: number): 
     const cache = rt.model.createCache({ dtype: "f16", maxTokens: P + N + 1 });
     const seq = cache.addSequence();
     const prompt = promptTokens(P);
+    const peak0 = simdPeakGflops(rt.kernels);
     const t0 = performance.now();
     rt.model.prefill(cache, [seq], [prompt], 512); // llama.cpp's default n_batch
     const t1 = performance.now();
     for (let i = 0; i < N; i++) rt.model.forward(cache, [seq], [[prompt[i % P]]], "last");
     const t2 = performance.now();
+    const peak1 = simdPeakGflops(rt.kernels);
     return {
       engine: "mqa", prefillTokens: P, prefillSeconds: (t1 - t0) / 1000, decodeTokens: N, decodeSeconds: (t2 - t1) / 1000,
-      maxRssBytes: process.resourceUsage().maxRSS * 1024, weightsBytes: rt.model.weightBytes(), kvBytes: cache.bytes(), detail: `${rt.kernels.name}, ${rt.kernels.threads} threads`,
+      maxRssBytes: process.resourceUsage().maxRSS * 1024, weightsBytes: rt.model.weightBytes(), kvBytes: cache.bytes(), detail: `${rt.kernels.name}, ${rt.kernels.threads} threads, SIMD peak ${peak0.toFixed(0)}/${peak1.toFixed(0)} GFLOP/s before/after`,
     };
   } finally {
     rt.close();
@@ -170,6 +192,7 @@ async function workerPair(model: string, P: number, N: number, threads: number):
   const seq = cache.addSequence();
   const prompt = promptTokens(P);
   const t = { mqa: [0, 0], llama: [0, 0] }; // [prefill, decode] milliseconds
+  const peak0 = simdPeakGflops(rt.kernels);
   const CHUNK = 512;
   for (let s0 = 0; s0 < P; s0 += CHUNK) {
     const chunk = prompt.slice(s0, s0 + CHUNK) as unknown as Token[];
@@ -191,8 +214,9 @@ async function workerPair(model: string, P: number, N: number, threads: number):
     t.llama[1] += performance.now() - a;
   }
   const rss = process.resourceUsage().maxRSS * 1024;
+  const peak1 = simdPeakGflops(rt.kernels);
   const out: WorkerResult[] = [
-    { engine: "mqa", prefillTokens: P, prefillSeconds: t.mqa[0] / 1000, decodeTokens: N, decodeSeconds: t.mqa[1] / 1000, maxRssBytes: rss, weightsBytes: rt.model.weightBytes(), kvBytes: cache.bytes(), detail: `${rt.kernels.name}, ${rt.kernels.threads} threads, interleaved` },
+    { engine: "mqa", prefillTokens: P, prefillSeconds: t.mqa[0] / 1000, decodeTokens: N, decodeSeconds: t.mqa[1] / 1000, maxRssBytes: rss, weightsBytes: rt.model.weightBytes(), kvBytes: cache.bytes(), detail: `${rt.kernels.name}, ${rt.kernels.threads} threads, interleaved, SIMD peak ${peak0.toFixed(0)}/${peak1.toFixed(0)} GFLOP/s before/after` },
     { engine: "llama.cpp", prefillTokens: P, prefillSeconds: t.llama[0] / 1000, decodeTokens: N, decodeSeconds: t.llama[1] / 1000, maxRssBytes: rss, weightsBytes: m.size, kvBytes: 0, detail: `node-llama-cpp ${threads} threads, flash attention ${ctx.flashAttention}, interleaved` },
   ];
   await ctx.dispose();
