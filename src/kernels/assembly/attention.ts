@@ -13,7 +13,7 @@
 // score s2 = s·log2(e) becomes C·tanh(s2/C), applied to every score of a tile before the mask.
 import { DT_F32, DT_F16, DT_BF16, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
 import { dotTile, pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
-import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
+import { X_FAST_MAX, POW2_112, POW2_M112, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
 import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, scaleRun, widenEvenOddF16 } from "./halves";
 import * as L from "./layout";
 
@@ -183,7 +183,7 @@ function prepHalf(f16: bool, nr: i32, D: i32, Dp: i32): bool {
   if (nr >= QUAD_MIN_ROWS || (D & 7) != 0 || D != Dp) return false;
   const rowBytes = <usize>Dp << 2;
   if (f16) for (let r = 0; r < nr; r++) if (!(absMax(sQp + <usize>r * rowBytes, D) < X_FAST_MAX)) return false;
-  for (let r = 0; r < nr; r++) prepX(sQp + <usize>r * rowBytes, D, sQx + <usize>r * rowBytes, f16 ? 5.192296858534828e33 : 1);
+  for (let r = 0; r < nr; r++) prepX(sQp + <usize>r * rowBytes, D, sQx + <usize>r * rowBytes, f16 ? POW2_112 : 1);
   return true;
 }
 
@@ -196,7 +196,7 @@ function prepQuadsEvenOddF16(nr: i32, D: i32, Dp: i32): bool {
   if (nr < QUAD_MIN_ROWS || (D & 7) != 0 || D != Dp) return false;
   const quadBytes = <usize>Dp << 4, nq = (nr + 3) >> 2;
   if (!(absMax(sQp, nq * (Dp << 2)) < X_FAST_MAX)) return false;
-  const sc = f32x4.splat(5.192296858534828e33); // 2^112
+  const sc = f32x4.splat(POW2_112);
   // Quad layout: chunk c (d = 4c..4c+3) of row i at 64c + 16i; an 8-value block m is chunks 2m, 2m+1.
   for (let qd = 0; qd < nq; qd++) {
     const base = sQp + <usize>qd * quadBytes;
@@ -231,7 +231,7 @@ function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32
     softmaxTile(nr, nk, p0, sRow, cap);
     for (let r = 0; r < nr; r++) {
       const p = sS + <usize>r * sRow;
-      scaleRow(p, nk, 5.192296858534828e33); // 2^112
+      scaleRow(p, nk, POW2_112);
       pvRowF16Finite(p, vp, rowStride, nk, Dp, sO + <usize>r * rowBytes, load<f32>(sAl + (<usize>r << 2)));
     }
     return;
@@ -241,11 +241,11 @@ function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32
   for (let r = 0; r < nr; r++) {
     const p = sS + <usize>r * sRow, o = sO + <usize>r * rowBytes, save = sKt + <usize>r * rowBytes;
     const alpha = load<f32>(sAl + (<usize>r << 2));
-    scaleRow(p, nk, 5.192296858534828e33); // 2^112
+    scaleRow(p, nk, POW2_112);
     memory.copy(save, o, rowBytes);
     if (!pvRowF16(p, vp, rowStride, nk, Dp, o, alpha)) continue;
     memory.copy(o, save, rowBytes);
-    scaleRow(p, nk, 1.925929944387236e-34); // 2^-112: back to the weights, exactly
+    scaleRow(p, nk, POW2_M112); // back to the weights, exactly
     fromEvenOdd(o, Dp);
     for (let j = 0; j < nk; j++) widenRow(DT_F16, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * rowBytes, 1);
     pvRow(p, sVt, rowBytes, nk, Dp, o, alpha);
@@ -308,7 +308,7 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
       const s4 = sS + <usize>qd * (<usize>BK << 4);
       qkQuad(sQp + <usize>qd * (rowBytes << 2), kp, ks, nk, Dp, s4);
       softmaxQuad(qd, s4, nk, p0, cap);
-      if (eoHalf) scaleRun(s4, nk << 2, 5.192296858534828e33); // weights times 2^112 against v·2^-112
+      if (eoHalf) scaleRun(s4, nk << 2, POW2_112); // weights times 2^112 against v·2^-112
       pvQuad(s4, vp, vs, nk, Dp, sO + <usize>qd * (rowBytes << 2), rowBytes, sAl + (<usize>qd << 4));
     }
     return;
