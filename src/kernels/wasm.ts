@@ -32,6 +32,12 @@ const MIN_SPLIT_ROWS = 256; // extra decode splits (beyond one per thread) are n
 const SPLIT_ALIGN = 16;
 const MATMUL_MB = 512;
 const MATMUL_NB = 16;
+// Decode matmul (M < 4) items per thread. Each item prepares its x (f16: scaled, even/odd) and
+// restarts its row streams, so fewer, longer items win while the balance holds: a decode step of
+// the 110M bench models (2 threads, steps alternating in one process) took 6-8 % less time with
+// f16 weights at 4 per thread than at 16, 2-3 % less with f32 (MHA f32: +1 %); 2 per thread was
+// no better than 4, 32 was 10-14 % slower.
+const DECODE_ITEMS_PER_THREAD = 4;
 const MATMUL_KN_B = 64; // nn/tn items: up to 64 rows × 64 columns
 const MATMUL_KN_KC = 128; // nn/tn reduction chunk, = KC in assembly/matmulkn.ts: the packed w panel [KC, 64] is 32 KiB
 
@@ -239,7 +245,7 @@ export class WasmKernels implements Kernels {
       }
     } else if (rows < 4) {
       MB = rows;
-      NB = Math.max(4, Math.ceil(N / (16 * threads) / 4) * 4);
+      NB = Math.max(4, Math.ceil(N / (DECODE_ITEMS_PER_THREAD * threads) / 4) * 4);
     } else {
       // An item is NB w rows against up to MATMUL_MB rows of x, so each w block is read from
       // memory (and widened, for f16/bf16) once per MATMUL_MB rows instead of once per 64: the
