@@ -55,15 +55,15 @@ export const DT_Q6_K: i32 = 11;
   const s = f32x4.splat(sl), c = f32x4.splat(bl), s2 = f32x4.splat(sh), c2 = f32x4.splat(bh);
   const l0 = i16x8.extend_low_i8x16_u(lo), l1 = i16x8.extend_high_i8x16_u(lo);
   const h0 = i16x8.extend_low_i8x16_u(hi), h1 = i16x8.extend_high_i8x16_u(hi);
-  v128.store(dst, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(l0)), s), c));
-  v128.store(dst, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(l0)), s), c), 16);
-  v128.store(dst, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(l1)), s), c), 32);
-  v128.store(dst, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(l1)), s), c), 48);
+  v128.store(dst, f32x4.add(f32x4.mul(cvtLo(l0), s), c));
+  v128.store(dst, f32x4.add(f32x4.mul(cvtHi(l0), s), c), 16);
+  v128.store(dst, f32x4.add(f32x4.mul(cvtLo(l1), s), c), 32);
+  v128.store(dst, f32x4.add(f32x4.mul(cvtHi(l1), s), c), 48);
   const dh = dst + hiOff;
-  v128.store(dh, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(h0)), s2), c2));
-  v128.store(dh, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(h0)), s2), c2), 16);
-  v128.store(dh, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(h1)), s2), c2), 32);
-  v128.store(dh, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(h1)), s2), c2), 48);
+  v128.store(dh, f32x4.add(f32x4.mul(cvtLo(h0), s2), c2));
+  v128.store(dh, f32x4.add(f32x4.mul(cvtHi(h0), s2), c2), 16);
+  v128.store(dh, f32x4.add(f32x4.mul(cvtLo(h1), s2), c2), 32);
+  v128.store(dh, f32x4.add(f32x4.mul(cvtHi(h1), s2), c2), 48);
 }
 
 /** 6-bit scale (which = 0) or min (which = 1) of k-quant sub-block j from the 12 bytes at q. */
