@@ -11,9 +11,9 @@
 // Scores are kept in base 2: q is pre-multiplied by scale*log2(e), so weights are exp2(s - m).
 // Soft-capping (Gemma-2: c·tanh(s/c)) commutes with the change of base: with C = c·log2(e), the base-2
 // score s2 = s·log2(e) becomes C·tanh(s2/C), applied to every score of a tile before the mask.
-import { DT_F32, DT_F16, DT_BF16, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
+import { DT_F32, DT_F16, DT_BF16, POW2_112, POW2_M112, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
 import { dotTile, pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
-import { X_FAST_MAX, POW2_112, POW2_M112, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
+import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
 import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, scaleRun, widenEvenOddF16 } from "./halves";
 import * as L from "./layout";
 

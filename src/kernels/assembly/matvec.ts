@@ -2,7 +2,7 @@
 // f32x4), called by matmulItem (matmul.ts) per item of NB rows of w. Bandwidth-bound: w streams once
 // with 4 rows in flight and is widened in registers (f16: 8 halves per load by shifts and masks
 // only, see matvecF16); 2 or 3 rows of x (batched decode) share one pass over w.
-import { DT_F32, DT_F16, DT_BF16, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
+import { DT_F32, DT_F16, DT_BF16, POW2_112, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 
 /** out[n] = x · w_n for n0 <= n < n1, reading w in its own dtype (inlined per dtype). */
 // @ts-ignore: decorator
@@ -210,10 +210,6 @@ export const X_FAST_MAX: f32 = 16384.0;
 //   accumulator on the stack: a load-FMA-store chain through memory every iteration. The two
 //   dependent FMAs per row are no bottleneck (mul + fma + add per row measured the same, 0.98-1.04x).
 const READ_AHEAD_BELOW = 2048; // Kin, in halves: 4 KiB rows
-/** 2^112: hEven/hOdd give h·2^-112, so the other factor of each product is scaled by this. */
-export const POW2_112: f32 = 5.192296858534828e33;
-export const POW2_M112: f32 = 1.925929944387236e-34; // 2^-112
-
 export const F16_MASK = memory.data<u32>([0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x7fff7fff, 0x7fff7fff, 0x7fff7fff, 0x7fff7fff], 16);
 
 /** max |x[i]| over n values (NaN if any is NaN). */

@@ -60,6 +60,13 @@ export const DT_Q8_0: i32 = 4;
   return f32x4.extract_lane(exp2v(f32x4.splat(x)), 0);
 }
 
+/**
+ * 2^112 (wMagic's value): a half's bits shifted into f32 position read as h·2^-112 (h2f, matvec.ts
+ * hEven/hOdd), so the other factor of each product is scaled by this.
+ */
+export const POW2_112: f32 = 5.192296858534828e33;
+export const POW2_M112: f32 = 1.925929944387236e-34; // 2^-112
+
 // The widening constants, as v128.const immediates. V8 rematerialises such a constant at every
 // use inside a loop (TurboFan hoists nothing out of loops); where a hot loop is short of registers
 // that costs, and the constants come from static memory instead (matvec.ts F16_MASK). Loading
@@ -107,7 +114,7 @@ export const DT_Q8_0: i32 = 4;
 @inline export function h2fScalar(h: i32): f32 {
   const sign = <u32>(h & 0x8000) << 16, mag = <u32>(h & 0x7fff);
   if (mag >= 0x7c00) return reinterpret<f32>(sign | 0x7f800000 | ((mag & 0x3ff) << 13)); // inf/NaN, payload kept
-  return reinterpret<f32>(sign | (mag << 13)) * 5.192296858534828e33; // ×2^112: normals and subnormals exactly
+  return reinterpret<f32>(sign | (mag << 13)) * POW2_112; // normals and subnormals exactly
 }
 
 /** The f16 at p as f32 (h2fScalar). */
