@@ -14,7 +14,7 @@
 import { DT_F32, DT_F16, DT_BF16, POW2_112, POW2_M112, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
 import { dotTile, pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
 import { X_FAST_MAX, absMax, prepX, qkRowF16, qkRowF16Finite, qkRowBF16 } from "./matvec";
-import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, scaleRun, widenEvenOddF16 } from "./halves";
+import { pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, widenEvenOddF16 } from "./halves";
 import * as L from "./layout";
 
 // @ts-ignore: decorator
@@ -308,7 +308,7 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
       const s4 = sS + <usize>qd * (<usize>BK << 4);
       qkQuad(sQp + <usize>qd * (rowBytes << 2), kp, ks, nk, Dp, s4);
       softmaxQuad(qd, s4, nk, p0, cap);
-      if (eoHalf) scaleRun(s4, nk << 2, POW2_112); // weights times 2^112 against v·2^-112
+      if (eoHalf) scaleRow(s4, nk << 2, POW2_112); // weights times 2^112 against v·2^-112
       pvQuad(s4, vp, vs, nk, Dp, sO + <usize>qd * (rowBytes << 2), rowBytes, sAl + (<usize>qd << 4));
     }
     return;

@@ -137,13 +137,11 @@ export function fromEvenOdd(o: usize, n: i32): void {
   }
 }
 
-/** p[j] *= s for j < n, n % 4 == 0 (row-quad weights to the 2^112 scale of widenEvenOddF16's V). */
-export function scaleRun(p: usize, n: i32, s: f32): void {
-  const sv = f32x4.splat(s);
-  for (let at = p, end = p + (<usize>n << 2); at < end; at += 16) v128.store(at, f32x4.mul(v128.load(at), sv));
-}
-
-/** p[j] *= s for j < n (weights to and from the 2^112 scale of pvRowF16). */
+/** p[j] *= s for j < n (weights to and from the 2^112 scale of pvRowF16 and widenEvenOddF16's V). */
 export function scaleRow(p: usize, n: i32, s: f32): void {
-  for (let j = 0; j < n; j++) store<f32>(p + (<usize>j << 2), load<f32>(p + (<usize>j << 2)) * s);
+  const sv = f32x4.splat(s);
+  const end4 = p + (<usize>(n & ~3) << 2), end = p + (<usize>n << 2);
+  let at = p;
+  for (; at < end4; at += 16) v128.store(at, f32x4.mul(v128.load(at), sv));
+  for (; at < end; at += 4) store<f32>(at, load<f32>(at) * s);
 }
