@@ -21,6 +21,8 @@ import { f32ToF16 } from "../src/dtypes/codecs.js";
 import { encodeQ8_0 } from "../src/dtypes/q8_0.js";
 import { encodeQuant, isGgmlQuant, type GgmlQuant } from "../src/dtypes/ggml_quants.js";
 import { rowBytes } from "../src/dtypes/table.js";
+import { measureSimdPeak } from "../src/kernels/limits.js";
+import type { Kernels } from "../src/kernels/types.js";
 
 interface WorkerResult {
   engine: string;
@@ -108,23 +110,12 @@ function promptTokens(n: number): number[] {
 }
 
 /**
- * The SIMD peak of the runtime's threads (GFLOP/s, register-only multiply-adds, ~50 ms): printed
- * beside each run because on this VM the 2-thread peak is sometimes half its usual value for a
- * whole process (the two vCPUs then seem to share one physical core), which slows ALU-bound
- * decode and makes runs minutes apart disagree.
+ * The 2-thread SIMD peak (GFLOP/s) is printed beside each run because on this VM it is sometimes
+ * half its usual value for a whole process (the two vCPUs then seem to share one physical core),
+ * which slows ALU-bound decode and makes runs minutes apart disagree.
  */
-function simdPeakGflops(kernels: unknown): number {
-  const k = kernels as { simdPeak?: (iters: number, items: number) => void; threads: number };
-  if (!k.simdPeak) return NaN;
-  const iters = 20_000, items = 16 * k.threads;
-  k.simdPeak(iters, items); // warm-up
-  let best = Infinity;
-  for (let r = 0; r < 5; r++) {
-    const t0 = performance.now();
-    k.simdPeak(iters, items);
-    best = Math.min(best, (performance.now() - t0) / 1000);
-  }
-  return (items * iters * 12 * 8) / best / 1e9;
+function simdPeakGflops(kernels: Kernels): number {
+  return (measureSimdPeak(kernels) ?? NaN) / 1e9;
 }
 
 async function workerMqa(model: string, P: number, N: number, threads: number): Promise<WorkerResult> {

@@ -11,7 +11,8 @@ import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { availableParallelism, cpus, loadavg } from "node:os";
-import { createKernels, type WasmKernels } from "../src/kernels/index.js";
+import { createKernels } from "../src/kernels/index.js";
+import { measureSimdPeak } from "../src/kernels/limits.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { Arena } from "../src/kernels/memory.js";
 import { arenaAllocator } from "../src/train/alloc.js";
@@ -52,15 +53,7 @@ async function mqa() {
   trainer.trainStep();
   // The SIMD peak (independent f32x4 multiply-adds in registers, both threads), measured before and
   // after the timed updates; the higher is the limit the step is held to.
-  const peak = () => {
-    const w = kernels as unknown as WasmKernels | null;
-    if (!w || typeof w.simdPeak !== "function") return 0;
-    const iters = 100_000, items = 64;
-    w.simdPeak(iters, 4);
-    const t = performance.now();
-    w.simdPeak(iters, items);
-    return (items * iters * 12 * 8) / ((performance.now() - t) / 1000) / 1e9;
-  };
+  const peak = () => (kernels ? (measureSimdPeak(kernels, 1) ?? 0) / 1e9 : 0);
   const peakBefore = peak();
   const t0 = performance.now();
   for (let s = 0; s < a.steps; s++) trainer.trainStep();
