@@ -304,7 +304,7 @@ export function evaluateTargets(r: AttentionBenchResult): Target[] {
       note:
         dtype === "f16"
           ? "ALU-bound: WASM has no f16 loads; K and V halves are widened in registers (5 integer ops per 8 halves, exact for finite halves and subnormals; the 2-op inf/NaN check per load is skipped while the cache is known finite, as here) before the FMAs, where bf16 needs 2 ops"
-          : "the kernel reads K and V as two streams per head and pays a softmax and loop overhead per 64-key tile; the probe is one stream with no arithmetic",
+          : "per head the kernel reads a K tile, then its V tile (each row in address order), with a softmax between; the probe is one stream with no arithmetic",
     });
   }
   const T16 = r.decode.some((d) => d.T === 16384) ? 16384 : Math.max(...r.decode.map((d) => d.T));

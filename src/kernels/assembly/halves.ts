@@ -8,12 +8,10 @@
 // halves (d = 1, 3, 5, 7) widen with two or three integer ops and no shuffles (matvec.ts hEven,
 // hOdd). So output rows here are in even/odd order: per 8 values, d = 0, 2, 4, 6, 1, 3, 5, 7
 // (toEvenOdd / fromEvenOdd convert in place).
-import { fma } from "./simd";
-import { hEven, hOdd, F16_MASK } from "./matvec";
+import { DT_F16, DT_BF16, fma, hsum } from "./simd";
+import { hEven, hOdd, F16_MASK, BF16_HI, matvecStrided, rowTail } from "./matvec";
 
-// bf16: the high half of each i32 lane is already an f32 (odd); the low half shifted up (even).
-const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000], 16);
-
+// bf16 (BF16_HI): the high half of each i32 lane is already an f32 (odd); the low half shifted up (even).
 // @ts-ignore: decorator
 @inline function wEven(f16: bool, h: v128, km: v128): v128 {
   return f16 ? hEven(h, km) : i32x4.shl(h, 16);
@@ -24,83 +22,163 @@ const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000
 }
 
 /**
- * o = o·alpha + Σ_j p[j]·v_j over j < nk for one output row o (f32 [Dp], even/odd order), V rows of
- * Dp halves at byte stride vs. f16: the halves are read as h·2^-112 (exact for every finite half,
- * subnormals included), so p must hold the weights times 2^112 and every product is the exact
- * p·v; returns true if a half of the tile is inf/NaN (o is then wrong and the caller redoes the
- * tile on the exact path). bf16 widening is exact for every value and returns false.
- * 8 accumulators (32 values of o) stay in registers while the nk keys stream by.
+ * o_r = o_r·alpha_r + Σ_j p_r[j]·v_j over j < nk for nr = 1 or 2 output rows (o_r = o + r·so, f32
+ * [Dp], even/odd order; weights p_r = p + r·sp; alpha_r at al + 4r), V rows of Dp halves at byte
+ * stride vs, one pass over V for both rows. f16: the halves are read as h·2^-112 (exact for every
+ * finite half, subnormals included), so p must hold the weights times 2^112 and every product is
+ * the exact p·v; returns true if a half of the tile is inf/NaN (o is then wrong and the caller
+ * redoes the tile on the exact path). bf16 widening is exact for every value and returns false.
+ * o (in L1) is scaled once and then updated key by key, so each V row is read whole and in order:
+ * one sequential stream, as in tiles.ts pvRow (holding 32 values of o in registers walks V in
+ * columns strided by the row length instead). The per-value sums are the same in either order.
  */
-export function pvRowF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): bool {
-  return pvRowHalf(true, true, p, v, vs, nk, Dp, o, alpha);
+export function pvRowF16(p: usize, sp: usize, nr: i32, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, so: usize, al: usize): bool {
+  return nr == 2 ? pvHalf(true, true, true, p, sp, v, vs, nk, Dp, o, so, al) : pvHalf(true, true, false, p, sp, v, vs, nk, Dp, o, so, al);
 }
 /** pvRowF16 without the inf/NaN check, for rows the caller promised finite (AttentionCall.kvFinite). */
-export function pvRowF16Finite(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): void {
-  pvRowHalf(true, false, p, v, vs, nk, Dp, o, alpha);
+export function pvRowF16Finite(p: usize, sp: usize, nr: i32, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, so: usize, al: usize): void {
+  if (nr == 2) pvHalf(true, false, true, p, sp, v, vs, nk, Dp, o, so, al);
+  else pvHalf(true, false, false, p, sp, v, vs, nk, Dp, o, so, al);
 }
-export function pvRowBF16(p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): bool {
-  return pvRowHalf(false, false, p, v, vs, nk, Dp, o, alpha);
+export function pvRowBF16(p: usize, sp: usize, nr: i32, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, so: usize, al: usize): void {
+  if (nr == 2) pvHalf(false, false, true, p, sp, v, vs, nk, Dp, o, so, al);
+  else pvHalf(false, false, false, p, sp, v, vs, nk, Dp, o, so, al);
 }
 
 // @ts-ignore: decorator
-@inline function pvRowHalf(f16: bool, check: bool, p: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, alpha: f32): bool {
+@inline function pvHalf(f16: bool, check: bool, two: bool, p: usize, sp: usize, v: usize, vs: usize, nk: i32, Dp: i32, o: usize, so: usize, al: usize): bool {
   const km = f16 ? v128.load(F16_MASK) : v128.load(BF16_HI), am = v128.load(F16_MASK, 16);
-  const al = f32x4.splat(alpha);
+  const o1 = o + so, p1 = p + sp;
+  const al0 = v128.load32_splat(al), al1 = v128.load32_splat(al, 4);
   let hx = i16x8.splat(0);
-  const hbytes = <usize>Dp << 1;
-  let d: usize = 0; // byte offset in a V row; the matching o offset is 2d
-  for (; d + 64 <= hbytes; d += 64) {
-    const od = o + (d << 1);
-    let c0 = f32x4.mul(v128.load(od), al), c1 = f32x4.mul(v128.load(od, 16), al);
-    let c2 = f32x4.mul(v128.load(od, 32), al), c3 = f32x4.mul(v128.load(od, 48), al);
-    let c4 = f32x4.mul(v128.load(od, 64), al), c5 = f32x4.mul(v128.load(od, 80), al);
-    let c6 = f32x4.mul(v128.load(od, 96), al), c7 = f32x4.mul(v128.load(od, 112), al);
-    let vr = v + d;
-    for (let j = 0; j < nk; j++) {
-      const w = v128.load32_splat(p + (<usize>j << 2));
-      let h = v128.load(vr);
-      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
-      c0 = fma(w, wEven(f16, h, km), c0);
-      c1 = fma(w, wOdd(f16, h, km), c1);
-      h = v128.load(vr, 16);
-      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
-      c2 = fma(w, wEven(f16, h, km), c2);
-      c3 = fma(w, wOdd(f16, h, km), c3);
-      h = v128.load(vr, 32);
-      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
-      c4 = fma(w, wEven(f16, h, km), c4);
-      c5 = fma(w, wOdd(f16, h, km), c5);
-      h = v128.load(vr, 48);
-      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
-      c6 = fma(w, wEven(f16, h, km), c6);
-      c7 = fma(w, wOdd(f16, h, km), c7);
-      vr += vs;
-    }
-    v128.store(od, c0);
-    v128.store(od, c1, 16);
-    v128.store(od, c2, 32);
-    v128.store(od, c3, 48);
-    v128.store(od, c4, 64);
-    v128.store(od, c5, 80);
-    v128.store(od, c6, 96);
-    v128.store(od, c7, 112);
+  const hbytes = <usize>Dp << 1; // a V row's bytes; the matching o offset of byte d is 2d
+  for (let d: usize = 0; d < hbytes << 1; d += 16) {
+    v128.store(o + d, f32x4.mul(v128.load(o + d), al0));
+    if (two) v128.store(o1 + d, f32x4.mul(v128.load(o1 + d), al1));
   }
-  for (; d < hbytes; d += 16) {
-    const od = o + (d << 1);
-    let c0 = f32x4.mul(v128.load(od), al), c1 = f32x4.mul(v128.load(od, 16), al);
-    let vr = v + d;
-    for (let j = 0; j < nk; j++) {
-      const w = v128.load32_splat(p + (<usize>j << 2));
-      const h = v128.load(vr);
+  for (let j = 0; j < nk; j++) {
+    const w0 = v128.load32_splat(p + (<usize>j << 2));
+    const w1 = two ? v128.load32_splat(p1 + (<usize>j << 2)) : w0;
+    const vr = v + <usize>j * vs;
+    for (let d: usize = 0; d < hbytes; d += 16) {
+      const h = v128.load(vr + d);
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
-      c0 = fma(w, wEven(f16, h, km), c0);
-      c1 = fma(w, wOdd(f16, h, km), c1);
-      vr += vs;
+      const od = o + (d << 1);
+      const e = wEven(f16, h, km), q = wOdd(f16, h, km);
+      v128.store(od, fma(w0, e, v128.load(od)));
+      v128.store(od, fma(w0, q, v128.load(od, 16)), 16);
+      if (two) {
+        v128.store(od + so, fma(w1, e, v128.load(od + so)));
+        v128.store(od + so, fma(w1, q, v128.load(od + so, 16)), 16);
+      }
     }
-    v128.store(od, c0);
-    v128.store(od, c1, 16);
   }
   return check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)));
+}
+
+/**
+ * out_r[j] = x_r · k_j for j < nk and nr = 1 or 2 query rows (x_r = x + r·xb, xs_r = xs + r·xb with
+ * xs = prepX(x): f16 scaled by 2^112, bf16 by 1; out_r = out + r·ob), f16 or bf16 K rows at byte
+ * stride rowBytes, D % 8 == 0. Each K row is read whole before the next, one sequential stream for
+ * MHA's short rows, where the weight matvec's 4 rows in flight walk a tile in strided steps; both
+ * query rows share each load and its widening. One row: 4 accumulators over the 4 loads of a
+ * 64-byte line; two rows: 2 each, over alternating 8-half blocks. f16 with `check`: a key holding
+ * an inf/NaN half is recomputed on the exact h2f path.
+ */
+export function qkSeqF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+  if (nr == 2) qkSeqHalf2(true, true, x, xs, xb, k, rowBytes, nk, D, out, ob);
+  else qkSeqHalf(true, true, x, xs, k, rowBytes, nk, D, out);
+}
+/** qkSeqF16 without the inf/NaN check, for rows the caller promised finite (AttentionCall.kvFinite). */
+export function qkSeqF16Finite(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+  if (nr == 2) qkSeqHalf2(true, false, x, xs, xb, k, rowBytes, nk, D, out, ob);
+  else qkSeqHalf(true, false, x, xs, k, rowBytes, nk, D, out);
+}
+export function qkSeqBF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+  if (nr == 2) qkSeqHalf2(false, false, x, xs, xb, k, rowBytes, nk, D, out, ob);
+  else qkSeqHalf(false, false, x, xs, k, rowBytes, nk, D, out);
+}
+
+// @ts-ignore: decorator
+@inline function qkSeqHalf(f16: bool, check: bool, x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize): void {
+  const km = f16 ? v128.load(F16_MASK) : v128.load(BF16_HI), am = v128.load(F16_MASK, 16);
+  const D32 = D & ~31, D8 = D & ~7;
+  for (let j = 0; j < nk; j++) {
+    const kr = k + <usize>j * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let hx = i16x8.splat(0);
+    let d = 0;
+    for (; d < D32; d += 32) {
+      const xd = xs + (<usize>d << 2), kd = kr + (<usize>d << 1);
+      let h = v128.load(kd);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      a0 = fma(v128.load(xd, 16), wOdd(f16, h, km), fma(v128.load(xd), wEven(f16, h, km), a0));
+      h = v128.load(kd, 16);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      a1 = fma(v128.load(xd, 48), wOdd(f16, h, km), fma(v128.load(xd, 32), wEven(f16, h, km), a1));
+      h = v128.load(kd, 32);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      a2 = fma(v128.load(xd, 80), wOdd(f16, h, km), fma(v128.load(xd, 64), wEven(f16, h, km), a2));
+      h = v128.load(kd, 48);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      a3 = fma(v128.load(xd, 112), wOdd(f16, h, km), fma(v128.load(xd, 96), wEven(f16, h, km), a3));
+    }
+    for (; d < D8; d += 8) {
+      const xd = xs + (<usize>d << 2);
+      const h = v128.load(kr + (<usize>d << 1));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      a0 = fma(v128.load(xd, 16), wOdd(f16, h, km), fma(v128.load(xd), wEven(f16, h, km), a0));
+    }
+    if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
+      matvecStrided(DT_F16, x, k, rowBytes, j, j + 1, D, out); // an inf/NaN half: the exact path for this key
+      continue;
+    }
+    store<f32>(out + (<usize>j << 2), rowTail(f16 ? DT_F16 : DT_BF16, hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))), x, kr, D8, D));
+  }
+}
+
+// @ts-ignore: decorator
+@inline function qkSeqHalf2(f16: bool, check: bool, x: usize, xs: usize, xb: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+  const km = f16 ? v128.load(F16_MASK) : v128.load(BF16_HI), am = v128.load(F16_MASK, 16);
+  const D16 = D & ~15, D8 = D & ~7;
+  const ys = xs + xb;
+  for (let j = 0; j < nk; j++) {
+    const kr = k + <usize>j * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let hx = i16x8.splat(0);
+    let d = 0;
+    for (; d < D16; d += 16) {
+      const off = <usize>d << 2, kd = kr + (<usize>d << 1);
+      let h = v128.load(kd);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      let e = wEven(f16, h, km), q = wOdd(f16, h, km);
+      a0 = fma(v128.load(xs + off, 16), q, fma(v128.load(xs + off), e, a0));
+      b0 = fma(v128.load(ys + off, 16), q, fma(v128.load(ys + off), e, b0));
+      h = v128.load(kd, 16);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      e = wEven(f16, h, km);
+      q = wOdd(f16, h, km);
+      a1 = fma(v128.load(xs + off, 48), q, fma(v128.load(xs + off, 32), e, a1));
+      b1 = fma(v128.load(ys + off, 48), q, fma(v128.load(ys + off, 32), e, b1));
+    }
+    if (d < D8) {
+      const off = <usize>d << 2;
+      const h = v128.load(kr + (<usize>d << 1));
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      const e = wEven(f16, h, km), q = wOdd(f16, h, km);
+      a0 = fma(v128.load(xs + off, 16), q, fma(v128.load(xs + off), e, a0));
+      b0 = fma(v128.load(ys + off, 16), q, fma(v128.load(ys + off), e, b0));
+    }
+    const o = <usize>j << 2;
+    if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
+      matvecStrided(DT_F16, x, k, rowBytes, j, j + 1, D, out); // an inf/NaN half: the exact path for this key
+      matvecStrided(DT_F16, x + xb, k, rowBytes, j, j + 1, D, out + ob);
+      continue;
+    }
+    const dt = f16 ? DT_F16 : DT_BF16;
+    store<f32>(out + o, rowTail(dt, hsum(f32x4.add(a0, a1)), x, kr, D8, D));
+    store<f32>(out + ob + o, rowTail(dt, hsum(f32x4.add(b0, b1)), x + xb, kr, D8, D));
+  }
 }
 
 /**

@@ -75,9 +75,8 @@ export function matvecF32(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: u
   for (let n = n0; n < n1; n++) store<f32>(out + (<usize>n << 2), seqDot(x, w + <usize>n * rowBytes, Kin));
 }
 
-/** seqDot of two x rows against each w row, w loaded once (8 accumulators + 4 w vectors fit V8's 15 xmm). */
-function seqRows2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
-  const rowBytes = <usize>Kin << 2;
+/** seqDot of two x rows against each w row (rows at a stride of rowBytes), w loaded once (8 accumulators + 4 w vectors fit V8's 15 xmm). */
+export function seqRows2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, rowBytes: usize, n0: i32, n1: i32, Kin: i32): void {
   const K16 = Kin & ~15;
   for (let n = n0; n < n1; n++) {
     const w0 = w + <usize>n * rowBytes;
@@ -108,7 +107,7 @@ function seqRows2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32,
  */
 export function matvecF32x2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
   if (Kin < SEQ_BELOW) {
-    seqRows2(x0, x1, o0, o1, w, n0, n1, Kin);
+    seqRows2(x0, x1, o0, o1, w, <usize>Kin << 2, n0, n1, Kin);
     return;
   }
   let n = n0;
@@ -118,7 +117,7 @@ export function matvecF32x2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize
 export function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
   if (Kin < SEQ_BELOW) {
     // 12 accumulators would not fit the registers: rows 0-1 share a pass, row 2 rereads the item's w (from L2)
-    seqRows2(x0, x1, o0, o1, w, n0, n1, Kin);
+    seqRows2(x0, x1, o0, o1, w, <usize>Kin << 2, n0, n1, Kin);
     matvecF32(x2, w, n0, n1, Kin, o2);
     return;
   }
@@ -466,7 +465,7 @@ const F16X3_W = 1;
 // 2026-12-07 same-run A/B, AMD EPYC Zen 5, 2 threads: 1.04-1.09x for Kin = 768). With that fixed,
 // rows of Kin >= 2048 also take this path (1.10-1.16x against the generic load4 path, which was
 // 1.03-1.2x faster than the spilling version).
-const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000], 16);
+export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000], 16);
 
 /** out[n] = x · w_n for n0 <= n < n1, bf16 w rows at byte stride rowBytes, xs = prepX(x, Kin, xs, 1). */
 // @ts-ignore: decorator
@@ -526,7 +525,7 @@ function matvecExactF16(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usi
 /** s + Σ x[d]·w[d] over the Kin tail k0 <= d < Kin, w in dtype dt read one value at a time (f16 by
  * h2f): every kernel's scalar tail, so a row's sum is the same whichever kernel computed it. */
 // @ts-ignore: decorator
-@inline function rowTail(dt: i32, s: f32, x: usize, w: usize, k0: i32, Kin: i32): f32 {
+@inline export function rowTail(dt: i32, s: f32, x: usize, w: usize, k0: i32, Kin: i32): f32 {
   const eb = elemBytes(dt);
   for (let d = k0; d < Kin; d++) s += load<f32>(x + (<usize>d << 2)) * load1(dt, w + <usize>d * eb);
   return s;

@@ -182,50 +182,49 @@ export function pvTile(p: usize, sp: usize, nr: i32, v: usize, sv: usize, nk: i3
       v128.store(o0 + 3 * so + d, c3);
     }
   }
+  if (i + 2 == nr) {
+    pvRow2(p + <usize>i * sp, sp, v, sv, nk, n, o + <usize>i * so, so, load<f32>(alpha + (<usize>i << 2)), load<f32>(alpha + (<usize>i << 2), 4));
+    return;
+  }
   for (; i < nr; i++) pvRow(p + <usize>i * sp, v, sv, nk, n, o + <usize>i * so, load<f32>(alpha + (<usize>i << 2)));
 }
 
-/** One output row: 8 vectors (32 values) of it stay in registers while all nk keys stream by. */
+/**
+ * One output row, o = o·alpha + Σ_j p[j]·v_j: o (in L1) is scaled once, then updated key by key, so
+ * the V rows are read whole and in order, one sequential stream. Holding 32 values of o in
+ * registers instead walks V in 128-byte columns strided by the row length, which the hardware
+ * prefetchers follow far worse: MHA decode P·V alone, f32, D = 128, 1 thread, AMD EPYC Zen 5:
+ * 1.56x (bench/decode-ab.ts; docs/benchmarks/attention.md, session 7). Per value the products are
+ * added in key order either way, so the result is the same bit for bit.
+ */
 export function pvRow(p: usize, v: usize, sv: usize, nk: i32, n: i32, o: usize, alpha: f32): void {
   const nbytes = <usize>n << 2;
   const al = f32x4.splat(alpha);
-  let d: usize = 0;
-  for (; d + 128 <= nbytes; d += 128) {
-    const od = o + d;
-    let c0 = f32x4.mul(v128.load(od), al), c1 = f32x4.mul(v128.load(od, 16), al);
-    let c2 = f32x4.mul(v128.load(od, 32), al), c3 = f32x4.mul(v128.load(od, 48), al);
-    let c4 = f32x4.mul(v128.load(od, 64), al), c5 = f32x4.mul(v128.load(od, 80), al);
-    let c6 = f32x4.mul(v128.load(od, 96), al), c7 = f32x4.mul(v128.load(od, 112), al);
-    let vr = v + d;
-    for (let j = 0; j < nk; j++) {
-      const w = v128.load32_splat(p + (<usize>j << 2));
-      c0 = fma(w, v128.load(vr), c0);
-      c1 = fma(w, v128.load(vr, 16), c1);
-      c2 = fma(w, v128.load(vr, 32), c2);
-      c3 = fma(w, v128.load(vr, 48), c3);
-      c4 = fma(w, v128.load(vr, 64), c4);
-      c5 = fma(w, v128.load(vr, 80), c5);
-      c6 = fma(w, v128.load(vr, 96), c6);
-      c7 = fma(w, v128.load(vr, 112), c7);
-      vr += sv;
-    }
-    v128.store(od, c0);
-    v128.store(od, c1, 16);
-    v128.store(od, c2, 32);
-    v128.store(od, c3, 48);
-    v128.store(od, c4, 64);
-    v128.store(od, c5, 80);
-    v128.store(od, c6, 96);
-    v128.store(od, c7, 112);
+  for (let d: usize = 0; d < nbytes; d += 16) v128.store(o + d, f32x4.mul(v128.load(o + d), al));
+  for (let j = 0; j < nk; j++) {
+    const w = v128.load32_splat(p + (<usize>j << 2));
+    const vr = v + <usize>j * sv;
+    for (let d: usize = 0; d < nbytes; d += 16) v128.store(o + d, fma(w, v128.load(vr + d), v128.load(o + d)));
   }
-  for (; d < nbytes; d += 16) {
-    let c0 = f32x4.mul(v128.load(o + d), al);
-    let vr = v + d;
-    for (let j = 0; j < nk; j++) {
-      c0 = fma(v128.load32_splat(p + (<usize>j << 2)), v128.load(vr), c0);
-      vr += sv;
+}
+
+/** pvRow for two output rows (o, o + so; weights p, p + sp) against one pass over V: the same sums, bit for bit. */
+export function pvRow2(p: usize, sp: usize, v: usize, sv: usize, nk: i32, n: i32, o: usize, so: usize, alpha0: f32, alpha1: f32): void {
+  const nbytes = <usize>n << 2;
+  const o1 = o + so;
+  const al0 = f32x4.splat(alpha0), al1 = f32x4.splat(alpha1);
+  for (let d: usize = 0; d < nbytes; d += 16) {
+    v128.store(o + d, f32x4.mul(v128.load(o + d), al0));
+    v128.store(o1 + d, f32x4.mul(v128.load(o1 + d), al1));
+  }
+  for (let j = 0; j < nk; j++) {
+    const w0 = v128.load32_splat(p + (<usize>j << 2)), w1 = v128.load32_splat(p + sp + (<usize>j << 2));
+    const vr = v + <usize>j * sv;
+    for (let d: usize = 0; d < nbytes; d += 16) {
+      const x = v128.load(vr + d);
+      v128.store(o + d, fma(w0, x, v128.load(o + d)));
+      v128.store(o1 + d, fma(w1, x, v128.load(o1 + d)));
     }
-    v128.store(o + d, c0);
   }
 }
 
