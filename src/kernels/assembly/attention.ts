@@ -316,9 +316,9 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     return;
   }
   const sRow = <usize>BK << 2;
-  // One or two query rows (MHA, G = 2; nr < QUAD_MIN_ROWS): each K row is read whole before the next (seqDot), one
-  // sequential stream, like pvRow's V. dotTile's 4 rows in flight walk a 512-byte-row tile in
-  // strided 16-byte steps: MHA decode Q·K alone, f32, D = 128, 1 thread: 1.54x (session 7).
+  // One or two query rows (MHA, G = 2; nr < QUAD_MIN_ROWS): each K row is read whole before the
+  // next (seqDot, seqRows2), one sequential stream, like pvRow's V. dotTile's 4 rows in flight walk
+  // a 512-byte-row tile in strided 16-byte steps: MHA decode Q·K alone, f32, D = 128, 1 thread: 1.54x (session 7).
   if (nr == 2) seqRows2(sQp, sQp + rowBytes, sS, sS + sRow, kp, ks, 0, nk, Dp);
   else for (let j = 0; j < nk; j++) store<f32>(sS + (<usize>j << 2), seqDot(sQp, kp + <usize>j * ks, Dp));
   softmaxTile(nr, nk, p0, sRow, cap);

@@ -252,33 +252,18 @@ export function prepX(x: usize, Kin: i32, xs: usize, scale: f32 = POW2_112): voi
 // Two copies of one body: `check` is a constant after inlining, so the finite-weight copy has no
 // inf/NaN detection in its loop (the caller promised w is all-finite: MatmulCall.wFinite).
 function matvecF16Checked(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
-  const rb = <usize>Kin << 1;
-  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, rb, n0, n1, Kin, out, xs, true, true);
-  else matvecF16(x, xs, w, rb, n0, n1, Kin, out, xs, true, false);
+  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, true, true);
+  else matvecF16(x, xs, w, n0, n1, Kin, out, true, false);
 }
 function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
-  const rb = <usize>Kin << 1;
-  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, rb, n0, n1, Kin, out, xs, false, true);
-  else matvecF16(x, xs, w, rb, n0, n1, Kin, out, xs, false, false);
-}
-
-/**
- * Attention's q·kᵀ for one query row over an f16 K tile: out[j] = x · k_j for j < nk, K rows at a
- * byte stride of rowBytes, xs = prepX(x), |x| < X_FAST_MAX, D % 8 == 0 (tails take the exact path).
- * Inf/NaN halves are detected per 4 keys and those keys recomputed exactly, as for weights. The
- * read-ahead byte goes to sink, not xs: attention reuses xs for every tile.
- */
-export function qkRowF16(x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, sink: usize): void {
-  matvecF16(x, xs, k, rowBytes, 0, nk, D, out, sink, true, false);
-}
-/** qkRowF16 without the inf/NaN check, for rows the caller promised finite (AttentionCall.kvFinite). */
-export function qkRowF16Finite(x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, sink: usize): void {
-  matvecF16(x, xs, k, rowBytes, 0, nk, D, out, sink, false, false);
+  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, false, true);
+  else matvecF16(x, xs, w, n0, n1, Kin, out, false, false);
 }
 
 /** out[n] = x · w_n for n0 <= n < n1, f16 w, with xs = prepX(x) (see the comment above X_FAST_MAX). */
 // @ts-ignore: decorator
-@inline function matvecF16(x: usize, xs: usize, w: usize, rowBytes: usize, n0: i32, n1: i32, Kin: i32, out: usize, sink: usize, check: bool, readAhead: bool): void {
+@inline function matvecF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, check: bool, readAhead: bool): void {
+  const rowBytes = <usize>Kin << 1;
   const K8 = Kin & ~7;
   const km = v128.load(F16_MASK), am = v128.load(F16_MASK, 16);
   let n = n0;
@@ -315,7 +300,7 @@ export function qkRowF16Finite(x: usize, xs: usize, k: usize, rowBytes: usize, n
     store<f32>(o, rowTail(DT_F16, hsum(a2), x, w2, K8, Kin), 8);
     store<f32>(o, rowTail(DT_F16, hsum(a3), x, w3, K8, Kin), 12);
   }
-  if (readAhead) store<u8>(sink, touch); // keeps the read-ahead loads (matvec: sink = xs, not read again in this item)
+  if (readAhead) store<u8>(xs, touch); // keeps the read-ahead loads (xs is not read again in this item)
   if (n < n1) matvecStrided(DT_F16, x, w, rowBytes, n, n1, Kin, out);
 }
 
@@ -469,7 +454,8 @@ export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xf
 
 /** out[n] = x · w_n for n0 <= n < n1, bf16 w rows at byte stride rowBytes, xs = prepX(x, Kin, xs, 1). */
 // @ts-ignore: decorator
-@inline function matvecBF16(x: usize, xs: usize, w: usize, rowBytes: usize, n0: i32, n1: i32, Kin: i32, out: usize, sink: usize, readAhead: bool): void {
+@inline function matvecBF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, readAhead: bool): void {
+  const rowBytes = <usize>Kin << 1;
   const K8 = Kin & ~7;
   const hi = v128.load(BF16_HI);
   let n = n0;
@@ -497,24 +483,18 @@ export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xf
     store<f32>(o, rowTail(DT_BF16, hsum(a2), x, w2, K8, Kin), 8);
     store<f32>(o, rowTail(DT_BF16, hsum(a3), x, w3, K8, Kin), 12);
   }
-  if (readAhead) store<u8>(sink, touch);
+  if (readAhead) store<u8>(xs, touch);
   if (n < n1) matvecStrided(DT_BF16, x, w, rowBytes, n, n1, Kin, out);
 }
 
 /** out[m, n0:n1] for m0 <= m < m1 (at most 3 rows), bf16 w: each row's x laid out even/odd in xs, then one pass over w per row. */
 export function matvecBF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32): void {
-  const rb = <usize>Kin << 1;
   for (let m = m0; m < m1; m++) {
     const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
     prepX(xr, Kin, xs, 1);
-    if (Kin >= READ_AHEAD_BELOW) matvecBF16(xr, xs, w, rb, n0, n1, Kin, or, xs, false);
-    else matvecBF16(xr, xs, w, rb, n0, n1, Kin, or, xs, true);
+    if (Kin >= READ_AHEAD_BELOW) matvecBF16(xr, xs, w, n0, n1, Kin, or, false);
+    else matvecBF16(xr, xs, w, n0, n1, Kin, or, true);
   }
-}
-
-/** qkRowF16 for a bf16 K tile (xs = prepX(x, D, xs, 1); exact for every value, nothing to check). */
-export function qkRowBF16(x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, sink: usize): void {
-  matvecBF16(x, xs, k, rowBytes, 0, nk, D, out, sink, false);
 }
 
 /** matvec on the exact h2f path, not inlined: the fallback of the batched copies above. */
