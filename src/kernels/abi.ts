@@ -3,8 +3,8 @@
 // (A attention, M matmul, P probes, E activation, TR training op, S segment), layouts and op codes.
 
 // from assembly/layout.ts
-export const CTL = { GEN: 0, DONE: 64, NEXT: 128, KIND: 192, NITEMS: 196, QUIT: 200, READY: 256, ERR: 260, ARGS: 320, SINK: 640, BYTES: 1024 } as const;
-export const KIND = { ATTENTION: 1, MATMUL: 2, STREAM: 3, PEAK: 4, ACTIVATION: 5, TRAIN: 6 } as const;
+export const CTL = { GEN: 0, DONE: 64, NEXT: 128, KIND: 192, NITEMS: 196, QUIT: 200, READY: 256, ERR: 260, RESULT: 264, ARGS: 320, SINK: 640, BYTES: 1024 } as const;
+export const KIND = { ATTENTION: 1, MATMUL: 2, STREAM: 3, PEAK: 4, ACTIVATION: 5, TRAIN: 6, ROWS: 7 } as const;
 export const A = { Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WINDOW: 8, DTYPE: 9, SEGS: 10, NSEG: 11, TOTAL: 12, BQ: 13, NQT: 14, NSPLIT: 15, SPLIT_ROWS: 16, PART: 17, SCRATCH: 18, SCRATCH_STRIDE: 19, DP: 20, BK: 21, DIRECT: 22, KVFINITE: 23, SOFTCAP2: 24 } as const;
 export const SEG = { WORDS: 12 } as const;
 export const S = { KPTR: 0, VPTR: 1, HEAD_STRIDE: 2, ROW_STRIDE: 3, FIRST_POS: 4, R0: 5, R1: 6, KSCALE: 7, VSCALE: 8, SCALE_HEAD_STRIDE: 9, CUM: 10 } as const;
@@ -20,3 +20,6 @@ export const ACTIVATION_OP = { SWIGLU: 0, GEGLU: 1, GELU: 2, RELU: 3 } as const;
 
 // from assembly/train.ts TR_*
 export const TRAIN_OP = { XENT_FWD: 0, XENT_BWD: 1, SWIGLU_FWD: 2, SWIGLU_BWD: 3, ADD: 4, SUMSQ: 5, SCALE: 6, ADAMW: 7, RMS_FWD: 8, RMS_BWD: 9, ATTN_FWD: 10, ATTN_BWD: 11 } as const;
+
+// from assembly/rows.ts ROW_*
+export const ROW_OP = { RMS: 0, LAYER: 1, ROPE: 2, NARROW: 3 } as const;

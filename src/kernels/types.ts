@@ -84,6 +84,28 @@ export interface ActivationCall {
 }
 
 /**
+ * The decoder's row steps between the matmuls, on arena rows (WASM backend only; the plain-TS
+ * specification is src/models/blocks.ts rmsNorm, layerNorm, RopeTable.apply and addInto, and
+ * src/dtypes/codecs.ts f32ToF16 / f32ToBf16 for "narrow"). Pointers are byte offsets.
+ *   "rmsNorm"   out[n] = x[n] / sqrt(mean(x[n]²) + eps) · w   (· (1 + w) with plusOne), float64 sums
+ *   "layerNorm" out[n] = (x[n] − μ) / sqrt(var + eps) · w + b
+ *     both: x, out f32 [rows, width], w, b [width]; with `residual` (f32 [rows, width]) x += residual
+ *     first (x is updated); out may be the residual.
+ *   "rope"      x f32 [rows, heads, headDim] in place: the pair (i, i + D/2) of token t turns by the
+ *               angle of table row pos[t] (cos, sin f32 [positions, D/2]; pos i32 [rows])
+ *   "narrow"    KV rows to f16 / bf16 (round to nearest even): for head h < heads and row r < rows,
+ *               `width` f32 at src + r·srcRowBytes + h·srcHeadBytes go to dst + h·dstHeadBytes + r·dstRowBytes,
+ *               for k and for v. rowOp returns true when an f16 result is inf or NaN.
+ */
+export type RowOpCall =
+  | { op: "rmsNorm" | "layerNorm"; out: number; x: number; w: number; b?: number; residual?: number; rows: number; width: number; eps: number; plusOne?: boolean }
+  | { op: "rope"; x: number; cos: number; sin: number; pos: number; rows: number; heads: number; headDim: number }
+  | {
+      op: "narrow"; dtype: "f16" | "bf16"; kSrc: number; kDst: number; vSrc: number; vDst: number; heads: number; rows: number; width: number;
+      srcRowBytes: number; srcHeadBytes: number; dstHeadBytes: number; dstRowBytes: number;
+    };
+
+/**
  * The training step's pointwise and row-wise ops (WASM backend only; src/train/ops.ts and optim.ts
  * are their plain-TS specification). Each op splits `n` rows (row ops, of width `c`) or values into
  * items of `chunk`; `ptrs` and `scalars` are the op's operands in the order assembly/train.ts lists.
@@ -113,6 +135,7 @@ export interface Kernels {
   matmulMany(calls: MatmulCall[]): void;
   activation(call: ActivationCall): void;
   trainOp?(call: TrainOpCall): number; // WASM only; callers fall back to src/train/ops.ts
+  rowOp?(call: RowOpCall): boolean; // WASM only; callers fall back to src/models/blocks.ts and dtypes/codecs.ts
 }
 
 /** A host array the trainer computes in: float32 (training) or float64 (finite-difference checks). */

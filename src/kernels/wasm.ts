@@ -8,9 +8,9 @@
 //   attention: items (kv head, query tile, key split); decode (T = 1) splits long contexts across
 //   threads (split-KV) and merges by log-sum-exp; prefill tiles queries and never splits keys.
 //   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
-import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, TrainOp, TrainOpCall, WeightDtype } from "./types.js";
+import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, RowOpCall, TrainOp, TrainOpCall, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
-import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, MP, P, S, SEG, TR, TRAIN_OP } from "./abi.js";
+import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, MP, P, ROW_OP, S, SEG, TR, TRAIN_OP } from "./abi.js";
 import { Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
@@ -340,6 +340,72 @@ export class WasmKernels implements Kernels {
     const items = Math.ceil(n / chunk);
     this.pool.run(KIND.TRAIN, items);
     return items;
+  }
+
+  /** One of the decoder's row steps on all threads, in items of rows (see RowOpCall); true when "narrow" stored an inf/NaN half. */
+  rowOp(call: RowOpCall): boolean {
+    const mem = this.arena.memory.buffer.byteLength;
+    const span = (name: string, ptr: number, bytes: number, align: number) => {
+      if (!(Number.isInteger(ptr) && ptr > 0 && ptr % align === 0 && ptr + bytes <= mem)) {
+        throw new RangeError(`rowOp ${call.op}: ${name} = ${ptr} (+ ${bytes} bytes, ${align}-byte aligned) is outside memory (${mem} bytes)`);
+      }
+    };
+    const a = this.pool.args();
+    const rows = call.rows;
+    if (!(Number.isInteger(rows) && rows >= 0)) throw new RangeError(`rowOp ${call.op}: rows must be a non-negative integer, got ${rows}`);
+    if (rows === 0) return false;
+    let width: number, chunk: number, n = rows;
+    if (call.op === "rope") {
+      const { heads, headDim: D } = call;
+      width = heads * D;
+      if (!(Number.isInteger(heads) && heads > 0 && Number.isInteger(D) && D > 0 && D % 2 === 0)) throw new RangeError(`rowOp rope: bad heads ${heads} or headDim ${D} (even)`);
+      span("x", call.x, rows * width * 4, 4);
+      span("pos", call.pos, rows * 4, 4);
+      span("cos", call.cos, D * 2, 4); // rows of the tables are checked by the caller's ensure()
+      span("sin", call.sin, D * 2, 4);
+      a[TR.OP] = ROW_OP.ROPE;
+      [call.x, call.cos, call.sin, call.pos].forEach((p, i) => (a[TR.P0 + i] = p));
+      a[TR.I0] = heads;
+      a[TR.I0 + 1] = D;
+      chunk = Math.max(1, Math.ceil(16384 / width));
+    } else if (call.op === "narrow") {
+      const { heads, width: C } = call;
+      width = C;
+      n = heads * rows;
+      for (const [name, v] of [["heads", heads], ["width", C], ["srcRowBytes", call.srcRowBytes], ["srcHeadBytes", call.srcHeadBytes], ["dstHeadBytes", call.dstHeadBytes], ["dstRowBytes", call.dstRowBytes]] as const) {
+        if (!(Number.isInteger(v) && v >= 0)) throw new RangeError(`rowOp narrow: ${name} must be a non-negative integer, got ${v}`);
+      }
+      const src = (rows - 1) * call.srcRowBytes + (heads - 1) * call.srcHeadBytes + C * 4, dst = (heads - 1) * call.dstHeadBytes + (rows - 1) * call.dstRowBytes + C * 2;
+      span("kSrc", call.kSrc, src, 4);
+      span("vSrc", call.vSrc, src, 4);
+      span("kDst", call.kDst, dst, 2);
+      span("vDst", call.vDst, dst, 2);
+      a[TR.OP] = ROW_OP.NARROW;
+      [call.kSrc, call.kDst, call.vSrc, call.vDst].forEach((p, i) => (a[TR.P0 + i] = p));
+      [rows, call.srcRowBytes, call.srcHeadBytes, call.dstHeadBytes, call.dstRowBytes, call.dtype === "bf16" ? 2 : 1].forEach((v, i) => (a[TR.I0 + i] = v));
+      chunk = Math.max(1, Math.ceil(8192 / C));
+    } else {
+      width = call.width;
+      if (!(Number.isInteger(width) && width > 0)) throw new RangeError(`rowOp ${call.op}: width must be a positive integer, got ${width}`);
+      const bytes = rows * width * 4;
+      span("x", call.x, bytes, 4);
+      span("out", call.out, bytes, 4);
+      span("w", call.w, width * 4, 4);
+      if (call.residual) span("residual", call.residual, bytes, 4);
+      if (call.op === "layerNorm") span("b", call.b ?? 0, width * 4, 4);
+      a[TR.OP] = call.op === "rmsNorm" ? ROW_OP.RMS : ROW_OP.LAYER;
+      [call.out, call.x, call.w, call.residual ?? 0, call.b ?? 0].forEach((p, i) => (a[TR.P0 + i] = p));
+      a[TR.I0] = call.plusOne ? 1 : 0;
+      new Float64Array(a.buffer, a.byteOffset + TR.F0 * 4, 1)[0] = call.eps;
+      chunk = Math.max(1, Math.ceil(8192 / width));
+    }
+    a[TR.N] = n;
+    a[TR.C] = width;
+    a[TR.CHUNK] = chunk;
+    const result = new Int32Array(this.arena.memory.buffer, this.pool.ctl + CTL.RESULT, 1);
+    result[0] = 0;
+    this.pool.run(KIND.ROWS, Math.ceil(n / chunk));
+    return new Int32Array(this.arena.memory.buffer, this.pool.ctl + CTL.RESULT, 1)[0] !== 0;
   }
 
   /** Benchmark probe: reads [ptr, ptr + bytes) once with SIMD loads on all threads. */

@@ -9,7 +9,7 @@
 // Stored rows are head-major per (layer, sequence): [K, S, D], so one head's rows are contiguous
 // and a decode kernel streams them; int8 rows carry one f32 scale each, [K, S].
 
-import type { KvDtype, KvSegment } from "../kernels/types.js";
+import type { Kernels, KvDtype, KvSegment } from "../kernels/types.js";
 import type { Arena } from "../kernels/memory.js";
 import { kvCacheBytes, type KvShape } from "./bytes.js";
 import { canonicalDtype, dtypeInfo, elementBytes } from "../dtypes/table.js";
@@ -26,6 +26,11 @@ export interface KvCacheConfig {
 }
 
 export type KvCacheKind = "contiguous" | "paged" | "window";
+
+/** What every cache form takes besides its shape. */
+export interface KvWriteOptions {
+  kernels?: Pick<Kernels, "rowOp">; // narrows f16/bf16 rows on the kernel threads (else row by row in TypeScript)
+}
 
 /**
  * One interface, three forms. Sequences are added and freed by id; each (layer, sequence) holds
@@ -112,8 +117,28 @@ export class RowWriter {
   readonly rowStride: number; // bytes between consecutive rows of one head
   nonFinite = false; // an f16 write stored an inf/NaN half (a copy only moves rows already counted)
 
-  constructor(private readonly arena: Arena, private readonly K: number, private readonly D: number, private readonly dtype: KvDtype) {
+  constructor(private readonly arena: Arena, private readonly K: number, private readonly D: number, private readonly dtype: KvDtype, private readonly kernels?: Pick<Kernels, "rowOp">) {
     this.rowStride = D * elementBytes(dtype);
+  }
+
+  /**
+   * Tokens t0 .. t0 + count − 1 into rows row0 .. row0 + count − 1 of `place`. f16/bf16 rows of
+   * inputs that live in the arena go through one kernel call (rows.ts narrow, bit-identical to
+   * codecs.ts); anything else token by token.
+   */
+  writeRows(place: RowPlace, row0: number, k: Float32Array, v: Float32Array, t0: number, count: number): void {
+    const buf = this.arena.memory.buffer;
+    const { K, D } = this;
+    if (count > 0 && this.kernels?.rowOp && (this.dtype === "f16" || this.dtype === "bf16") && k.buffer === buf && v.buffer === buf) {
+      const src = t0 * K * D * 4;
+      const special = this.kernels.rowOp({
+        op: "narrow", dtype: this.dtype, kSrc: k.byteOffset + src, vSrc: v.byteOffset + src, kDst: place.kPtr + row0 * this.rowStride, vDst: place.vPtr + row0 * this.rowStride,
+        heads: K, rows: count, width: D, srcRowBytes: K * D * 4, srcHeadBytes: D * 4, dstHeadBytes: place.headStride, dstRowBytes: this.rowStride,
+      });
+      if (special && this.dtype === "f16") this.nonFinite = true;
+      return;
+    }
+    for (let i = 0; i < count; i++) this.write(place, row0 + i, k, v, t0 + i);
   }
 
   private views(): void {

@@ -7,10 +7,10 @@
 
 import type { Arena } from "../kernels/memory.js";
 import type { KvSegment } from "../kernels/types.js";
-import { type KvCacheConfig, checkWriteInputs, countBytes, regionLayout, segmentOf } from "./cache.js";
+import { type KvCacheConfig, type KvWriteOptions, checkWriteInputs, countBytes, regionLayout, segmentOf } from "./cache.js";
 import { type Region as BaseRegion, RegionKvCache, emptyPlace } from "./regions.js";
 
-export interface ContiguousKvCacheOptions {
+export interface ContiguousKvCacheOptions extends KvWriteOptions {
   initialTokens?: number; // rows reserved at the first write, e.g. 16 (at least the first write's T)
   growth?: number; // capacity multiplier when full, e.g. 2; must be > 1
 }
@@ -33,7 +33,7 @@ export class ContiguousKvCache extends RegionKvCache<Region> {
   private readonly growth: number;
 
   constructor(arena: Arena, config: KvCacheConfig, opts: ContiguousKvCacheOptions = {}) {
-    super(arena, "ContiguousKvCache", config);
+    super(arena, "ContiguousKvCache", config, opts);
     this.initialTokens = opts.initialTokens ?? 16;
     this.growth = opts.growth ?? 2;
     if (!Number.isInteger(this.initialTokens) || this.initialTokens < 1) throw new RangeError(`ContiguousKvCache: initialTokens must be a positive integer, got ${this.initialTokens}`);
@@ -53,7 +53,7 @@ export class ContiguousKvCache extends RegionKvCache<Region> {
       v = this.survivingGrowth(v);
       this.grow(region, region.len + T);
     }
-    for (let t = 0; t < T; t++) this.writer.write(region.place, region.len + t, k, v, t);
+    this.writer.writeRows(region.place, region.len, k, v, 0, T);
     region.len += T;
     return this.segments(layer, seq);
   }

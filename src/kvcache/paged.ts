@@ -18,6 +18,7 @@ import { PrefixIndex, type PrefixEntry } from "./prefix.js";
 import {
   type KvCache,
   type KvCacheConfig,
+  type KvWriteOptions,
   type RowPlace,
   RowWriter,
   checkWriteInputs,
@@ -27,7 +28,7 @@ import {
   segmentOf,
 } from "./cache.js";
 
-export interface PagedKvCacheOptions {
+export interface PagedKvCacheOptions extends KvWriteOptions {
   blockSize?: number; // tokens per block, e.g. 16 (vLLM's default)
   numBlocks: number; // blocks in the pool, shared by all layers and sequences, e.g. 1024
   prefixCache?: boolean; // index full prompt blocks for reuse by later sequences (default false)
@@ -73,7 +74,7 @@ export class PagedKvCache implements KvCache {
     this.blockBytes = Math.ceil(regionLayout(this.config, this.blockSize, 0).bytes / 64) * 64;
     this.poolPtr = arena.alloc(this.blockBytes * this.numBlocks, `paged KV pool (${this.numBlocks} blocks × ${this.blockSize} tokens)`);
     this.freeBlocks = Array.from({ length: this.numBlocks }, (_, i) => this.numBlocks - 1 - i); // pops block 0 first
-    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype);
+    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype, opts.kernels);
     this.refs = new Int32Array(this.numBlocks);
     this.prefix = opts.prefixCache ? new PrefixIndex(this.blockSize) : null;
   }
@@ -198,9 +199,10 @@ export class PagedKvCache implements KvCache {
       );
     }
     for (let i = 0; i < need; i++) blocks.push(this.takeBlock());
-    for (let t = 0; t < T; t++) {
-      const pos = len + t;
-      this.writer.write(this.place(blocks[Math.floor(pos / bs)]), pos % bs, k, v, t);
+    for (let t = 0; t < T; ) {
+      const pos = len + t, run = Math.min(T - t, bs - (pos % bs)); // the rest of this block
+      this.writer.writeRows(this.place(blocks[Math.floor(pos / bs)]), pos % bs, k, v, t, run);
+      t += run;
     }
     table.lens[layer] = len + T;
     return this.segments(layer, seq);

@@ -6,7 +6,7 @@
 
 import type { Arena } from "../kernels/memory.js";
 import type { KvSegment } from "../kernels/types.js";
-import { type KvCache, type KvCacheConfig, type KvCacheKind, type RowPlace, RowWriter, normalizeCacheConfig } from "./cache.js";
+import { type KvCache, type KvCacheConfig, type KvCacheKind, type KvWriteOptions, type RowPlace, RowWriter, normalizeCacheConfig } from "./cache.js";
 
 /** One (layer, sequence) region: its allocation (0 = none yet), the tokens written, where its rows live. */
 export interface Region {
@@ -29,9 +29,9 @@ export abstract class RegionKvCache<R extends Region> implements KvCache {
   }
   private nextSeq = 0;
 
-  constructor(readonly arena: Arena, private readonly where: string, config: KvCacheConfig) {
+  constructor(readonly arena: Arena, private readonly where: string, config: KvCacheConfig, opts: KvWriteOptions) {
     this.config = normalizeCacheConfig(where, config);
-    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype);
+    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype, opts.kernels);
   }
 
   /** A fresh, unallocated region for one layer of a new sequence. */

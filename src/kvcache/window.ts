@@ -13,10 +13,10 @@
 
 import type { Arena } from "../kernels/memory.js";
 import type { KvSegment } from "../kernels/types.js";
-import { type KvCacheConfig, type RowPlace, checkWriteInputs, countBytes, regionLayout, segmentOf } from "./cache.js";
+import { type KvCacheConfig, type KvWriteOptions, type RowPlace, checkWriteInputs, countBytes, regionLayout, segmentOf } from "./cache.js";
 import { type Region, RegionKvCache, emptyPlace } from "./regions.js";
 
-export interface SlidingWindowKvCacheOptions {
+export interface SlidingWindowKvCacheOptions extends KvWriteOptions {
   window: number; // W, e.g. 4096 for Mistral-7B: keys with pos <= qPos - W are dropped
 }
 
@@ -35,7 +35,7 @@ export class SlidingWindowKvCache extends RegionKvCache<Ring> {
   private staging: { ptr: number; cap: number; place: RowPlace } = { ptr: 0, cap: 0, place: emptyPlace() };
 
   constructor(arena: Arena, config: KvCacheConfig, opts: SlidingWindowKvCacheOptions) {
-    super(arena, "SlidingWindowKvCache", config);
+    super(arena, "SlidingWindowKvCache", config, opts);
     this.window = opts.window;
     if (!Number.isInteger(this.window) || this.window < 1) throw new RangeError(`SlidingWindowKvCache: window must be a positive integer, got ${this.window}`);
   }
@@ -65,7 +65,7 @@ export class SlidingWindowKvCache extends RegionKvCache<Ring> {
     }
     const st = this.staging.place;
     for (let i = 0; i < keep; i++) this.writer.copy(ring.place, (len - keep + i) % W, st, i);
-    for (let t = 0; t < T; t++) this.writer.write(st, keep + t, k, v, t);
+    this.writer.writeRows(st, keep, k, v, 0, T);
     for (let t = Math.max(0, T - W); t < T; t++) this.writer.copy(st, keep + t, ring.place, (len + t) % W);
     ring.len = len + T;
     return [segmentOf(st, 0, keep + T, len - keep, this.writer.rowStride)];

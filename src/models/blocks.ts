@@ -3,6 +3,7 @@
 //
 // Legend: N tokens, E hidden, H heads, D head dim, F MLP width.
 import type { RopeScaling } from "../config/rope.js";
+import type { Arena } from "../kernels/memory.js";
 
 /**
  * RMSNorm, in place into `out`: y = x / sqrt(mean(x²) + eps) · w   (Gemma: · (1 + w)).
@@ -71,27 +72,57 @@ export function ropeInvFreq(D: number, theta: number, scaling: RopeScaling | nul
   throw new RangeError(`ropeInvFreq: rope scaling "${scaling.name}" is not implemented (${scaling.problem})`);
 }
 
-/** Cos/sin tables for positions [0, P): cos, sin [P, D/2], computed in float64. */
+/**
+ * Cos/sin tables for positions [0, P): cos, sin [P, D/2], computed in float64. With an arena the
+ * tables live in it (cosPtr, sinPtr), so the kernels' RoPE (Kernels.rowOp "rope") can read them.
+ */
 export class RopeTable {
-  cos = new Float32Array(0);
-  sin = new Float32Array(0);
+  private cosJs = new Float32Array(0);
+  private sinJs = new Float32Array(0);
+  cosPtr = 0;
+  sinPtr = 0;
   private positions = 0;
-  constructor(readonly invFreq: Float64Array) {}
+  constructor(readonly invFreq: Float64Array, private readonly arena?: Arena) {}
+
+  get cos(): Float32Array {
+    return this.arena ? this.arena.f32(this.cosPtr, this.positions * this.invFreq.length) : this.cosJs;
+  }
+  get sin(): Float32Array {
+    return this.arena ? this.arena.f32(this.sinPtr, this.positions * this.invFreq.length) : this.sinJs;
+  }
 
   ensure(P: number): void {
     if (P <= this.positions) return;
     const half = this.invFreq.length;
     const cap = Math.max(P, this.positions * 2, 64);
-    this.cos = new Float32Array(cap * half);
-    this.sin = new Float32Array(cap * half);
+    const cos = new Float32Array(cap * half);
+    const sin = new Float32Array(cap * half);
     for (let p = 0; p < cap; p++) {
       for (let i = 0; i < half; i++) {
         const a = p * this.invFreq[i];
-        this.cos[p * half + i] = Math.cos(a);
-        this.sin[p * half + i] = Math.sin(a);
+        cos[p * half + i] = Math.cos(a);
+        sin[p * half + i] = Math.sin(a);
       }
     }
+    if (!this.arena) {
+      [this.cosJs, this.sinJs] = [cos, sin];
+      this.positions = cap;
+      return;
+    }
+    this.dispose();
     this.positions = cap;
+    this.cosPtr = this.arena.alloc(cos.byteLength, "RoPE cos table");
+    this.sinPtr = this.arena.alloc(sin.byteLength, "RoPE sin table");
+    this.arena.f32(this.cosPtr, cos.length).set(cos);
+    this.arena.f32(this.sinPtr, sin.length).set(sin);
+  }
+
+  /** Returns the arena tables; the next ensure() builds them again. */
+  dispose(): void {
+    if (this.cosPtr) this.arena!.release(this.cosPtr);
+    if (this.sinPtr) this.arena!.release(this.sinPtr);
+    this.cosPtr = this.sinPtr = 0;
+    this.positions = 0;
   }
 
   /**
@@ -101,13 +132,14 @@ export class RopeTable {
   apply(x: Float32Array, heads: number, D: number, pos: Int32Array): void {
     const half = D / 2;
     const N = pos.length;
+    const cos = this.cos, sin = this.sin;
     for (let n = 0; n < N; n++) {
       const c = pos[n] * half;
       for (let h = 0; h < heads; h++) {
         const o = (n * heads + h) * D;
         for (let i = 0; i < half; i++) {
           const a = x[o + i], b = x[o + i + half];
-          const cs = this.cos[c + i], sn = this.sin[c + i];
+          const cs = cos[c + i], sn = sin[c + i];
           x[o + i] = a * cs - b * sn;
           x[o + i + half] = b * cs + a * sn;
         }

@@ -79,8 +79,10 @@ export class DecoderModel {
     this.attention = spec.layers.map(
       (l) => new Attention({ numHeads: l.numHeads, numKvHeads: l.numKvHeads, headDim: l.headDim, window: l.window, hiddenSize: spec.hiddenSize, scale, softcap }, { arena, kernels }),
     );
-    this.rope = options.learnedPositions ? null : new RopeTable(ropeInvFreq(spec.headDim, spec.ropeTheta, spec.ropeScaling));
-    this.localRope = !options.learnedPositions && spec.ropeLocalTheta ? new RopeTable(ropeInvFreq(spec.headDim, spec.ropeLocalTheta, null)) : null;
+    // With row kernels the RoPE tables live in the arena, where Kernels.rowOp "rope" reads them.
+    const ropeArena = kernels.rowOp ? arena : undefined;
+    this.rope = options.learnedPositions ? null : new RopeTable(ropeInvFreq(spec.headDim, spec.ropeTheta, spec.ropeScaling), ropeArena);
+    this.localRope = !options.learnedPositions && spec.ropeLocalTheta ? new RopeTable(ropeInvFreq(spec.headDim, spec.ropeLocalTheta, null), ropeArena) : null;
     // Phi-3's unapplied sliding_window (see specFromHfConfig): beyond it transformers and llama.cpp differ.
     this.maxContext = Math.min(spec.maxPositions, spec.unappliedWindow ?? Infinity);
     this.contextField = this.maxContext < spec.maxPositions ? "sliding_window, which this runtime does not apply: longer runs would differ from transformers" : "max_position_embeddings";
@@ -97,7 +99,7 @@ export class DecoderModel {
     const dtype = opts.dtype ?? "f32";
     const windows = new Set(this.spec.layers.map((l) => l.window));
     const w = windows.size === 1 ? [...windows][0] : null;
-    const base = { numLayers, numKvHeads, headDim, dtype };
+    const base = { numLayers, numKvHeads, headDim, dtype, kernels: this.kernels };
     if (w !== null && opts.kind !== "paged") return createKvCache(this.arena, { kind: "window", ...base, window: w });
     if (opts.kind === "paged") {
       const blockSize = 16;
@@ -113,7 +115,7 @@ export class DecoderModel {
    * [N, V] for every token ("all"). A fresh array, not an arena view.
    */
   forward(cache: KvCache, seqs: number[], tokens: number[][], logits: "last" | "all" = "last"): Float32Array {
-    const { hiddenSize: E, numHeads: H, numKvHeads: K, headDim: D, vocabSize: V, normEps: eps } = this.spec;
+    const { hiddenSize: E, numHeads: H, numKvHeads: K, headDim: D, vocabSize: V } = this.spec;
     const F = this.spec.mlp.intermediateSize;
     const lengths = tokens.map((t) => t.length);
     const N = lengths.reduce((a, b) => a + b, 0);
@@ -137,42 +139,42 @@ export class DecoderModel {
     const { ptrs: s, mlpRows: rows } = this.buffers(N, R);
     const f = (name: string, rows: number, width: number) => this.arena.f32(s[name], rows * width);
     this.embed(ids, pos, f("x", N, E));
+    new Int32Array(this.arena.memory.buffer, s.pos, N).set(pos);
     let maxPos = 0;
     for (const q of pos) maxPos = Math.max(maxPos, q);
     this.rope?.ensure(maxPos + 1);
     this.localRope?.ensure(maxPos + 1);
     const wt = (key: string) => this.weights.get(key);
-    const norm = (prefix: string, x: Float32Array, out: Float32Array) => {
-      if (this.options.norm === "rmsnorm") rmsNorm(x, this.f32w(prefix + ".w"), out, E, eps, this.options.normPlusOne);
-      else layerNorm(x, this.f32w(prefix + ".w"), this.f32w(prefix + ".b"), out, E, eps);
-    };
     const parallel = this.options.parallel;
+    // Each block's output waits in h until the next norm adds it to x (Kernels.rowOp fuses the add
+    // into the norm): after the attention of a sequential block, and at the end of every layer.
+    let pending = false;
     for (let l = 0; l < this.spec.numLayers; l++) {
       const p = `layers.${l}.`;
-      norm(p + "attn_norm", f("x", N, E), f("h", N, E));
+      this.norm(p + "attn_norm", s.x, s.h, N, pending ? s.h : 0);
       // Parallel blocks: the MLP's input (from this layer's x, before the attention is added) waits in m.
       if (parallel === "oneNorm") f("m", N, E).set(f("h", N, E));
-      else if (parallel === "twoNorms") norm(p + "mlp_norm", f("x", N, E), f("m", N, E));
+      else if (parallel === "twoNorms") this.norm(p + "mlp_norm", s.x, s.m, N);
       this.mmMany(s.h, [[p + "q", s.q], [p + "k", s.k], [p + "v", s.v]], N); // one task in decode
       if (this.options.qkNorm) {
         // Rows of D: every head of every token is normalised with the one [D] weight (in place).
         // Gemma-3's q/k norms multiply by (1 + w) like its other norms.
-        rmsNorm(f("q", N, H * D), this.f32w(p + "q_norm.w"), f("q", N, H * D), D, eps, this.options.normPlusOne);
-        rmsNorm(f("k", N, K * D), this.f32w(p + "k_norm.w"), f("k", N, K * D), D, eps, this.options.normPlusOne);
+        this.norm(p + "q_norm", s.q, s.q, N * H, 0, D, "rmsnorm");
+        this.norm(p + "k_norm", s.k, s.k, N * K, 0, D, "rmsnorm");
       }
       this.observer?.(l, f("k", N, K * D), f("v", N, K * D), N);
       const rope = this.localRope && this.spec.layers[l].window !== null ? this.localRope : this.rope;
       if (rope) {
-        rope.apply(f("q", N, H * D), H, D, pos);
-        rope.apply(f("k", N, K * D), K, D, pos);
+        this.rotate(rope, s.q, H, pos, s.pos);
+        this.rotate(rope, s.k, K, pos, s.pos);
       }
       const probsHeads = this.probsRequest?.heads.get(l);
       const { probs } = this.attention[l].forward({ cache, layer: l, seqs, lengths, q: f("q", N, H * D), k: f("k", N, K * D), v: f("v", N, K * D), out: f("a", N, H * D), probsHeads });
       if (probsHeads) this.probsRequest!.onProbs(l, probs);
       this.mm(s.a, p + "o", s.h, N); // h is free once q, k, v are computed
-      if (this.options.postNorms) norm(p + "post_attn_norm", f("h", N, E), f("h", N, E)); // in place: rows are read before written
-      addInto(f("x", N, E), f("h", N, E));
-      if (!parallel) norm(p + "mlp_norm", f("x", N, E), f("h", N, E));
+      if (this.options.postNorms) this.norm(p + "post_attn_norm", s.h, s.h, N); // in place: rows are read before written
+      if (!parallel) this.norm(p + "mlp_norm", s.x, s.h, N, s.h); // x += h, h = norm(x)
+      else this.addRows(s.x, s.h, N * E);
       const mlpIn = parallel ? s.m : s.h; // the MLP reads rows of mlpIn and writes the same rows of h
       // The MLP runs over blocks of rows so g and u fit in the attention buffers' space; each
       // block's output overwrites its own rows of h, which later blocks no longer read.
@@ -190,9 +192,10 @@ export class DecoderModel {
           this.mm(s.g, p + "down", hr, m); // h rows are free once gate and up have read them
         }
       }
-      if (this.options.postNorms) norm(p + "post_mlp_norm", f("h", N, E), f("h", N, E));
-      addInto(f("x", N, E), f("h", N, E));
+      if (this.options.postNorms) this.norm(p + "post_mlp_norm", s.h, s.h, N);
+      pending = true;
     }
+    if (pending) this.addRows(s.x, s.h, N * E);
     // Final norm and LM head on the rows we need (last token of each sequence, or all).
     const x = f("x", N, E);
     const h = f("h", R, E);
@@ -205,7 +208,7 @@ export class DecoderModel {
         h.set(x.subarray((end - 1) * E, end * E), b * E);
       });
     }
-    norm("final_norm", h, f("t", R, E));
+    this.norm("final_norm", s.h, s.t, R);
     const head = wt("lm_head") ? "lm_head" : "embed";
     this.mm(s.t, head, s.logits, R);
     const out = f("logits", R, V).slice();
@@ -244,6 +247,44 @@ export class DecoderModel {
       for (let i = 0; i < E; i++) x[o + i] = row[i] * scale;
       if (posW) for (let i = 0; i < E; i++) x[o + i] += posW[pos[n] * E + i];
     }
+  }
+
+  /**
+   * out = norm(x) with the weights under `prefix` (x += residual first when given), over `rows`
+   * rows of `width` (default the hidden size); arena pointers. Kernels.rowOp when the backend has
+   * it, else blocks.ts (the specification).
+   */
+  private norm(prefix: string, x: number, out: number, rows: number, residual = 0, width = this.spec.hiddenSize, kind = this.options.norm): void {
+    const eps = this.spec.normEps, plusOne = this.options.normPlusOne;
+    const rms = kind === "rmsnorm";
+    if (this.kernels.rowOp) {
+      const w = this.weightPtr(prefix + ".w", width), b = rms ? 0 : this.weightPtr(prefix + ".b", width);
+      this.kernels.rowOp({ op: rms ? "rmsNorm" : "layerNorm", out, x, w, b, residual, rows, width, eps, plusOne });
+      return;
+    }
+    const xs = this.arena.f32(x, rows * width), os = this.arena.f32(out, rows * width);
+    if (residual) addInto(xs, this.arena.f32(residual, rows * width));
+    if (rms) rmsNorm(xs, this.f32w(prefix + ".w"), os, width, eps, plusOne);
+    else layerNorm(xs, this.f32w(prefix + ".w"), this.f32w(prefix + ".b"), os, width, eps);
+  }
+
+  /** RoPE in place on x [N, heads, D] (arena pointer), token n at position pos[n] (also at posPtr in the arena). */
+  private rotate(rope: RopeTable, x: number, heads: number, pos: Int32Array, posPtr: number): void {
+    const D = this.spec.headDim, N = pos.length;
+    if (this.kernels.rowOp) this.kernels.rowOp({ op: "rope", x, cos: rope.cosPtr, sin: rope.sinPtr, pos: posPtr, rows: N, heads, headDim: D });
+    else rope.apply(this.arena.f32(x, N * heads * D), heads, D, pos);
+  }
+
+  /** x += y over n floats (arena pointers): the WASM add when the backend has it, else blocks.ts addInto. */
+  private addRows(x: number, y: number, n: number): void {
+    if (this.kernels.trainOp) this.kernels.trainOp({ op: "add", n, chunk: 16384, ptrs: [x, y] });
+    else addInto(this.arena.f32(x, n), this.arena.f32(y, n));
+  }
+
+  private weightPtr(key: string, n: number): number {
+    const w = this.weights.get(key);
+    if (!w || w.dtype !== "f32" || w.shape.reduce((a, b) => a * b, 1) !== n) throw new Error(`DecoderModel: no f32 weight "${key}" of ${n} values`);
+    return w.ptr;
   }
 
   /** out[M, N] = x[M, Kin] · W[N, Kin]ᵀ (+ bias) through the kernels. */
@@ -296,7 +337,8 @@ export class DecoderModel {
       o.t = work;
       const workEnd = Math.max(o.a + piece(tokens, H * D), o.u + piece(mlpRows, F), o.t + piece(rows, E));
       o.logits = workEnd;
-      return { offsets: o, bytes: workEnd + piece(rows, V) };
+      o.pos = workEnd + piece(rows, V); // i32 [N]: positions, for the kernels' RoPE
+      return { offsets: o, bytes: o.pos + piece(tokens, 1) };
     };
     if (N > this.scratch.tokens || R > this.scratch.rows) {
       if (this.scratch.ptr) this.arena.release(this.scratch.ptr);
@@ -331,5 +373,7 @@ export class DecoderModel {
     if (this.scratch.ptr) this.arena.release(this.scratch.ptr);
     this.scratch = { ptr: 0, tokens: 0, rows: 0 };
     for (const a of this.attention) a.dispose();
+    this.rope?.dispose();
+    this.localRope?.dispose();
   }
 }

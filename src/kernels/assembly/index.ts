@@ -6,6 +6,7 @@ import { attnItem, attnMerge } from "./attention";
 import { matmulItem } from "./matmul";
 import { activationItem } from "./activation";
 import { trainItem } from "./train";
+import { rowsItem } from "./rows";
 import { fma } from "./simd";
 
 export { attnMerge };
@@ -39,6 +40,7 @@ export function runTask(ctl: usize, tid: i32): void {
     else if (kind == L.KIND_MATMUL) matmulItem(ctl, i, tid);
     else if (kind == L.KIND_ACTIVATION) activationItem(ctl, i);
     else if (kind == L.KIND_TRAIN) trainItem(ctl, i);
+    else if (kind == L.KIND_ROWS) rowsItem(ctl, i);
     else if (kind == L.KIND_STREAM) streamItem(ctl, i, tid);
     else if (kind == L.KIND_PEAK) peakItem(ctl, tid);
     itemDone(ctl + L.CTL_DONE);

@@ -9,6 +9,7 @@ export const CTL_NITEMS: usize = 196; // i32: work items in the task
 export const CTL_QUIT: usize = 200; // i32: 1 = workers return from workerLoop
 export const CTL_READY: usize = 256; // i32: workers that entered workerLoop
 export const CTL_ERR: usize = 260; // i32: tid of a worker whose loop threw (written by the host's worker script)
+export const CTL_RESULT: usize = 264; // i32: a flag a task reports back (rows.ts narrow: an inf/NaN half was stored)
 export const CTL_ARGS: usize = 320; // u32[64]: task arguments
 export const CTL_SINK: usize = 640; // per-thread results of the bandwidth/peak probes, 16 bytes each
 export const CTL_BYTES: usize = 1024;
@@ -19,6 +20,7 @@ export const KIND_STREAM: i32 = 3;
 export const KIND_PEAK: i32 = 4;
 export const KIND_ACTIVATION: i32 = 5;
 export const KIND_TRAIN: i32 = 6;
+export const KIND_ROWS: i32 = 7; // rows.ts: the decoder's norms, RoPE and KV narrowing (TR_ argument words)
 
 // Attention arguments (u32 word index into CTL_ARGS).
 export const A_Q = 0; // f32 [T, H, D]
