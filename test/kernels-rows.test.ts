@@ -2,13 +2,14 @@
 // specification: blocks.ts rmsNorm / layerNorm / addInto / RopeTable.apply and codecs.ts
 // f32ToF16 / f32ToBf16. Widths with and without a scalar tail, row counts that make several items
 // on two threads, and for the narrowing every class of f32 (random bit patterns, subnormals, the
-// f16 rounding edges, ±inf, NaN).
+// f16 rounding edges, ±inf, NaN); and the caches that narrow through it against the TypeScript writer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { seededRandom } from "../src/random.js";
 import { addInto, layerNorm, rmsNorm, RopeTable, ropeInvFreq } from "../src/models/blocks.js";
 import { f32ToBf16, f32ToF16 } from "../src/dtypes/codecs.js";
+import { createKvCache, readSegmentRow, type KvCacheSpec } from "../src/kvcache/index.js";
 import { wasmBackends } from "./kernel-backends.js";
 
 const arena = new Arena({ initialBytes: 64 << 20 });
@@ -141,5 +142,37 @@ for (const dtype of ["f16", "bf16"] as const) {
 test("rowOp rejects a pointer outside memory with a RangeError naming the operand", () => {
   for (const k of backends) {
     assert.throws(() => k.rowOp!({ op: "rmsNorm", out: 64, x: arena.memory.buffer.byteLength, w: 64, rows: 1, width: 4, eps: 1e-5 }), /rowOp rmsNorm: x = /);
+  }
+});
+
+test("KV caches that narrow through rowOp store what the TypeScript writer stores, in every form (paged runs split at block ends, window staging)", () => {
+  const [K, D] = [3, 16];
+  const specs = [{ kind: "contiguous" }, { kind: "paged", blockSize: 4, numBlocks: 64 }, { kind: "window", window: 6 }] as const;
+  for (const spec of specs) {
+    for (const dtype of ["f16", "bf16"] as const) {
+      for (const k of backends) {
+        const caches = [createKvCache(arena, { ...spec, numLayers: 1, numKvHeads: K, headDim: D, dtype } as KvCacheSpec), createKvCache(arena, { ...spec, numLayers: 1, numKvHeads: K, headDim: D, dtype, kernels: k, kernelMinValues: 0 } as KvCacheSpec)];
+        const seqs = caches.map((c) => c.addSequence());
+        for (const [i, T] of [7, 1, 5, 2, 9].entries()) {
+          const kv = narrowInputs(2 * T * K * D, 100 * i + T).map((x) => (i === 3 ? x : Number.isFinite(x) ? x % 1000 : 0.5)); // write 3 holds inf/NaN
+          const pk = put(kv.subarray(0, T * K * D)), pv = put(kv.subarray(T * K * D));
+          const segs = caches.map((c, j) => c.write(0, seqs[j], arena.f32(pk, T * K * D), arena.f32(pv, T * K * D)));
+          const rows = segs.map((ss) => ss.flatMap((sg) => Array.from({ length: sg.rows }, (_, r) => [sg, r] as const)));
+          assert.equal(rows[1].length, rows[0].length);
+          rows[0].forEach(([sg, r], n) => {
+            for (const which of ["k", "v"] as const) {
+              for (let h = 0; h < K; h++) {
+                const [sg1, r1] = rows[1][n];
+                assert.deepEqual(readSegmentRow(arena, dtype, D, sg1, which, h, r1), readSegmentRow(arena, dtype, D, sg, which, h, r), `${spec.kind} ${dtype} ${k.name} write ${i} row ${n} ${which} head ${h}`);
+              }
+            }
+          });
+          assert.equal(caches[1].finite, caches[0].finite, `${spec.kind} ${dtype} ${k.name}: finite after write ${i}`);
+          arena.release(pk);
+          arena.release(pv);
+        }
+        caches.forEach((c) => c.dispose());
+      }
+    }
   }
 });

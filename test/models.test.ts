@@ -49,7 +49,7 @@ for (const name of fixtureNames()) {
   });
 }
 
-test("every fixture on the WASM kernels (2 worker threads) matches PyTorch and gives the same greedy tokens", async () => {
+test("every fixture on the WASM kernels (2 worker threads), with and without the row kernels, matches PyTorch and gives the same greedy tokens", async () => {
   const { createKernels } = await import("../src/kernels/index.js");
   const handles: { close(): void }[] = [];
   try {
@@ -60,10 +60,15 @@ test("every fixture on the WASM kernels (2 worker threads) matches PyTorch and g
         handles.push(k);
         return k;
       });
-      const cache = model.createCache({ kind: "paged", maxTokens: 64 });
-      const got = model.forward(cache, [cache.addSequence()], [exp.tokens], "all");
-      // Same tolerance as the reference kernels: the SIMD kernels only reorder f32 sums.
-      assertClose(`${name} logits on WASM kernels`, got, logits, ATOL, RTOL);
+      // Default: these small prompts keep their norms, RoPE and adds in TypeScript; 0: every row step
+      // runs in Kernels.rowOp (what a long prefill does), held to PyTorch the same way.
+      for (const minValues of [model.rowKernelMinValues, 0]) {
+        model.rowKernelMinValues = minValues;
+        const cache = model.createCache({ kind: "paged", maxTokens: 64 });
+        const got = model.forward(cache, [cache.addSequence()], [exp.tokens], "all");
+        // Same tolerance as the reference kernels: the SIMD kernels only reorder f32 (and the norms' f64) sums.
+        assertClose(`${name} logits on WASM kernels (row kernels from ${minValues} values)`, got, logits, ATOL, RTOL);
+      }
     }
   } finally {
     for (const h of handles) h.close();

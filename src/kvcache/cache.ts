@@ -30,6 +30,7 @@ export type KvCacheKind = "contiguous" | "paged" | "window";
 /** What every cache form takes besides its shape. */
 export interface KvWriteOptions {
   kernels?: Pick<Kernels, "rowOp">; // narrows f16/bf16 rows on the kernel threads (else row by row in TypeScript)
+  kernelMinValues?: number; // only writes of at least this many values per K or V (default 8192): a decode step's few rows cost less in TypeScript than a dispatch
 }
 
 /**
@@ -117,19 +118,24 @@ export class RowWriter {
   readonly rowStride: number; // bytes between consecutive rows of one head
   nonFinite = false; // an f16 write stored an inf/NaN half (a copy only moves rows already counted)
 
-  constructor(private readonly arena: Arena, private readonly K: number, private readonly D: number, private readonly dtype: KvDtype, private readonly kernels?: Pick<Kernels, "rowOp">) {
+  private readonly kernels?: Pick<Kernels, "rowOp">;
+  private readonly kernelMinValues: number;
+
+  constructor(private readonly arena: Arena, private readonly K: number, private readonly D: number, private readonly dtype: KvDtype, opts: KvWriteOptions = {}) {
     this.rowStride = D * elementBytes(dtype);
+    this.kernels = opts.kernels;
+    this.kernelMinValues = opts.kernelMinValues ?? 8192;
   }
 
   /**
    * Tokens t0 .. t0 + count − 1 into rows row0 .. row0 + count − 1 of `place`. f16/bf16 rows of
-   * inputs that live in the arena go through one kernel call (rows.ts narrow, bit-identical to
+   * inputs that live in the arena, kernelMinValues or more, go through one kernel call (rows.ts narrow, bit-identical to
    * codecs.ts); anything else token by token.
    */
   writeRows(place: RowPlace, row0: number, k: Float32Array, v: Float32Array, t0: number, count: number): void {
     const buf = this.arena.memory.buffer;
     const { K, D } = this;
-    if (count > 0 && this.kernels?.rowOp && (this.dtype === "f16" || this.dtype === "bf16") && k.buffer === buf && v.buffer === buf) {
+    if (count * K * D >= this.kernelMinValues && count > 0 && this.kernels?.rowOp && (this.dtype === "f16" || this.dtype === "bf16") && k.buffer === buf && v.buffer === buf) {
       const src = t0 * K * D * 4;
       const special = this.kernels.rowOp({
         op: "narrow", dtype: this.dtype, kSrc: k.byteOffset + src, vSrc: v.byteOffset + src, kDst: place.kPtr + row0 * this.rowStride, vDst: place.vPtr + row0 * this.rowStride,

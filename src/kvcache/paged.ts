@@ -74,7 +74,7 @@ export class PagedKvCache implements KvCache {
     this.blockBytes = Math.ceil(regionLayout(this.config, this.blockSize, 0).bytes / 64) * 64;
     this.poolPtr = arena.alloc(this.blockBytes * this.numBlocks, `paged KV pool (${this.numBlocks} blocks × ${this.blockSize} tokens)`);
     this.freeBlocks = Array.from({ length: this.numBlocks }, (_, i) => this.numBlocks - 1 - i); // pops block 0 first
-    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype, opts.kernels);
+    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype, opts);
     this.refs = new Int32Array(this.numBlocks);
     this.prefix = opts.prefixCache ? new PrefixIndex(this.blockSize) : null;
   }

@@ -31,7 +31,7 @@ export abstract class RegionKvCache<R extends Region> implements KvCache {
 
   constructor(readonly arena: Arena, private readonly where: string, config: KvCacheConfig, opts: KvWriteOptions) {
     this.config = normalizeCacheConfig(where, config);
-    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype, opts.kernels);
+    this.writer = new RowWriter(arena, this.config.numKvHeads, this.config.headDim, this.config.dtype, opts);
   }
 
   /** A fresh, unallocated region for one layer of a new sequence. */
