@@ -308,8 +308,8 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     }
     for (let qd = 0; qd < nq; qd++) {
       const s4 = sS + <usize>qd * (<usize>BK << 4);
-      qkQuad(sQp + <usize>qd * (rowBytes << 2), kp, ks, nk, Dp, s4);
-      softmaxQuad(qd, s4, nk, p0, cap);
+      const smax = qkQuad(sQp + <usize>qd * (rowBytes << 2), kp, ks, nk, Dp, s4);
+      softmaxQuad(qd, s4, nk, p0, cap, smax);
       if (eoHalf) scaleRow(s4, nk << 2, POW2_112); // weights times 2^112 against v·2^-112
       pvQuad(s4, vp, vs, nk, Dp, sO + <usize>qd * (rowBytes << 2), rowBytes, sAl + (<usize>qd << 4));
     }
@@ -344,8 +344,11 @@ function softcapRun(p: usize, n: i32, cap: f32): void {
   }
 }
 
-/** softmaxTile for one row quad: the 4 rows' scores of a key are one vector, masked by lane. */
-function softmaxQuad(qd: i32, s4: usize, nk: i32, p0: i32, cap: f32): void {
+/**
+ * softmaxTile for one row quad: the 4 rows' scores of a key are one vector, masked by lane. smax:
+ * the lane-wise max of the tile's raw scores (qkQuad's), used when no mask or soft-cap applies.
+ */
+function softmaxQuad(qd: i32, s4: usize, nk: i32, p0: i32, cap: f32, smax: v128): void {
   const qi = <usize>qd << 4;
   if (cap > 0) softcapRun(s4, nk << 2, cap);
   const lo = v128.load(sLo + qi), hi = v128.load(sHi + qi);
@@ -365,9 +368,14 @@ function softmaxQuad(qd: i32, s4: usize, nk: i32, p0: i32, cap: f32): void {
       vis = v128.or(vis, ok);
       pos = i32x4.add(pos, i32x4.splat(1));
     }
-  } else {
+  } else if (cap > 0) {
     vis = i32x4.splat(-1);
     for (let p = s4; p < sEnd; p += 16) mv = f32x4.max(mv, v128.load(p));
+  } else {
+    vis = i32x4.splat(-1);
+    // qkQuad's max of these very scores (no soft-cap changed them): a chain of nk NaN-propagating
+    // f32x4.max (several instructions each on x64) was on the softmax's critical path here.
+    mv = smax;
   }
   const mOld = v128.load(sM + qi);
   const mNew = f32x4.max(mOld, mv);

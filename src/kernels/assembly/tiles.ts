@@ -241,9 +241,13 @@ export function pvRow2(p: usize, sp: usize, v: usize, sv: usize, nk: i32, n: i32
   return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
 }
 
-/** s4[j] = (q_0·k_j, q_1·k_j, q_2·k_j, q_3·k_j) for j < nk; k rows at byte stride ks, Dp % 4 == 0. */
-export function qkQuad(q4: usize, k: usize, ks: usize, nk: i32, Dp: i32, s4: usize): void {
+/**
+ * s4[j] = (q_0·k_j, q_1·k_j, q_2·k_j, q_3·k_j) for j < nk; k rows at byte stride ks, Dp % 4 == 0.
+ * Returns the lane-wise max of the scores (f32x4.max: NaN-propagating), so the softmax needs no pass of its own for it.
+ */
+export function qkQuad(q4: usize, k: usize, ks: usize, nk: i32, Dp: i32, s4: usize): v128 {
   const qEnd = q4 + (<usize>Dp << 4);
+  let mx = f32x4.splat(-Infinity), mx1 = mx;
   let j = 0;
   for (; j + 2 <= nk; j += 2) {
     let kp0 = k + <usize>j * ks;
@@ -269,8 +273,11 @@ export function qkQuad(q4: usize, k: usize, ks: usize, nk: i32, Dp: i32, s4: usi
       kp1 += 16;
     }
     const o = s4 + (<usize>j << 4);
-    v128.store(o, reduce4(c00, c10, c20, c30));
-    v128.store(o, reduce4(c01, c11, c21, c31), 16);
+    const s0 = reduce4(c00, c10, c20, c30), s1 = reduce4(c01, c11, c21, c31);
+    v128.store(o, s0);
+    v128.store(o, s1, 16);
+    mx = f32x4.max(mx, s0);
+    mx1 = f32x4.max(mx1, s1);
   }
   if (j < nk) {
     let kp0 = k + <usize>j * ks;
@@ -283,8 +290,11 @@ export function qkQuad(q4: usize, k: usize, ks: usize, nk: i32, Dp: i32, s4: usi
       c3 = fma(v128.load(qp, 48), k0, c3);
       kp0 += 16;
     }
-    v128.store(s4 + (<usize>j << 4), reduce4(c0, c1, c2, c3));
+    const s0 = reduce4(c0, c1, c2, c3);
+    v128.store(s4 + (<usize>j << 4), s0);
+    mx = f32x4.max(mx, s0);
   }
+  return f32x4.max(mx, mx1);
 }
 
 /**
