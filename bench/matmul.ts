@@ -13,6 +13,7 @@ import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeF16 } from "../src/dtypes/codecs.js";
 import type { Kernels, MatmulCall, MatmulLayout, WeightDtype } from "../src/kernels/types.js";
 import { flag } from "./flags.js";
+import { timeTogether } from "./stats.js";
 
 const threads = Number(flag("threads", "1"));
 const M = Number(flag("m", "512"));
@@ -31,20 +32,6 @@ const base = baselinePath
 const peakIters = 20_000, peakItems = 8 * threads;
 const peakFlops = peakItems * peakIters * 12 * 8;
 
-/** Best time (ms) of each function over `seconds`, the functions alternating every round. */
-function timeTogether(fns: (() => void)[]): number[] {
-  const best = fns.map(() => Infinity);
-  const t0 = performance.now();
-  for (let r = 0; r < 3 || performance.now() - t0 < seconds * 1000; r++) {
-    fns.forEach((fn, i) => {
-      const a = performance.now();
-      fn();
-      if (r > 0) best[i] = Math.min(best[i], performance.now() - a);
-    });
-  }
-  return best;
-}
-
 console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, kernels ${k.name}, threads ${threads}, M ${M}`);
 console.log(`layout dtype  N      Kin    ms      GFLOP/s  peak GFLOP/s  of peak${base ? "   base GFLOP/s  ×base" : ""}`);
 let s = 1;
@@ -62,7 +49,7 @@ for (const [N, Kin] of shapes) {
     const call: MatmulCall = { x, w, bias: 0, out, M, N, Kin, wDtype: dt, layout, wFinite: true };
     const fns = [() => k.matmul(call), () => (k as unknown as WasmKernels).simdPeak(peakIters, peakItems)];
     if (base) fns.push(() => (base as Kernels).matmul(call));
-    const [ms, peakMs, baseMs] = timeTogether(fns);
+    const [ms, peakMs, baseMs] = timeTogether(fns, seconds);
     const gf = (2 * M * N * Kin) / ms / 1e6, peak = peakFlops / peakMs / 1e6;
     const b = base ? `   ${((2 * M * N * Kin) / baseMs / 1e6).toFixed(1).padStart(13)}  ${(baseMs / ms).toFixed(2).padStart(5)}` : "";
     console.log(`${layout.padEnd(6)} ${dt.padEnd(6)} ${String(N).padEnd(6)} ${String(Kin).padEnd(6)} ${ms.toFixed(2).padStart(6)}  ${gf.toFixed(1).padStart(7)}  ${peak.toFixed(1).padStart(12)}  ${((100 * gf) / peak).toFixed(0).padStart(6)} %${b}`);

@@ -14,6 +14,7 @@ import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeF16 } from "../src/dtypes/codecs.js";
 import { elementBytes } from "../src/dtypes/table.js";
 import { flag } from "./flags.js";
+import { timeTogether } from "./stats.js";
 
 const threads = Number(flag("threads", "2"));
 const dtypes = flag("dtypes", "f16,f32").split(",") as KvDtype[];
@@ -42,20 +43,6 @@ const values = (n: number, seed: number) => {
 };
 arena.f32(q, T * H * D).set(values(T * H * D, 7));
 
-/** Best time (ms) of each function over `seconds`, alternating every round. */
-function timeTogether(fns: (() => void)[]): number[] {
-  const best = fns.map(() => Infinity);
-  const t0 = performance.now();
-  for (let r = 0; r < 3 || performance.now() - t0 < seconds * 1000; r++) {
-    fns.forEach((fn, i) => {
-      const a = performance.now();
-      fn();
-      best[i] = Math.min(best[i], performance.now() - a);
-    });
-  }
-  return best;
-}
-
 const peakIters = 20_000, peakItems = 8 * threads, peakFlops = peakItems * peakIters * 12 * 8;
 console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, ${threads} threads, kernels ${cur.name}, H ${H}, D ${D}, T ${T}`);
 console.log(`cache K   S      ms      GFLOP/s  peak GFLOP/s  of peak${base ? "  base ms  ×base" : ""}`);
@@ -77,7 +64,7 @@ for (const dtype of dtypes) {
       for (let t = 0; t < T; t++) visible += S - T + t + 1;
       const flops = 4 * D * H * visible;
       const fns = [() => cur.attention(call), () => (cur as unknown as WasmKernels).simdPeak(peakIters, peakItems), ...(base ? [() => base.attention(call)] : [])];
-      const [ms, peakMs, baseMs] = timeTogether(fns);
+      const [ms, peakMs, baseMs] = timeTogether(fns, seconds);
       const gf = flops / ms / 1e6, peak = peakFlops / peakMs / 1e6;
       console.log(`${dtype.padEnd(5)} ${String(K).padStart(2)}  ${String(S).padStart(5)}  ${ms.toFixed(2).padStart(7)}  ${gf.toFixed(1).padStart(7)}  ${peak.toFixed(1).padStart(12)}  ${(100 * gf / peak).toFixed(0).padStart(5)} %` + (base ? `  ${baseMs.toFixed(2).padStart(7)}  ${(baseMs / ms).toFixed(2).padStart(5)}` : ""));
     }
