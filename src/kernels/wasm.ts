@@ -404,8 +404,8 @@ export class WasmKernels implements Kernels {
     a[TR.CHUNK] = chunk;
     const result = new Int32Array(this.arena.memory.buffer, this.pool.ctl + CTL.RESULT, 1);
     result[0] = 0;
-    this.pool.run(KIND.ROWS, Math.ceil(n / chunk));
-    return new Int32Array(this.arena.memory.buffer, this.pool.ctl + CTL.RESULT, 1)[0] !== 0;
+    this.pool.run(KIND.ROWS, Math.ceil(n / chunk)); // allocates nothing: the view stays valid
+    return result[0] !== 0;
   }
 
   /** Benchmark probe: reads [ptr, ptr + bytes) once with SIMD loads on all threads. */

@@ -135,7 +135,7 @@ export class RowWriter {
   writeRows(place: RowPlace, row0: number, k: Float32Array, v: Float32Array, t0: number, count: number): void {
     const buf = this.arena.memory.buffer;
     const { K, D } = this;
-    if (count * K * D >= this.kernelMinValues && count > 0 && this.kernels?.rowOp && (this.dtype === "f16" || this.dtype === "bf16") && k.buffer === buf && v.buffer === buf) {
+    if (count * K * D >= this.kernelMinValues && this.kernels?.rowOp && (this.dtype === "f16" || this.dtype === "bf16") && k.buffer === buf && v.buffer === buf) {
       const src = t0 * K * D * 4;
       const special = this.kernels.rowOp({
         op: "narrow", dtype: this.dtype, kSrc: k.byteOffset + src, vSrc: v.byteOffset + src, kDst: place.kPtr + row0 * this.rowStride, vDst: place.vPtr + row0 * this.rowStride,

@@ -156,10 +156,9 @@ export class DecoderModel {
     const parallel = this.options.parallel;
     // Each block's output waits in h until the next norm adds it to x (Kernels.rowOp fuses the add
     // into the norm): after the attention of a sequential block, and at the end of every layer.
-    let pending = false;
     for (let l = 0; l < this.spec.numLayers; l++) {
       const p = `layers.${l}.`;
-      this.norm(p + "attn_norm", s.x, s.h, N, pending ? s.h : 0);
+      this.norm(p + "attn_norm", s.x, s.h, N, l > 0 ? s.h : 0); // x += the previous layer's MLP output first
       // Parallel blocks: the MLP's input (from this layer's x, before the attention is added) waits in m.
       if (parallel === "oneNorm") f("m", N, E).set(f("h", N, E));
       else if (parallel === "twoNorms") this.norm(p + "mlp_norm", s.x, s.m, N);
@@ -201,9 +200,8 @@ export class DecoderModel {
         }
       }
       if (this.options.postNorms) this.norm(p + "post_mlp_norm", s.h, s.h, N);
-      pending = true;
     }
-    if (pending) this.addRows(s.x, s.h, N * E);
+    if (this.spec.numLayers > 0) this.addRows(s.x, s.h, N * E); // the last layer's MLP output
     // Final norm and LM head on the rows we need (last token of each sequence, or all).
     const x = f("x", N, E);
     const h = f("h", R, E);
