@@ -6,12 +6,15 @@
 // Both engines use an f16 KV cache (llama.cpp's default) and their default attention paths.
 // Never a test: timings depend on the machine and its load (2 shared vCPUs here).
 //
-// Run:  node --import tsx bench/generate.ts [--quick] [--threads 2] [--contexts 512,8192] [--reps 2] [--interleave]
+// Run:  node --import tsx bench/generate.ts [--quick] [--threads 2] [--contexts 512,8192] [--reps 2] [--interleave] [--no-ticker]
 //       node --import tsx bench/generate.ts --worker mqa|llamacpp|pair --model M.gguf --prompt P --decode N --threads T
+// --no-ticker: no keep-awake thread in the worker processes (see startTicker; llama.cpp then pays
+// for idle vCPUs between tokens on a VM).
 // --interleave runs both engines in ONE process, alternating every 512-token prefill chunk and
 // every decode token, so both see the same load (peak RSS is then not per engine: use the default
 // separate-process mode for RSS).
 import { spawnSync } from "node:child_process";
+import { Worker } from "node:worker_threads";
 import type { Token } from "node-llama-cpp";
 import { existsSync, mkdirSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -223,9 +226,24 @@ function arg(name: string, fallback?: string): string | undefined {
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/**
+ * A thread that wakes every millisecond and does nothing else, started in every worker process
+ * (both engines) unless --no-ticker. On this VM a vCPU left idle is slow to get back: llama.cpp's
+ * thread pool sleeps between tokens, and alone in its process it decoded the MHA f16 bench model
+ * at a median 20-24 ms per token, against 9.4-11.7 ms with this ticker running (mqa 10.0-10.5
+ * either way: its pool spins between kernel calls). 2026-12-07, AMD EPYC, 2 vCPUs; see
+ * docs/benchmarks/generate.md, session 9. The ticker costs ~1000 empty wake-ups a second.
+ */
+function startTicker(): void {
+  const w = new Worker("const v = new Int32Array(new SharedArrayBuffer(4)); for (;;) Atomics.wait(v, 0, 0, 1);", { eval: true });
+  w.unref();
+}
+
 async function main(): Promise<void> {
   const worker = arg("--worker");
+  const ticker = !process.argv.includes("--no-ticker");
   if (worker) {
+    if (ticker) startTicker();
     const [model, P, N, T] = [arg("--model")!, Number(arg("--prompt")), Number(arg("--decode")), Number(arg("--threads"))];
     const rs = worker === "pair" ? await workerPair(model, P, N, T) : [worker === "mqa" ? await workerMqa(model, P, N, T) : await workerLlamaCpp(model, P, N, T)];
     for (const r of rs) process.stdout.write("RESULT " + JSON.stringify(r) + "\n");
@@ -241,7 +259,7 @@ async function main(): Promise<void> {
   const pairMode = process.argv.includes("--interleave"); // both engines in one process, step by step
   const dir = join(tmpdir(), "mqa-bench-models");
   mkdirSync(dir, { recursive: true });
-  console.log(`# mqa vs llama.cpp generate bench, ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg().map((x) => x.toFixed(2)).join(" ")}, threads ${threads}`);
+  console.log(`# mqa vs llama.cpp generate bench, ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg().map((x) => x.toFixed(2)).join(" ")}, threads ${threads}, keep-awake ticker ${ticker ? "on" : "off"}`);
   console.log("| KV heads | weights | context | engine | prefill tok/s | decode tok/s | peak RSS MiB | weights+KV MiB | runs |");
   console.log("|---|---|---|---|---|---|---|---|---|");
   const ratios: string[] = [];
@@ -254,7 +272,7 @@ async function main(): Promise<void> {
         for (let r = 0; r < reps; r++) {
           for (const engine of pairMode ? ["pair"] : r % 2 === 0 ? ["mqa", "llamacpp"] : ["llamacpp", "mqa"]) {
             const extra = engine !== "llamacpp" ? ["--experimental-wasm-relaxed-simd", "--max-old-space-size=8192"] : [];
-            const out = spawnSync(process.execPath, [...extra, "--import", "tsx", "bench/generate.ts", "--worker", engine, "--model", model, "--prompt", String(P), "--decode", String(decode), "--threads", String(threads)], { encoding: "utf8", maxBuffer: 1 << 26 });
+            const out = spawnSync(process.execPath, [...extra, "--import", "tsx", "bench/generate.ts", "--worker", engine, "--model", model, "--prompt", String(P), "--decode", String(decode), "--threads", String(threads), ...(ticker ? [] : ["--no-ticker"])], { encoding: "utf8", maxBuffer: 1 << 26 });
             const lines = out.stdout.split("\n").filter((l) => l.startsWith("RESULT "));
             if (lines.length === 0) throw new Error(`${engine} worker failed (status ${out.status}): ${out.stderr.slice(-2000)}`);
             for (const line of lines) {

@@ -450,6 +450,11 @@ const F16X3_W = 1;
 // 2026-12-07 same-run A/B, AMD EPYC Zen 5, 2 threads: 1.04-1.09x for Kin = 768). With that fixed,
 // rows of Kin >= 2048 also take this path (1.10-1.16x against the generic load4 path, which was
 // 1.03-1.2x faster than the spilling version).
+// Per row and 8 values the two products are summed off the accumulator's chain (mul, fma) and
+// added to it once: with 4 rows the loop was bound by its 4 chains of 2 dependent FMAs (8 cycles
+// per 64 bytes), not by its 4 ops per row. bench/matvec.ts --finite --baseline, AMD EPYC Zen 5,
+// 2026-12-07: 1.07-1.38x with w in cache (--hot), 0.9-1.1x from DRAM. (f16's 5 widening ops per
+// row make its loop throughput-bound: the same change there measured 0.86-0.94x.)
 export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xffff0000], 16);
 
 /** out[n] = x · w_n for n0 <= n < n1, bf16 w rows at byte stride rowBytes, xs = prepX(x, Kin, xs, 1). */
@@ -469,13 +474,13 @@ export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xf
       const xe = v128.load(xs + (<usize>d << 2)), xo = v128.load(xs + (<usize>d << 2), 16);
       const off = <usize>d << 1;
       let h = v128.load(w0 + off);
-      a0 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a0));
+      a0 = f32x4.add(a0, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
       h = v128.load(w1 + off);
-      a1 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a1));
+      a1 = f32x4.add(a1, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
       h = v128.load(w2 + off);
-      a2 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a2));
+      a2 = f32x4.add(a2, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
       h = v128.load(w3 + off);
-      a3 = fma(xo, v128.and(h, hi), fma(xe, i32x4.shl(h, 16), a3));
+      a3 = f32x4.add(a3, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
     }
     const o = out + (<usize>n << 2);
     store<f32>(o, rowTail(DT_BF16, hsum(a0), x, w0, K8, Kin));
