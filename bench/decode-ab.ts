@@ -4,7 +4,7 @@
 //   node --import tsx bench/decode-ab.ts --baseline old.wasm [--threads 2] [--dtypes f32,f16,bf16] [--T 4096,16384] [--K 32,8,1] [--seconds 1]
 //   node --import tsx bench/decode-ab.ts --finite-ab [...]   # current build with kvFinite (A) against without (B)
 //   node --import tsx bench/decode-ab.ts --baseline old.wasm --finite [...]   # both builds with kvFinite
-// Legend: H = 32 query heads, K kv heads, D = 128, T cached tokens. Prints the best time of each.
+// Legend: H query heads (--H, default 32), K kv heads, D head dim (--D, default 128), T cached tokens. Prints the best time of each.
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import { Arena } from "../src/kernels/memory.js";
@@ -17,7 +17,7 @@ import { elementBytes } from "../src/dtypes/table.js";
 import { flag } from "./flags.js";
 
 const MiB = 1024 * 1024;
-const H = 32, D = 128;
+const H = Number(flag("H", "32")), D = Number(flag("D", "128"));
 const threads = Number(flag("threads", "2"));
 const dtypes = flag("dtypes", "f32,f16,bf16").split(",") as KvDtype[];
 const contexts = flag("T", "4096,16384").split(",").map(Number);

@@ -4,6 +4,9 @@
 //   vocab 32000, tied) with KV heads 12 (MHA), 4 (GQA) and 1 (MQA), f32 and f16 weights;
 //   prefill of a (context − decode) token prompt, then `decode` single-token steps at that depth.
 // Both engines use an f16 KV cache (llama.cpp's default) and their default attention paths.
+// DECODE_WARMUP: one untimed decode step follows the prefill in each engine, as llama-bench runs a
+// warm-up first: mqa's first step took 27-35 ms against ~10 (its TypeScript row steps, which the
+// prefill ran in the kernels, are then first compiled), llama.cpp's ~12.
 // Never a test: timings depend on the machine and its load (2 shared vCPUs here).
 //
 // Run:  node --import tsx bench/generate.ts [--quick] [--threads 2] [--contexts 512,8192] [--reps 2] [--interleave] [--no-ticker]
@@ -127,18 +130,20 @@ async function workerMqa(model: string, P: number, N: number, threads: number): 
   const { openRuntime } = await import("../src/generate/runtime.js");
   const rt = await openRuntime(model, { threads, tokenizer: false });
   try {
-    const cache = rt.model.createCache({ dtype: "f16", maxTokens: P + N + 1 });
+    const cache = rt.model.createCache({ dtype: "f16", maxTokens: P + N + 2 });
     const seq = cache.addSequence();
     const prompt = promptTokens(P);
     const peak0 = simdPeakGflops(rt.kernels);
     const t0 = performance.now();
     rt.model.prefill(cache, [seq], [prompt], 512); // llama.cpp's default n_batch
+    const tw = performance.now();
+    rt.model.forward(cache, [seq], [[prompt[P - 1]]], "last"); // warm-up decode step, untimed (DECODE_WARMUP)
     const t1 = performance.now();
     for (let i = 0; i < N; i++) rt.model.forward(cache, [seq], [[prompt[i % P]]], "last");
     const t2 = performance.now();
     const peak1 = simdPeakGflops(rt.kernels);
     return {
-      engine: "mqa", prefillTokens: P, prefillSeconds: (t1 - t0) / 1000, decodeTokens: N, decodeSeconds: (t2 - t1) / 1000,
+      engine: "mqa", prefillTokens: P, prefillSeconds: (tw - t0) / 1000, decodeTokens: N, decodeSeconds: (t2 - t1) / 1000,
       maxRssBytes: process.resourceUsage().maxRSS * 1024, weightsBytes: rt.model.weightBytes(), kvBytes: cache.bytes(), detail: `${rt.kernels.name}, ${rt.kernels.threads} threads, SIMD peak ${peak0.toFixed(0)}/${peak1.toFixed(0)} GFLOP/s before/after`,
     };
   } finally {
@@ -155,11 +160,13 @@ async function workerLlamaCpp(model: string, P: number, N: number, threads: numb
   const prompt = promptTokens(P) as unknown as Token[];
   const t0 = performance.now();
   await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt[P - 1], { generateNext: { token: true } }]]);
+  const tw = performance.now();
+  await seq.controlledEvaluate([[prompt[P - 1], { generateNext: { token: true } }]]); // warm-up decode step, untimed
   const t1 = performance.now();
   for (let i = 0; i < N; i++) await seq.controlledEvaluate([[prompt[i % P], { generateNext: { token: true } }]]);
   const t2 = performance.now();
   const res = {
-    engine: "llama.cpp", prefillTokens: P, prefillSeconds: (t1 - t0) / 1000, decodeTokens: N, decodeSeconds: (t2 - t1) / 1000,
+    engine: "llama.cpp", prefillTokens: P, prefillSeconds: (tw - t0) / 1000, decodeTokens: N, decodeSeconds: (t2 - t1) / 1000,
     maxRssBytes: process.resourceUsage().maxRSS * 1024, weightsBytes: m.size, kvBytes: 0, detail: `node-llama-cpp ${threads} threads, flash attention ${ctx.flashAttention}`,
   };
   await ctx.dispose();
@@ -182,7 +189,7 @@ async function workerPair(model: string, P: number, N: number, threads: number):
   const m = await llama.loadModel({ modelPath: model });
   const ctx = await m.createContext({ contextSize: P + N + 16, threads, sequences: 1 });
   const lseq = ctx.getSequence();
-  const cache = rt.model.createCache({ dtype: "f16", maxTokens: P + N + 1 });
+  const cache = rt.model.createCache({ dtype: "f16", maxTokens: P + N + 2 });
   const seq = cache.addSequence();
   const prompt = promptTokens(P);
   const t = { mqa: [0, 0], llama: [0, 0] }; // [prefill, decode] milliseconds
@@ -198,6 +205,9 @@ async function workerPair(model: string, P: number, N: number, threads: number):
     await lseq.controlledEvaluate(last ? [...chunk.slice(0, -1), [chunk[chunk.length - 1], { generateNext: { token: true } }]] : chunk);
     t.llama[0] += performance.now() - a;
   }
+  // Warm-up decode step of each engine, untimed (DECODE_WARMUP).
+  rt.model.forward(cache, [seq], [[prompt[P - 1]]], "last");
+  await lseq.controlledEvaluate([[prompt[P - 1] as unknown as Token, { generateNext: { token: true } }]]);
   for (let i = 0; i < N; i++) {
     const tok = prompt[i % P];
     let a = performance.now();
@@ -267,7 +277,7 @@ async function main(): Promise<void> {
     for (const dtype of dtypes) {
       for (const kv of kvList) {
         const model = benchModel(dir, kv, dtype, ctxLen);
-        const P = ctxLen - decode - 1;
+        const P = ctxLen - decode - 2; // prompt, one warm-up decode step, `decode` timed steps: the whole context
         const runs: Record<string, WorkerResult[]> = { mqa: [], "llama.cpp": [] };
         for (let r = 0; r < reps; r++) {
           for (const engine of pairMode ? ["pair"] : r % 2 === 0 ? ["mqa", "llamacpp"] : ["llamacpp", "mqa"]) {
