@@ -2,7 +2,7 @@
 // thread count, alternating runs, each run in its own child process (so peak RSS is per engine):
 //   ~110M-parameter random LLaMA models (12 layers, hidden 768, 12 heads, head dim 64, MLP 2048,
 //   vocab 32000, tied) with KV heads 12 (MHA), 4 (GQA) and 1 (MQA), f32 and f16 weights;
-//   prefill of a (context − decode) token prompt, then `decode` single-token steps at that depth.
+//   prefill of a (context − decode − 2) token prompt, one warm-up step, then `decode` timed single-token steps.
 // Both engines use an f16 KV cache (llama.cpp's default) and their default attention paths.
 // DECODE_WARMUP: one untimed decode step follows the prefill in each engine, as llama-bench runs a
 // warm-up first: mqa's first step took 27-35 ms against ~10 (its TypeScript row steps, which the
