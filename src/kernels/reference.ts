@@ -27,6 +27,7 @@ import { bf16ToF32, f16DecodeTable } from "../dtypes/codecs.js";
 import { decodeQ8_0 } from "../dtypes/q8_0.js";
 import { blockValuesOf, decodeQuant, isBlockType, isGgmlQuant } from "../dtypes/ggml_quants.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
+import { rows4Eligible, unpackRows4 } from "./rows4.js";
 
 /** Receives the attention probabilities of one (query t, head h): probs[i] belongs to positions[i]. */
 export type ProbsSink = (t: number, h: number, positions: Int32Array, probs: Float64Array) => void;
@@ -283,6 +284,9 @@ export function validateMatmulLayout(call: MatmulCall): void {
   if (layout !== "nt" && call.wDtype !== "f32") throw new RangeError(`matmul: layout "${layout}" needs wDtype f32, got ${call.wDtype}`);
   if (isBlockType(call.wDtype) && call.Kin % blockValuesOf(call.wDtype) !== 0) throw new RangeError(`matmul: ${call.wDtype} weights need Kin to be a multiple of ${blockValuesOf(call.wDtype)}, got ${call.Kin}`);
   if (call.accumulate && layout === "nt") throw new RangeError(`matmul: accumulate needs layout nn or tn, got nt`);
+  if (call.wRows4 && !(layout === "nt" && rows4Eligible(call.wDtype, call.N, call.Kin))) {
+    throw new RangeError(`matmul: wRows4 needs layout nt, wDtype f16, N >= 4 and Kin % 8 == 0, got ${layout}, ${call.wDtype}, N ${call.N}, Kin ${call.Kin}`);
+  }
 }
 
 /**
@@ -306,7 +310,8 @@ export function referenceMatmul(arena: Arena, call: MatmulCall): void {
   checkRange("matmul", "out", call.out, M * N * 4, 4, memBytes);
   if (call.bias !== 0) checkRange("matmul", "bias", call.bias, N * 4, 4, memBytes);
   const x = arena.f32(call.x, M * Kin); // [M, Kin] ("tn": [Kin, M])
-  const w = decodeWeights(arena, call.w, N * Kin, wDtype); // [N, Kin] ("nn", "tn": [Kin, N])
+  const stored = decodeWeights(arena, call.w, N * Kin, wDtype);
+  const w = call.wRows4 ? unpackRows4(stored, N, Kin, new Float32Array(N * Kin)) : stored; // [N, Kin] ("nn", "tn": [Kin, N])
   const bias = call.bias !== 0 ? arena.f32(call.bias, N) : null; // [N]
   const out = arena.f32(call.out, M * N); // [M, N]
   // Element strides of x[m, i] and w[n, i] along (m, i) and (n, i).

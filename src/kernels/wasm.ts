@@ -77,6 +77,7 @@ export interface WasmKernelsOptions {
 
 export class WasmKernels implements Kernels {
   readonly name: string;
+  readonly prefersRows4 = true; // the f16 4-row loops read one stream (assembly/matvec.ts ROWS4)
   private readonly segs: ArenaBuffer;
   private readonly mmParts: ArenaBuffer;
   private readonly scratch: ArenaBuffer;
@@ -219,7 +220,7 @@ export class WasmKernels implements Kernels {
     const live = calls.filter((c) => c.M > 0 && c.N > 0);
     const first = live[0];
     const fusable = live.length > 1 && first.M < 4 && live.every((c) =>
-      (c.layout ?? "nt") === "nt" && c.x === first.x && c.M === first.M && c.Kin === first.Kin && c.wDtype === first.wDtype && !!c.wFinite === !!first.wFinite);
+      (c.layout ?? "nt") === "nt" && c.x === first.x && c.M === first.M && c.Kin === first.Kin && c.wDtype === first.wDtype && !!c.wFinite === !!first.wFinite && !!c.wRows4 === !!first.wRows4);
     if (!fusable) {
       for (const c of live) this.runMatmul(c, null);
       return;
@@ -300,6 +301,7 @@ export class WasmKernels implements Kernels {
     a[M.LAYOUT] = LAYOUT_CODE[layout];
     a[M.ACC] = call.accumulate ? 1 : 0;
     a[M.WFINITE] = call.wFinite ? 1 : 0;
+    a[M.WROWS4] = call.wRows4 ? 1 : 0;
     a[M.NPARTS] = parts ? parts.length : 0;
     a[M.PARTS] = partsPtr;
     this.pool.run(KIND.MATMUL, nitems);

@@ -308,7 +308,7 @@ export class DecoderModel {
     if (!w) throw new Error(`DecoderModel: no weight "${key}"`);
     const bias = this.weights.get(key + ".b");
     const [N, Kin] = w.shape;
-    return { x, w: w.ptr, bias: bias ? bias.ptr : 0, out, M, N, Kin, wDtype: w.dtype, wFinite: w.finite };
+    return { x, w: w.ptr, bias: bias ? bias.ptr : 0, out, M, N, Kin, wDtype: w.dtype, wFinite: w.finite, wRows4: w.rows4 };
   }
 
   private f32w(key: string): Float32Array {

@@ -17,7 +17,7 @@ import { gptBigcodeOptions, gptBigcodeTable } from "./gpt_bigcode.js";
 import { llamaOptions, llamaTable } from "./llama.js";
 import { phi3Options, phi3Table } from "./phi3.js";
 import { qwen3Options, qwen3Table } from "./qwen3.js";
-import { checkWeights, loadWeights, type TensorSource, type WeightRow } from "./weights.js";
+import { checkWeights, loadWeights, packRows4Weights, type TensorSource, type WeightRow } from "./weights.js";
 
 export { DecoderModel, type CacheOptions, type DecoderOptions } from "./decoder.js";
 export type { TensorSource, Weight, WeightRow } from "./weights.js";
@@ -126,6 +126,7 @@ export function checkModel(spec: ModelSpec, src: TensorSource): string[] {
 export function buildModel(spec: ModelSpec, src: TensorSource, opts: LoadOptions): { model: DecoderModel; unused: string[] } {
   const family = checkSupported(spec, src.path);
   const { weights, unused } = loadWeights(opts.arena, src, family.table(spec));
+  if (opts.kernels.prefersRows4) packRows4Weights(opts.arena, weights);
   return { model: new DecoderModel(spec, weights, family.options(spec), opts.arena, opts.kernels), unused };
 }
 

@@ -9,6 +9,7 @@ import type { WeightDtype } from "../kernels/types.js";
 import { decodeBf16, decodeF16 } from "../dtypes/codecs.js";
 import { blockValuesOf, decodeBlocks, isBlockType, type BlockType } from "../dtypes/ggml_quants.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
+import { packRows4, rows4Eligible, rows4Index } from "../kernels/rows4.js";
 
 // TensorSource (what a checkpoint reader offers) is declared where the readers live, in formats.
 import { transposeInto, type TensorSource } from "../formats/source.js";
@@ -20,6 +21,7 @@ export interface Weight {
   dtype: WeightDtype; // matmul weights: checkpoint dtype; everything else f32
   shape: number[]; // after the transform, e.g. [N, Kin] for a matmul weight
   finite?: boolean; // f16 matmul weights: no inf/NaN half (checked at load), so decode may skip its check (MatmulCall.wFinite)
+  rows4?: boolean; // an f16 [N, Kin] weight stored in the rows4 layout (src/kernels/rows4.ts; MatmulCall.wRows4)
 }
 
 export interface WeightRow {
@@ -166,10 +168,25 @@ export function allFiniteF16(h: Uint16Array): boolean {
   return true;
 }
 
+/**
+ * Stores every f16 matmul weight that can take it in the rows4 layout, in place (for kernels that
+ * prefer it, Kernels.prefersRows4); weightRow and the kernels read it from then on.
+ */
+export function packRows4Weights(arena: Arena, weights: Map<string, Weight>): void {
+  for (const w of weights.values()) {
+    if (w.rows4 || w.shape.length !== 2 || !rows4Eligible(w.dtype, w.shape[0], w.shape[1])) continue;
+    const [N, Kin] = w.shape;
+    packRows4(arena.u16(w.ptr, N * Kin), N, Kin);
+    w.rows4 = true;
+  }
+}
+
 /** Reads row `r` of a [rows, width] weight as f32 (embedding lookup). */
 export function weightRow(arena: Arena, w: Weight, r: number, out: Float32Array): void {
   const width = w.shape[1];
-  if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
+  if (w.rows4 && r < w.shape[0] - (w.shape[0] % 4)) {
+    for (let k = 0; k < width; k += 8) decodeF16(arena.u16(w.ptr + rows4Index(r, k, w.shape[0], width) * 2, 8), out.subarray(k, k + 8));
+  } else if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
   else if (w.dtype === "f16") decodeF16(arena.u16(w.ptr + r * width * 2, width), out);
   else if (isBlockType(w.dtype)) decodeBlocks(w.dtype, arena.u8(w.ptr + r * rowBytes(w.dtype, width), rowBytes(w.dtype, width)), width, out);
   else decodeBf16(arena.u16(w.ptr + r * width * 2, width), out);

@@ -7,7 +7,7 @@
 // w rows are widened once per item into scratch, then 4×2 register tiles run over Kin in chunks
 // of KC values.
 import { matvecQ8, matvecQ8x2, matvecQ8x3, dequantRow, Q8_BLOCK, Q8_BLOCK_BYTES } from "./q8";
-import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, elemBytes, widenRow } from "./simd";
+import { DT_F32, DT_F16, DT_BF16, DT_Q8_0, elemBytes, widenRow, widenRows4 } from "./simd";
 import { dotTile } from "./tiles";
 import { DT_Q4_0, dequantRowQuant, matvecQuant, quantRowBytes } from "./quants";
 import { matvecF32, matvecF32x2, matvecF32x3, matvecF16Item, matvecBF16Item } from "./matvec";
@@ -52,7 +52,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     matmulKnItem(ctl, item, tid); // nn, tn: f32 w [Kin, N] (see matmulkn.ts)
   } else if (M < 4 && dt == DT_F16) {
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
-    matvecF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin, arg(ctl, L.M_WFINITE) != 0);
+    matvecF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin, arg(ctl, L.M_WFINITE) != 0, arg(ctl, L.M_WROWS4) != 0);
   } else if (M < 4 && dt == DT_BF16) {
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
     matvecBF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin);
@@ -76,7 +76,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     }
   } else {
     const scratch = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
-    blockMatmul(x, w, out, m0, m1, n0, n1, N, Kin, dt, scratch);
+    blockMatmul(x, w, out, m0, m1, n0, n1, N, Kin, dt, scratch, arg(ctl, L.M_WROWS4) != 0);
   }
   if (bias) {
     for (let m = m0; m < m1; m++) {
@@ -87,14 +87,16 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
 }
 
 /** out[m0:m1, n0:n1] for M >= 4: widen w rows if needed, then 4×2 register tiles per KC chunk. */
-function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, dt: i32, scratch: usize): void {
+function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, dt: i32, scratch: usize, rows4: bool): void {
   const K4 = Kin & ~3;
   const src = dt == DT_Q8_0 ? <usize>(Kin / Q8_BLOCK) * Q8_BLOCK_BYTES : dt >= DT_Q4_0 ? quantRowBytes(dt, Kin) : <usize>Kin * elemBytes(dt); // bytes per w row
   let wp = w + <usize>n0 * src;
   let ws = <usize>Kin << 2;
   if (dt != DT_F32) {
     const Kp = (Kin + 3) & ~3;
-    for (let n = n0; n < n1; n++) {
+    let n = n0;
+    if (rows4) for (; n + 4 <= n1; n += 4) widenRows4(wp + <usize>(n - n0) * src, Kin, Kp, scratch + (<usize>(n - n0) * <usize>Kp << 2)); // f16 blocks (matvec.ts ROWS4)
+    for (; n < n1; n++) {
       const dst = scratch + (<usize>(n - n0) * <usize>Kp << 2);
       if (dt == DT_Q8_0) dequantRow(wp + <usize>(n - n0) * src, Kin, dst); // Kin % 32 == 0: no padding
       else if (dt >= DT_Q4_0) dequantRowQuant(dt, wp + <usize>(n - n0) * src, Kin, dst); // whole blocks: no padding

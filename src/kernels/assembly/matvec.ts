@@ -4,6 +4,13 @@
 // only, see matvecF16); 2 or 3 rows of x (batched decode) share one pass over w.
 import { DT_F32, DT_F16, DT_BF16, POW2_112, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 
+// ROWS4, the rows4 layout of an f16 w [N, Kin] with Kin % 8 == 0 (MatmulCall.wRows4; the host packs it
+// at load, src/kernels/rows4.ts): each block of 4 rows 4b .. 4b+3 keeps its 4·Kin halves in place,
+// as Kin/8 groups of 64 bytes, group g holding halves 8g .. 8g+7 of row 4b + r at byte 16r. Rows past
+// the last whole block keep the row layout. The 4-row loops then read one sequential stream from
+// one pointer instead of 4 rows 2·Kin bytes apart (the layout llama.cpp's CPU backend repacks to).
+// Every product is the same as in the row layout, in the same order, so results are bit-identical.
+
 /** out[n] = x · w_n for n0 <= n < n1, reading w in its own dtype (inlined per dtype). */
 // @ts-ignore: decorator
 @inline export function matvec(dt: i32, x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
@@ -252,17 +259,27 @@ export function prepX(x: usize, Kin: i32, xs: usize, scale: f32 = POW2_112): voi
 // Two copies of one body: `check` is a constant after inlining, so the finite-weight copy has no
 // inf/NaN detection in its loop (the caller promised w is all-finite: MatmulCall.wFinite).
 function matvecF16Checked(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
-  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, true, true);
-  else matvecF16(x, xs, w, n0, n1, Kin, out, true, false);
+  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, true, true, false);
+  else matvecF16(x, xs, w, n0, n1, Kin, out, true, false, false);
 }
 function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
-  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, false, true);
-  else matvecF16(x, xs, w, n0, n1, Kin, out, false, false);
+  if (Kin < READ_AHEAD_BELOW) matvecF16(x, xs, w, n0, n1, Kin, out, false, true, false);
+  else matvecF16(x, xs, w, n0, n1, Kin, out, false, false, false);
+}
+// rows4 w: one sequential stream per 4-row block, so no read-ahead.
+function matvecF16Rows4Checked(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  matvecF16(x, xs, w, n0, n1, Kin, out, true, false, true);
+}
+function matvecF16Rows4Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  matvecF16(x, xs, w, n0, n1, Kin, out, false, false, true);
 }
 
-/** out[n] = x · w_n for n0 <= n < n1, f16 w, with xs = prepX(x) (see the comment above X_FAST_MAX). */
+/**
+ * out[n] = x · w_n for n0 <= n < n1, f16 w, with xs = prepX(x) (see the comment above X_FAST_MAX).
+ * rows4: w is in the rows4 layout (ROWS4): the same loads of the same 4-row block, from one pointer.
+ */
 // @ts-ignore: decorator
-@inline function matvecF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, check: bool, readAhead: bool): void {
+@inline function matvecF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, check: bool, readAhead: bool, rows4: bool): void {
   const rowBytes = <usize>Kin << 1;
   const K8 = Kin & ~7;
   const km = v128.load(F16_MASK), am = v128.load(F16_MASK, 16);
@@ -276,22 +293,24 @@ function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i
     for (let d = 0; d < K8; d += 8) {
       if (readAhead) touch |= load<u8>(ahead + (<usize>d << 3));
       const xe = v128.load(xs + (<usize>d << 2)), xo = v128.load(xs + (<usize>d << 2), 16);
-      const off = <usize>d << 1;
-      let h = v128.load(w0 + off);
+      const off = <usize>d << 1, pb = w0 + (<usize>d << 3); // rows4: the block's 64 bytes of values d .. d+7
+      let h = rows4 ? v128.load(pb) : v128.load(w0 + off);
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a0 = fma(xo, hOdd(h, km), fma(xe, hEven(h, km), a0));
-      h = v128.load(w1 + off);
+      h = rows4 ? v128.load(pb, 16) : v128.load(w1 + off);
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a1 = fma(xo, hOdd(h, km), fma(xe, hEven(h, km), a1));
-      h = v128.load(w2 + off);
+      h = rows4 ? v128.load(pb, 32) : v128.load(w2 + off);
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a2 = fma(xo, hOdd(h, km), fma(xe, hEven(h, km), a2));
-      h = v128.load(w3 + off);
+      h = rows4 ? v128.load(pb, 48) : v128.load(w3 + off);
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       a3 = fma(xo, hOdd(h, km), fma(xe, hEven(h, km), a3));
     }
     if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
-      matvecStrided(DT_F16, x, w, rowBytes, n, n + 4, Kin, out); // an inf/NaN weight: exact path for these 4 rows
+      // an inf/NaN weight: exact path for these 4 rows
+      if (rows4) matvecExactRows4(x, w, n, n + 4, Kin, out);
+      else matvecStrided(DT_F16, x, w, rowBytes, n, n + 4, Kin, out);
       continue;
     }
     const o = out + (<usize>n << 2);
@@ -309,14 +328,15 @@ function matvecF16Finite(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i
  * their scaled x in the thread's scratch (prepX, one Kp-value row each) and share one pass over w
  * (matvecF16Rows); the others take the exact h2f path, as a single row would.
  */
-export function matvecF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, finite: bool): void {
+export function matvecF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, finite: bool, rows4: bool): void {
   const xsStride = <usize>((Kin + 7) & ~7) << 2;
   let r = 0;
   let x0: usize = 0, x1: usize = 0, x2: usize = 0, o0: usize = 0, o1: usize = 0, o2: usize = 0;
   for (let m = m0; m < m1; m++) {
     const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
     if (xs == 0 || !(absMax(xr, Kin) < X_FAST_MAX)) {
-      matvecExactF16(xr, w, n0, n1, Kin, or);
+      if (rows4) matvecExactRows4(xr, w, n0, n1, Kin, or);
+      else matvecExactF16(xr, w, n0, n1, Kin, or);
       continue;
     }
     prepX(xr, Kin, xs + <usize>r * xsStride);
@@ -326,33 +346,39 @@ export function matvecF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i32
     r++;
   }
   if (r == 1) {
-    if (finite) matvecF16Finite(x0, xs, w, n0, n1, Kin, o0);
+    if (rows4 && finite) matvecF16Rows4Finite(x0, xs, w, n0, n1, Kin, o0);
+    else if (rows4) matvecF16Rows4Checked(x0, xs, w, n0, n1, Kin, o0);
+    else if (finite) matvecF16Finite(x0, xs, w, n0, n1, Kin, o0);
     else matvecF16Checked(x0, xs, w, n0, n1, Kin, o0);
   } else if (r == 2) {
-    if (finite) matvecF16x2Finite(x0, x1, o0, o1, xs, xsStride, w, n0, n1, Kin);
-    else matvecF16x2Checked(x0, x1, o0, o1, xs, xsStride, w, n0, n1, Kin);
+    if (finite) matvecF16x2Finite(x0, x1, o0, o1, xs, xsStride, w, n0, n1, Kin, rows4);
+    else matvecF16x2Checked(x0, x1, o0, o1, xs, xsStride, w, n0, n1, Kin, rows4);
   } else if (r == 3) {
-    if (finite) matvecF16x3Finite(x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
-    else matvecF16x3Checked(x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+    if (finite) matvecF16x3Finite(x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin, rows4);
+    else matvecF16x3Checked(x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin, rows4);
   }
 }
 
-// The same two-copies-per-flag scheme as matvecF16Finite/Checked, for 2 and 3 x rows.
-function matvecF16x2Finite(x0: usize, x1: usize, o0: usize, o1: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
-  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(2, F16X2_W, false, true, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
-  else matvecF16Rows(2, F16X2_W, false, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+// The same copy-per-flag scheme as matvecF16Finite/Checked, for 2 and 3 x rows (rows4: no read-ahead).
+function matvecF16x2Finite(x0: usize, x1: usize, o0: usize, o1: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
+  if (rows4) matvecF16Rows(2, F16X2_W, false, false, true, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+  else if (Kin < READ_AHEAD_BELOW) matvecF16Rows(2, F16X2_W, false, true, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(2, F16X2_W, false, false, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
 }
-function matvecF16x2Checked(x0: usize, x1: usize, o0: usize, o1: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
-  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(2, F16X2_W, true, true, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
-  else matvecF16Rows(2, F16X2_W, true, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+function matvecF16x2Checked(x0: usize, x1: usize, o0: usize, o1: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
+  if (rows4) matvecF16Rows(2, F16X2_W, true, false, true, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+  else if (Kin < READ_AHEAD_BELOW) matvecF16Rows(2, F16X2_W, true, true, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(2, F16X2_W, true, false, false, x0, x1, 0, o0, o1, 0, xs, xsStride, w, n0, n1, Kin);
 }
-function matvecF16x3Finite(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
-  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(3, F16X3_W, false, true, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
-  else matvecF16Rows(3, F16X3_W, false, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+function matvecF16x3Finite(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
+  if (rows4) matvecF16Rows(3, F16X3_W, false, false, true, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+  else if (Kin < READ_AHEAD_BELOW) matvecF16Rows(3, F16X3_W, false, true, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(3, F16X3_W, false, false, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
 }
-function matvecF16x3Checked(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
-  if (Kin < READ_AHEAD_BELOW) matvecF16Rows(3, F16X3_W, true, true, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
-  else matvecF16Rows(3, F16X3_W, true, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+function matvecF16x3Checked(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
+  if (rows4) matvecF16Rows(3, F16X3_W, true, false, true, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+  else if (Kin < READ_AHEAD_BELOW) matvecF16Rows(3, F16X3_W, true, true, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
+  else matvecF16Rows(3, F16X3_W, true, false, false, x0, x1, x2, o0, o1, o2, xs, xsStride, w, n0, n1, Kin);
 }
 
 const F16X2_W = 2;
@@ -367,7 +393,7 @@ const F16X3_W = 1;
  * R·W accumulators fit V8's 15 xmm registers with the widened halves and the masks.
  */
 // @ts-ignore: decorator
-@inline function matvecF16Rows(R: i32, W: i32, check: bool, readAhead: bool, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+@inline function matvecF16Rows(R: i32, W: i32, check: bool, readAhead: bool, rows4: bool, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, xs: usize, xsStride: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
   const rowBytes = <usize>Kin << 1;
   const K8 = Kin & ~7;
   const km = v128.load(F16_MASK), am = v128.load(F16_MASK, 16);
@@ -379,6 +405,7 @@ const F16X3_W = 1;
     const ahead = n + 8 <= n1 ? w + <usize>(n + 4) * rowBytes : w + <usize>n * rowBytes;
     for (let j = 0; j < 4; j += W) {
       const w0 = w + <usize>(n + j) * rowBytes, w1 = w0 + rowBytes;
+      const pj = w + <usize>n * rowBytes + (<usize>j << 4); // rows4: row n + j's 16 bytes of each 64-byte group
       const ra = ahead + <usize>j * rowBytes; // the same rows of the next block: 16·W bytes per step
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0);
       for (let d = 0; d < K8; d += 8) {
@@ -386,12 +413,12 @@ const F16X3_W = 1;
         // Both w vectors are widened first, then each x vector is loaded once and used W times:
         // R·W accumulators + 2·W halves + km + one x vector stay in registers (R = 2, W = 2: 10).
         const xo = <usize>d << 2, off = <usize>d << 1;
-        const h0 = v128.load(w0 + off);
+        const h0 = rows4 ? v128.load(pj + (<usize>d << 3)) : v128.load(w0 + off);
         if (check) hx = i16x8.max_u(hx, v128.and(h0, am));
         const e0 = hEven(h0, km), d0 = hOdd(h0, km);
         let h1 = h0, e1 = e0, d1 = d0;
         if (W > 1) {
-          h1 = v128.load(w1 + off);
+          h1 = rows4 ? v128.load(pj + (<usize>d << 3), 16) : v128.load(w1 + off);
           if (check) hx = i16x8.max_u(hx, v128.and(h1, am));
           e1 = hEven(h1, km);
           d1 = hOdd(h1, km);
@@ -429,9 +456,15 @@ const F16X3_W = 1;
     }
     if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
       // an inf/NaN weight in these 4 rows: the exact path for them, as matvecF16 does
-      matvecExactF16(x0, w, n, n + 4, Kin, o0);
-      matvecExactF16(x1, w, n, n + 4, Kin, o1);
-      if (R > 2) matvecExactF16(x2, w, n, n + 4, Kin, o2);
+      if (rows4) {
+        matvecExactRows4(x0, w, n, n + 4, Kin, o0);
+        matvecExactRows4(x1, w, n, n + 4, Kin, o1);
+        if (R > 2) matvecExactRows4(x2, w, n, n + 4, Kin, o2);
+      } else {
+        matvecExactF16(x0, w, n, n + 4, Kin, o0);
+        matvecExactF16(x1, w, n, n + 4, Kin, o1);
+        if (R > 2) matvecExactF16(x2, w, n, n + 4, Kin, o2);
+      }
     }
   }
   store<u8>(xs, touch); // keeps the read-ahead loads; xs is not read again in this item
@@ -500,6 +533,35 @@ export function matvecBF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i3
     if (Kin >= READ_AHEAD_BELOW) matvecBF16(xr, xs, w, n0, n1, Kin, or, false);
     else matvecBF16(xr, xs, w, n0, n1, Kin, or, true);
   }
+}
+
+/**
+ * matvecExactF16 over an f16 w in the rows4 layout (ROWS4): the 4-row blocks with exactly
+ * matvecStrided's arithmetic (the same 4-value loads, FMAs and sums, so each row is bit-identical
+ * to the row layout's), then the rows past the last block, which keep the row layout.
+ */
+function matvecExactRows4(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+  const rowBytes = <usize>Kin << 1;
+  const one = wOne(), mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
+  let n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const b = w + <usize>n * rowBytes;
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let d = 0; d < Kin; d += 4) {
+      const xv = v128.load(x + (<usize>d << 2));
+      const g = b + (<usize>(d >> 3) << 6) + (<usize>(d & 4) << 1); // values d .. d+3 of row 0 of the block
+      c0 = fma(xv, load4(DT_F16, g, one, mg, km, bg, ex), c0);
+      c1 = fma(xv, load4(DT_F16, g + 16, one, mg, km, bg, ex), c1);
+      c2 = fma(xv, load4(DT_F16, g + 32, one, mg, km, bg, ex), c2);
+      c3 = fma(xv, load4(DT_F16, g + 48, one, mg, km, bg, ex), c3);
+    }
+    const o = out + (<usize>n << 2);
+    store<f32>(o, hsum(c0));
+    store<f32>(o, hsum(c1), 4);
+    store<f32>(o, hsum(c2), 8);
+    store<f32>(o, hsum(c3), 12);
+  }
+  if (n < n1) matvecExactF16(x, w, n, n1, Kin, out);
 }
 
 /** matvec on the exact h2f path, not inlined: the fallback of the batched copies above. */

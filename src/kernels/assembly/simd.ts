@@ -148,6 +148,28 @@ export function load1(dt: i32, p: usize): f32 {
 }
 
 /**
+ * widenRow for the 4 rows of one block of an f16 w in the rows4 layout (matvec.ts ROWS4; n % 8 == 0):
+ * row r to dst + r·np·4, zero-padded to np values, each row bit-identical to widenRow's.
+ */
+export function widenRows4(src: usize, n: i32, np: i32, dst: usize): void {
+  const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
+  const am = i32x4.splat(0x7fff);
+  for (let r = 0; r < 4; r++) {
+    const s = src + (<usize>r << 4), o = dst + <usize>r * (<usize>np << 2);
+    let hx = i32x4.splat(0);
+    for (let c = 0; c < n; c += 4) {
+      const h = v128.load16x4_s(s + (<usize>(c >> 3) << 6) + (<usize>(c & 4) << 1));
+      hx = i32x4.max_s(hx, v128.and(h, am));
+      v128.store(o + (<usize>c << 2), f32x4.mul(v128.and(i32x4.shl(h, 13), km), mg));
+    }
+    if (v128.any_true(i32x4.ge_s(hx, i32x4.splat(0x7c00)))) {
+      for (let c = 0; c < n; c += 4) v128.store(o + (<usize>c << 2), h2f(v128.load16x4_s(s + (<usize>(c >> 3) << 6) + (<usize>(c & 4) << 1)), mg, km, bg, ex));
+    }
+    for (let c = n; c < np; c++) store<f32>(o + (<usize>c << 2), 0);
+  }
+}
+
+/**
  * Widens one row of n values of dtype dt at src to f32 at dst, then zero-pads it to np values
  * (np a multiple of 4, so later dot products need no tail). int8 rows are multiplied by scale.
  * finite: the caller promises the f16 halves hold no inf/NaN (attention passes AttentionCall.kvFinite),
