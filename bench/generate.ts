@@ -111,7 +111,7 @@ export function benchModel(dir: string, kvHeads: number, dtype: BenchDtype, cont
   return path;
 }
 
-function promptTokens(n: number): number[] {
+export function promptTokens(n: number): number[] {
   return Array.from({ length: n }, (_, i) => 300 + ((i * 7919) % 31000));
 }
 

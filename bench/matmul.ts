@@ -4,6 +4,8 @@
 // 512-token prefill chunk. Never a test: timings depend on the machine and its load.
 //   node --import tsx bench/matmul.ts [--threads 1] [--m 512] [--cases nt:f32,nt:f16,nn:f32] [--seconds 1] [--baseline old.wasm]
 // --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current build (same-run A/B).
+// --rows4: the current build's nt f16 calls read w in the rows4 layout (MatmulCall.wRows4; same bytes,
+// timing only), the baseline's in rows: with a copy of the current build as baseline, a layout A/B.
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import { Arena } from "../src/kernels/memory.js";
@@ -21,6 +23,7 @@ const seconds = Number(flag("seconds", "1"));
 const cases = flag("cases", "nt:f32,nt:f16").split(",").map((c) => c.split(":") as [MatmulLayout, WeightDtype]);
 const shapes: [number, number][] = [[768, 768], [2048, 768], [768, 2048], [256, 768]];
 const baselinePath = flag("baseline", "");
+const rows4 = process.argv.includes("--rows4");
 
 enableRelaxedSimdFlag();
 const MiB = 1024 * 1024;
@@ -47,7 +50,8 @@ for (const [N, Kin] of shapes) {
     else if (dt === "f16") encodeF16(wf, arena.u16(w, N * Kin));
     else throw new Error(`bench/matmul: --cases dtype ${dt}: expected f32 or f16`);
     const call: MatmulCall = { x, w, bias: 0, out, M, N, Kin, wDtype: dt, layout, wFinite: true };
-    const fns = [() => k.matmul(call), () => (k as unknown as WasmKernels).simdPeak(peakIters, peakItems)];
+    const cur = { ...call, wRows4: rows4 && layout === "nt" && dt === "f16" && Kin % 8 === 0 };
+    const fns = [() => k.matmul(cur), () => (k as unknown as WasmKernels).simdPeak(peakIters, peakItems)];
     if (base) fns.push(() => (base as Kernels).matmul(call));
     const [ms, peakMs, baseMs] = timeTogether(fns, seconds);
     const gf = (2 * M * N * Kin) / ms / 1e6, peak = peakFlops / peakMs / 1e6;

@@ -1,5 +1,5 @@
 // The rows4 layout of f16 matmul weights (src/kernels/rows4.ts, assembly/matvec.ts ROWS4): the index
-// map against the packer, and every matmul path that reads a rows4 w (decode M = 1, 2, 3 with and
+// map against the packer (aligned and not), and every matmul path that reads a rows4 w (decode M = 1, 2, 3 with and
 // without wFinite, the exact h2f path for |x| >= 2^14 and for blocks holding inf/NaN, prefill M >= 4,
 // matmulMany parts, rows past the last block) bit-identical to the same call on the row layout, on
 // the WASM builds and the reference. A rows4 embedding reads back its rows (weightRow).
@@ -31,6 +31,10 @@ test("rows4: packRows4 puts element (n, k) at rows4Index, keeps the rows past th
     for (let n = 0; n < N; n++) for (let k = 0; k < Kin; k++) assert.equal(packed[rows4Index(n, k, N, Kin)], n * Kin + k, `[${N}, ${Kin}] (${n}, ${k})`);
     assert.deepEqual([...packed.subarray((N - (N % 4)) * Kin)], [...h.subarray((N - (N % 4)) * Kin)], "tail rows stay");
     assert.deepEqual([...unpackRows4(packed, N, Kin, new Uint16Array(N * Kin))], [...h]);
+    const odd = new Uint16Array(new ArrayBuffer(2 * N * Kin + 2), 2, N * Kin); // not 4-byte aligned: moved as halves
+    odd.set(h);
+    packRows4(odd, N, Kin);
+    assert.deepEqual([...odd], [...packed], `[${N}, ${Kin}] at byte offset 2`);
     if (Kin > 8) assert.notDeepEqual([...packed.subarray(0, 16)], [...h.subarray(0, 16)], "the first block is reordered");
   }
   assert.throws(() => packRows4(new Uint16Array(30), 3, 10), /rows4/);

@@ -16,18 +16,18 @@ export function rows4Index(n: number, k: number, N: number, Kin: number): number
   return (n - (n % 4)) * Kin + (k - (k % 8)) * 4 + (n % 4) * 8 + (k % 8);
 }
 
-/** Reorders h ([N, Kin] halves in row order) into the rows4 layout, in place. */
+/** Reorders h ([N, Kin] halves in row order) into the rows4 layout, in place (moved as 32-bit pairs when h is 4-byte aligned). */
 export function packRows4(h: Uint16Array, N: number, Kin: number): void {
   if (!rows4Eligible("f16", N, Kin) || h.length < N * Kin) throw new RangeError(`packRows4: [${N}, ${Kin}] cannot take the rows4 layout (N >= 4, Kin % 8 == 0, ${N * Kin} halves) of ${h.length} halves`);
-  const tmp = new Uint16Array(4 * Kin);
+  const [a, width] = h.byteOffset % 4 === 0 ? [new Uint32Array(h.buffer, h.byteOffset, (N * Kin) / 2), 4] : [h, 8]; // elements per 8 halves
+  const K = (Kin / 8) * width; // elements per row
+  const tmp = new (a.constructor as Uint32ArrayConstructor)(4 * K);
   for (let b = 0; b + 4 <= N; b += 4) {
-    const base = b * Kin;
-    tmp.set(h.subarray(base, base + 4 * Kin));
+    const base = b * K;
+    tmp.set(a.subarray(base, base + 4 * K));
     for (let r = 0; r < 4; r++) {
-      const s = r * Kin;
-      for (let k = 0; k < Kin; k += 8) {
-        const o = base + k * 4 + r * 8;
-        for (let i = 0; i < 8; i++) h[o + i] = tmp[s + k + i];
+      for (let g = 0, s = r * K, o = base + r * width; g < K; g += width, s += width, o += 4 * width) {
+        for (let i = 0; i < width; i++) a[o + i] = tmp[s + i];
       }
     }
   }

@@ -106,6 +106,8 @@ function checkRopeScaling(spec: ModelSpec, where: string): void {
 export interface LoadOptions {
   arena: Arena;
   kernels: Kernels;
+  /** "auto" (default): f16 matmul weights take the rows4 layout when the kernels prefer it (Kernels.prefersRows4); "rows": as in the file. */
+  weightLayout?: "auto" | "rows";
 }
 
 /** A loaded model plus where it came from. */
@@ -126,7 +128,7 @@ export function checkModel(spec: ModelSpec, src: TensorSource): string[] {
 export function buildModel(spec: ModelSpec, src: TensorSource, opts: LoadOptions): { model: DecoderModel; unused: string[] } {
   const family = checkSupported(spec, src.path);
   const { weights, unused } = loadWeights(opts.arena, src, family.table(spec));
-  if (opts.kernels.prefersRows4) packRows4Weights(opts.arena, weights);
+  if (opts.kernels.prefersRows4 && opts.weightLayout !== "rows") packRows4Weights(opts.arena, weights);
   return { model: new DecoderModel(spec, weights, family.options(spec), opts.arena, opts.kernels), unused };
 }
 
