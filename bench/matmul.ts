@@ -4,7 +4,7 @@
 // 512-token prefill chunk. Never a test: timings depend on the machine and its load.
 //   node --import tsx bench/matmul.ts [--threads 1] [--m 512] [--cases nt:f32,nt:f16,nn:f32] [--seconds 1] [--baseline old.wasm]
 // --baseline: an older build/kernels-relaxed.wasm, timed interleaved with the current build (same-run A/B).
-// --rows4: the current build's nt f16 calls read w in the rows4 layout (MatmulCall.wRows4; same bytes,
+// --rows4: the current build's nt f16/bf16 calls read w in the rows4 layout (MatmulCall.wRows4; same bytes,
 // timing only), the baseline's in rows: with a copy of the current build as baseline, a layout A/B.
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
@@ -14,6 +14,7 @@ import type { WasmKernels } from "../src/kernels/wasm.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeF16 } from "../src/dtypes/codecs.js";
 import type { Kernels, MatmulCall, MatmulLayout, WeightDtype } from "../src/kernels/types.js";
+import { rows4Eligible } from "../src/kernels/rows4.js";
 import { flag } from "./flags.js";
 import { timeTogether } from "./stats.js";
 
@@ -50,7 +51,7 @@ for (const [N, Kin] of shapes) {
     else if (dt === "f16") encodeF16(wf, arena.u16(w, N * Kin));
     else throw new Error(`bench/matmul: --cases dtype ${dt}: expected f32 or f16`);
     const call: MatmulCall = { x, w, bias: 0, out, M, N, Kin, wDtype: dt, layout, wFinite: true };
-    const cur = { ...call, wRows4: rows4 && layout === "nt" && dt === "f16" && Kin % 8 === 0 };
+    const cur = { ...call, wRows4: rows4 && layout === "nt" && rows4Eligible(dt, N, Kin) };
     const fns = [() => k.matmul(cur), () => (k as unknown as WasmKernels).simdPeak(peakIters, peakItems)];
     if (base) fns.push(() => (base as Kernels).matmul(call));
     const [ms, peakMs, baseMs] = timeTogether(fns, seconds);

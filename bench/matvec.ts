@@ -10,7 +10,7 @@
 // Calibrate first: --baseline with a copy of the current build read 1.03-1.15x (2026-11-29), a bias
 // toward the current build that an A/B must exceed to count.
 // --finite: the calls (current build and baseline alike) set MatmulCall.wFinite (f16: no in-loop inf/NaN check).
-// --rows4: the current build's f16 calls read w in the rows4 layout (MatmulCall.wRows4; the same bytes,
+// --rows4: the current build's f16/bf16 calls read w in the rows4 layout (MatmulCall.wRows4; the same bytes,
 // so the same traffic: timing only), the baseline's in rows. With --baseline a copy of the current
 // build (cp build/kernels-relaxed.wasm /tmp/cur.wasm) this is a same-run A/B of the two layouts.
 import { cpus, loadavg } from "node:os";
@@ -23,6 +23,7 @@ import { encodeF16 } from "../src/dtypes/codecs.js";
 import { rowBytes } from "../src/dtypes/table.js";
 import { encodeQ8_0 } from "../src/dtypes/q8_0.js";
 import { encodeQuant, isGgmlQuant, type GgmlQuant } from "../src/dtypes/ggml_quants.js";
+import { rows4Eligible } from "../src/kernels/rows4.js";
 import { flag } from "./flags.js";
 
 const MiB = 1024 * 1024;
@@ -72,7 +73,7 @@ const out = arena.alloc(3 * 32000 * 4, "bench out");
   for (let o = 0; o < poolBytes; o += f32bytes.length) dst.set(f32bytes.subarray(0, Math.min(f32bytes.length, poolBytes - o)), o);
 }
 
-console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}${finite ? ", wFinite" : ""}${rows4 ? ", current build reads f16 w as rows4" : ""}`);
+console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}${finite ? ", wFinite" : ""}${rows4 ? ", current build reads f16/bf16 w as rows4" : ""}`);
 console.log(`dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction${baseModule ? "   base GB/s  ×base" : ""}`);
 const orig = arena.f32(wPool, poolBytes / 4).slice(); // the f32 weights each dtype is encoded from
 for (const dt of dtypes) {
@@ -117,7 +118,7 @@ for (const dt of dtypes) {
         if (rep % 2 === 1) runBase();
         const w = wPool + (i++ % copies) * stride;
         t0 = performance.now();
-        k.matmul({ x, w, bias: 0, out, M: rowsM, N, Kin, wDtype: dt, wFinite: finite, wRows4: rows4 && dt === "f16" && Kin % 8 === 0 });
+        k.matmul({ x, w, bias: 0, out, M: rowsM, N, Kin, wDtype: dt, wFinite: finite, wRows4: rows4 && rows4Eligible(dt, N, Kin) });
         t1 = performance.now();
         const w2 = wPool + (i++ % copies) * stride;
         wasm(t).streamRead(w2, wBytes);

@@ -1,4 +1,4 @@
-// The rows4 layout of f16 matmul weights (src/kernels/rows4.ts, assembly/matvec.ts ROWS4): the index
+// The rows4 layout of f16 and bf16 matmul weights (src/kernels/rows4.ts, assembly/matvec.ts ROWS4): the index
 // map against the packer (aligned and not), and every matmul path that reads a rows4 w (decode M = 1, 2, 3 with and
 // without wFinite, the exact h2f path for |x| >= 2^14 and for blocks holding inf/NaN, prefill M >= 4,
 // matmulMany parts, rows past the last block) bit-identical to the same call on the row layout, on
@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
-import { encodeF16 } from "../src/dtypes/codecs.js";
+import { encodeBf16, encodeF16 } from "../src/dtypes/codecs.js";
 import { seededRandom } from "../src/random.js";
 import { packRows4, rows4Index, unpackRows4 } from "../src/kernels/rows4.js";
 import type { Kernels, MatmulCall } from "../src/kernels/types.js";
@@ -41,9 +41,10 @@ test("rows4: packRows4 puts element (n, k) at rows4Index, keeps the rows past th
 });
 
 /** out of `k.matmul` (or matmulMany over `parts` copies) with w in rows and in rows4 must be bit-identical. */
-function compare(k: Kernels, label: string, wf: Float32Array, xf: Float32Array, M: number, N: number, Kin: number, wFinite: boolean): void {
+function compare(k: Kernels, dt: "f16" | "bf16", label: string, wf: Float32Array, xf: Float32Array, M: number, N: number, Kin: number, wFinite: boolean): void {
   const h = new Uint16Array(N * Kin);
-  encodeF16(wf, h);
+  if (dt === "f16") encodeF16(wf, h);
+  else encodeBf16(wf, h);
   const wRow = arena.alloc(N * Kin * 2), w4 = arena.alloc(N * Kin * 2);
   arena.u16(wRow, N * Kin).set(h);
   const p = h.slice();
@@ -51,13 +52,13 @@ function compare(k: Kernels, label: string, wf: Float32Array, xf: Float32Array, 
   arena.u16(w4, N * Kin).set(p);
   const x = arena.alloc(M * Kin * 4), a = arena.alloc(M * N * 4 * 2), b = arena.alloc(M * N * 4 * 2);
   arena.f32(x, M * Kin).set(xf);
-  const call = (w: number, out: number, rows4: boolean): MatmulCall => ({ x, w, bias: 0, out, M, N, Kin, wDtype: "f16", wFinite, wRows4: rows4 });
+  const call = (w: number, out: number, rows4: boolean): MatmulCall => ({ x, w, bias: 0, out, M, N, Kin, wDtype: dt, wFinite: wFinite && dt === "f16", wRows4: rows4 });
   k.matmul(call(wRow, a, false));
   k.matmul(call(w4, b, true));
   // two parts of one decode task: the same weight twice, outputs side by side
   if (M < 4) k.matmulMany([call(w4, b + M * N * 4, true), { ...call(w4, b, true), out: b + M * N * 4 * 0 }]);
   const got = new Uint32Array(arena.f32(b, M * N).slice().buffer), want = new Uint32Array(arena.f32(a, M * N).slice().buffer);
-  for (let i = 0; i < M * N; i++) assert.equal(got[i], want[i], `${k.name} ${k.threads}t ${label}: out[${Math.floor(i / N)}, ${i % N}] = ${arena.f32(b, M * N)[i]}, row layout ${arena.f32(a, M * N)[i]}`);
+  for (let i = 0; i < M * N; i++) assert.equal(got[i], want[i], `${k.name} ${k.threads}t ${dt} ${label}: out[${Math.floor(i / N)}, ${i % N}] = ${arena.f32(b, M * N)[i]}, row layout ${arena.f32(a, M * N)[i]}`);
   if (M < 4) {
     const part = new Uint32Array(arena.f32(b + M * N * 4, M * N).slice().buffer);
     for (let i = 0; i < M * N; i++) assert.equal(part[i], want[i], `${k.name} ${label}: matmulMany part out[${i}]`);
@@ -67,42 +68,44 @@ function compare(k: Kernels, label: string, wf: Float32Array, xf: Float32Array, 
 
 const SHAPES: [number, number][] = [[4, 8], [13, 24], [37, 64], [64, 768], [30, 2048]];
 
-test("rows4: every matmul path reads a rows4 w bit-identically to the row layout (WASM builds and reference)", () => {
+test("rows4: every matmul path reads a rows4 w bit-identically to the row layout (WASM builds and reference, f16 and bf16)", () => {
   const all: Kernels[] = [...backends, referenceKernels(arena)];
   let seed = 1;
-  for (const k of all) {
+  for (const k of all) for (const dt of ["f16", "bf16"] as const) {
     for (const [N, Kin] of SHAPES) {
       if (k.name === "reference" && N * Kin > 64 * 768) continue;
       for (const M of [1, 2, 3, 5]) {
         const wf = rand(N * Kin, 0.1, seed++);
-        compare(k, `[${N}, ${Kin}] M=${M} finite`, wf, rand(M * Kin, 2, seed++), M, N, Kin, true);
-        compare(k, `[${N}, ${Kin}] M=${M} checked`, wf, rand(M * Kin, 2, seed++), M, N, Kin, false);
+        compare(k, dt, `[${N}, ${Kin}] M=${M} finite`, wf, rand(M * Kin, 2, seed++), M, N, Kin, true);
+        compare(k, dt, `[${N}, ${Kin}] M=${M} checked`, wf, rand(M * Kin, 2, seed++), M, N, Kin, false);
         const big = rand(M * Kin, 2, seed++);
         big[Kin - 1] = 30000; // |x| >= 2^14: the exact h2f path of row 0
-        compare(k, `[${N}, ${Kin}] M=${M} |x| = 30000`, wf, big, M, N, Kin, false);
+        compare(k, dt, `[${N}, ${Kin}] M=${M} |x| = 30000`, wf, big, M, N, Kin, false);
         for (const special of [Infinity, NaN]) {
           const ws = wf.slice();
           ws[Math.min(5, N - 1) * Kin + (Kin >> 1) + 1] = special; // inside a block (or a tail row), mid-row
-          compare(k, `[${N}, ${Kin}] M=${M} w holds ${special}`, ws, rand(M * Kin, 2, seed++), M, N, Kin, false);
+          compare(k, dt, `[${N}, ${Kin}] M=${M} w holds ${special}`, ws, rand(M * Kin, 2, seed++), M, N, Kin, false);
         }
       }
     }
   }
 });
 
-test("rows4: a packed f16 embedding reads back every row (weightRow), a packed weight is not packed twice", () => {
+for (const dt of ["f16", "bf16"] as const) test(`rows4: a packed ${dt} embedding reads back every row (weightRow), a packed weight is not packed twice`, () => {
   const [N, Kin] = [10, 24];
   const wf = rand(N * Kin, 1, 99);
   const h = new Uint16Array(N * Kin);
-  encodeF16(wf, h);
+  if (dt === "f16") encodeF16(wf, h);
+  else encodeBf16(wf, h);
   const ptr = arena.alloc(N * Kin * 2);
   arena.u16(ptr, N * Kin).set(h);
-  const w: Weight = { ptr, dtype: "f16", shape: [N, Kin] };
+  const w: Weight = { ptr, dtype: dt, shape: [N, Kin] };
   const before = Array.from({ length: N }, (_, r) => { const o = new Float32Array(Kin); weightRow(arena, w, r, o); return o; });
-  const weights = new Map([["embed", w], ["odd", { ptr: arena.alloc(12 * 2), dtype: "f16" as const, shape: [2, 6] }]]);
+  const weights = new Map<string, Weight>([["embed", w], ["odd", { ptr: arena.alloc(12 * 2), dtype: dt, shape: [2, 6] }], ["f32", { ptr: arena.alloc(16 * 8 * 4), dtype: "f32", shape: [16, 8] }]]);
   packRows4Weights(arena, weights);
   assert.equal(w.rows4, true);
   assert.equal(weights.get("odd")!.rows4, undefined, "Kin % 8 != 0 stays in rows");
+  assert.equal(weights.get("f32")!.rows4, undefined, "f32 stays in rows");
   const packed = arena.u16(ptr, N * Kin).slice();
   packRows4Weights(arena, weights);
   assert.deepEqual([...arena.u16(ptr, N * Kin)], [...packed], "a second call leaves it");

@@ -285,7 +285,7 @@ export function validateMatmulLayout(call: MatmulCall): void {
   if (isBlockType(call.wDtype) && call.Kin % blockValuesOf(call.wDtype) !== 0) throw new RangeError(`matmul: ${call.wDtype} weights need Kin to be a multiple of ${blockValuesOf(call.wDtype)}, got ${call.Kin}`);
   if (call.accumulate && layout === "nt") throw new RangeError(`matmul: accumulate needs layout nn or tn, got nt`);
   if (call.wRows4 && !(layout === "nt" && rows4Eligible(call.wDtype, call.N, call.Kin))) {
-    throw new RangeError(`matmul: wRows4 needs layout nt, wDtype f16, N >= 4 and Kin % 8 == 0, got ${layout}, ${call.wDtype}, N ${call.N}, Kin ${call.Kin}`);
+    throw new RangeError(`matmul: wRows4 needs layout nt, wDtype f16 or bf16, N >= 4 and Kin % 8 == 0, got ${layout}, ${call.wDtype}, N ${call.N}, Kin ${call.Kin}`);
   }
 }
 

@@ -55,7 +55,7 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     matvecF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin, arg(ctl, L.M_WFINITE) != 0, arg(ctl, L.M_WROWS4) != 0);
   } else if (M < 4 && dt == DT_BF16) {
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
-    matvecBF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin);
+    matvecBF16Item(x, xs, w, out, m0, m1, n0, n1, N, Kin, arg(ctl, L.M_WROWS4) != 0);
   } else if (M < 4 && dt >= DT_Q4_0) {
     // 4/5/6-bit blocks: each w row dequantized once into this thread's scratch, dotted with every x row
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
@@ -95,7 +95,7 @@ function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, 
   if (dt != DT_F32) {
     const Kp = (Kin + 3) & ~3;
     let n = n0;
-    if (rows4) for (; n + 4 <= n1; n += 4) widenRows4(wp + <usize>(n - n0) * src, Kin, Kp, scratch + (<usize>(n - n0) * <usize>Kp << 2)); // f16 blocks (matvec.ts ROWS4)
+    if (rows4) for (; n + 4 <= n1; n += 4) widenRows4(dt, wp + <usize>(n - n0) * src, Kin, Kp, scratch + (<usize>(n - n0) * <usize>Kp << 2)); // f16/bf16 blocks (matvec.ts ROWS4)
     for (; n < n1; n++) {
       const dst = scratch + (<usize>(n - n0) * <usize>Kp << 2);
       if (dt == DT_Q8_0) dequantRow(wp + <usize>(n - n0) * src, Kin, dst); // Kin % 32 == 0: no padding

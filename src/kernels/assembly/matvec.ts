@@ -4,7 +4,7 @@
 // only, see matvecF16); 2 or 3 rows of x (batched decode) share one pass over w.
 import { DT_F32, DT_F16, DT_BF16, POW2_112, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 
-// ROWS4, the rows4 layout of an f16 w [N, Kin] with Kin % 8 == 0 (MatmulCall.wRows4; the host packs it
+// ROWS4, the rows4 layout of an f16 or bf16 w [N, Kin] with Kin % 8 == 0 (MatmulCall.wRows4; the host packs it
 // at load, src/kernels/rows4.ts): each block of 4 rows 4b .. 4b+3 keeps its 4·Kin halves in place,
 // as Kin/8 groups of 64 bytes, group g holding halves 8g .. 8g+7 of row 4b + r at byte 16r. Rows past
 // the last whole block keep the row layout. The 4-row loops then read one sequential stream from
@@ -492,7 +492,7 @@ export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xf
 
 /** out[n] = x · w_n for n0 <= n < n1, bf16 w rows at byte stride rowBytes, xs = prepX(x, Kin, xs, 1). */
 // @ts-ignore: decorator
-@inline function matvecBF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, readAhead: bool): void {
+@inline function matvecBF16(x: usize, xs: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, readAhead: bool, rows4: bool): void {
   const rowBytes = <usize>Kin << 1;
   const K8 = Kin & ~7;
   const hi = v128.load(BF16_HI);
@@ -505,14 +505,14 @@ export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xf
     for (let d = 0; d < K8; d += 8) {
       if (readAhead) touch |= load<u8>(ahead + (<usize>d << 3));
       const xe = v128.load(xs + (<usize>d << 2)), xo = v128.load(xs + (<usize>d << 2), 16);
-      const off = <usize>d << 1;
-      let h = v128.load(w0 + off);
+      const off = <usize>d << 1, pb = w0 + (<usize>d << 3); // rows4: the block's 64 bytes of values d .. d+7
+      let h = rows4 ? v128.load(pb) : v128.load(w0 + off);
       a0 = f32x4.add(a0, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
-      h = v128.load(w1 + off);
+      h = rows4 ? v128.load(pb, 16) : v128.load(w1 + off);
       a1 = f32x4.add(a1, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
-      h = v128.load(w2 + off);
+      h = rows4 ? v128.load(pb, 32) : v128.load(w2 + off);
       a2 = f32x4.add(a2, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
-      h = v128.load(w3 + off);
+      h = rows4 ? v128.load(pb, 48) : v128.load(w3 + off);
       a3 = f32x4.add(a3, fma(xo, v128.and(h, hi), f32x4.mul(xe, i32x4.shl(h, 16))));
     }
     const o = out + (<usize>n << 2);
@@ -526,12 +526,13 @@ export const BF16_HI = memory.data<u32>([0xffff0000, 0xffff0000, 0xffff0000, 0xf
 }
 
 /** out[m, n0:n1] for m0 <= m < m1 (at most 3 rows), bf16 w: each row's x laid out even/odd in xs, then one pass over w per row. */
-export function matvecBF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32): void {
+export function matvecBF16Item(x: usize, xs: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, rows4: bool): void {
   for (let m = m0; m < m1; m++) {
     const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
     prepX(xr, Kin, xs, 1);
-    if (Kin >= READ_AHEAD_BELOW) matvecBF16(xr, xs, w, n0, n1, Kin, or, false);
-    else matvecBF16(xr, xs, w, n0, n1, Kin, or, true);
+    if (rows4) matvecBF16(xr, xs, w, n0, n1, Kin, or, false, true); // one stream per block: no read-ahead
+    else if (Kin >= READ_AHEAD_BELOW) matvecBF16(xr, xs, w, n0, n1, Kin, or, false, false);
+    else matvecBF16(xr, xs, w, n0, n1, Kin, or, true, false);
   }
 }
 

@@ -148,10 +148,14 @@ export function load1(dt: i32, p: usize): f32 {
 }
 
 /**
- * widenRow for the 4 rows of one block of an f16 w in the rows4 layout (matvec.ts ROWS4; n % 8 == 0):
- * row r to dst + r·np·4, zero-padded to np values, each row bit-identical to widenRow's.
+ * widenRow for the 4 rows of one block of an f16 or bf16 (dt) w in the rows4 layout (matvec.ts
+ * ROWS4; n % 8 == 0): row r to dst + r·np·4, zero-padded to np values, each row bit-identical to widenRow's.
  */
-export function widenRows4(src: usize, n: i32, np: i32, dst: usize): void {
+export function widenRows4(dt: i32, src: usize, n: i32, np: i32, dst: usize): void {
+  if (dt == DT_BF16) {
+    widenRows4BF16(src, n, np, dst);
+    return;
+  }
   const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
   const am = i32x4.splat(0x7fff);
   const rs = <usize>np << 2; // dst row stride
@@ -179,6 +183,18 @@ export function widenRows4(src: usize, n: i32, np: i32, dst: usize): void {
     }
     for (let c = n; c < np; c++) store<f32>(o + (<usize>c << 2), 0);
   }
+}
+
+function widenRows4BF16(src: usize, n: i32, np: i32, dst: usize): void {
+  const rs = <usize>np << 2;
+  for (let c = 0; c < n; c += 4) {
+    const s = src + (<usize>(c >> 3) << 6) + (<usize>(c & 4) << 1), o = dst + (<usize>c << 2);
+    v128.store(o, i32x4.shl(v128.load16x4_u(s), 16));
+    v128.store(o + rs, i32x4.shl(v128.load16x4_u(s, 16), 16));
+    v128.store(o + 2 * rs, i32x4.shl(v128.load16x4_u(s, 32), 16));
+    v128.store(o + 3 * rs, i32x4.shl(v128.load16x4_u(s, 48), 16));
+  }
+  for (let r = 0; r < 4; r++) for (let c = n; c < np; c++) store<f32>(dst + <usize>r * rs + (<usize>c << 2), 0);
 }
 
 /**
