@@ -1,5 +1,5 @@
 // Generation speed of mqa vs llama.cpp (node-llama-cpp 3.21.1, CPU) on the SAME GGUF files, same
-// thread count, alternating runs, each run in its own child process (so peak RSS is per engine):
+// thread count (2 by default), both engines in one process step by step (or --separate, below):
 //   ~110M-parameter random LLaMA models (12 layers, hidden 768, 12 heads, head dim 64, MLP 2048,
 //   vocab 32000, tied) with KV heads 12 (MHA), 4 (GQA) and 1 (MQA), f32 and f16 weights;
 //   prefill of a (context − decode − 2) token prompt, one warm-up step, then `decode` timed single-token steps.
@@ -9,13 +9,14 @@
 // prefill ran in the kernels, are then first compiled), llama.cpp's ~12.
 // Never a test: timings depend on the machine and its load (2 shared vCPUs here).
 //
-// Run:  node --import tsx bench/generate.ts [--quick] [--threads 2] [--contexts 512,8192] [--reps 2] [--interleave] [--no-ticker]
+// Run:  node --import tsx bench/generate.ts [--quick] [--threads 2] [--contexts 512,8192] [--reps 2] [--separate] [--no-ticker]
 //       node --import tsx bench/generate.ts --worker mqa|llamacpp|pair --model M.gguf --prompt P --decode N --threads T
 // --no-ticker: no keep-awake thread in the worker processes (see startTicker; llama.cpp then pays
 // for idle vCPUs between tokens on a VM).
-// --interleave runs both engines in ONE process, alternating every 512-token prefill chunk and
-// every decode token, so both see the same load (peak RSS is then not per engine: use the default
-// separate-process mode for RSS).
+// By default both engines run in ONE process, alternating every 512-token prefill chunk and every
+// decode token, so both see the same load (issue 16); peak RSS is then not per engine. --separate
+// runs each engine in its own child process instead, alternating runs (peak RSS per engine);
+// --interleave, the old name of the default, is accepted.
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import type { Token } from "node-llama-cpp";
@@ -266,7 +267,7 @@ async function main(): Promise<void> {
   const kvList = (arg("--kv-heads", "12,4,1") ?? "").split(",").map(Number);
   const dtypes = (arg("--dtypes", "f32,f16") ?? "").split(",") as BenchDtype[];
   const decode = Number(arg("--decode", "32"));
-  const pairMode = process.argv.includes("--interleave"); // both engines in one process, step by step
+  const pairMode = !process.argv.includes("--separate"); // both engines in one process, step by step (the default)
   const dir = join(tmpdir(), "mqa-bench-models");
   mkdirSync(dir, { recursive: true });
   console.log(`# mqa vs llama.cpp generate bench, ${new Date().toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg().map((x) => x.toFixed(2)).join(" ")}, threads ${threads}, keep-awake ticker ${ticker ? "on" : "off"}`);
@@ -295,7 +296,7 @@ async function main(): Promise<void> {
         for (const [engine, rs] of Object.entries(runs)) {
           const prefill = median(rs.map((x) => x.prefillTokens / x.prefillSeconds));
           const dec = median(rs.map((x) => x.decodeTokens / x.decodeSeconds));
-          const rss = pairMode ? NaN : Math.max(...rs.map((x) => x.maxRssBytes)) / 1048576; // one process holds both engines in --interleave
+          const rss = pairMode ? NaN : Math.max(...rs.map((x) => x.maxRssBytes)) / 1048576; // one process holds both engines unless --separate
           const wkv = engine === "mqa" ? `${((rs[0].weightsBytes + rs[0].kvBytes) / 1048576).toFixed(0)}` : "";
           row[engine] = { prefill, decode: dec };
           console.log(`| ${kv} | ${dtype} | ${ctxLen} | ${engine} | ${prefill.toFixed(1)} | ${dec.toFixed(2)} | ${rss.toFixed(0)} | ${wkv} | ${rs.length} (${rs[0].detail}) |`);
