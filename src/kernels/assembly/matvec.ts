@@ -77,8 +77,17 @@ const SEQ_BELOW = 1024;
   return rowTail(DT_F32, hsum(f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3))), x, w0, K16, Kin);
 }
 
-/** out[n] = x · w_n for n0 <= n < n1, f32 w (short rows: seqDot; longer: the 4-row matvec). */
-export function matvecF32(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
+/**
+ * out[n] = x · w_n for n0 <= n < n1, f32 w (short rows: seqDot; longer: the 4-row matvec). rows4:
+ * w is in the rows4 layout (ROWS4; only rows of Kin >= SEQ_BELOW take it, Kin % 4 == 0).
+ */
+export function matvecF32(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, rows4: bool = false): void {
+  if (rows4) {
+    let n = n0;
+    for (; n + 4 <= n1; n += 4) f32Rows(1, 4, true, x, 0, 0, out, 0, 0, w, n, Kin);
+    if (n < n1) matvec(DT_F32, x, w, n, n1, Kin, out); // rows past the last block
+    return;
+  }
   if (Kin >= SEQ_BELOW) {
     matvec(DT_F32, x, w, n0, n1, Kin, out);
     return;
@@ -117,16 +126,17 @@ export function seqRows2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, r
  * row, W w rows at a time (2·W or 3·W accumulators). Per row the sums are matvec's, bit for bit
  * (the same fma order over d, hsum, then the scalar Kin tail), whatever W is.
  */
-export function matvecF32x2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+export function matvecF32x2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
   if (Kin < SEQ_BELOW) {
     seqRows2(x0, x1, o0, o1, w, <usize>Kin << 2, n0, n1, Kin);
     return;
   }
   let n = n0;
-  for (; n + 4 <= n1; n += 4) f32Rows(2, 4, x0, x1, 0, o0, o1, 0, w, n, Kin);
-  for (; n < n1; n++) f32Rows(2, 1, x0, x1, 0, o0, o1, 0, w, n, Kin);
+  if (rows4) for (; n + 4 <= n1; n += 4) f32Rows(2, 4, true, x0, x1, 0, o0, o1, 0, w, n, Kin);
+  else for (; n + 4 <= n1; n += 4) f32Rows(2, 4, false, x0, x1, 0, o0, o1, 0, w, n, Kin);
+  for (; n < n1; n++) f32Rows(2, 1, false, x0, x1, 0, o0, o1, 0, w, n, Kin); // past the last block (rows4), or the tail
 }
-export function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
+export function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
   if (Kin < SEQ_BELOW) {
     // 12 accumulators would not fit the registers: rows 0-1 share a pass, row 2 rereads the item's w (from L2)
     seqRows2(x0, x1, o0, o1, w, <usize>Kin << 2, n0, n1, Kin);
@@ -134,62 +144,80 @@ export function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usiz
     return;
   }
   let n = n0;
-  for (; n + F32X3_W <= n1; n += F32X3_W) f32Rows(3, F32X3_W, x0, x1, x2, o0, o1, o2, w, n, Kin);
-  for (; n < n1; n++) f32Rows(3, 1, x0, x1, x2, o0, o1, o2, w, n, Kin);
+  if (rows4) {
+    // F32X3_W = 3 rows do not fall on block bounds: whole blocks as 3 + 1 rows, then the rest
+    const nb = n0 + ((n1 - n0) & ~3);
+    for (; n < nb; n += 4) {
+      f32Rows(3, 3, true, x0, x1, x2, o0, o1, o2, w, n, Kin);
+      f32Rows(3, 1, true, x0, x1, x2, o0, o1, o2, w, n + 3, Kin);
+    }
+  } else for (; n + F32X3_W <= n1; n += F32X3_W) f32Rows(3, F32X3_W, false, x0, x1, x2, o0, o1, o2, w, n, Kin);
+  for (; n < n1; n++) f32Rows(3, 1, false, x0, x1, x2, o0, o1, o2, w, n, Kin);
 }
 const F32X3_W = 3;
 
-/** out_r[n .. n+W) for R rows of x (see matvecF32x2). */
+/**
+ * out_r[n .. n+W) for R rows of x (see matvecF32x2; R = 1 is matvecF32's rows4 loop). rows4: rows
+ * n .. n+W-1 lie in whole blocks of the rows4 layout (ROWS4): row m's 4 values d .. d+3 sit at its
+ * block + 16·(m % 4) + 16·d, so each row is read in steps of 64 bytes from its own start.
+ */
 // @ts-ignore: decorator
-@inline function f32Rows(R: i32, W: i32, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n: i32, Kin: i32): void {
+@inline function f32Rows(R: i32, W: i32, rows4: bool, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n: i32, Kin: i32): void {
   const rowBytes = <usize>Kin << 2;
   const K4 = Kin & ~3;
-  const w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+  let w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+  if (rows4) {
+    const b = w + <usize>(n & ~3) * rowBytes, r = <usize>(n & 3) << 4;
+    w0 = b + r;
+    w1 = w0 + 16; // W > 1 only when n % 4 == 0 (W = 4) or W = 3 from a block's row 0
+    w2 = w1 + 16;
+    w3 = w2 + 16;
+  }
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0), c32 = f32x4.splat(0);
   for (let d = 0; d < K4; d += 4) {
-    const off = <usize>d << 2;
-    const xa = v128.load(x0 + off), xb = v128.load(x1 + off), xc = R > 2 ? v128.load(x2 + off) : xa;
-    let wv = v128.load(w0 + off);
+    const off = <usize>d << 2, wo = rows4 ? <usize>d << 4 : off;
+    const xa = v128.load(x0 + off), xb = R > 1 ? v128.load(x1 + off) : xa, xc = R > 2 ? v128.load(x2 + off) : xa;
+    let wv = v128.load(w0 + wo);
     c00 = fma(xa, wv, c00);
-    c01 = fma(xb, wv, c01);
+    if (R > 1) c01 = fma(xb, wv, c01);
     if (R > 2) c02 = fma(xc, wv, c02);
     if (W > 1) {
-      wv = v128.load(w1 + off);
+      wv = v128.load(w1 + wo);
       c10 = fma(xa, wv, c10);
-      c11 = fma(xb, wv, c11);
+      if (R > 1) c11 = fma(xb, wv, c11);
       if (R > 2) c12 = fma(xc, wv, c12);
     }
     if (W > 2) {
-      wv = v128.load(w2 + off);
+      wv = v128.load(w2 + wo);
       c20 = fma(xa, wv, c20);
-      c21 = fma(xb, wv, c21);
+      if (R > 1) c21 = fma(xb, wv, c21);
       if (R > 2) c22 = fma(xc, wv, c22);
     }
     if (W > 3) {
-      wv = v128.load(w3 + off);
+      wv = v128.load(w3 + wo);
       c30 = fma(xa, wv, c30);
-      c31 = fma(xb, wv, c31);
+      if (R > 1) c31 = fma(xb, wv, c31);
       if (R > 2) c32 = fma(xc, wv, c32);
     }
   }
   const o = <usize>n << 2;
   store<f32>(o0 + o, rowTail(DT_F32, hsum(c00), x0, w0, K4, Kin));
-  store<f32>(o1 + o, rowTail(DT_F32, hsum(c01), x1, w0, K4, Kin));
+  if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c01), x1, w0, K4, Kin));
   if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c02), x2, w0, K4, Kin));
   if (W > 1) {
     store<f32>(o0 + o, rowTail(DT_F32, hsum(c10), x0, w1, K4, Kin), 4);
-    store<f32>(o1 + o, rowTail(DT_F32, hsum(c11), x1, w1, K4, Kin), 4);
+    if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c11), x1, w1, K4, Kin), 4);
     if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c12), x2, w1, K4, Kin), 4);
   }
   if (W > 2) {
     store<f32>(o0 + o, rowTail(DT_F32, hsum(c20), x0, w2, K4, Kin), 8);
-    store<f32>(o1 + o, rowTail(DT_F32, hsum(c21), x1, w2, K4, Kin), 8);
+    if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c21), x1, w2, K4, Kin), 8);
     if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c22), x2, w2, K4, Kin), 8);
   }
   if (W > 3) {
     store<f32>(o0 + o, rowTail(DT_F32, hsum(c30), x0, w3, K4, Kin), 12);
-    store<f32>(o1 + o, rowTail(DT_F32, hsum(c31), x1, w3, K4, Kin), 12);
+    if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c31), x1, w3, K4, Kin), 12);
     if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c32), x2, w3, K4, Kin), 12);
   }
 }
