@@ -40,7 +40,7 @@ export function packRows4(w: Uint16Array | Uint32Array | Float32Array, N: number
   // Words when aligned (never through a Float32Array: copying floats may change NaN bits), else halves.
   const [a, width] = w.byteOffset % 4 === 0 ? [new Uint32Array(w.buffer, w.byteOffset, (N * rowBytes) / 4), 4] : [new Uint16Array(w.buffer, w.byteOffset, (N * rowBytes) / 2), 8];
   const K = (rowBytes / 16) * width; // elements of `a` per row
-  const tmp = new (a.constructor as Uint32ArrayConstructor)(4 * K);
+  const tmp = a instanceof Uint32Array ? new Uint32Array(4 * K) : new Uint16Array(4 * K);
   for (let b = 0; b + 4 <= N; b += 4) {
     const base = b * K;
     tmp.set(a.subarray(base, base + 4 * K));

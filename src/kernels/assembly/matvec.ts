@@ -4,17 +4,19 @@
 // only, see matvecF16); 2 or 3 rows of x (batched decode) share one pass over w.
 import { DT_F32, DT_F16, DT_BF16, POW2_112, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 
-// ROWS4, the rows4 layout of an f16 or bf16 w [N, Kin] with Kin % 8 == 0 (MatmulCall.wRows4; the host packs it
-// at load, src/kernels/rows4.ts): each block of 4 rows 4b .. 4b+3 keeps its 4·Kin halves in place,
-// as Kin/8 groups of 64 bytes, group g holding halves 8g .. 8g+7 of row 4b + r at byte 16r. Rows past
-// the last whole block keep the row layout. The 4-row loops then read one sequential stream from
-// one pointer instead of 4 rows 2·Kin bytes apart (the layout llama.cpp's CPU backend repacks to).
-// Every product is the same as in the row layout, in the same order, so results are bit-identical.
-// Same-run A/B, same build, rows4 against rows (bench/matvec.ts --rows4 --baseline, AMD EPYC Zen 5,
+// ROWS4, the rows4 layout of a w [N, Kin] whose rows are whole 16-byte pieces (MatmulCall.wRows4;
+// the host packs it at load, src/kernels/rows4.ts): each block of 4 rows 4b .. 4b+3 keeps its bytes
+// in place, reordered as 64-byte groups, group g holding piece g (halves 8g .. 8g+7 of f16/bf16,
+// values 4g .. 4g+3 of f32) of row 4b + r at byte 16r. Rows past the last whole block keep the row
+// layout. The 4-row loops then read one sequential stream from one pointer instead of 4 rows a
+// row apart (the layout llama.cpp's CPU backend repacks to). Every product is the same as in the
+// row layout, in the same order, so results are bit-identical. f32 rows shorter than SEQ_BELOW
+// keep the row layout (seqDot already reads them as one stream).
+// Same-run A/B, same build, rows4 against rows (bench/matvec.ts --rows4 --baseline, AMD EPYC Zen 4,
 // 1 and 2 threads, 2026-12-07): f16 1.07-1.19x at Kin = 768, 1.46-1.72x at Kin = 2048 (the MLP down
 // projection, whose 4 KiB-apart rows ran at ~14 GB/s a thread), 0.98-1.04x at 4096; bf16 1.07-1.96x
-// at 768 and 2048, 1.02-1.03x at 4096. The rows4 loops take no read-ahead: touching the same
-// stream 4 KiB ahead measured 0.61-1.08x.
+// at 768 and 2048, 1.02-1.03x at 4096; f32 1.21-1.29x at 2048, 1.02-1.10x at 4096. The rows4 loops
+// take no read-ahead: touching the same stream 4 KiB ahead measured 0.61-1.08x.
 
 /** out[n] = x · w_n for n0 <= n < n1, reading w in its own dtype (inlined per dtype). */
 // @ts-ignore: decorator
