@@ -4,6 +4,7 @@
 //   node --import tsx bench/decode-ab.ts --baseline old.wasm [--threads 2] [--dtypes f32,f16,bf16] [--T 4096,16384] [--K 32,8,1] [--seconds 1]
 //   node --import tsx bench/decode-ab.ts --finite-ab [...]   # current build with kvFinite (A) against without (B)
 //   node --import tsx bench/decode-ab.ts --baseline old.wasm --finite [...]   # both builds with kvFinite
+//   node --import tsx bench/decode-ab.ts --cold [...]   # every timed call after a 64 MiB read (untimed): KV from DRAM, as in a model's decode step
 // Legend: H query heads (--H, default 32), K kv heads, D head dim (--D, default 128), T cached tokens. Prints the best time of each.
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
@@ -26,6 +27,7 @@ const seconds = Number(flag("seconds", "1"));
 const baselinePath = flag("baseline", "");
 const finiteAb = process.argv.includes("--finite-ab");
 const finite = process.argv.includes("--finite"); // both builds' calls set kvFinite (what KvCache.finite passes for a clean cache)
+const cold = process.argv.includes("--cold");
 
 enableRelaxedSimdFlag();
 const loadBefore = loadavg();
@@ -38,6 +40,8 @@ const maxT = Math.max(...contexts), maxK = Math.max(...kvHeads);
 const kvMax = 2 * maxK * maxT * D * 4;
 const kv = arena.alloc(kvMax, "ab kv");
 const q = arena.alloc(H * D * 4, "ab q");
+const FLUSH_BYTES = 64 * MiB; // beyond the 32 MiB L3
+const flush = cold ? arena.alloc(FLUSH_BYTES, "ab flush") : 0;
 const out = arena.alloc(H * D * 4, "ab out");
 
 /** Random values in [-1, 1) in dtype, a repeated 1 MiB block. */
@@ -62,7 +66,7 @@ function fill(ptr: number, bytes: number, dtype: KvDtype, seed: number): void {
 }
 fill(q, H * D * 4, "f32", 7);
 
-console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, ${threads} threads, kernels ${cur.name}`);
+console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, ${threads} threads, kernels ${cur.name}${cold ? ", cold: each call after a 64 MiB read" : ""}`);
 console.log(`cache K   T      ms/step  GB/s  stream GB/s  % stream${base ? "  base ms  base % stream  ×base" : ""}`);
 for (const dtype of dtypes) {
   fill(kv, kvMax, dtype, 13);
@@ -83,6 +87,7 @@ for (const dtype of dtypes) {
         // alternate which build runs first so neither always follows the probe
         const order = rep % 2 === 0 ? [0, 1, 2] : [2, 1, 0];
         for (const i of order) {
+          if (cold) (cur as unknown as WasmKernels).streamRead(flush, FLUSH_BYTES);
           const t0 = performance.now();
           fns[i]();
           best[i] = Math.min(best[i], performance.now() - t0);
