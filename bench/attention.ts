@@ -12,6 +12,7 @@ import type { WasmKernels } from "../src/kernels/wasm.js";
 import type { AttentionCall, KvDtype } from "../src/kernels/types.js";
 import { enableRelaxedSimdFlag } from "../src/kernels/wasm-node.js";
 import { encodeBf16, encodeF16 } from "../src/dtypes/codecs.js";
+import { rows4Eligible } from "../src/kernels/rows4.js";
 import { elementBytes, rowBytes } from "../src/dtypes/table.js";
 
 export interface AttentionBenchOptions {
@@ -249,7 +250,8 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
     for (const M of [1, Mbig]) {
       for (const t of threadList) {
         const k = kernels.get(t)!;
-        const call = { x: q, w, bias: 0, out, M, N, Kin, wDtype };
+        // As a loaded model calls it: weights checked finite at load, in the layout the kernels prefer.
+        const call = { x: q, w, bias: 0, out, M, N, Kin, wDtype, wFinite: wDtype === "f16", wRows4: !!k.prefersRows4 && rows4Eligible(wDtype, N, Kin) };
         const wBytes = N * rowBytes(wDtype, Kin);
         const probe = M === 1 ? () => wasm(t).streamRead(w, wBytes) : peakProbe(t);
         const [sec, probeSec] = timeTogether([() => k.matmul(call), probe], decodeSeconds);
@@ -374,7 +376,7 @@ export function renderAttentionMarkdown(r: AttentionBenchResult): string {
   lines.push("|---|---|---|---|---|---|---|---|");
   for (const p of r.prefill) lines.push(`| ${p.K} | ${p.T} | ${p.threads} | ${f(p.seconds, 2)} | ${f(p.tokensPerSecond, 0)} | ${f(p.gflops)} | ${f(p.peakGflops)} | ${pct(p.peakFraction)} |`);
   lines.push("");
-  lines.push("**Projections** (`matmul`, out = x·Wᵀ, N = Kin = 4096; M = 1 is a decode matvec):");
+  lines.push("**Projections** (`matmul`, out = x·Wᵀ, N = Kin = 4096, as a loaded model calls it: rows4 layout, f16 checked finite; M = 1 is a decode matvec):");
   lines.push("");
   lines.push("| W dtype | M | threads | ms | W GB/s | GFLOP/s | limit (stream GB/s for M = 1, else peak GFLOP/s) | % of limit |");
   lines.push("|---|---|---|---|---|---|---|---|");

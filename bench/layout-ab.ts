@@ -1,11 +1,11 @@
-// Same-process A/B of the weight layouts in end-to-end generation: the bench GGUF (bench/generate.ts
-// benchModel, ~110M LLaMA, f16 or --dtype f32 weights) loaded twice into one arena, once in the rows4 layout the
+// Same-process A/B of the f16 weight layouts in end-to-end generation: the bench GGUF (bench/generate.ts
+// benchModel, ~110M LLaMA, f16 weights) loaded twice into one arena, once in the rows4 layout the
 // WASM kernels prefer (src/kernels/rows4.ts) and once in the file's row layout, on the same kernels.
 // Prefill chunks (the prompt 4 times, into fresh sequences) and decode tokens alternate between the
 // two, the order flipping every step, so both see the same load; the logits of every step must be
 // bit-identical. "pack s": packRows4 over as many halves as the model's weights (the load-time cost). Never a test: timings depend
 // on the machine and its load.
-//   node --experimental-wasm-relaxed-simd --import tsx bench/layout-ab.ts [--dtype f16|f32] [--kv-heads 12,4,1] [--context 512] [--decode 64] [--threads 2]
+//   node --experimental-wasm-relaxed-simd --import tsx bench/layout-ab.ts [--kv-heads 12,4,1] [--context 512] [--decode 64] [--threads 2]
 import { cpus, loadavg, tmpdir } from "node:os";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -21,7 +21,6 @@ const kvList = flag("kv-heads", "12,4,1").split(",").map(Number);
 const context = Number(flag("context", "512"));
 const decode = Number(flag("decode", "64"));
 const threads = Number(flag("threads", "2"));
-const dtype = flag("dtype", "f16") as "f16" | "f32";
 const PREFILL_REPS = 4;
 
 enableRelaxedSimdFlag();
@@ -29,13 +28,13 @@ const dir = join(tmpdir(), "mqa-bench-models");
 mkdirSync(dir, { recursive: true });
 const arena = new Arena({ initialBytes: 64 << 20 });
 const kernels = await createKernels({ arena, backend: "wasm", threads, relaxed: "auto" });
-console.log(`# ${dtype} weight layout A/B, ${new Date().toISOString()}, ${cpus()[0]?.model} x${cpus().length}, ${kernels.name}, ${threads} threads, context ${context}, ${decode} decode tokens, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+console.log(`# f16 weight layout A/B, ${new Date().toISOString()}, ${cpus()[0]?.model} x${cpus().length}, ${kernels.name}, ${threads} threads, context ${context}, ${decode} decode tokens, load ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 console.log("| KV heads | pack s | prefill tok/s rows4 / rows | ratio | decode ms/token rows4 / rows (median) | ratio |");
 console.log("|---|---|---|---|---|---|");
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 for (const kv of kvList) {
-  const path = benchModel(dir, kv, dtype, context);
+  const path = benchModel(dir, kv, "f16", context);
   const rows = (await loadModel(path, { arena, kernels, weightLayout: "rows" })).model;
   const rows4 = (await loadModel(path, { arena, kernels })).model;
   // Packing's cost at load: packRows4 over as many halves as the model's weights, [N, 768].

@@ -9,7 +9,7 @@ import { Arena } from "../src/kernels/memory.js";
 import { referenceKernels } from "../src/kernels/reference.js";
 import { encodeBf16, encodeF16 } from "../src/dtypes/codecs.js";
 import { seededRandom } from "../src/random.js";
-import { packRows4, rows4Eligible, rows4Index, unpackRows4 } from "../src/kernels/rows4.js";
+import { packRows4, rows4Index, unpackRows4 } from "../src/kernels/rows4.js";
 import type { Kernels, MatmulCall } from "../src/kernels/types.js";
 import { packRows4Weights, weightRow, type Weight } from "../src/models/weights.js";
 import { wasmBackends } from "./kernel-backends.js";
@@ -41,17 +41,15 @@ test("rows4: packRows4 puts element (n, k) at rows4Index, keeps the rows past th
 });
 
 /** out of `k.matmul` (or matmulMany over `parts` copies) with w in rows and in rows4 must be bit-identical. */
-type Dt = "f16" | "bf16" | "f32";
-function compare(k: Kernels, dt: Dt, label: string, wf: Float32Array, xf: Float32Array, M: number, N: number, Kin: number, wFinite: boolean): void {
-  const h = dt === "f32" ? new Uint32Array(wf.slice().buffer) : new Uint16Array(N * Kin);
-  if (dt === "f16") encodeF16(wf, h as Uint16Array);
-  else if (dt === "bf16") encodeBf16(wf, h as Uint16Array);
-  const eb = h.BYTES_PER_ELEMENT;
-  const wRow = arena.alloc(N * Kin * eb), w4 = arena.alloc(N * Kin * eb);
-  arena.u8(wRow, N * Kin * eb).set(new Uint8Array(h.buffer));
+function compare(k: Kernels, dt: "f16" | "bf16", label: string, wf: Float32Array, xf: Float32Array, M: number, N: number, Kin: number, wFinite: boolean): void {
+  const h = new Uint16Array(N * Kin);
+  if (dt === "f16") encodeF16(wf, h);
+  else encodeBf16(wf, h);
+  const wRow = arena.alloc(N * Kin * 2), w4 = arena.alloc(N * Kin * 2);
+  arena.u16(wRow, N * Kin).set(h);
   const p = h.slice();
   packRows4(p, N, Kin);
-  arena.u8(w4, N * Kin * eb).set(new Uint8Array(p.buffer));
+  arena.u16(w4, N * Kin).set(p);
   const x = arena.alloc(M * Kin * 4), a = arena.alloc(M * N * 4 * 2), b = arena.alloc(M * N * 4 * 2);
   arena.f32(x, M * Kin).set(xf);
   const call = (w: number, out: number, rows4: boolean): MatmulCall => ({ x, w, bias: 0, out, M, N, Kin, wDtype: dt, wFinite: wFinite && dt === "f16", wRows4: rows4 });
@@ -68,18 +66,13 @@ function compare(k: Kernels, dt: Dt, label: string, wf: Float32Array, xf: Float3
   [wRow, w4, x, a, b].forEach((q) => arena.release(q));
 }
 
-const SHAPES: Record<Dt, [number, number][]> = {
-  f16: [[4, 8], [13, 24], [37, 64], [64, 768], [30, 2048]],
-  bf16: [[4, 8], [13, 24], [37, 64], [64, 768], [30, 2048]],
-  f32: [[4, 1024], [13, 1024], [30, 2048], [9, 1028]], // f32 rows of Kin >= ROWS4_F32_MIN_KIN only
-};
+const SHAPES: [number, number][] = [[4, 8], [13, 24], [37, 64], [64, 768], [30, 2048]];
 
-test("rows4: every matmul path reads a rows4 w bit-identically to the row layout (WASM builds and reference, f16, bf16 and f32)", () => {
+test("rows4: every matmul path reads a rows4 w bit-identically to the row layout (WASM builds and reference, f16 and bf16)", () => {
   const all: Kernels[] = [...backends, referenceKernels(arena)];
   let seed = 1;
-  for (const k of all) for (const dt of ["f16", "bf16", "f32"] as const) {
-    for (const [N, Kin] of SHAPES[dt]) {
-      assert.ok(rows4Eligible(dt, N, Kin), `[${N}, ${Kin}] ${dt}`);
+  for (const k of all) for (const dt of ["f16", "bf16"] as const) {
+    for (const [N, Kin] of SHAPES) {
       if (k.name === "reference" && N * Kin > 64 * 768) continue;
       for (const M of [1, 2, 3, 5]) {
         const wf = rand(N * Kin, 0.1, seed++);
@@ -109,36 +102,16 @@ for (const dt of ["f16", "bf16"] as const) test(`rows4: a packed ${dt} embedding
   const w: Weight = { ptr, dtype: dt, shape: [N, Kin] };
   const before = Array.from({ length: N }, (_, r) => { const o = new Float32Array(Kin); weightRow(arena, w, r, o); return o; });
   const weights = new Map<string, Weight>([["embed", w], ["odd", { ptr: arena.alloc(12 * 2), dtype: dt, shape: [2, 6] }], ["f32", { ptr: arena.alloc(16 * 8 * 4), dtype: "f32", shape: [16, 8] }]]);
-  packRows4Weights(arena, weights, weights.keys());
+  packRows4Weights(arena, weights);
   assert.equal(w.rows4, true);
   assert.equal(weights.get("odd")!.rows4, undefined, "Kin % 8 != 0 stays in rows");
-  assert.equal(weights.get("f32")!.rows4, undefined, "f32 rows of Kin < 1024 stay in rows");
+  assert.equal(weights.get("f32")!.rows4, undefined, "f32 stays in rows");
   const packed = arena.u16(ptr, N * Kin).slice();
-  packRows4Weights(arena, weights, weights.keys());
+  packRows4Weights(arena, weights);
   assert.deepEqual([...arena.u16(ptr, N * Kin)], [...packed], "a second call leaves it");
   for (let r = 0; r < N; r++) {
     const o = new Float32Array(Kin);
     weightRow(arena, w, r, o);
     assert.deepEqual([...o], [...before[r]], `row ${r}`);
   }
-});
-
-test("rows4: only the named matmul weights are packed (an f32 table read by index keeps its rows); f32 embeddings read back", () => {
-  const [N, Kin] = [9, 1024];
-  const wf = rand(N * Kin, 1, 7);
-  const mk = () => { const ptr = arena.alloc(N * Kin * 4); arena.f32(ptr, N * Kin).set(wf); return { ptr, dtype: "f32" as const, shape: [N, Kin] }; };
-  const embed: Weight = mk(), pos: Weight = mk();
-  packRows4Weights(arena, new Map([["embed", embed], ["pos", pos]]), ["embed"]);
-  assert.equal(embed.rows4, true);
-  assert.equal(pos.rows4, undefined);
-  assert.deepEqual([...arena.f32(pos.ptr, N * Kin)], [...wf], "pos is untouched");
-  for (let r = 0; r < N; r++) {
-    const o = new Float32Array(Kin);
-    weightRow(arena, embed, r, o);
-    assert.deepEqual([...o], [...wf.subarray(r * Kin, (r + 1) * Kin)], `row ${r}`);
-  }
-  assert.equal(rows4Eligible("f32", 8, 768), false);
-  assert.equal(rows4Eligible("f32", 8, 1026), false);
-  assert.equal(rows4Eligible("q8_0", 8, 1024), false);
-  assert.equal(rows4Eligible("f16", 3, 1024), false);
 });

@@ -285,7 +285,7 @@ export function validateMatmulLayout(call: MatmulCall): void {
   if (isBlockType(call.wDtype) && call.Kin % blockValuesOf(call.wDtype) !== 0) throw new RangeError(`matmul: ${call.wDtype} weights need Kin to be a multiple of ${blockValuesOf(call.wDtype)}, got ${call.Kin}`);
   if (call.accumulate && layout === "nt") throw new RangeError(`matmul: accumulate needs layout nn or tn, got nt`);
   if (call.wRows4 && !(layout === "nt" && rows4Eligible(call.wDtype, call.N, call.Kin))) {
-    throw new RangeError(`matmul: wRows4 needs layout nt and a weight rows4Eligible takes (f16/bf16 with Kin % 8 == 0, f32 with Kin % 4 == 0 and Kin >= 1024, N >= 4), got ${layout}, ${call.wDtype}, N ${call.N}, Kin ${call.Kin}`);
+    throw new RangeError(`matmul: wRows4 needs layout nt, wDtype f16 or bf16, N >= 4 and Kin % 8 == 0, got ${layout}, ${call.wDtype}, N ${call.N}, Kin ${call.Kin}`);
   }
 }
 
@@ -311,7 +311,7 @@ export function referenceMatmul(arena: Arena, call: MatmulCall): void {
   if (call.bias !== 0) checkRange("matmul", "bias", call.bias, N * 4, 4, memBytes);
   const x = arena.f32(call.x, M * Kin); // [M, Kin] ("tn": [Kin, M])
   const stored = decodeWeights(arena, call.w, N * Kin, wDtype);
-  const w = call.wRows4 ? unpackRows4(stored, N, Kin, new Float32Array(N * Kin), wDtype === "f32" ? 4 : 2) : stored; // [N, Kin] ("nn", "tn": [Kin, N])
+  const w = call.wRows4 ? unpackRows4(stored, N, Kin, new Float32Array(N * Kin)) : stored; // [N, Kin] ("nn", "tn": [Kin, N])
   const bias = call.bias !== 0 ? arena.f32(call.bias, N) : null; // [N]
   const out = arena.f32(call.out, M * N); // [M, N]
   // Element strides of x[m, i] and w[n, i] along (m, i) and (n, i).

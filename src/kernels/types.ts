@@ -64,7 +64,7 @@ export interface MatmulCall {
   layout?: MatmulLayout; // default "nt"
   accumulate?: boolean; // out += product instead of out = product ("nn" and "tn" only), e.g. gradient accumulation
   wFinite?: boolean; // the caller promises w holds no inf/NaN (e.g. checked at load): f16 decode skips its per-block check
-  wRows4?: boolean; // w ("nt", rows4Eligible) is in the rows4 layout (src/kernels/rows4.ts), as every backend reads it
+  wRows4?: boolean; // an f16 or bf16 w ("nt", Kin % 8 == 0) is in the rows4 layout (src/kernels/rows4.ts), as every backend reads it
 }
 
 /**
@@ -126,7 +126,7 @@ export interface TrainOpCall {
 export interface Kernels {
   readonly name: string; // "reference", "wasm-simd", "wasm-relaxed-simd"
   readonly threads: number;
-  /** Loaders should store eligible matmul weights in the rows4 layout (MatmulCall.wRows4): this backend reads it faster. */
+  /** Loaders should store eligible f16 and bf16 matmul weights in the rows4 layout (MatmulCall.wRows4): this backend reads it faster. */
   readonly prefersRows4?: boolean;
   attention(call: AttentionCall): void;
   matmul(call: MatmulCall): void;

@@ -106,7 +106,7 @@ function checkRopeScaling(spec: ModelSpec, where: string): void {
 export interface LoadOptions {
   arena: Arena;
   kernels: Kernels;
-  /** "auto" (default): f16, bf16 and long-row f32 matmul weights take the rows4 layout when the kernels prefer it (Kernels.prefersRows4); "rows": as in the file. */
+  /** "auto" (default): f16 and bf16 matmul weights take the rows4 layout when the kernels prefer it (Kernels.prefersRows4); "rows": as in the file. */
   weightLayout?: "auto" | "rows";
 }
 
@@ -127,9 +127,8 @@ export function checkModel(spec: ModelSpec, src: TensorSource): string[] {
 /** Builds the model from a spec and a tensor source (shared by safetensors and GGUF). */
 export function buildModel(spec: ModelSpec, src: TensorSource, opts: LoadOptions): { model: DecoderModel; unused: string[] } {
   const family = checkSupported(spec, src.path);
-  const table = family.table(spec);
-  const { weights, unused } = loadWeights(opts.arena, src, table);
-  if (opts.kernels.prefersRows4 && opts.weightLayout !== "rows") packRows4Weights(opts.arena, weights, table.filter((r) => r.store === "matmul").map((r) => r.key));
+  const { weights, unused } = loadWeights(opts.arena, src, family.table(spec));
+  if (opts.kernels.prefersRows4 && opts.weightLayout !== "rows") packRows4Weights(opts.arena, weights);
   return { model: new DecoderModel(spec, weights, family.options(spec), opts.arena, opts.kernels), unused };
 }
 

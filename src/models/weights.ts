@@ -21,7 +21,7 @@ export interface Weight {
   dtype: WeightDtype; // matmul weights: checkpoint dtype; everything else f32
   shape: number[]; // after the transform, e.g. [N, Kin] for a matmul weight
   finite?: boolean; // f16 matmul weights: no inf/NaN half (checked at load), so decode may skip its check (MatmulCall.wFinite)
-  rows4?: boolean; // a matmul weight [N, Kin] stored in the rows4 layout (src/kernels/rows4.ts; MatmulCall.wRows4)
+  rows4?: boolean; // an f16 or bf16 [N, Kin] weight stored in the rows4 layout (src/kernels/rows4.ts; MatmulCall.wRows4)
 }
 
 export interface WeightRow {
@@ -169,17 +169,14 @@ export function allFiniteF16(h: Uint16Array): boolean {
 }
 
 /**
- * Stores the matmul weights named in `keys` that can take it in the rows4 layout, in place (for
- * kernels that prefer it, Kernels.prefersRows4); weightRow and the kernels read it from then on.
- * Only matmul operands (WeightRow.store "matmul"): f32 tables read by index, such as GPT-2's
- * learned positions, keep the row layout.
+ * Stores every f16 and bf16 matmul weight that can take it in the rows4 layout, in place (for kernels that
+ * prefer it, Kernels.prefersRows4); weightRow and the kernels read it from then on.
  */
-export function packRows4Weights(arena: Arena, weights: Map<string, Weight>, keys: Iterable<string>): void {
-  for (const key of keys) {
-    const w = weights.get(key);
-    if (!w || w.rows4 || w.shape.length !== 2 || !rows4Eligible(w.dtype, w.shape[0], w.shape[1])) continue;
+export function packRows4Weights(arena: Arena, weights: Map<string, Weight>): void {
+  for (const w of weights.values()) {
+    if (w.rows4 || w.shape.length !== 2 || !rows4Eligible(w.dtype, w.shape[0], w.shape[1])) continue;
     const [N, Kin] = w.shape;
-    packRows4(w.dtype === "f32" ? new Uint32Array(arena.memory.buffer, w.ptr, N * Kin) : arena.u16(w.ptr, N * Kin), N, Kin);
+    packRows4(arena.u16(w.ptr, N * Kin), N, Kin);
     w.rows4 = true;
   }
 }
@@ -188,11 +185,8 @@ export function packRows4Weights(arena: Arena, weights: Map<string, Weight>, key
 export function weightRow(arena: Arena, w: Weight, r: number, out: Float32Array): void {
   const width = w.shape[1];
   if (w.rows4 && r < w.shape[0] - (w.shape[0] % 4)) {
-    if (w.dtype === "f32") for (let k = 0; k < width; k += 4) out.set(arena.f32(w.ptr + rows4Index(r, k, w.shape[0], width, 4) * 4, 4), k);
-    else {
-      const decode = w.dtype === "f16" ? decodeF16 : decodeBf16;
-      for (let k = 0; k < width; k += 8) decode(arena.u16(w.ptr + rows4Index(r, k, w.shape[0], width) * 2, 8), out.subarray(k, k + 8));
-    }
+    const decode = w.dtype === "f16" ? decodeF16 : decodeBf16;
+    for (let k = 0; k < width; k += 8) decode(arena.u16(w.ptr + rows4Index(r, k, w.shape[0], width) * 2, 8), out.subarray(k, k + 8));
   } else if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
   else if (w.dtype === "f16") decodeF16(arena.u16(w.ptr + r * width * 2, width), out);
   else if (isBlockType(w.dtype)) decodeBlocks(w.dtype, arena.u8(w.ptr + r * rowBytes(w.dtype, width), rowBytes(w.dtype, width)), width, out);

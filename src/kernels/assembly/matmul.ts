@@ -19,6 +19,7 @@ import * as L from "./layout";
 // store) per output instead of two to four: bench/matmul.ts --baseline, M = 512, 2 threads, AMD
 // EPYC Zen 5: 1.03-1.07x against KC = 512 (1.01-1.04x at 1024).
 const KC = 2048;
+const ROWS4_PAD = 16; // floats (see blockMatmul); wasm.ts sizes the scratch rows to match
 
 // @ts-ignore: decorator
 @inline function arg(ctl: usize, i: i32): u32 {
@@ -61,18 +62,17 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
     const xs = <usize>arg(ctl, L.M_SCRATCH) + <usize>tid * <usize>arg(ctl, L.M_SCRATCH_STRIDE);
     matvecQuant(dt, x, m0, m1, w, n0, n1, N, Kin, out, xs);
   } else if (M < 4 && m1 - m0 > 1 && (dt == DT_Q8_0 || dt == DT_F32)) {
-    const rows4 = arg(ctl, L.M_WROWS4) != 0;
     // 2 or 3 rows of x share one pass over w (batched decode); x rows and out rows are consecutive
     const xr = <usize>Kin << 2, or = <usize>N << 2;
     const x0 = x + <usize>m0 * xr, o0 = out + <usize>m0 * or;
     if (dt == DT_Q8_0 && m1 - m0 == 2) matvecQ8x2(x0, x0 + xr, o0, o0 + or, w, n0, n1, Kin);
     else if (dt == DT_Q8_0) matvecQ8x3(x0, x0 + xr, x0 + 2 * xr, o0, o0 + or, o0 + 2 * or, w, n0, n1, Kin);
-    else if (m1 - m0 == 2) matvecF32x2(x0, x0 + xr, o0, o0 + or, w, n0, n1, Kin, rows4);
-    else matvecF32x3(x0, x0 + xr, x0 + 2 * xr, o0, o0 + or, o0 + 2 * or, w, n0, n1, Kin, rows4);
+    else if (m1 - m0 == 2) matvecF32x2(x0, x0 + xr, o0, o0 + or, w, n0, n1, Kin);
+    else matvecF32x3(x0, x0 + xr, x0 + 2 * xr, o0, o0 + or, o0 + 2 * or, w, n0, n1, Kin);
   } else if (M < 4) {
     for (let m = m0; m < m1; m++) {
       const xr = x + (<usize>m * <usize>Kin << 2), or = out + (<usize>m * <usize>N << 2);
-      if (dt == DT_F32) matvecF32(xr, w, n0, n1, Kin, or, arg(ctl, L.M_WROWS4) != 0);
+      if (dt == DT_F32) matvecF32(xr, w, n0, n1, Kin, or);
       else matvecQ8(xr, w, n0, n1, Kin, or);
     }
   } else {
@@ -87,16 +87,19 @@ export function matmulItem(ctl: usize, item: i32, tid: i32): void {
   }
 }
 
-/** out[m0:m1, n0:n1] for M >= 4: widen (or unpack, rows4) w rows if needed, then 4×2 register tiles per KC chunk. */
+/** out[m0:m1, n0:n1] for M >= 4: widen w rows if needed, then 4×2 register tiles per KC chunk. */
 function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, n1: i32, N: i32, Kin: i32, dt: i32, scratch: usize, rows4: bool): void {
   const K4 = Kin & ~3;
   const src = dt == DT_Q8_0 ? <usize>(Kin / Q8_BLOCK) * Q8_BLOCK_BYTES : dt >= DT_Q4_0 ? quantRowBytes(dt, Kin) : <usize>Kin * elemBytes(dt); // bytes per w row
   let wp = w + <usize>n0 * src;
   let ws = <usize>Kin << 2;
-  if (dt != DT_F32 || rows4) { // widened, dequantized or (rows4) unpacked into scratch
-    const Kp = (Kin + 3) & ~3;
+  if (dt != DT_F32) {
+    // rows4 blocks widen into 4 rows at once: padded by one 64-byte line so the 4 write streams do
+    // not share L1 sets (rows of 8 KiB did: 768 x 2048 f16 at M = 16-64, 0.88-0.90x of the row
+    // layout without it, 0.99-1.06x with it; bench/matmul.ts --rows4, AMD EPYC Zen 4).
+    const Kp = ((Kin + 3) & ~3) + (rows4 ? ROWS4_PAD : 0);
     let n = n0;
-    if (rows4) for (; n + 4 <= n1; n += 4) widenRows4(dt, wp + <usize>(n - n0) * src, Kin, Kp, scratch + (<usize>(n - n0) * <usize>Kp << 2)); // rows4 blocks (matvec.ts ROWS4)
+    if (rows4) for (; n + 4 <= n1; n += 4) widenRows4(dt, wp + <usize>(n - n0) * src, Kin, Kp, scratch + (<usize>(n - n0) * <usize>Kp << 2)); // f16/bf16 blocks (matvec.ts ROWS4)
     for (; n < n1; n++) {
       const dst = scratch + (<usize>(n - n0) * <usize>Kp << 2);
       if (dt == DT_Q8_0) dequantRow(wp + <usize>(n - n0) * src, Kin, dst); // Kin % 32 == 0: no padding

@@ -4,19 +4,17 @@
 // only, see matvecF16); 2 or 3 rows of x (batched decode) share one pass over w.
 import { DT_F32, DT_F16, DT_BF16, POW2_112, fma, hsum, hmax, load1, load4, elemBytes, wMagic, wMask, wBig, wExp, wOne } from "./simd";
 
-// ROWS4, the rows4 layout of a w [N, Kin] whose rows are whole 16-byte pieces (MatmulCall.wRows4;
-// the host packs it at load, src/kernels/rows4.ts): each block of 4 rows 4b .. 4b+3 keeps its bytes
-// in place, reordered as 64-byte groups, group g holding piece g (halves 8g .. 8g+7 of f16/bf16,
-// values 4g .. 4g+3 of f32) of row 4b + r at byte 16r. Rows past the last whole block keep the row
-// layout. The 4-row loops then read one sequential stream from one pointer instead of 4 rows a
-// row apart (the layout llama.cpp's CPU backend repacks to). Every product is the same as in the
-// row layout, in the same order, so results are bit-identical. f32 rows shorter than SEQ_BELOW
-// keep the row layout (seqDot already reads them as one stream).
-// Same-run A/B, same build, rows4 against rows (bench/matvec.ts --rows4 --baseline, AMD EPYC Zen 4,
-// 1 and 2 threads, 2026-12-07): f16 1.07-1.19x at Kin = 768, 1.46-1.72x at Kin = 2048 (the MLP down
-// projection, whose 4 KiB-apart rows ran at ~14 GB/s a thread), 0.98-1.04x at 4096; bf16 1.07-1.96x
-// at 768 and 2048, 1.02-1.03x at 4096; f32 1.21-1.29x at 2048, 1.02-1.10x at 4096. The rows4 loops
-// take no read-ahead: touching the same stream 4 KiB ahead measured 0.61-1.08x.
+// ROWS4, the rows4 layout of an f16 or bf16 w [N, Kin] with Kin % 8 == 0 (MatmulCall.wRows4; the host
+// packs it at load, src/kernels/rows4.ts): each block of 4 rows 4b .. 4b+3 keeps its 4·Kin halves in
+// place, as Kin/8 groups of 64 bytes, group g holding halves 8g .. 8g+7 of row 4b + r at byte 16r.
+// Rows past the last whole block keep the row layout. The 4-row loops then read one sequential
+// stream from one pointer instead of 4 rows 2·Kin bytes apart (the layout llama.cpp's CPU backend
+// repacks to). Every product is the same as in the row layout, in the same order, so results are
+// bit-identical. Same-run A/B, same build, rows4 against rows (bench/matvec.ts --rows4 --baseline,
+// AMD EPYC Zen 4, 1 and 2 threads, 2026-12-07): f16 1.07-1.19x at Kin = 768, 1.46-1.72x at Kin =
+// 2048 (the MLP down projection, whose 4 KiB-apart rows ran at ~14 GB/s a thread), 0.98-1.04x at
+// 4096; bf16 1.07-1.96x at 768 and 2048, 1.02-1.03x at 4096. The rows4 loops take no read-ahead:
+// touching the same stream 4 KiB ahead measured 0.61-1.08x.
 
 /** out[n] = x · w_n for n0 <= n < n1, reading w in its own dtype (inlined per dtype). */
 // @ts-ignore: decorator
@@ -79,17 +77,8 @@ const SEQ_BELOW = 1024;
   return rowTail(DT_F32, hsum(f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3))), x, w0, K16, Kin);
 }
 
-/**
- * out[n] = x · w_n for n0 <= n < n1, f32 w (short rows: seqDot; longer: the 4-row matvec). rows4:
- * w is in the rows4 layout (ROWS4; only rows of Kin >= SEQ_BELOW take it, Kin % 4 == 0).
- */
-export function matvecF32(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize, rows4: bool = false): void {
-  if (rows4) {
-    let n = n0;
-    for (; n + 4 <= n1; n += 4) f32Rows(1, 4, true, x, 0, 0, out, 0, 0, w, n, Kin);
-    if (n < n1) matvec(DT_F32, x, w, n, n1, Kin, out); // rows past the last block
-    return;
-  }
+/** out[n] = x · w_n for n0 <= n < n1, f32 w (short rows: seqDot; longer: the 4-row matvec). */
+export function matvecF32(x: usize, w: usize, n0: i32, n1: i32, Kin: i32, out: usize): void {
   if (Kin >= SEQ_BELOW) {
     matvec(DT_F32, x, w, n0, n1, Kin, out);
     return;
@@ -128,17 +117,16 @@ export function seqRows2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, r
  * row, W w rows at a time (2·W or 3·W accumulators). Per row the sums are matvec's, bit for bit
  * (the same fma order over d, hsum, then the scalar Kin tail), whatever W is.
  */
-export function matvecF32x2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
+export function matvecF32x2(x0: usize, x1: usize, o0: usize, o1: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
   if (Kin < SEQ_BELOW) {
     seqRows2(x0, x1, o0, o1, w, <usize>Kin << 2, n0, n1, Kin);
     return;
   }
   let n = n0;
-  if (rows4) for (; n + 4 <= n1; n += 4) f32Rows(2, 4, true, x0, x1, 0, o0, o1, 0, w, n, Kin);
-  else for (; n + 4 <= n1; n += 4) f32Rows(2, 4, false, x0, x1, 0, o0, o1, 0, w, n, Kin);
-  for (; n < n1; n++) f32Rows(2, 1, false, x0, x1, 0, o0, o1, 0, w, n, Kin); // past the last block (rows4), or the tail
+  for (; n + 4 <= n1; n += 4) f32Rows(2, 4, x0, x1, 0, o0, o1, 0, w, n, Kin);
+  for (; n < n1; n++) f32Rows(2, 1, x0, x1, 0, o0, o1, 0, w, n, Kin);
 }
-export function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n0: i32, n1: i32, Kin: i32, rows4: bool): void {
+export function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n0: i32, n1: i32, Kin: i32): void {
   if (Kin < SEQ_BELOW) {
     // 12 accumulators would not fit the registers: rows 0-1 share a pass, row 2 rereads the item's w (from L2)
     seqRows2(x0, x1, o0, o1, w, <usize>Kin << 2, n0, n1, Kin);
@@ -146,80 +134,62 @@ export function matvecF32x3(x0: usize, x1: usize, x2: usize, o0: usize, o1: usiz
     return;
   }
   let n = n0;
-  if (rows4) {
-    // F32X3_W = 3 rows do not fall on block bounds: whole blocks as 3 + 1 rows, then the rest
-    const nb = n0 + ((n1 - n0) & ~3);
-    for (; n < nb; n += 4) {
-      f32Rows(3, 3, true, x0, x1, x2, o0, o1, o2, w, n, Kin);
-      f32Rows(3, 1, true, x0, x1, x2, o0, o1, o2, w, n + 3, Kin);
-    }
-  } else for (; n + F32X3_W <= n1; n += F32X3_W) f32Rows(3, F32X3_W, false, x0, x1, x2, o0, o1, o2, w, n, Kin);
-  for (; n < n1; n++) f32Rows(3, 1, false, x0, x1, x2, o0, o1, o2, w, n, Kin);
+  for (; n + F32X3_W <= n1; n += F32X3_W) f32Rows(3, F32X3_W, x0, x1, x2, o0, o1, o2, w, n, Kin);
+  for (; n < n1; n++) f32Rows(3, 1, x0, x1, x2, o0, o1, o2, w, n, Kin);
 }
 const F32X3_W = 3;
 
-/**
- * out_r[n .. n+W) for R rows of x (see matvecF32x2; R = 1 is matvecF32's rows4 loop). rows4: rows
- * n .. n+W-1 lie in whole blocks of the rows4 layout (ROWS4): row m's 4 values d .. d+3 sit at its
- * block + 16·(m % 4) + 16·d, so each row is read in steps of 64 bytes from its own start.
- */
+/** out_r[n .. n+W) for R rows of x (see matvecF32x2). */
 // @ts-ignore: decorator
-@inline function f32Rows(R: i32, W: i32, rows4: bool, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n: i32, Kin: i32): void {
+@inline function f32Rows(R: i32, W: i32, x0: usize, x1: usize, x2: usize, o0: usize, o1: usize, o2: usize, w: usize, n: i32, Kin: i32): void {
   const rowBytes = <usize>Kin << 2;
   const K4 = Kin & ~3;
-  let w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-  if (rows4) {
-    const b = w + <usize>(n & ~3) * rowBytes, r = <usize>(n & 3) << 4;
-    w0 = b + r;
-    w1 = w0 + 16; // W > 1 only when n % 4 == 0 (W = 4) or W = 3 from a block's row 0
-    w2 = w1 + 16;
-    w3 = w2 + 16;
-  }
+  const w0 = w + <usize>n * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0), c32 = f32x4.splat(0);
   for (let d = 0; d < K4; d += 4) {
-    const off = <usize>d << 2, wo = rows4 ? <usize>d << 4 : off;
-    const xa = v128.load(x0 + off), xb = R > 1 ? v128.load(x1 + off) : xa, xc = R > 2 ? v128.load(x2 + off) : xa;
-    let wv = v128.load(w0 + wo);
+    const off = <usize>d << 2;
+    const xa = v128.load(x0 + off), xb = v128.load(x1 + off), xc = R > 2 ? v128.load(x2 + off) : xa;
+    let wv = v128.load(w0 + off);
     c00 = fma(xa, wv, c00);
-    if (R > 1) c01 = fma(xb, wv, c01);
+    c01 = fma(xb, wv, c01);
     if (R > 2) c02 = fma(xc, wv, c02);
     if (W > 1) {
-      wv = v128.load(w1 + wo);
+      wv = v128.load(w1 + off);
       c10 = fma(xa, wv, c10);
-      if (R > 1) c11 = fma(xb, wv, c11);
+      c11 = fma(xb, wv, c11);
       if (R > 2) c12 = fma(xc, wv, c12);
     }
     if (W > 2) {
-      wv = v128.load(w2 + wo);
+      wv = v128.load(w2 + off);
       c20 = fma(xa, wv, c20);
-      if (R > 1) c21 = fma(xb, wv, c21);
+      c21 = fma(xb, wv, c21);
       if (R > 2) c22 = fma(xc, wv, c22);
     }
     if (W > 3) {
-      wv = v128.load(w3 + wo);
+      wv = v128.load(w3 + off);
       c30 = fma(xa, wv, c30);
-      if (R > 1) c31 = fma(xb, wv, c31);
+      c31 = fma(xb, wv, c31);
       if (R > 2) c32 = fma(xc, wv, c32);
     }
   }
   const o = <usize>n << 2;
   store<f32>(o0 + o, rowTail(DT_F32, hsum(c00), x0, w0, K4, Kin));
-  if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c01), x1, w0, K4, Kin));
+  store<f32>(o1 + o, rowTail(DT_F32, hsum(c01), x1, w0, K4, Kin));
   if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c02), x2, w0, K4, Kin));
   if (W > 1) {
     store<f32>(o0 + o, rowTail(DT_F32, hsum(c10), x0, w1, K4, Kin), 4);
-    if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c11), x1, w1, K4, Kin), 4);
+    store<f32>(o1 + o, rowTail(DT_F32, hsum(c11), x1, w1, K4, Kin), 4);
     if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c12), x2, w1, K4, Kin), 4);
   }
   if (W > 2) {
     store<f32>(o0 + o, rowTail(DT_F32, hsum(c20), x0, w2, K4, Kin), 8);
-    if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c21), x1, w2, K4, Kin), 8);
+    store<f32>(o1 + o, rowTail(DT_F32, hsum(c21), x1, w2, K4, Kin), 8);
     if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c22), x2, w2, K4, Kin), 8);
   }
   if (W > 3) {
     store<f32>(o0 + o, rowTail(DT_F32, hsum(c30), x0, w3, K4, Kin), 12);
-    if (R > 1) store<f32>(o1 + o, rowTail(DT_F32, hsum(c31), x1, w3, K4, Kin), 12);
+    store<f32>(o1 + o, rowTail(DT_F32, hsum(c31), x1, w3, K4, Kin), 12);
     if (R > 2) store<f32>(o2 + o, rowTail(DT_F32, hsum(c32), x2, w3, K4, Kin), 12);
   }
 }

@@ -148,16 +148,12 @@ export function load1(dt: i32, p: usize): f32 {
 }
 
 /**
- * widenRow for the 4 rows of one block of an f16, bf16 or f32 (dt) w in the rows4 layout (matvec.ts
- * ROWS4; n % 8 == 0, f32 n % 4 == 0): row r to dst + r·np·4, zero-padded to np values, each row bit-identical to widenRow's.
+ * widenRow for the 4 rows of one block of an f16 or bf16 (dt) w in the rows4 layout (matvec.ts
+ * ROWS4; n % 8 == 0): row r to dst + r·np·4, zero-padded to np values, each row bit-identical to widenRow's.
  */
 export function widenRows4(dt: i32, src: usize, n: i32, np: i32, dst: usize): void {
   if (dt == DT_BF16) {
     widenRows4BF16(src, n, np, dst);
-    return;
-  }
-  if (dt == DT_F32) {
-    unpackRows4F32(src, n, np, dst);
     return;
   }
   const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
@@ -187,19 +183,6 @@ export function widenRows4(dt: i32, src: usize, n: i32, np: i32, dst: usize): vo
     }
     for (let c = n; c < np; c++) store<f32>(o + (<usize>c << 2), 0);
   }
-}
-
-/** The 4 f32 rows of a rows4 block (n % 4 == 0) copied out to dst + r·np·4, zero-padded to np. */
-function unpackRows4F32(src: usize, n: i32, np: i32, dst: usize): void {
-  const rs = <usize>np << 2;
-  for (let c = 0; c < n; c += 4) {
-    const s = src + (<usize>c << 4), o = dst + (<usize>c << 2);
-    v128.store(o, v128.load(s));
-    v128.store(o + rs, v128.load(s, 16));
-    v128.store(o + 2 * rs, v128.load(s, 32));
-    v128.store(o + 3 * rs, v128.load(s, 48));
-  }
-  for (let r = 0; r < 4; r++) for (let c = n; c < np; c++) store<f32>(dst + <usize>r * rs + (<usize>c << 2), 0);
 }
 
 function widenRows4BF16(src: usize, n: i32, np: i32, dst: usize): void {
