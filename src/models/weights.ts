@@ -185,8 +185,10 @@ export function packRows4Weights(arena: Arena, weights: Map<string, Weight>): vo
 export function weightRow(arena: Arena, w: Weight, r: number, out: Float32Array): void {
   const width = w.shape[1];
   if (w.rows4 && r < w.shape[0] - (w.shape[0] % 4)) {
-    const decode = w.dtype === "f16" ? decodeF16 : decodeBf16;
-    for (let k = 0; k < width; k += 8) decode(arena.u16(w.ptr + rows4Index(r, k, w.shape[0], width) * 2, 8), out.subarray(k, k + 8));
+    const h = arena.u16(w.ptr + rows4Index(r, 0, w.shape[0], width) * 2, 4 * width - 8 * (r % 4)); // from the row's first group to the block's end
+    const row = new Uint16Array(width);
+    for (let k = 0; k < width; k += 8) for (let i = 0; i < 8; i++) row[k + i] = h[4 * k + i]; // rows4Index(r, k + i) - rows4Index(r, 0)
+    (w.dtype === "f16" ? decodeF16 : decodeBf16)(row, out);
   } else if (w.dtype === "f32") out.set(arena.f32(w.ptr + r * width * 4, width));
   else if (w.dtype === "f16") decodeF16(arena.u16(w.ptr + r * width * 2, width), out);
   else if (isBlockType(w.dtype)) decodeBlocks(w.dtype, arena.u8(w.ptr + r * rowBytes(w.dtype, width), rowBytes(w.dtype, width)), width, out);
