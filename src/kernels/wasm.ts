@@ -10,7 +10,7 @@
 //   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
 import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, RowOpCall, TrainOp, TrainOpCall, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
-import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, MP, P, ROW_OP, S, SEG, TR, TRAIN_OP } from "./abi.js";
+import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, MP, P, ROW_OP, S, SCRATCH, SEG, TR, TRAIN_OP } from "./abi.js";
 import { Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
@@ -32,7 +32,6 @@ const MIN_SPLIT_ROWS = 256; // extra decode splits (beyond one per thread) are n
 const SPLIT_ALIGN = 16;
 const MATMUL_MB = 512;
 const MATMUL_NB = 16;
-const ROWS4_PAD = 16; // floats after each widened rows4 row (assembly/matmul.ts ROWS4_PAD)
 // Decode matmul (M < 4) items per thread. Each item prepares its x (f16: scaled, even/odd) and
 // restarts its row streams, so fewer, longer items win while the balance holds: a decode step of
 // the 110M bench models (2 threads, steps alternating in one process) took 6-8 % less time with
@@ -78,7 +77,7 @@ export interface WasmKernelsOptions {
 
 export class WasmKernels implements Kernels {
   readonly name: string;
-  readonly prefersRows4 = true; // the f16 4-row loops read one stream (assembly/matvec.ts ROWS4)
+  readonly prefersRows4 = true; // the f16/bf16 4-row loops read one stream (assembly/matvec.ts ROWS4)
   private readonly segs: ArenaBuffer;
   private readonly mmParts: ArenaBuffer;
   private readonly scratch: ArenaBuffer;
@@ -280,7 +279,7 @@ export class WasmKernels implements Kernels {
     // scaled x of each of its M rows (matvec.ts prepX, matvecF16Item), a bf16 one x in even/odd order.
     let stride = 0;
     if (layout !== "nt") stride = align64(MATMUL_KN_KC * (NB + MB) * 4);
-    else if (rows >= 4 && wDtype !== "f32") stride = align64(NB * (((Kin + 3) & ~3) + (call.wRows4 ? ROWS4_PAD : 0)) * 4); // widened w rows (rows4: padded, assembly/matmul.ts)
+    else if (rows >= 4 && wDtype !== "f32") stride = align64(NB * (((Kin + 3) & ~3) + (call.wRows4 ? SCRATCH.ROWS4_PAD : 0)) * 4); // widened w rows (rows4: padded, assembly/matmul.ts)
     else if (rows < 4 && wDtype === "f16") stride = align64(rows * ((Kin + 7) & ~7) * 4);
     else if (rows < 4 && wDtype === "bf16") stride = align64(((Kin + 7) & ~7) * 4); // one even/odd x row (matvec.ts matvecBF16Item)
     else if (rows < 4 && WEIGHT_CODE[wDtype] >= WEIGHT_CODE.q4_0) stride = align64(Kin * 4); // one dequantized w row (assembly/quants.ts matvecQuant)

@@ -82,7 +82,9 @@ export const M_ACC = 14; // 1: out += product (nn, tn)
 export const M_WFINITE = 15; // 1: the caller promises an f16 w has no inf/NaN (matvec skips its check)
 export const M_NPARTS = 16; // 0: one product; else M_PARTS holds that many (w, out, bias, N) parts sharing x (decode, M < 4)
 export const M_PARTS = 17; // byte ptr to the parts table, MP_WORDS u32 per part
-export const M_WROWS4 = 18; // 1: an f16 w is in the rows4 layout (matvec.ts ROWS4), each part's too
+export const M_WROWS4 = 18; // 1: an f16/bf16 w is in the rows4 layout (matvec.ts ROWS4), each part's too
+// Floats after each widened w row in an M >= 4 item's scratch when w is rows4 (matmul.ts blockMatmul).
+export const SCRATCH_ROWS4_PAD = 16;
 
 // One part of a multi-part decode matmul (KvCache-free: q/k/v or gate/up projections of one x).
 export const MP_W = 0;

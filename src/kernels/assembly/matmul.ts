@@ -19,7 +19,6 @@ import * as L from "./layout";
 // store) per output instead of two to four: bench/matmul.ts --baseline, M = 512, 2 threads, AMD
 // EPYC Zen 5: 1.03-1.07x against KC = 512 (1.01-1.04x at 1024).
 const KC = 2048;
-const ROWS4_PAD = 16; // floats (see blockMatmul); wasm.ts sizes the scratch rows to match
 
 // @ts-ignore: decorator
 @inline function arg(ctl: usize, i: i32): u32 {
@@ -97,7 +96,7 @@ function blockMatmul(x: usize, w: usize, out: usize, m0: i32, m1: i32, n0: i32, 
     // rows4 blocks widen into 4 rows at once: padded by one 64-byte line so the 4 write streams do
     // not share L1 sets (rows of 8 KiB did: 768 x 2048 f16 at M = 16-64, 0.88-0.90x of the row
     // layout without it, 0.99-1.06x with it; bench/matmul.ts --rows4, AMD EPYC Zen 4).
-    const Kp = ((Kin + 3) & ~3) + (rows4 ? ROWS4_PAD : 0);
+    const Kp = ((Kin + 3) & ~3) + (rows4 ? L.SCRATCH_ROWS4_PAD : 0);
     let n = n0;
     if (rows4) for (; n + 4 <= n1; n += 4) widenRows4(dt, wp + <usize>(n - n0) * src, Kin, Kp, scratch + (<usize>(n - n0) * <usize>Kp << 2)); // f16/bf16 blocks (matvec.ts ROWS4)
     for (; n < n1; n++) {
