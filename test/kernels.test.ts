@@ -225,6 +225,38 @@ test("f16 cache holding inf and NaN halves: tiles with them take the exact widen
   }
 });
 
+test("f16 cache with inf/NaN halves past the first 64 keys of a 300-key tile: the K check of a key pair and the exact V redo in ATTN.WIDE_TILE chunks give the reference's results", () => {
+  // One 300-row segment: the in-register path (MHA and G = 2, D % 8 == 0) reads it as one tile, whose
+  // exact redo widens V in chunks of ATTN.WIDE_TILE rows; the NaN sits in the fourth chunk, column D - 1.
+  for (const [H, K, D] of [[4, 4, 64], [8, 4, 128]]) {
+    const T = 1, S = 300;
+    const segments = makeCache({ K, D, dtype: "f16", segments: [{ rows: S, firstPos: 0 }], seed: 131 });
+    arena.u16(segments[0].vPtr + (K - 1) * segments[0].headStride + 200 * D * 2, D)[D - 1] = 0x7e00;
+    arena.u16(segments[0].vPtr + (K - 1) * segments[0].headStride + 201 * D * 2, D)[D - 1] = 0xbc00; // its pair: negative
+    // Kv head 0: +inf in K row 201, beside a negative half in row 200 (the two keys share a pass and an
+    // inf/NaN check, which must mask the sign before comparing; a missed inf is read as a large finite value).
+    arena.u16(segments[0].kPtr + 200 * D * 2, D)[3] = 0xbc00;
+    arena.u16(segments[0].kPtr + 201 * D * 2, D)[3] = 0x7c00;
+    const q = arena.alloc(T * H * D * 4), want = arena.alloc(T * H * D * 4), got = arena.alloc(T * H * D * 4);
+    fill(arena.f32(q, H * D), 131);
+    for (let h = 0; h < H / K; h++) arena.f32(q, H * D)[h * D + 3] = 0.5; // group 0 scores the +inf key +inf: NaN outputs
+    const call: AttentionCall = { q, out: want, T, H, K, D, qPos0: S - 1, scale: 1 / Math.sqrt(D), window: null, kvDtype: "f16", segments };
+    ref.attention(call);
+    const w = arena.f32(want, H * D).slice();
+    const G = H / K;
+    assert.ok(w.slice(0, G * D).every(Number.isNaN) && Number.isNaN(w[H * D - 1]) && w.filter((v) => Number.isNaN(v)).length === G * D + G, "NaN: group 0's heads, and column D - 1 of the last group's");
+    for (const b of backends) {
+      b.attention({ ...call, out: got });
+      expectClose(arena.f32(got, H * D), w, 2e-5, 2e-5, `${b.name}×${b.threads} H=${H} K=${K} D=${D} f16, NaN in V row 200 and +inf in K row 201 of a 300-key tile`);
+    }
+    [q, want, got].forEach((p) => arena.release(p));
+    for (const s of segments) {
+      arena.release(s.kPtr);
+      arena.release(s.vPtr);
+    }
+  }
+});
+
 test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA, G = 2 and row-quad decode keep them, no flush to 0, with and without kvFinite", () => {
   // Scores are ~1e-8 and every V half is an f16 subnormal: the outputs (~1e-5) must match to 1e-9 + 2e-5 relative.
   for (const dtype of ["f16", "bf16"] as KvDtype[]) {

@@ -9,6 +9,7 @@ export const A = { Q: 0, OUT: 1, T: 2, H: 3, K: 4, D: 5, QPOS0: 6, SCALE2: 7, WI
 export const SEG = { WORDS: 12 } as const;
 export const S = { KPTR: 0, VPTR: 1, HEAD_STRIDE: 2, ROW_STRIDE: 3, FIRST_POS: 4, R0: 5, R1: 6, KSCALE: 7, VSCALE: 8, SCALE_HEAD_STRIDE: 9, CUM: 10 } as const;
 export const M = { X: 0, W: 1, BIAS: 2, OUT: 3, M: 4, N: 5, KIN: 6, DTYPE: 7, MB: 8, NB: 9, NNB: 10, SCRATCH: 11, SCRATCH_STRIDE: 12, LAYOUT: 13, ACC: 14, WFINITE: 15, NPARTS: 16, PARTS: 17, WROWS4: 18 } as const;
+export const ATTN = { WIDE_TILE: 64 } as const;
 export const SCRATCH = { ROWS4_PAD: 16 } as const;
 export const MP = { W: 0, OUT: 1, BIAS: 2, N: 3, FIRST: 4, WORDS: 5 } as const;
 export const LAYOUT = { NT: 0, NN: 1, TN: 2 } as const;

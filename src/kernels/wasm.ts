@@ -10,21 +10,21 @@
 //   matmul: items (block of x rows, block of w rows); nn/tn: (block of out rows, block of out columns).
 import type { ActivationCall, ActivationOp, AttentionCall, Kernels, KvDtype, KvSegment, MatmulCall, MatmulLayout, RowOpCall, TrainOp, TrainOpCall, WeightDtype } from "./types.js";
 import type { Arena } from "./memory.js";
-import { A, ACTIVATION_OP, CTL, E, KIND, LAYOUT, M, MP, P, ROW_OP, S, SCRATCH, SEG, TR, TRAIN_OP } from "./abi.js";
+import { A, ACTIVATION_OP, ATTN, CTL, E, KIND, LAYOUT, M, MP, P, ROW_OP, S, SCRATCH, SEG, TR, TRAIN_OP } from "./abi.js";
 import { Pool, instantiateKernels, type WorkerHost } from "./pool.js";
 import { validateActivationCall, validateAttentionCall, validateMatmulLayout } from "./reference.js";
 import { elementBytes, rowBytes } from "../dtypes/table.js";
 
 const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 };
-const BK = 64; // keys per tile: K and V tiles of 32 KiB (f32, D = 128) stay in L1/L2
-// Keys per tile when K and V are read in place with fewer than 3 query rows per item (f32, or f16/bf16
-// with D % 8 == 0: assembly/attention.ts attnTileHalf): no widened copy to keep in L1, and half the per-tile
-// softmax and O bookkeeping. Same-process A/B against 64, 2 threads, AMD EPYC (Zen 5), H = K = 32,
-// D = 128, T = 8192, load 6-8: f16 1.07-1.36x, bf16 1.09-1.33x. f32 MHA decode (read in place too)
-// measured 0.89-1.01x then, and 1.02-1.06x in two alternating runs on a quiet machine (2026-12-07,
-// T = 4096 and 16384, bench/decode-ab.ts --finite), so it takes 128 as well; with 3 or more query
-// rows per item 64 stays (MQA: 0.96-0.98x with 128).
-const BK_HALF = 128;
+// Keys per tile. Tiles widened into scratch take ATTN.WIDE_TILE (64: K and V tiles of 32 KiB, f32,
+// D = 128, stay in L1/L2). Tiles read in place with fewer than 3 query rows per item (f32, or f16/bf16
+// with D % 8 == 0: assembly/attention.ts attnTileHalf) take BK_IN_PLACE: nothing to keep in L1 but
+// the scores, and each tile reads one K stream, then one V stream. MHA decode, H = K = 32, D = 128,
+// 2 threads, AMD EPYC Zen 4, same-process A/B against 128 keys (bench/decode-ab.ts --finite), 2026-12-08:
+// f16 1.16-1.28x, bf16 1.12-1.31x at T = 4096 and 16384 with 2048 keys; 512 keys gave 1.16-1.22x, 256
+// keys 1.06-1.19x. (Zen 5, session 8: 128 against 64 keys, f16 1.07-1.36x, bf16 1.09-1.33x.) With 3 or
+// more query rows per item the tile is widened (MQA: 0.96-0.98x with 128).
+const BK_IN_PLACE = 2048;
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
 const MIN_SPLIT_ROWS = 256; // extra decode splits (beyond one per thread) are never shorter than this
 // Split lengths are a multiple of this: every split but the last covers whole 16-row blocks, so its
@@ -166,8 +166,8 @@ export class WasmKernels implements Kernels {
     nsplit = Math.max(1, Math.ceil(total / splitRows));
     const nrp = (BQ * G + 3) & ~3;
     const few = BQ * G < 3; // MHA / G = 2 decode: one or two query rows per item
-    const bk = few && (((kvDtype === "f16" || kvDtype === "bf16") && D % 8 === 0) || kvDtype === "f32") ? BK_HALF : BK;
-    const stride = align64(4 * (3 * nrp * Dp + 6 * nrp + nrp * bk + 2 * bk * Dp));
+    const bk = few && (((kvDtype === "f16" || kvDtype === "bf16") && D % 8 === 0) || kvDtype === "f32") ? BK_IN_PLACE : ATTN.WIDE_TILE;
+    const stride = align64(4 * (3 * nrp * Dp + 6 * nrp + nrp * bk + 2 * Math.min(bk, ATTN.WIDE_TILE) * Dp));
     const scratch = this.scratch.need(stride * threads);
     const nitems = K * NQT * nsplit;
     const part = nsplit > 1 ? this.part.need(nitems * nrp * (Dp + 2) * 4) : 0;

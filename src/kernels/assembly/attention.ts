@@ -54,6 +54,7 @@ let kvFinite = false; // the caller promised no inf/NaN half (A_KVFINITE): the i
 
 function scratchAt(base: usize, nrp: i32, dp: i32, bk: i32): void {
   const rowBytes = <usize>dp << 2;
+  const bkw = min(bk, L.ATTN_WIDE_TILE);
   sQp = base;
   sO = sQp + <usize>nrp * rowBytes;
   sM = sO + <usize>nrp * rowBytes;
@@ -64,8 +65,8 @@ function scratchAt(base: usize, nrp: i32, dp: i32, bk: i32): void {
   sVis = sHi + (<usize>nrp << 2);
   sS = sVis + (<usize>nrp << 2);
   sKt = sS + (<usize>nrp * <usize>bk << 2);
-  sVt = sKt + <usize>bk * rowBytes;
-  sQx = sVt + <usize>bk * rowBytes;
+  sVt = sKt + <usize>bkw * rowBytes;
+  sQx = sVt + <usize>bkw * rowBytes;
 }
 
 /** Processes work item `item` of the attention task described in the control block. */
@@ -98,6 +99,9 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
   const j0 = split * splitRows, j1 = min(total, j0 + splitRows);
   const tab = <usize>arg(ctl, L.A_SEGS);
   const nseg = <i32>arg(ctl, L.A_NSEG);
+  // Tiles read in place take BK keys; tiles widened into sKt/sVt at most ATTN_WIDE_TILE.
+  const inPlace = fusedHalf || (arg(ctl, L.A_DIRECT) != 0 && nr < QUAD_MIN_ROWS);
+  const step = inPlace ? BK : min(BK, L.ATTN_WIDE_TILE);
   for (let s = 0; s < nseg; s++) {
     const cum = <i32>seg(tab, s, L.S_CUM);
     const r0 = <i32>seg(tab, s, L.S_R0), r1 = <i32>seg(tab, s, L.S_R1);
@@ -108,7 +112,7 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
     let rb = r0 + min(r1 - r0, j1 - cum);
     if (window > 0) ra = max(ra, loAll - fp);
     rb = min(rb, hiAll - fp + 1);
-    for (let rt = ra; rt < rb; rt += BK) attnTile(ctl, tab, s, k, rt, min(BK, rb - rt), nr, fp + rt, Dp, BK, D);
+    for (let rt = ra; rt < rb; rt += step) attnTile(ctl, tab, s, k, rt, min(step, rb - rt), nr, fp + rt, Dp, BK, D);
   }
   if (fusedHalf || eoHalf) for (let r = 0; r < nr; r++) fromEvenOdd(sO + <usize>r * (<usize>Dp << 2), Dp);
   if (NSPLIT == 1) writeOutput(<usize>arg(ctl, L.A_OUT), k, t0, nr, G, H, D, Dp);
@@ -222,13 +226,13 @@ function prepQuadsEvenOddF16(nr: i32, D: i32, Dp: i32): bool {
 function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32, nr: i32, p0: i32, Dp: i32, BK: i32, D: i32, cap: f32): void {
   const rowBytes = <usize>Dp << 2, sRow = <usize>BK << 2;
   if (!f16) {
-    qkSeqBF16(sQp, sQx, rowBytes, nr, kp, rowStride, nk, D, sS, sRow);
+    qkSeqBF16(sQp, sQx, rowBytes, nr, kp, rowStride, nk, D, sS, sRow, sKt);
     softmaxTile(nr, nk, p0, sRow, cap);
     pvRowBF16(sS, sRow, nr, vp, rowStride, nk, Dp, sO, rowBytes, sAl);
     return;
   }
-  if (kvFinite) qkSeqF16Finite(sQp, sQx, rowBytes, nr, kp, rowStride, nk, D, sS, sRow);
-  else qkSeqF16(sQp, sQx, rowBytes, nr, kp, rowStride, nk, D, sS, sRow);
+  if (kvFinite) qkSeqF16Finite(sQp, sQx, rowBytes, nr, kp, rowStride, nk, D, sS, sRow, sKt);
+  else qkSeqF16(sQp, sQx, rowBytes, nr, kp, rowStride, nk, D, sS, sRow, sKt);
   softmaxTile(nr, nk, p0, sRow, cap);
   for (let r = 0; r < nr; r++) scaleRow(sS + <usize>r * sRow, nk, POW2_112);
   if (kvFinite) {
@@ -238,14 +242,20 @@ function attnTileHalf(f16: bool, kp: usize, vp: usize, rowStride: usize, nk: i32
   memory.copy(sKt, sO, <usize>nr * rowBytes);
   if (!pvRowF16(sS, sRow, nr, vp, rowStride, nk, Dp, sO, rowBytes, sAl)) return;
   memory.copy(sO, sKt, <usize>nr * rowBytes);
-  for (let j = 0; j < nk; j++) widenRow(DT_F16, vp + <usize>j * rowStride, D, Dp, sVt + <usize>j * rowBytes, 1);
   for (let r = 0; r < nr; r++) {
-    const p = sS + <usize>r * sRow, o = sO + <usize>r * rowBytes;
-    scaleRow(p, nk, POW2_M112); // back to the weights, exactly
-    fromEvenOdd(o, Dp);
-    pvRow(p, sVt, rowBytes, nk, Dp, o, load<f32>(sAl + (<usize>r << 2)));
-    toEvenOdd(o, Dp);
+    scaleRow(sS + <usize>r * sRow, nk, POW2_M112); // back to the weights, exactly
+    fromEvenOdd(sO + <usize>r * rowBytes, Dp);
   }
+  // sVt holds ATTN_WIDE_TILE widened rows: the tile in chunks, alpha on the first (o·1 is exact after).
+  for (let j0 = 0; j0 < nk; j0 += L.ATTN_WIDE_TILE) {
+    const n = min(L.ATTN_WIDE_TILE, nk - j0);
+    for (let j = 0; j < n; j++) widenRow(DT_F16, vp + <usize>(j0 + j) * rowStride, D, Dp, sVt + <usize>j * rowBytes, 1);
+    for (let r = 0; r < nr; r++) {
+      const alpha: f32 = j0 == 0 ? load<f32>(sAl + (<usize>r << 2)) : 1;
+      pvRow(sS + <usize>r * sRow + (<usize>j0 << 2), sVt, rowBytes, n, Dp, sO + <usize>r * rowBytes, alpha);
+    }
+  }
+  for (let r = 0; r < nr; r++) toEvenOdd(sO + <usize>r * rowBytes, Dp);
 }
 
 /** One tile of nk keys (rows rt.. of segment s, first position p0) against the item's nr query rows. */

@@ -56,7 +56,41 @@ export function pvRowBF16(p: usize, sp: usize, nr: i32, v: usize, vs: usize, nk:
     v128.store(o + d, f32x4.mul(v128.load(o + d), al0));
     if (two) v128.store(o1 + d, f32x4.mul(v128.load(o1 + d), al1));
   }
-  for (let j = 0; j < nk; j++) {
+  // Keys in groups (4 for one row, 2 for two): o is loaded and stored once per group, not per key,
+  // and each value still takes the keys' products in key order, the same sums bit for bit.
+  let j = 0;
+  if (two) {
+    for (; j + 2 <= nk; j += 2) {
+      const pj = p + (<usize>j << 2), qj = p1 + (<usize>j << 2);
+      const u0 = v128.load32_splat(pj), u1 = v128.load32_splat(pj, 4);
+      const t0 = v128.load32_splat(qj), t1 = v128.load32_splat(qj, 4);
+      const vr = v + <usize>j * vs;
+      for (let d: usize = 0; d < hbytes; d += 16) {
+        const h0 = v128.load(vr + d), h1 = v128.load(vr + vs + d);
+        if (check) hx = i16x8.max_u(hx, i16x8.max_u(v128.and(h0, am), v128.and(h1, am)));
+        const od = o + (d << 1);
+        const e0 = wEven(f16, h0, km), q0 = wOdd(f16, h0, km), e1 = wEven(f16, h1, km), q1 = wOdd(f16, h1, km);
+        v128.store(od, fma(u1, e1, fma(u0, e0, v128.load(od))));
+        v128.store(od, fma(u1, q1, fma(u0, q0, v128.load(od, 16))), 16);
+        v128.store(od + so, fma(t1, e1, fma(t0, e0, v128.load(od + so))));
+        v128.store(od + so, fma(t1, q1, fma(t0, q0, v128.load(od + so, 16))), 16);
+      }
+    }
+  } else {
+    for (; j + 2 <= nk; j += 2) {
+      const pj = p + (<usize>j << 2);
+      const u0 = v128.load32_splat(pj), u1 = v128.load32_splat(pj, 4);
+      const vr = v + <usize>j * vs;
+      for (let d: usize = 0; d < hbytes; d += 16) {
+        const od = o + (d << 1);
+        const h0 = v128.load(vr + d), h1 = v128.load(vr + vs + d);
+        if (check) hx = i16x8.max_u(hx, i16x8.max_u(v128.and(h0, am), v128.and(h1, am)));
+        v128.store(od, fma(u1, wEven(f16, h1, km), fma(u0, wEven(f16, h0, km), v128.load(od))));
+        v128.store(od, fma(u1, wOdd(f16, h1, km), fma(u0, wOdd(f16, h0, km), v128.load(od, 16))), 16);
+      }
+    }
+  }
+  for (; j < nk; j++) {
     const w0 = v128.load32_splat(p + (<usize>j << 2));
     const w1 = two ? v128.load32_splat(p1 + (<usize>j << 2)) : w0;
     const vr = v + <usize>j * vs;
@@ -85,25 +119,82 @@ export function pvRowBF16(p: usize, sp: usize, nr: i32, v: usize, vs: usize, nk:
  * 64-byte line; two rows: 2 each, over alternating 8-half blocks. f16 with `check`: a key holding
  * an inf/NaN half is recomputed on the exact h2f path.
  */
-export function qkSeqF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+export function qkSeqF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
   if (nr == 2) qkSeqHalf2(true, true, x, xs, xb, k, rowBytes, nk, D, out, ob);
-  else qkSeqHalf(true, true, x, xs, k, rowBytes, nk, D, out);
+  else qkSeqHalf(true, true, x, xs, k, rowBytes, nk, D, out, sink);
 }
 /** qkSeqF16 without the inf/NaN check, for rows the caller promised finite (AttentionCall.kvFinite). */
-export function qkSeqF16Finite(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+export function qkSeqF16Finite(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
   if (nr == 2) qkSeqHalf2(true, false, x, xs, xb, k, rowBytes, nk, D, out, ob);
-  else qkSeqHalf(true, false, x, xs, k, rowBytes, nk, D, out);
+  else qkSeqHalf(true, false, x, xs, k, rowBytes, nk, D, out, sink);
 }
-export function qkSeqBF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+export function qkSeqBF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
   if (nr == 2) qkSeqHalf2(false, false, x, xs, xb, k, rowBytes, nk, D, out, ob);
-  else qkSeqHalf(false, false, x, xs, k, rowBytes, nk, D, out);
+  else qkSeqHalf(false, false, x, xs, k, rowBytes, nk, D, out, sink);
 }
 
 // @ts-ignore: decorator
-@inline function qkSeqHalf(f16: bool, check: bool, x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize): void {
+@inline function qkSeqHalf(f16: bool, check: bool, x: usize, xs: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, sink: usize): void {
   const km = f16 ? v128.load(F16_MASK) : v128.load(BF16_HI), am = v128.load(F16_MASK, 16);
   const D32 = D & ~31, D8 = D & ~7;
-  for (let j = 0; j < nk; j++) {
+  let j = 0;
+  // Two keys per pass when the rows are whole 32-value blocks: x is loaded once for both, and each
+  // key keeps its own 4 accumulators, so its sum is the one-key loop's, bit for bit. Each
+  // accumulator is also stored to `sink` (scratch, never read) after its update: TurboFan otherwise
+  // schedules all of a block's loads before its arithmetic, runs out of xmm registers and spills
+  // accumulators, whose FMA chains then pass through the stack (see docs/benchmarks/attention.md).
+  if (D32 == D) {
+    for (; j + 2 <= nk; j += 2) {
+      const kr = k + <usize>j * rowBytes, kq = kr + rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      let hx = i16x8.splat(0);
+      for (let d = 0; d < D32; d += 32) {
+        const xd = xs + (<usize>d << 2), off = <usize>d << 1;
+        let xe = v128.load(xd), xo = v128.load(xd, 16);
+        let h = v128.load(kr + off), g = v128.load(kq + off);
+        if (check) hx = i16x8.max_u(hx, i16x8.max_u(v128.and(h, am), v128.and(g, am)));
+        a0 = fma(xo, wOdd(f16, h, km), fma(xe, wEven(f16, h, km), a0));
+        b0 = fma(xo, wOdd(f16, g, km), fma(xe, wEven(f16, g, km), b0));
+        v128.store(sink, a0);
+        v128.store(sink, b0, 16);
+        xe = v128.load(xd, 32);
+        xo = v128.load(xd, 48);
+        h = v128.load(kr + off, 16);
+        g = v128.load(kq + off, 16);
+        if (check) hx = i16x8.max_u(hx, i16x8.max_u(v128.and(h, am), v128.and(g, am)));
+        a1 = fma(xo, wOdd(f16, h, km), fma(xe, wEven(f16, h, km), a1));
+        b1 = fma(xo, wOdd(f16, g, km), fma(xe, wEven(f16, g, km), b1));
+        v128.store(sink, a1, 32);
+        v128.store(sink, b1, 48);
+        xe = v128.load(xd, 64);
+        xo = v128.load(xd, 80);
+        h = v128.load(kr + off, 32);
+        g = v128.load(kq + off, 32);
+        if (check) hx = i16x8.max_u(hx, i16x8.max_u(v128.and(h, am), v128.and(g, am)));
+        a2 = fma(xo, wOdd(f16, h, km), fma(xe, wEven(f16, h, km), a2));
+        b2 = fma(xo, wOdd(f16, g, km), fma(xe, wEven(f16, g, km), b2));
+        v128.store(sink, a2, 64);
+        v128.store(sink, b2, 80);
+        xe = v128.load(xd, 96);
+        xo = v128.load(xd, 112);
+        h = v128.load(kr + off, 48);
+        g = v128.load(kq + off, 48);
+        if (check) hx = i16x8.max_u(hx, i16x8.max_u(v128.and(h, am), v128.and(g, am)));
+        a3 = fma(xo, wOdd(f16, h, km), fma(xe, wEven(f16, h, km), a3));
+        b3 = fma(xo, wOdd(f16, g, km), fma(xe, wEven(f16, g, km), b3));
+        v128.store(sink, a3, 96);
+        v128.store(sink, b3, 112);
+      }
+      if (check && v128.any_true(i16x8.ge_u(hx, i16x8.splat(0x7c00)))) {
+        matvecStrided(DT_F16, x, k, rowBytes, j, j + 2, D, out); // an inf/NaN half in one of the two: the exact path for both
+        continue;
+      }
+      store<f32>(out + (<usize>j << 2), hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))));
+      store<f32>(out + (<usize>j << 2), hsum(f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3))), 4);
+    }
+  }
+  for (; j < nk; j++) {
     const kr = k + <usize>j * rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let hx = i16x8.splat(0);

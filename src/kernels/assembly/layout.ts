@@ -44,7 +44,7 @@ export const A_PART = 17; // partial results when NSPLIT > 1
 export const A_SCRATCH = 18;
 export const A_SCRATCH_STRIDE = 19; // bytes per thread
 export const A_DP = 20; // D rounded up to 4
-export const A_BK = 21; // keys per tile
+export const A_BK = 21; // keys per tile (at most ATTN_WIDE_TILE where a tile is widened into scratch)
 export const A_DIRECT = 22; // 1: read f32 rows in place (f32 cache, D % 4 == 0)
 export const A_KVFINITE = 23; // 1: the caller promises no inf/NaN half in f16 rows (AttentionCall.kvFinite)
 export const A_SOFTCAP2 = 24; // f32: softcap * log2(e) (Gemma-2 logit soft-capping, in base 2); 0 = none
@@ -83,6 +83,9 @@ export const M_WFINITE = 15; // 1: the caller promises an f16 w has no inf/NaN (
 export const M_NPARTS = 16; // 0: one product; else M_PARTS holds that many (w, out, bias, N) parts sharing x (decode, M < 4)
 export const M_PARTS = 17; // byte ptr to the parts table, MP_WORDS u32 per part
 export const M_WROWS4 = 18; // 1: an f16/bf16 w is in the rows4 layout (matvec.ts ROWS4), each part's too
+// Keys per tile where K and V are widened into scratch (attention.ts sKt, sVt: this many rows each);
+// tiles read in place (f32, or f16/bf16 in registers, with 1 or 2 query rows) take A_BK keys.
+export const ATTN_WIDE_TILE = 64;
 // Floats after each widened w row in an M >= 4 item's scratch when w is rows4 (matmul.ts blockMatmul).
 export const SCRATCH_ROWS4_PAD = 16;
 
