@@ -13,6 +13,7 @@
 // --rows4: the current build's f16/bf16 calls read w in the rows4 layout (MatmulCall.wRows4; the same bytes,
 // so the same traffic: timing only), the baseline's in rows. With --baseline a copy of the current
 // build (cp build/kernels-relaxed.wasm /tmp/cur.wasm) this is a same-run A/B of the two layouts.
+// --rows4-both: both builds read rows4 (an A/B of kernel changes in the layout a loaded model uses).
 import { cpus, loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import { Arena } from "../src/kernels/memory.js";
@@ -34,7 +35,8 @@ const dtypes = flag("dtypes", "f32,f16").split(",") as ("f32" | "f16" | "bf16" |
 const seconds = Number(flag("seconds", "0.5"));
 const finite = process.argv.includes("--finite");
 const rowsM = Number(flag("rows", "1")); // M: 1 (decode) or 2-3 (batched decode)
-const rows4 = process.argv.includes("--rows4");
+const rows4Both = process.argv.includes("--rows4-both"); // both builds read rows4: an A/B of kernel changes in the runtime's layout
+const rows4 = rows4Both || process.argv.includes("--rows4");
 const hot = process.argv.includes("--hot"); // one copy of w: cache-resident for the small shapes (compute bound)
 const shapes: [number, number][] = [
   [768, 768],
@@ -73,7 +75,7 @@ const out = arena.alloc(3 * 32000 * 4, "bench out");
   for (let o = 0; o < poolBytes; o += f32bytes.length) dst.set(f32bytes.subarray(0, Math.min(f32bytes.length, poolBytes - o)), o);
 }
 
-console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}${finite ? ", wFinite" : ""}${rows4 ? ", current build reads f16/bf16 w as rows4" : ""}`);
+console.log(`# ${new Date().toISOString()} ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")}, kernels ${kernels.get(threadList[0])!.name}${finite ? ", wFinite" : ""}${rows4Both ? ", both builds read f16/bf16 w as rows4" : rows4 ? ", current build reads f16/bf16 w as rows4" : ""}`);
 console.log(`dtype  N      Kin   thr   ms/call   GB/s   stream GB/s  fraction${baseModule ? "   base GB/s  ×base" : ""}`);
 const orig = arena.f32(wPool, poolBytes / 4).slice(); // the f32 weights each dtype is encoded from
 for (const dt of dtypes) {
@@ -112,7 +114,7 @@ for (const dt of dtypes) {
           if (!bk) return;
           const w3 = wPool + (i++ % copies) * stride;
           const t3 = performance.now();
-          bk.matmul({ x, w: w3, bias: 0, out, M: rowsM, N, Kin, wDtype: dt, wFinite: finite }); // the same call as the current build
+          bk.matmul({ x, w: w3, bias: 0, out, M: rowsM, N, Kin, wDtype: dt, wFinite: finite, wRows4: rows4Both && rows4Eligible(dt, N, Kin) }); // the same call as the current build
           tb = performance.now() - t3;
         };
         if (rep % 2 === 1) runBase();
