@@ -257,6 +257,37 @@ test("f16 cache with inf/NaN halves past the first 64 keys of a 300-key tile: th
   }
 });
 
+test("G = 2 decode on f16/bf16 caches equals MHA over the same K/V rows bit for bit (the in-register paths share their per-row arithmetic), with and without kvFinite", () => {
+  // The G = 2 cache [K, S, D] against an MHA cache [H, S, D] whose head h holds kv head h / 2: each
+  // query row meets the same keys in the same order, pairs and the odd tail key alike (S is odd).
+  for (const dtype of ["f16", "bf16"] as const) {
+    for (const D of [64, 72, 128]) {
+      const H = 8, K = 4, S = 301;
+      const g2 = makeCache({ K, D, dtype, segments: [{ rows: S, firstPos: 0 }], seed: 151 + D });
+      const src = g2[0], stride = src.headStride;
+      const mha: KvSegment = { kPtr: arena.alloc(H * stride, "test kv"), vPtr: arena.alloc(H * stride, "test kv"), rows: S, headStride: stride, firstPos: 0 };
+      for (let h = 0; h < H; h++) {
+        arena.u8(mha.kPtr + h * stride, stride).set(arena.u8(src.kPtr + (h >> 1) * stride, stride));
+        arena.u8(mha.vPtr + h * stride, stride).set(arena.u8(src.vPtr + (h >> 1) * stride, stride));
+      }
+      const q = arena.alloc(H * D * 4), a = arena.alloc(H * D * 4), b = arena.alloc(H * D * 4);
+      fill(arena.f32(q, H * D), 151 + D);
+      const call: AttentionCall = { q, out: a, T: 1, H, K, D, qPos0: S - 1, scale: 1 / Math.sqrt(D), window: null, kvDtype: dtype, segments: g2 };
+      for (const bk of backends) {
+        for (const kvFinite of [false, true]) {
+          bk.attention({ ...call, out: a, kvFinite });
+          bk.attention({ ...call, out: b, K: H, segments: [mha], kvFinite });
+          const x = arena.f32(a, H * D), y = arena.f32(b, H * D);
+          const at = x.findIndex((v, i) => !Object.is(v, y[i]));
+          assert.ok(at < 0, `${bk.name}×${bk.threads} ${dtype} D=${D} kvFinite ${kvFinite}: out[${at}] = ${x[at]} with G = 2, ${y[at]} as MHA (tolerance 0)`);
+          assert.ok(x.some((v) => v !== 0), "outputs are not all zero");
+        }
+      }
+      [q, a, b, mha.kPtr, mha.vPtr, src.kPtr, src.vPtr].forEach((p) => arena.release(p));
+    }
+  }
+});
+
 test("f16 and bf16 caches of subnormal-sized values (|x| < 2^-14 in f16): MHA, G = 2 and row-quad decode keep them, no flush to 0, with and without kvFinite", () => {
   // Scores are ~1e-8 and every V half is an f16 subnormal: the outputs (~1e-5) must match to 1e-9 + 2e-5 relative.
   for (const dtype of ["f16", "bf16"] as KvDtype[]) {

@@ -120,16 +120,16 @@ export function pvRowBF16(p: usize, sp: usize, nr: i32, v: usize, vs: usize, nk:
  * an inf/NaN half is recomputed on the exact h2f path.
  */
 export function qkSeqF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
-  if (nr == 2) qkSeqHalf2(true, true, x, xs, xb, k, rowBytes, nk, D, out, ob);
+  if (nr == 2) qkSeqHalf2(true, true, x, xs, xb, k, rowBytes, nk, D, out, ob, sink);
   else qkSeqHalf(true, true, x, xs, k, rowBytes, nk, D, out, sink);
 }
 /** qkSeqF16 without the inf/NaN check, for rows the caller promised finite (AttentionCall.kvFinite). */
 export function qkSeqF16Finite(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
-  if (nr == 2) qkSeqHalf2(true, false, x, xs, xb, k, rowBytes, nk, D, out, ob);
+  if (nr == 2) qkSeqHalf2(true, false, x, xs, xb, k, rowBytes, nk, D, out, ob, sink);
   else qkSeqHalf(true, false, x, xs, k, rowBytes, nk, D, out, sink);
 }
 export function qkSeqBF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
-  if (nr == 2) qkSeqHalf2(false, false, x, xs, xb, k, rowBytes, nk, D, out, ob);
+  if (nr == 2) qkSeqHalf2(false, false, x, xs, xb, k, rowBytes, nk, D, out, ob, sink);
   else qkSeqHalf(false, false, x, xs, k, rowBytes, nk, D, out, sink);
 }
 
@@ -229,30 +229,54 @@ export function qkSeqBF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, row
 }
 
 // @ts-ignore: decorator
-@inline function qkSeqHalf2(f16: bool, check: bool, x: usize, xs: usize, xb: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize): void {
+@inline function qkSeqHalf2(f16: bool, check: bool, x: usize, xs: usize, xb: usize, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
   const km = f16 ? v128.load(F16_MASK) : v128.load(BF16_HI), am = v128.load(F16_MASK, 16);
-  const D16 = D & ~15, D8 = D & ~7;
+  const D32 = D & ~31, D8 = D & ~7;
   const ys = xs + xb;
   for (let j = 0; j < nk; j++) {
     const kr = k + <usize>j * rowBytes;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+    // Per row the 4 accumulators and the order of qkSeqHalf (one row), so each row's score is the
+    // one-row path's bit for bit; stored to `sink` after each update (see qkSeqHalf: keeps TurboFan
+    // from hoisting the block's loads and spilling the FMA chains).
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let hx = i16x8.splat(0);
     let d = 0;
-    for (; d < D16; d += 16) {
+    for (; d < D32; d += 32) {
       const off = <usize>d << 2, kd = kr + (<usize>d << 1);
       let h = v128.load(kd);
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       let e = wEven(f16, h, km), q = wOdd(f16, h, km);
       a0 = fma(v128.load(xs + off, 16), q, fma(v128.load(xs + off), e, a0));
       b0 = fma(v128.load(ys + off, 16), q, fma(v128.load(ys + off), e, b0));
+      v128.store(sink, a0);
+      v128.store(sink, b0, 16);
       h = v128.load(kd, 16);
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
       e = wEven(f16, h, km);
       q = wOdd(f16, h, km);
       a1 = fma(v128.load(xs + off, 48), q, fma(v128.load(xs + off, 32), e, a1));
       b1 = fma(v128.load(ys + off, 48), q, fma(v128.load(ys + off, 32), e, b1));
+      v128.store(sink, a1, 32);
+      v128.store(sink, b1, 48);
+      h = v128.load(kd, 32);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      e = wEven(f16, h, km);
+      q = wOdd(f16, h, km);
+      a2 = fma(v128.load(xs + off, 80), q, fma(v128.load(xs + off, 64), e, a2));
+      b2 = fma(v128.load(ys + off, 80), q, fma(v128.load(ys + off, 64), e, b2));
+      v128.store(sink, a2, 64);
+      v128.store(sink, b2, 80);
+      h = v128.load(kd, 48);
+      if (check) hx = i16x8.max_u(hx, v128.and(h, am));
+      e = wEven(f16, h, km);
+      q = wOdd(f16, h, km);
+      a3 = fma(v128.load(xs + off, 112), q, fma(v128.load(xs + off, 96), e, a3));
+      b3 = fma(v128.load(ys + off, 112), q, fma(v128.load(ys + off, 96), e, b3));
+      v128.store(sink, a3, 96);
+      v128.store(sink, b3, 112);
     }
-    if (d < D8) {
+    for (; d < D8; d += 8) {
       const off = <usize>d << 2;
       const h = v128.load(kr + (<usize>d << 1));
       if (check) hx = i16x8.max_u(hx, v128.and(h, am));
@@ -267,8 +291,8 @@ export function qkSeqBF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, row
       continue;
     }
     const dt = f16 ? DT_F16 : DT_BF16;
-    store<f32>(out + o, rowTail(dt, hsum(f32x4.add(a0, a1)), x, kr, D8, D));
-    store<f32>(out + ob + o, rowTail(dt, hsum(f32x4.add(b0, b1)), x + xb, kr, D8, D));
+    store<f32>(out + o, rowTail(dt, hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))), x, kr, D8, D));
+    store<f32>(out + ob + o, rowTail(dt, hsum(f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3))), x + xb, kr, D8, D));
   }
 }
 
