@@ -21,7 +21,7 @@ const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 }
 // with D % 8 == 0: assembly/attention.ts attnTileHalf) take BK_IN_PLACE: nothing to keep in L1 but
 // the scores, and each tile reads one K stream, then one V stream. MHA decode, H = K = 32, D = 128,
 // 2 threads, AMD EPYC Zen 4, same-process A/B against 128 keys (bench/decode-ab.ts --finite), 2026-12-08:
-// f16 1.16-1.28x, bf16 1.12-1.31x at T = 4096 and 16384 with 2048 keys; 512 keys gave 1.16-1.22x, 256
+// f16 1.12-1.28x, bf16 1.12-1.31x at T = 4096 and 16384 with 2048 keys; 512 keys gave 1.16-1.22x, 256
 // keys 1.06-1.19x. (Zen 5, session 8: 128 against 64 keys, f16 1.07-1.36x, bf16 1.09-1.33x.) With 3 or
 // more query rows per item the tile is widened (MQA: 0.96-0.98x with 128).
 const BK_IN_PLACE = 2048;
