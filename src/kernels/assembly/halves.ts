@@ -1,6 +1,7 @@
-// P·V over a tile of f16 or bf16 V rows, widened in registers (AssemblyScript, f32x4): the decode
-// shape with few query rows per KV head (MHA, G = 2), where widening the tile into scratch first
-// cost more than the memory it reads (attention.ts, attnTileHalf).
+// Q·K and P·V over a tile of f16 or bf16 K and V rows, widened in registers (AssemblyScript,
+// f32x4): the decode shape with few query rows per KV head (MHA, G = 2), where widening the tile
+// into scratch first cost more than the memory it reads (attention.ts, attnTileHalf). Both take
+// keys in pairs; see docs/benchmarks/attention.md, session 11, for what V8 makes of these loops.
 //
 // Legend: nk keys of the tile, Dp values per row (Dp % 8 == 0).
 //
@@ -115,9 +116,11 @@ export function pvRowBF16(p: usize, sp: usize, nr: i32, v: usize, vs: usize, nk:
  * xs = prepX(x): f16 scaled by 2^112, bf16 by 1; out_r = out + r·ob), f16 or bf16 K rows at byte
  * stride rowBytes, D % 8 == 0. Each K row is read whole before the next, one sequential stream for
  * MHA's short rows, where the weight matvec's 4 rows in flight walk a tile in strided steps; both
- * query rows share each load and its widening. One row: 4 accumulators over the 4 loads of a
- * 64-byte line; two rows: 2 each, over alternating 8-half blocks. f16 with `check`: a key holding
- * an inf/NaN half is recomputed on the exact h2f path.
+ * query rows share each load and its widening. Each row has 4 accumulators over the 4 loads of a
+ * 64-byte line, in the same order for one row or two, so a G = 2 row's score is the MHA row's bit
+ * for bit; one row takes keys in pairs (D % 32 == 0). f16 with `check`: a key holding an inf/NaN
+ * half is recomputed on the exact h2f path (both keys of a pair). `sink`: 128 bytes of scratch,
+ * written and never read (the stores that order each accumulator's update before the next loads).
  */
 export function qkSeqF16(x: usize, xs: usize, xb: usize, nr: i32, k: usize, rowBytes: usize, nk: i32, D: i32, out: usize, ob: usize, sink: usize): void {
   if (nr == 2) qkSeqHalf2(true, true, x, xs, xb, k, rowBytes, nk, D, out, ob, sink);
