@@ -150,9 +150,16 @@ test("decode: MHA, GQA (groups of 4 and of 3: one padding row in the quad), MQA 
   }
 });
 
-test("decode: long context split across threads (split-KV, log-sum-exp merge), MQA and GQA", () => {
+test("decode: long context split across threads (split-KV, log-sum-exp merge), MQA, GQA, and MHA / G = 2 over tiles of 2048 keys", () => {
   checkAttention({ T: 1, H: 16, K: 1, D: 64, dtype: "f32", segments: paged(5000, 1024), qPos0: 4999, window: null, seed: 50 });
   checkAttention({ T: 1, H: 8, K: 2, D: 40, dtype: "f16", segments: paged(3000, 16), qPos0: 2999, window: null, seed: 51 });
+  // One 5000-row segment read in place (1 or 2 query rows per KV head): several 2048-key tiles per
+  // item, so the online softmax rescales O between tiles; a window that starts inside a tile.
+  checkAttention({ T: 1, H: 4, K: 4, D: 64, dtype: "f16", segments: paged(5000, 5000), qPos0: 4999, window: null, seed: 52, kvFinite: true });
+  checkAttention({ T: 1, H: 4, K: 4, D: 64, dtype: "f16", segments: paged(5000, 5000), qPos0: 4999, window: null, seed: 53 });
+  checkAttention({ T: 1, H: 8, K: 4, D: 128, dtype: "bf16", segments: paged(5000, 5000), qPos0: 4999, window: 3000, seed: 54 });
+  checkAttention({ T: 1, H: 8, K: 4, D: 72, dtype: "f16", segments: paged(5000, 5000), qPos0: 4999, window: null, seed: 55, kvFinite: true });
+  checkAttention({ T: 1, H: 4, K: 4, D: 64, dtype: "f32", segments: paged(5000, 5000), qPos0: 4999, window: 2500, seed: 56 });
 });
 
 test("decode: sliding window, rolling-buffer segment order, and keys beyond the query are masked", () => {
