@@ -23,8 +23,14 @@ const DTYPE_CODE: Record<KvDtype, number> = { f32: 0, f16: 1, bf16: 2, int8: 3 }
 // 2 threads, AMD EPYC Zen 4, same-process A/B against 128 keys (bench/decode-ab.ts --finite), 2026-12-08:
 // f16 1.12-1.28x, bf16 1.12-1.31x at T = 4096 and 16384 with 2048 keys; 512 keys gave 1.16-1.22x, 256
 // keys 1.06-1.19x. (Zen 5, session 8: 128 against 64 keys, f16 1.07-1.36x, bf16 1.09-1.33x.) With 3 or
-// more query rows per item the tile is widened (MQA: 0.96-0.98x with 128).
+// more query rows per item an f16/bf16 tile is widened (MQA: 0.96-0.98x with 128).
 const BK_IN_PLACE = 2048;
+// Keys per tile for f32 tiles read in place by row quads (3 or more query rows: GQA, MQA, prefill).
+// Same-process A/B against 64, 2 threads, AMD EPYC Zen 4, H = 32, D = 128, 2026-12-08: decode
+// 1.02-1.05x with 128 keys, 1.03-1.12x with 256 (two runs), 1.02-1.07x with 512, 0.79-1.12x with
+// 1024; prefill (bench/prefill-ab.ts: H = 12, D = 64, T = 512, S = 512 and 8192) 0.98-1.03x with 256.
+// (On the Zen 5 of session 8, 128 keys for row quads measured 0.96-0.98x for MQA.)
+const BK_QUADS_IN_PLACE = 256;
 const ROWS_PER_ITEM = 64; // target query rows (positions × group heads) per prefill item
 const MIN_SPLIT_ROWS = 256; // extra decode splits (beyond one per thread) are never shorter than this
 // Split lengths are a multiple of this: every split but the last covers whole 16-row blocks, so its
@@ -166,7 +172,7 @@ export class WasmKernels implements Kernels {
     nsplit = Math.max(1, Math.ceil(total / splitRows));
     const nrp = (BQ * G + 3) & ~3;
     const few = BQ * G < 3; // MHA / G = 2 decode: one or two query rows per item
-    const bk = few && (((kvDtype === "f16" || kvDtype === "bf16") && D % 8 === 0) || kvDtype === "f32") ? BK_IN_PLACE : ATTN.WIDE_TILE;
+    const bk = few && (((kvDtype === "f16" || kvDtype === "bf16") && D % 8 === 0) || kvDtype === "f32") ? BK_IN_PLACE : kvDtype === "f32" && D % 4 === 0 ? BK_QUADS_IN_PLACE : ATTN.WIDE_TILE;
     const stride = align64(4 * (3 * nrp * Dp + 6 * nrp + nrp * bk + 2 * Math.min(bk, ATTN.WIDE_TILE) * Dp));
     const scratch = this.scratch.need(stride * threads);
     const nitems = K * NQT * nsplit;

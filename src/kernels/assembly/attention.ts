@@ -99,8 +99,9 @@ export function attnItem(ctl: usize, item: i32, tid: i32): void {
   const j0 = split * splitRows, j1 = min(total, j0 + splitRows);
   const tab = <usize>arg(ctl, L.A_SEGS);
   const nseg = <i32>arg(ctl, L.A_NSEG);
-  // Tiles read in place take BK keys; tiles widened into sKt/sVt at most ATTN_WIDE_TILE.
-  const inPlace = fusedHalf || (arg(ctl, L.A_DIRECT) != 0 && nr < QUAD_MIN_ROWS);
+  // Tiles read in place (in-register halves, f32 direct) take BK keys; tiles widened into sKt/sVt
+  // at most ATTN_WIDE_TILE.
+  const inPlace = fusedHalf || arg(ctl, L.A_DIRECT) != 0;
   const step = inPlace ? BK : min(BK, L.ATTN_WIDE_TILE);
   for (let s = 0; s < nseg; s++) {
     const cum = <i32>seg(tab, s, L.S_CUM);
