@@ -172,7 +172,9 @@ export class WasmKernels implements Kernels {
     nsplit = Math.max(1, Math.ceil(total / splitRows));
     const nrp = (BQ * G + 3) & ~3;
     const few = BQ * G < 3; // MHA / G = 2 decode: one or two query rows per item
-    const bk = few && (((kvDtype === "f16" || kvDtype === "bf16") && D % 8 === 0) || kvDtype === "f32") ? BK_IN_PLACE : kvDtype === "f32" && D % 4 === 0 ? BK_QUADS_IN_PLACE : ATTN.WIDE_TILE;
+    const direct = kvDtype === "f32" && D % 4 === 0; // f32 rows read in place (A.DIRECT)
+    const halvesInRegisters = (kvDtype === "f16" || kvDtype === "bf16") && D % 8 === 0; // attnTileHalf, with few rows
+    const bk = few && (halvesInRegisters || kvDtype === "f32") ? BK_IN_PLACE : direct ? BK_QUADS_IN_PLACE : ATTN.WIDE_TILE;
     const stride = align64(4 * (3 * nrp * Dp + 6 * nrp + nrp * bk + 2 * Math.min(bk, ATTN.WIDE_TILE) * Dp));
     const scratch = this.scratch.need(stride * threads);
     const nitems = K * NQT * nsplit;
@@ -201,7 +203,7 @@ export class WasmKernels implements Kernels {
     a[A.SCRATCH_STRIDE] = stride;
     a[A.DP] = Dp;
     a[A.BK] = bk;
-    a[A.DIRECT] = kvDtype === "f32" && D % 4 === 0 ? 1 : 0;
+    a[A.DIRECT] = direct ? 1 : 0;
     a[A.KVFINITE] = call.kvFinite ? 1 : 0;
     f[A.SOFTCAP2] = call.softcap ? call.softcap * Math.LOG2E : 0;
     this.pool.run(KIND.ATTENTION, nitems);
