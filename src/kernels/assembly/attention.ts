@@ -11,10 +11,10 @@
 // Scores are kept in base 2: q is pre-multiplied by scale*log2(e), so weights are exp2(s - m).
 // Soft-capping (Gemma-2: c·tanh(s/c)) commutes with the change of base: with C = c·log2(e), the base-2
 // score s2 = s·log2(e) becomes C·tanh(s2/C), applied to every score of a tile before the mask.
-import { DT_F32, DT_F16, DT_BF16, POW2_112, POW2_M112, exp2v, exp2s, hmax, hsum, widenRow, elemBytes } from "./simd";
+import { DT_F32, DT_F16, DT_BF16, POW2_112, POW2_M112, exp2v, exp2s, hmax, hsum, widenRow, widenBF16x2, elemBytes } from "./simd";
 import { pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
 import { X_FAST_MAX, absMax, prepX, seqDot, seqRows2 } from "./matvec";
-import { qkSeqF16, qkSeqF16Finite, qkSeqBF16, pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, widenEvenOddF16 } from "./halves";
+import { qkSeqF16, qkSeqF16Finite, qkSeqBF16, pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, widenEvenOddF16, widenEvenOddF16x2 } from "./halves";
 import * as L from "./layout";
 
 // @ts-ignore: decorator
@@ -281,8 +281,7 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     const dst = <usize>Dp << 2;
     if (eoHalf) {
       if (rowStride == <usize>D << 1) {
-        widenEvenOddF16(kp, nk * D, sKt);
-        widenEvenOddF16(vp, nk * D, sVt);
+        widenEvenOddF16x2(kp, vp, nk * D, sKt, sVt);
       } else {
         for (let j = 0; j < nk; j++) {
           widenEvenOddF16(kp + <usize>j * rowStride, D, sKt + <usize>j * dst);
@@ -291,8 +290,11 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
       }
     } else if (!kScale && D == Dp && rowStride == <usize>D * elemBytes(dt)) {
       // Packed rows without per-row scales (f16/bf16, D % 4 == 0): the tile is one run of nk·D values.
-      widenRow(dt, kp, nk * D, nk * D, sKt, 1, kvFinite);
-      widenRow(dt, vp, nk * D, nk * D, sVt, 1, kvFinite);
+      if (dt == DT_BF16) widenBF16x2(kp, vp, nk * D, sKt, sVt);
+      else {
+        widenRow(dt, kp, nk * D, nk * D, sKt, 1, kvFinite);
+        widenRow(dt, vp, nk * D, nk * D, sVt, 1, kvFinite);
+      }
     } else {
       for (let j = 0; j < nk; j++) {
         const ksc: f32 = kScale ? load<f32>(kScale + scOff + (<usize>j << 2)) : 1;

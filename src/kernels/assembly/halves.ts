@@ -315,6 +315,19 @@ export function widenEvenOddF16(src: usize, n: i32, dst: usize): void {
   }
 }
 
+/** widenEvenOddF16 of two runs at once (K and V of a tile), one 16-byte step of each per iteration. */
+export function widenEvenOddF16x2(a: usize, b: usize, n: i32, da: usize, db: usize): void {
+  const km = v128.load(F16_MASK);
+  const end = a + (<usize>n << 1);
+  for (let at = a, bt = b, o = da, p = db; at < end; at += 16, bt += 16, o += 32, p += 32) {
+    const h = v128.load(at), g = v128.load(bt);
+    v128.store(o, hEven(h, km));
+    v128.store(o, hOdd(h, km), 16);
+    v128.store(p, hEven(g, km));
+    v128.store(p, hOdd(g, km), 16);
+  }
+}
+
 /** In place, n % 8 == 0: per 8 values, natural order d = 0..7 to even/odd order 0, 2, 4, 6, 1, 3, 5, 7. */
 export function toEvenOdd(o: usize, n: i32): void {
   for (let at = o, end = o + (<usize>n << 2); at < end; at += 32) {
