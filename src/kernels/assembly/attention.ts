@@ -14,7 +14,7 @@
 import { DT_F32, DT_F16, DT_BF16, POW2_112, POW2_M112, exp2v, exp2s, hmax, hsum, widenRow, widenBF16x2, elemBytes } from "./simd";
 import { pvTile, pvRow, qkQuad, pvQuad } from "./tiles";
 import { X_FAST_MAX, absMax, prepX, seqDot, seqRows2 } from "./matvec";
-import { qkSeqF16, qkSeqF16Finite, qkSeqBF16, pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, widenEvenOddF16, widenEvenOddF16x2 } from "./halves";
+import { qkSeqF16, qkSeqF16Finite, qkSeqBF16, pvRowF16, pvRowF16Finite, pvRowBF16, toEvenOdd, fromEvenOdd, scaleRow, widenEvenOddF16 } from "./halves";
 import * as L from "./layout";
 
 // @ts-ignore: decorator
@@ -281,12 +281,9 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     const dst = <usize>Dp << 2;
     if (eoHalf) {
       if (rowStride == <usize>D << 1) {
-        widenEvenOddF16x2(kp, vp, nk * D, sKt, sVt);
+        widenEvenOddF16(kp, vp, nk * D, sKt, sVt);
       } else {
-        for (let j = 0; j < nk; j++) {
-          widenEvenOddF16(kp + <usize>j * rowStride, D, sKt + <usize>j * dst);
-          widenEvenOddF16(vp + <usize>j * rowStride, D, sVt + <usize>j * dst);
-        }
+        for (let j = 0; j < nk; j++) widenEvenOddF16(kp + <usize>j * rowStride, vp + <usize>j * rowStride, D, sKt + <usize>j * dst, sVt + <usize>j * dst);
       }
     } else if (!kScale && D == Dp && rowStride == <usize>D * elemBytes(dt)) {
       // Packed rows without per-row scales (f16/bf16, D % 4 == 0): the tile is one run of nk·D values.
@@ -313,7 +310,7 @@ function attnTile(ctl: usize, tab: usize, s: i32, k: i32, rt: i32, nk: i32, nr: 
     // Row quads: K and V rows of the tile are applied to 4 query rows per load.
     const nq = (nr + 3) >> 2;
     if (direct) {
-      // f32 tiles read in place: one pass over each tile's lines in address order first, so the
+      // f32 tiles read in place: one pass over both tiles' lines in address order first, so the
       // strided column walks of qkQuad/pvQuad hit L1/L2 instead of DRAM. GQA decode, f32, H = 32,
       // T = 16k, 2 threads, AMD EPYC Zen 5: 1.39x (K = 8), 1.26x (K = 4); MQA 0.99-1.01x (session 7).
       touchRows2(kp, vp, ks, nk, <usize>D << 2);

@@ -198,12 +198,9 @@ function widenRows4BF16(src: usize, n: i32, np: i32, dst: usize): void {
 }
 
 /**
- * Widens one row of n values of dtype dt at src to f32 at dst, then zero-pads it to np values
- * (np a multiple of 4, so later dot products need no tail). int8 rows are multiplied by scale.
- * finite: the caller promises the f16 halves hold no inf/NaN (attention passes AttentionCall.kvFinite),
- * so the per-row check is skipped.
+ * widenRow of two bf16 runs of n values (n % 4 == 0), K and V of a tile: one 8-byte step of each
+ * per iteration, so the two streams are read at once (as halves.ts widenEvenOddF16).
  */
-/** widenRow of two bf16 runs of n values (n % 4 == 0) at once, one 8-byte step of each per iteration. */
 export function widenBF16x2(a: usize, b: usize, n: i32, da: usize, db: usize): void {
   for (let c: usize = 0; c < (<usize>n << 1); c += 8) {
     v128.store(da + (c << 1), i32x4.shl(v128.load16x4_u(a + c), 16));
@@ -211,6 +208,12 @@ export function widenBF16x2(a: usize, b: usize, n: i32, da: usize, db: usize): v
   }
 }
 
+/**
+ * Widens one row of n values of dtype dt at src to f32 at dst, then zero-pads it to np values
+ * (np a multiple of 4, so later dot products need no tail). int8 rows are multiplied by scale.
+ * finite: the caller promises the f16 halves hold no inf/NaN (attention passes AttentionCall.kvFinite),
+ * so the per-row check is skipped.
+ */
 export function widenRow(dt: i32, src: usize, n: i32, np: i32, dst: usize, scale: f32, finite: bool = false): void {
   const sv = f32x4.splat(scale);
   const mg = wMagic(), km = wMask(), bg = wBig(), ex = wExp();
